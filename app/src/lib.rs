@@ -1,0 +1,76 @@
+//! ScanPay's user interface: the Leptos app that the server renders and the browser hydrates.
+//!
+//! This crate is compiled twice: natively with `ssr` (linked into the `scanpay` server) and
+//! to WASM with `hydrate` (the bundle the browser loads). It never links database, crypto or
+//! HTTP-client code: server functions reach the server's services through the
+//! [`services::AppServices`] trait object that the server puts into the Leptos context.
+//! See `docs/architecture.md` for the whole map.
+
+pub mod api;
+mod layout;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod services;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The routed application: the same tree on the server and in the browser.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="scanpay-css" href="/pkg/scanpay.css"/>
+        <Title formatter=|page: String| if page.is_empty() { "ScanPay".to_string() } else { format!("{page} · ScanPay") }/>
+        <Router>
+            <layout::Layout>
+                <Routes fallback=|| view! { <pages::NotFound/> }>
+                    <Route path=path!("/") view=pages::HomePage/>
+                    <Route path=path!("/checkout/:order_id") view=pages::CheckoutPage/>
+                    <Route path=path!("/board") view=pages::BoardPage/>
+                </Routes>
+            </layout::Layout>
+        </Router>
+    }
+}
+
+/// The WASM entry point: hydrates the server-rendered page, then marks the document so
+/// tests (and scripts) know the page is interactive.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
+        // Best effort: a failure here only affects test synchronisation, never the page.
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}

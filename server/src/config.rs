@@ -1,0 +1,502 @@
+//! ScanPay's configuration: defaults, then an optional `scanpay.toml`, then `SCANPAY_*`
+//! environment variables, each layer overriding the one before.
+//!
+//! Every value is parsed once here into a typed field; a bad value stops start-up with a
+//! message that names the key, where it came from and what was expected. Values that may hold
+//! credentials are wrapped in [`Secret`].
+
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The file read when no `--config` / `SCANPAY_CONFIG` names another one. It is optional.
+pub const DEFAULT_CONFIG_FILE: &str = "scanpay.toml";
+
+/// The running configuration, fully parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens (`SCANPAY_LISTEN`).
+    pub listen: SocketAddr,
+    /// The database (`SCANPAY_DATABASE_URL`): `sqlite:…` (embedded) or `postgres://…`.
+    pub database: DatabaseUrl,
+    /// How many database connections this process may hold at most.
+    pub database_max_connections: u32,
+    /// The address customers and providers reach this server at (`SCANPAY_PUBLIC_URL`),
+    /// without a trailing slash. Checkout links and notify URLs are built from it. `None`:
+    /// `http://` + the address the server actually bound (see `Application::public_url`).
+    pub public_url: Option<String>,
+    /// The log filter (`SCANPAY_LOG`), in `tracing_subscriber::EnvFilter` syntax.
+    pub log: String,
+    /// Log line format (`SCANPAY_LOG_FORMAT`): `text` for people, `json` for collectors.
+    pub log_format: LogFormat,
+    /// Where the embedded database and generated keys live (`SCANPAY_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// How long shutdown waits for in-flight requests before giving up (seconds).
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A validated database URL. The URL itself is secret (it may carry a password).
+#[derive(Debug, Clone)]
+pub struct DatabaseUrl {
+    pub engine: Engine,
+    pub url: Secret<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. The message is meant for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{key} (from {origin}): expected {expected}, got {value:?}")]
+    Invalid {
+        key: &'static str,
+        origin: Source,
+        expected: &'static str,
+        value: String,
+    },
+    #[error("{key} (from {origin}): expected {expected}")]
+    InvalidSecret {
+        key: &'static str,
+        origin: Source,
+        expected: &'static str,
+    },
+    #[error("cannot read the configuration file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("{path}: unknown setting {key:?}; known settings are {known}")]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        known: String,
+    },
+    #[error("{path}: setting {key:?} must be a string or a number")]
+    NotScalar { path: PathBuf, key: String },
+}
+
+/// Where a raw value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("the default"),
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Env(name) => write!(f, "environment variable {name}"),
+        }
+    }
+}
+
+/// One setting: its name in `scanpay.toml`, its environment variable, and whether its value
+/// is secret (never echoed in an error).
+struct Key {
+    file: &'static str,
+    env: &'static str,
+    secret: bool,
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        file: "listen",
+        env: "SCANPAY_LISTEN",
+        secret: false,
+    },
+    Key {
+        file: "database_url",
+        env: "SCANPAY_DATABASE_URL",
+        secret: true,
+    },
+    Key {
+        file: "database_max_connections",
+        env: "SCANPAY_DATABASE_MAX_CONNECTIONS",
+        secret: false,
+    },
+    Key {
+        file: "public_url",
+        env: "SCANPAY_PUBLIC_URL",
+        secret: false,
+    },
+    Key {
+        file: "log",
+        env: "SCANPAY_LOG",
+        secret: false,
+    },
+    Key {
+        file: "log_format",
+        env: "SCANPAY_LOG_FORMAT",
+        secret: false,
+    },
+    Key {
+        file: "data_dir",
+        env: "SCANPAY_DATA_DIR",
+        secret: false,
+    },
+    Key {
+        file: "shutdown_grace_secs",
+        env: "SCANPAY_SHUTDOWN_GRACE_SECS",
+        secret: false,
+    },
+];
+
+/// Raw string values by file key, with their source, after layering.
+struct Layers {
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl Layers {
+    fn get(&self, file_key: &str) -> Option<&(String, Source)> {
+        self.values.get(file_key)
+    }
+
+    fn parse<T>(
+        &self,
+        file_key: &'static str,
+        expected: &'static str,
+        default: impl FnOnce() -> T,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        let Some((raw, source)) = self.get(file_key) else {
+            return Ok(default());
+        };
+        let key = key_named(file_key);
+        parse(raw.trim()).ok_or_else(|| {
+            if key.secret {
+                ConfigError::InvalidSecret {
+                    key: key.env,
+                    origin: source.clone(),
+                    expected,
+                }
+            } else {
+                ConfigError::Invalid {
+                    key: key.env,
+                    origin: source.clone(),
+                    expected,
+                    value: raw.clone(),
+                }
+            }
+        })
+    }
+}
+
+fn key_named(file_key: &str) -> &'static Key {
+    KEYS.iter()
+        .find(|k| k.file == file_key)
+        .unwrap_or_else(|| unreachable!("every parsed key is listed in KEYS: {file_key}"))
+}
+
+impl Config {
+    /// Loads the configuration from the process environment and the file it names
+    /// (`SCANPAY_CONFIG`) or `scanpay.toml` in the working directory, if present.
+    pub fn load(config_file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let (path, required) = match config_file {
+            Some(p) => (p.to_path_buf(), true),
+            None => match env.get("SCANPAY_CONFIG") {
+                Some(p) => (PathBuf::from(p), true),
+                None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+            },
+        };
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => Some((path, text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => None,
+            Err(e) => {
+                return Err(ConfigError::File {
+                    path,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        Self::from_sources(file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())), &env)
+    }
+
+    /// Builds the configuration from an optional file (path and text) and an environment
+    /// map. Pure: tests call it directly.
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut values = BTreeMap::new();
+        if let Some((path, text)) = file {
+            let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            for (name, value) in table {
+                let Some(key) = KEYS.iter().find(|k| k.file == name) else {
+                    return Err(ConfigError::UnknownKey {
+                        path: path.to_path_buf(),
+                        known: KEYS.iter().map(|k| k.file).collect::<Vec<_>>().join(", "),
+                        key: name,
+                    });
+                };
+                let raw = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    _ => {
+                        return Err(ConfigError::NotScalar {
+                            path: path.to_path_buf(),
+                            key: name,
+                        })
+                    }
+                };
+                values.insert(key.file, (raw, Source::File(path.to_path_buf())));
+            }
+        }
+        for key in KEYS {
+            if let Some(v) = env.get(key.env) {
+                values.insert(key.file, (v.clone(), Source::Env(key.env)));
+            }
+        }
+        let layers = Layers { values };
+
+        let listen = layers.parse(
+            "listen",
+            "a socket address such as 127.0.0.1:3000",
+            || SocketAddr::from(([127, 0, 0, 1], 3000)),
+            |s| s.parse().ok(),
+        )?;
+        let data_dir = layers.parse(
+            "data_dir",
+            "a directory path",
+            || PathBuf::from("data"),
+            |s| (!s.is_empty()).then(|| PathBuf::from(s)),
+        )?;
+        let database = layers.parse(
+            "database_url",
+            "a URL starting with sqlite: or postgres:// (or postgresql://)",
+            || DatabaseUrl {
+                engine: Engine::Sqlite,
+                url: Secret::new(format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("scanpay.db").display()
+                )),
+            },
+            parse_database_url,
+        )?;
+        let database_max_connections = layers.parse(
+            "database_max_connections",
+            "a whole number from 1 to 1000",
+            || 10,
+            |s| s.parse().ok().filter(|n| (1..=1000).contains(n)),
+        )?;
+        let public_url = layers.parse(
+            "public_url",
+            "an absolute http:// or https:// URL such as https://pay.example.com",
+            || None,
+            |s| parse_public_url(s).map(Some),
+        )?;
+        let log = layers.parse(
+            "log",
+            "a log filter such as info or scanpay=debug,tower_http=info",
+            || "info".to_string(),
+            |s| {
+                tracing_subscriber::EnvFilter::try_new(s)
+                    .ok()
+                    .map(|_| s.to_string())
+            },
+        )?;
+        let log_format = layers.parse(
+            "log_format",
+            "text or json",
+            || LogFormat::Text,
+            |s| match s {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            },
+        )?;
+        let shutdown_grace_secs = layers.parse(
+            "shutdown_grace_secs",
+            "a whole number of seconds from 0 to 3600",
+            || 20,
+            |s| s.parse().ok().filter(|n| *n <= 3600),
+        )?;
+
+        Ok(Config {
+            listen,
+            database,
+            database_max_connections,
+            public_url,
+            log,
+            log_format,
+            data_dir,
+            shutdown_grace_secs,
+        })
+    }
+}
+
+fn parse_database_url(s: &str) -> Option<DatabaseUrl> {
+    let engine = if s.starts_with("sqlite:") {
+        Engine::Sqlite
+    } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Engine::Postgres
+    } else {
+        return None;
+    };
+    Some(DatabaseUrl {
+        engine,
+        url: Secret::new(s.to_string()),
+    })
+}
+
+fn parse_public_url(s: &str) -> Option<String> {
+    let uri: http::Uri = s.parse().ok()?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let no_query = uri.query().is_none();
+    (scheme_ok && uri.authority().is_some() && no_query)
+        .then(|| s.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_an_embedded_sqlite_on_localhost_3000() {
+        let c = Config::from_sources(None, &env(&[])).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.database.engine, Engine::Sqlite);
+        assert_eq!(c.database.url.expose(), "sqlite://data/scanpay.db?mode=rwc");
+        assert_eq!(
+            c.public_url, None,
+            "derived from the bound address at start-up"
+        );
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let file = "listen = \"0.0.0.0:8080\"\nlog = \"debug\"\ndatabase_max_connections = 4\n";
+        let c = Config::from_sources(
+            Some((Path::new("scanpay.toml"), file)),
+            &env(&[
+                ("SCANPAY_LISTEN", "127.0.0.1:9000"),
+                ("SCANPAY_DATA_DIR", "/tmp/x"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000", "env beats file");
+        assert_eq!(c.log, "debug", "file beats default");
+        assert_eq!(c.database_max_connections, 4);
+        assert_eq!(
+            c.database.url.expose(),
+            "sqlite:///tmp/x/scanpay.db?mode=rwc",
+            "data dir moves the default database"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_its_source_and_what_was_expected() {
+        let err = Config::from_sources(None, &env(&[("SCANPAY_LISTEN", "localhost")]))
+            .expect_err("not a socket address");
+        let msg = err.to_string();
+        assert!(msg.contains("SCANPAY_LISTEN"), "{msg}");
+        assert!(msg.contains("environment variable"), "{msg}");
+        assert!(msg.contains("socket address"), "{msg}");
+        assert!(msg.contains("\"localhost\""), "{msg}");
+
+        let err = Config::from_sources(
+            Some((Path::new("my.toml"), "public_url = \"ftp://x\"")),
+            &env(&[]),
+        )
+        .expect_err("ftp is not http");
+        assert!(
+            err.to_string()
+                .contains("SCANPAY_PUBLIC_URL (from my.toml)"),
+            "{err}"
+        );
+
+        for (k, v) in [
+            ("SCANPAY_LOG_FORMAT", "xml"),
+            ("SCANPAY_DATABASE_MAX_CONNECTIONS", "0"),
+            ("SCANPAY_LOG", "info,[[["),
+            ("SCANPAY_SHUTDOWN_GRACE_SECS", "-1"),
+        ] {
+            let err = Config::from_sources(None, &env(&[(k, v)])).expect_err(k);
+            assert!(err.to_string().starts_with(k), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_database_url_is_refused_without_echoing_it() {
+        let err = Config::from_sources(
+            None,
+            &env(&[("SCANPAY_DATABASE_URL", "mysql://u:hunter2@h/db")]),
+        )
+        .expect_err("mysql is not supported");
+        let msg = err.to_string();
+        assert!(msg.contains("SCANPAY_DATABASE_URL"), "{msg}");
+        assert!(!msg.contains("hunter2"), "the secret leaked: {msg}");
+        let ok = Config::from_sources(
+            None,
+            &env(&[("SCANPAY_DATABASE_URL", "postgres://u:hunter2@h/db")]),
+        )
+        .expect("postgres is supported");
+        assert_eq!(ok.database.engine, Engine::Postgres);
+        assert!(
+            !format!("{ok:?}").contains("hunter2"),
+            "Debug must not print the URL"
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_and_tables_are_refused() {
+        let err = Config::from_sources(Some((Path::new("s.toml"), "lisen = \"x\"")), &env(&[]))
+            .expect_err("typo");
+        assert!(
+            err.to_string().contains("unknown setting \"lisen\""),
+            "{err}"
+        );
+        let err = Config::from_sources(Some((Path::new("s.toml"), "[listen]\na = 1")), &env(&[]))
+            .expect_err("table");
+        assert!(
+            err.to_string().contains("must be a string or a number"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash_and_refuses_queries() {
+        let c = Config::from_sources(
+            None,
+            &env(&[("SCANPAY_PUBLIC_URL", "https://pay.example.com/")]),
+        )
+        .expect("valid");
+        assert_eq!(c.public_url.as_deref(), Some("https://pay.example.com"));
+        assert!(
+            Config::from_sources(None, &env(&[("SCANPAY_PUBLIC_URL", "https://x/?a=1")])).is_err()
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! `scanpay`: the server program. It serves the Leptos checkout and board, the merchant API
+//! and the provider callbacks, over one database pool. `main.rs` only calls [`cli::main`];
+//! everything lives here so tests can start a whole [`Application`] on port 0.
+//!
+//! Map: `config` (layered settings) → `db` (pool + migrations) → `state` (what handlers
+//! reach) → `http` (routes and layers) → [`Application`] (bind, serve, shut down).
+//! See `docs/architecture.md`.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod secret;
+pub mod services;
+pub mod site;
+pub mod state;
+pub mod telemetry;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::state::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Why the program could not start. Each message is meant for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Site(#[from] site::SiteError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving HTTP failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A started (bound, migrated) but not yet serving ScanPay.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    public_url: String,
+    state: AppState,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Connects to and migrates the database, then binds the listen address.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let db = Db::connect(&config.database, config.database_max_connections).await?;
+        db.migrate().await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
+        let leptos_options = site::leptos_options(local_addr)?;
+        let services = Arc::new(services::Services::new(db.clone()));
+        let state = AppState::new(leptos_options, db, services);
+        Ok(Application {
+            listener,
+            local_addr,
+            public_url,
+            state,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL a person opens to reach this server.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections and lets in-flight
+    /// requests finish for up to the configured grace period.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application {
+            listener,
+            state,
+            shutdown_grace,
+            ..
+        } = self;
+        let metrics = telemetry::metrics();
+        let upkeep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                metrics.run_upkeep();
+            }
+        });
+        let router = http::router(state.clone());
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let stop_state = state.clone();
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            stop_state.begin_shutdown();
+            let _ = stopping_tx.send(true);
+        });
+        let grace_expired = async move {
+            while !*stopping_rx.borrow_and_update() {
+                if stopping_rx.changed().await.is_err() {
+                    // The server ended without a shutdown signal; nothing to time out.
+                    std::future::pending::<()>().await;
+                }
+            }
+            tokio::time::sleep(shutdown_grace).await;
+        };
+        let result = tokio::select! {
+            r = server => r,
+            () = grace_expired => {
+                tracing::warn!(grace_secs = shutdown_grace.as_secs(), "shutdown grace period over; dropping remaining requests");
+                Ok(())
+            }
+        };
+        upkeep.abort();
+        state.db.close().await;
+        result
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,41 @@
+//! What every request handler can reach: one value, cloned per request (all fields are
+//! shared handles).
+
+use crate::db::Db;
+use app::services::AppServices;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// The Leptos site settings, which the page and file handlers need.
+    pub leptos_options: LeptosOptions,
+    /// The process's one database pool.
+    pub db: Db,
+    /// What server functions may use; the same services behind a trait object.
+    pub services: Arc<dyn AppServices>,
+    /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight
+    /// requests finish.
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(leptos_options: LeptosOptions, db: Db, services: Arc<dyn AppServices>) -> Self {
+        Self {
+            leptos_options,
+            db,
+            services,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+}
