@@ -1,0 +1,125 @@
+//! The `scanpay` binary as an operator meets it: configuration errors, `migrate`, and a
+//! served process that stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn scanpay() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanpay"));
+    // Run where the repository's Leptos.toml is, as `make run` does.
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SCANPAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn a_bad_setting_stops_startup_naming_the_key() {
+    let out = scanpay()
+        .env("SCANPAY_LISTEN", "nowhere")
+        .arg("serve")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SCANPAY_LISTEN"), "{err}");
+    assert!(err.contains("socket address"), "{err}");
+}
+
+#[test]
+fn an_unreadable_config_file_stops_startup() {
+    let out = scanpay()
+        .args(["--config", "/nonexistent/scanpay.toml", "migrate"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scanpay.toml"));
+}
+
+#[test]
+fn migrate_creates_the_embedded_database_under_the_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("nested").join("data");
+    let out = scanpay()
+        .env("SCANPAY_DATA_DIR", &data)
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SQLite schema is at migration 1"));
+    assert!(
+        data.join("scanpay.db").is_file(),
+        "the database file exists"
+    );
+    let again = scanpay()
+        .env("SCANPAY_DATA_DIR", &data)
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(again.status.success(), "migrating twice is fine");
+}
+
+#[test]
+fn serve_prints_the_url_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = scanpay()
+        .env("SCANPAY_DATA_DIR", dir.path())
+        .env("SCANPAY_LISTEN", "127.0.0.1:0")
+        .env("SCANPAY_LOG", "info")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let status = rt
+        .block_on(async {
+            reqwest::get(format!("{url}/healthz"))
+                .await
+                .map(|r| r.status())
+        })
+        .expect("healthz");
+    assert_eq!(status, 200);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scanpay did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut logs)
+        .expect("logs");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("stdout");
+    assert!(
+        format!("{logs}{rest}").contains("scanpay stopped cleanly"),
+        "{logs}{rest}"
+    );
+}

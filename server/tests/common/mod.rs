@@ -1,0 +1,208 @@
+//! Test harness: a fresh database per test (a temporary SQLite file, or a PostgreSQL
+//! database created on the local server and dropped afterwards) and a whole ScanPay
+//! application on port 0.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use server::config::{Config, DatabaseUrl, Engine, LogFormat};
+use server::secret::Secret;
+use server::Application;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The PostgreSQL server the tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SCANPAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    /// Keeps the SQLite directory alive; removed on drop.
+    dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database to drop on drop.
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("scanpay.db").display()
+        );
+        TestDb {
+            url: DatabaseUrl {
+                engine: Engine::Sqlite,
+                url: Secret::new(url),
+            },
+            dir: Some(dir),
+            pg_name: None,
+        }
+    }
+
+    /// Creates a fresh database on the local PostgreSQL server. Fails the test (never skips
+    /// it) when PostgreSQL is unreachable, saying how to start it.
+    pub async fn postgres() -> TestDb {
+        use sqlx::Connection;
+        let admin = postgres_admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|err| {
+            panic!(
+                "PostgreSQL is not reachable at {admin}: {err}\n\
+                 The PostgreSQL tests need a local server (trust auth, user postgres). Start it with\n\
+                 \x20   pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n\
+                 or point SCANPAY_TEST_POSTGRES_URL at another server."
+            )
+        });
+        let name = format!("scanpay_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        TestDb {
+            url: DatabaseUrl {
+                engine: Engine::Postgres,
+                url: Secret::new(format!("{base}/{name}")),
+            },
+            dir: None,
+            pg_name: Some(name),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.url.engine
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_else(std::env::temp_dir)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; use a thread with its own runtime.
+        let admin = postgres_admin_url();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()?;
+                conn.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// A configuration for tests: port 0 on loopback, the given database, quiet logs.
+pub fn test_config(db: &TestDb) -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database: db.url.clone(),
+        database_max_connections: 5,
+        public_url: None,
+        log: "warn".to_string(),
+        log_format: LogFormat::Text,
+        data_dir: db.data_dir(),
+        shutdown_grace_secs: 5,
+    }
+}
+
+/// A running application and an HTTP client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: server::db::Db,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(db: &TestDb) -> TestApp {
+        server::telemetry::init_tracing("warn", LogFormat::Text);
+        let app = Application::build(test_config(db))
+            .await
+            .expect("application starts");
+        let addr = app.local_addr();
+        let handle_db = app.db().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            db: handle_db,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signals shutdown and waits for the server to finish.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.handle.take() {
+            Some(h) => h.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Generates one test per engine from `async fn name(db: TestDb)` functions:
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestDb::sqlite()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestDb::postgres().await).await
+                }
+            )*
+        }
+    };
+}
