@@ -1,0 +1,63 @@
+# ScanPay: the two commands a newcomer needs are `make run` and `make test`.
+# Everything installs what it lacks first (scripts/tools.sh) and skips what is present.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help tools run build test lint unit e2e release migrate clean-test-dbs
+
+# npm's binaryen (wasm-opt) must come before anything else called wasm-opt.
+export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+
+# cargo-leptos builds the debug profile with `--cfg erase_components` and bakes the bundle name
+# in at compile time. cargo test and clippy use the same values so they reuse its artefacts.
+OUTPUT_NAME := $(shell sed -n 's/^output-name *= *"\(.*\)"/\1/p' Cargo.toml)
+CARGO_ENV := LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg RUSTFLAGS="--cfg erase_components"
+
+help:
+	@echo "make run     set up and run ScanPay on http://127.0.0.1:3000 (embedded SQLite)"
+	@echo "make test    set up and run every check and test (fmt, clippy, unit, SQLite, PostgreSQL, end2end)"
+	@echo "make release build the optimised server and WASM bundle, and print the bundle size"
+	@echo "make migrate apply database migrations and exit"
+
+tools:
+	@scripts/tools.sh
+
+build: tools
+	cargo leptos build
+
+run: build
+	./target/debug/scanpay serve
+
+migrate: build
+	./target/debug/scanpay migrate
+
+test: clean-test-dbs
+	@scripts/tools.sh --test
+	@$(MAKE) --no-print-directory lint
+	cargo leptos build
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+lint:
+	cargo fmt --all -- --check
+	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
+	$(CARGO_ENV) cargo clippy -p app --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+# Unit and integration tests, on SQLite and on the local PostgreSQL (fresh databases per test).
+unit:
+	$(CARGO_ENV) cargo test --workspace
+
+e2e:
+	cd end2end && npx playwright test
+
+release: tools
+	cargo leptos build --release
+	@scripts/bundle-size.sh
+
+# Test databases are dropped by each test; this removes any left by a killed run.
+clean-test-dbs:
+	@if command -v psql >/dev/null 2>&1 && psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then \
+	  for db in $$(psql -h 127.0.0.1 -U postgres -d postgres -Atqc "select datname from pg_database where datname like 'scanpay_test_%'"); do \
+	    psql -h 127.0.0.1 -U postgres -d postgres -qc "drop database if exists $$db with (force)" >/dev/null; \
+	  done; \
+	fi
