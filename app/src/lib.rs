@@ -8,6 +8,7 @@
 
 pub mod api;
 mod layout;
+pub mod money;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod services;

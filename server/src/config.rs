@@ -35,6 +35,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// How long shutdown waits for in-flight requests before giving up (seconds).
     pub shutdown_grace_secs: u64,
+    /// Alipay, when its credentials are configured; `None`: disabled.
+    pub alipay: Option<AlipaySettings>,
+    /// WeChat Pay, when its credentials are configured; `None`: disabled.
+    pub wechat: Option<WechatSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +95,12 @@ pub enum ConfigError {
     },
     #[error("{path}: setting {key:?} must be a string or a number")]
     NotScalar { path: PathBuf, key: String },
+    #[error("{provider} is partly configured: {missing} is missing (set all of {required}, or none to disable it)")]
+    Incomplete {
+        provider: &'static str,
+        missing: &'static str,
+        required: String,
+    },
 }
 
 /// Where a raw value came from, for error messages.
@@ -160,7 +170,95 @@ const KEYS: &[Key] = &[
         env: "SCANPAY_SHUTDOWN_GRACE_SECS",
         secret: false,
     },
+    Key {
+        file: "alipay_gateway",
+        env: "SCANPAY_ALIPAY_GATEWAY",
+        secret: false,
+    },
+    Key {
+        file: "alipay_app_id",
+        env: "SCANPAY_ALIPAY_APP_ID",
+        secret: false,
+    },
+    Key {
+        file: "alipay_seller_id",
+        env: "SCANPAY_ALIPAY_SELLER_ID",
+        secret: false,
+    },
+    Key {
+        file: "alipay_private_key_file",
+        env: "SCANPAY_ALIPAY_PRIVATE_KEY_FILE",
+        secret: false,
+    },
+    Key {
+        file: "alipay_public_key_file",
+        env: "SCANPAY_ALIPAY_PUBLIC_KEY_FILE",
+        secret: false,
+    },
+    Key {
+        file: "wechat_api_base",
+        env: "SCANPAY_WECHAT_API_BASE",
+        secret: false,
+    },
+    Key {
+        file: "wechat_appid",
+        env: "SCANPAY_WECHAT_APPID",
+        secret: false,
+    },
+    Key {
+        file: "wechat_mchid",
+        env: "SCANPAY_WECHAT_MCHID",
+        secret: false,
+    },
+    Key {
+        file: "wechat_private_key_file",
+        env: "SCANPAY_WECHAT_PRIVATE_KEY_FILE",
+        secret: false,
+    },
+    Key {
+        file: "wechat_cert_serial",
+        env: "SCANPAY_WECHAT_CERT_SERIAL",
+        secret: false,
+    },
+    Key {
+        file: "wechat_public_key_file",
+        env: "SCANPAY_WECHAT_PUBLIC_KEY_FILE",
+        secret: false,
+    },
+    Key {
+        file: "wechat_public_key_id",
+        env: "SCANPAY_WECHAT_PUBLIC_KEY_ID",
+        secret: false,
+    },
+    Key {
+        file: "wechat_apiv3_key_file",
+        env: "SCANPAY_WECHAT_APIV3_KEY_FILE",
+        secret: false,
+    },
 ];
+
+/// Alipay credentials. Key files are read and parsed at start-up (`providers::config`).
+#[derive(Debug, Clone)]
+pub struct AlipaySettings {
+    pub gateway: String,
+    pub app_id: String,
+    pub seller_id: String,
+    pub private_key_file: PathBuf,
+    pub public_key_file: PathBuf,
+}
+
+/// WeChat Pay credentials. Key files are read and parsed at start-up (`providers::config`).
+#[derive(Debug, Clone)]
+pub struct WechatSettings {
+    pub api_base: String,
+    pub appid: String,
+    pub mchid: String,
+    pub private_key_file: PathBuf,
+    pub cert_serial: String,
+    pub public_key_file: PathBuf,
+    pub public_key_id: String,
+    pub apiv3_key_file: PathBuf,
+}
 
 /// Raw string values by file key, with their source, after layering.
 struct Layers {
@@ -168,6 +266,40 @@ struct Layers {
 }
 
 impl Layers {
+    /// The settings of one provider: `None` when none of `required` is set, all of them when
+    /// all are, and an error naming the first missing one otherwise.
+    fn provider(
+        &self,
+        provider: &'static str,
+        required: &[&'static str],
+    ) -> Result<Option<Vec<String>>, ConfigError> {
+        let values: Vec<Option<&String>> = required
+            .iter()
+            .map(|k| self.get(k).map(|(v, _)| v).filter(|v| !v.trim().is_empty()))
+            .collect();
+        if values.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        if let Some(i) = values.iter().position(Option::is_none) {
+            return Err(ConfigError::Incomplete {
+                provider,
+                missing: key_named(required[i]).env,
+                required: required
+                    .iter()
+                    .map(|k| key_named(k).env)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(Some(
+            values
+                .into_iter()
+                .flatten()
+                .map(|v| v.trim().to_string())
+                .collect(),
+        ))
+    }
+
     fn get(&self, file_key: &str) -> Option<&(String, Source)> {
         self.values.get(file_key)
     }
@@ -336,7 +468,61 @@ impl Config {
             |s| s.parse().ok().filter(|n| *n <= 3600),
         )?;
 
+        let url_setting = |key: &'static str, default: &str| {
+            layers.parse(
+                key,
+                "an absolute http:// or https:// URL",
+                || default.to_string(),
+                |s| parse_public_url(s).map(|_| s.to_string()),
+            )
+        };
+        let alipay_gateway =
+            url_setting("alipay_gateway", "https://openapi.alipay.com/gateway.do")?;
+        let alipay = layers
+            .provider(
+                "Alipay",
+                &[
+                    "alipay_app_id",
+                    "alipay_seller_id",
+                    "alipay_private_key_file",
+                    "alipay_public_key_file",
+                ],
+            )?
+            .map(|v| AlipaySettings {
+                gateway: alipay_gateway,
+                app_id: v[0].clone(),
+                seller_id: v[1].clone(),
+                private_key_file: PathBuf::from(&v[2]),
+                public_key_file: PathBuf::from(&v[3]),
+            });
+        let wechat_api_base = url_setting("wechat_api_base", "https://api.mch.weixin.qq.com")?;
+        let wechat = layers
+            .provider(
+                "WeChat Pay",
+                &[
+                    "wechat_appid",
+                    "wechat_mchid",
+                    "wechat_private_key_file",
+                    "wechat_cert_serial",
+                    "wechat_public_key_file",
+                    "wechat_public_key_id",
+                    "wechat_apiv3_key_file",
+                ],
+            )?
+            .map(|v| WechatSettings {
+                api_base: wechat_api_base.trim_end_matches('/').to_string(),
+                appid: v[0].clone(),
+                mchid: v[1].clone(),
+                private_key_file: PathBuf::from(&v[2]),
+                cert_serial: v[3].clone(),
+                public_key_file: PathBuf::from(&v[4]),
+                public_key_id: v[5].clone(),
+                apiv3_key_file: PathBuf::from(&v[6]),
+            });
+
         Ok(Config {
+            alipay,
+            wechat,
             listen,
             database,
             database_max_connections,
@@ -483,6 +669,48 @@ mod tests {
             .expect_err("table");
         assert!(
             err.to_string().contains("must be a string or a number"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_provider_is_disabled_without_credentials_and_refused_when_half_configured() {
+        let c = Config::from_sources(None, &env(&[])).expect("valid");
+        assert!(
+            c.alipay.is_none() && c.wechat.is_none(),
+            "no credentials: both disabled"
+        );
+
+        let err =
+            Config::from_sources(None, &env(&[("SCANPAY_ALIPAY_APP_ID", "2021000000000000")]))
+                .expect_err("half configured");
+        let msg = err.to_string();
+        assert!(msg.contains("Alipay is partly configured"), "{msg}");
+        assert!(msg.contains("SCANPAY_ALIPAY_SELLER_ID is missing"), "{msg}");
+
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("SCANPAY_ALIPAY_APP_ID", "2021000000000000"),
+                ("SCANPAY_ALIPAY_SELLER_ID", "2088000000000000"),
+                ("SCANPAY_ALIPAY_PRIVATE_KEY_FILE", "/k/app.pem"),
+                ("SCANPAY_ALIPAY_PUBLIC_KEY_FILE", "/k/alipay.pem"),
+                (
+                    "SCANPAY_ALIPAY_GATEWAY",
+                    "http://127.0.0.1:3000/sandbox/alipay/gateway.do",
+                ),
+            ]),
+        )
+        .expect("complete");
+        let a = c.alipay.expect("enabled");
+        assert_eq!(a.gateway, "http://127.0.0.1:3000/sandbox/alipay/gateway.do");
+        assert_eq!(a.private_key_file, PathBuf::from("/k/app.pem"));
+        assert!(c.wechat.is_none());
+
+        let err = Config::from_sources(None, &env(&[("SCANPAY_WECHAT_API_BASE", "not a url")]))
+            .expect_err("bad URL");
+        assert!(
+            err.to_string().starts_with("SCANPAY_WECHAT_API_BASE"),
             "{err}"
         );
     }

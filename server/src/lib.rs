@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod providers;
 pub mod secret;
 pub mod services;
 pub mod site;
@@ -34,6 +35,8 @@ pub enum StartupError {
     Db(#[from] db::DbError),
     #[error(transparent)]
     Site(#[from] site::SiteError),
+    #[error(transparent)]
+    Providers(#[from] providers::config::ProviderSetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -55,6 +58,7 @@ pub struct Application {
 impl Application {
     /// Connects to and migrates the database, then binds the listen address.
     pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let providers = providers::config::Providers::from_config(&config)?;
         let db = Db::connect(&config.database, config.database_max_connections).await?;
         db.migrate().await?;
         let listener =
@@ -74,7 +78,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{local_addr}"));
         let leptos_options = site::leptos_options(local_addr)?;
         let services = Arc::new(services::Services::new(db.clone()));
-        let state = AppState::new(leptos_options, db, services);
+        let state = AppState::new(leptos_options, db, services, providers);
         Ok(Application {
             listener,
             local_addr,

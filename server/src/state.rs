@@ -2,6 +2,7 @@
 //! shared handles).
 
 use crate::db::Db;
+use crate::providers::config::Providers;
 use app::services::AppServices;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -16,17 +17,25 @@ pub struct AppState {
     pub db: Db,
     /// What server functions may use; the same services behind a trait object.
     pub services: Arc<dyn AppServices>,
+    /// The enabled payment providers (keys parsed once at start-up).
+    pub providers: Providers,
     /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight
     /// requests finish.
     shutting_down: Arc<AtomicBool>,
 }
 
 impl AppState {
-    pub fn new(leptos_options: LeptosOptions, db: Db, services: Arc<dyn AppServices>) -> Self {
+    pub fn new(
+        leptos_options: LeptosOptions,
+        db: Db,
+        services: Arc<dyn AppServices>,
+        providers: Providers,
+    ) -> Self {
         Self {
             leptos_options,
             db,
             services,
+            providers,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -123,6 +123,8 @@ pub fn test_config(db: &TestDb) -> Config {
         log_format: LogFormat::Text,
         data_dir: db.data_dir(),
         shutdown_grace_secs: 5,
+        alipay: None,
+        wechat: None,
     }
 }
 

@@ -1,0 +1,140 @@
+//! Builds the enabled providers from the configuration at start-up: reads each key file once,
+//! parses it into a signer or verifier, and shares one HTTP client. A bad key stops start-up
+//! with a message naming the setting.
+
+use super::alipay::{Alipay, AlipayAccount};
+use super::crypto::{RsaSigner, RsaVerifier};
+use super::keys::{self, KeyError};
+use super::wechat::{SystemClock, WechatAccount, WechatPay};
+use super::{http_client, PaymentProvider};
+use crate::config::{AlipaySettings, Config, WechatSettings};
+use crate::secret::Secret;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a provider call may take: connect, and in all.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderSetupError {
+    #[error("{setting}: {source}")]
+    Key {
+        setting: &'static str,
+        source: KeyError,
+    },
+    #[error("SCANPAY_WECHAT_APIV3_KEY_FILE: the APIv3 key must be exactly 32 ASCII characters, the file holds {0}")]
+    ApiV3KeyLength(usize),
+}
+
+/// The providers this process can use. `None`: disabled (no credentials).
+#[derive(Clone, Default)]
+pub struct Providers {
+    pub alipay: Option<Arc<dyn PaymentProvider>>,
+    pub wechat: Option<Arc<dyn PaymentProvider>>,
+}
+
+impl Providers {
+    pub fn from_config(config: &Config) -> Result<Providers, ProviderSetupError> {
+        let http = http_client(CONNECT_TIMEOUT, CALL_TIMEOUT);
+        let alipay = config
+            .alipay
+            .as_ref()
+            .map(|s| alipay(s, http.clone()))
+            .transpose()?;
+        let wechat = config
+            .wechat
+            .as_ref()
+            .map(|s| wechat(s, http.clone()))
+            .transpose()?;
+        match &alipay {
+            Some(_) => {
+                tracing::info!(gateway = %config.alipay.as_ref().map(|s| s.gateway.as_str()).unwrap_or_default(), "Alipay enabled")
+            }
+            None => tracing::info!("Alipay disabled: no credentials (SCANPAY_ALIPAY_APP_ID, …)"),
+        }
+        match &wechat {
+            Some(_) => {
+                tracing::info!(api = %config.wechat.as_ref().map(|s| s.api_base.as_str()).unwrap_or_default(), "WeChat Pay enabled")
+            }
+            None => tracing::info!("WeChat Pay disabled: no credentials (SCANPAY_WECHAT_MCHID, …)"),
+        }
+        Ok(Providers { alipay, wechat })
+    }
+}
+
+fn signer(setting: &'static str, path: &Path) -> Result<RsaSigner, ProviderSetupError> {
+    keys::read_key_file(path)
+        .and_then(|t| keys::private_key_from_text(&t))
+        .map_err(|source| ProviderSetupError::Key { setting, source })
+}
+
+fn verifier(setting: &'static str, path: &Path) -> Result<RsaVerifier, ProviderSetupError> {
+    keys::read_key_file(path)
+        .and_then(|t| keys::public_key_from_text(&t))
+        .map_err(|source| ProviderSetupError::Key { setting, source })
+}
+
+fn alipay(
+    s: &AlipaySettings,
+    http: reqwest::Client,
+) -> Result<Arc<dyn PaymentProvider>, ProviderSetupError> {
+    let account = AlipayAccount {
+        gateway: s.gateway.clone(),
+        app_id: s.app_id.clone(),
+        seller_id: Some(s.seller_id.clone()),
+    };
+    Ok(Arc::new(Alipay::new(
+        account,
+        Arc::new(signer(
+            "SCANPAY_ALIPAY_PRIVATE_KEY_FILE",
+            &s.private_key_file,
+        )?),
+        Arc::new(verifier(
+            "SCANPAY_ALIPAY_PUBLIC_KEY_FILE",
+            &s.public_key_file,
+        )?),
+        http,
+        CALL_TIMEOUT,
+    )))
+}
+
+fn wechat(
+    s: &WechatSettings,
+    http: reqwest::Client,
+) -> Result<Arc<dyn PaymentProvider>, ProviderSetupError> {
+    let raw = keys::read_key_file(&s.apiv3_key_file).map_err(|source| ProviderSetupError::Key {
+        setting: "SCANPAY_WECHAT_APIV3_KEY_FILE",
+        source,
+    })?;
+    let key: [u8; 32] = raw
+        .trim_end_matches(['\r', '\n'])
+        .as_bytes()
+        .try_into()
+        .map_err(|_| {
+            ProviderSetupError::ApiV3KeyLength(raw.trim_end_matches(['\r', '\n']).len())
+        })?;
+    let account = WechatAccount {
+        api_base: s.api_base.clone(),
+        appid: s.appid.clone(),
+        mchid: s.mchid.clone(),
+        cert_serial: s.cert_serial.clone(),
+        wechat_key_id: s.public_key_id.clone(),
+    };
+    Ok(Arc::new(WechatPay::new(
+        account,
+        Arc::new(signer(
+            "SCANPAY_WECHAT_PRIVATE_KEY_FILE",
+            &s.private_key_file,
+        )?),
+        Arc::new(verifier(
+            "SCANPAY_WECHAT_PUBLIC_KEY_FILE",
+            &s.public_key_file,
+        )?),
+        Secret::new(key),
+        http,
+        CALL_TIMEOUT,
+        Arc::new(SystemClock),
+    )))
+}

@@ -1,0 +1,257 @@
+//! Payment providers: the one [`PaymentProvider`] trait and its two implementations,
+//! [`alipay::Alipay`] (OpenAPI v2, RSA2) and [`wechat::WechatPay`] (API v3).
+//!
+//! Each implementation keeps its wire structs and state mappings beside it (`wire.rs`), signs
+//! every request, verifies every response and notification, and turns every failure into a
+//! typed [`ProviderError`]: a timeout, a 5xx, a truncated body or a missing or bad signature is
+//! never a panic and never "paid". Unknown trade states map to [`TradeState::Pending`]; only
+//! an explicit success is paid. Signing is behind [`crypto::Signer`] (constant-time `ring`;
+//! see `crypto.rs` for why), verification behind [`crypto::Verifier`] (`rsa`), WeChat's
+//! resource decryption in [`crypto::aes_gcm_decrypt`] (`aes-gcm`). Keys are parsed once at
+//! start-up (`keys.rs`). The wire rules are in `shared/docs/providers.md`.
+
+pub mod alipay;
+pub mod config;
+pub mod crypto;
+pub mod keys;
+pub mod wechat;
+
+use app::money::Amount;
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Which provider (and wallet app) a payment goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Alipay,
+    Wechat,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Alipay => "alipay",
+            Channel::Wechat => "wechat",
+        }
+    }
+}
+
+/// What we ask a provider for when a customer chooses to pay.
+#[derive(Clone, Debug)]
+pub struct PrepayRequest {
+    /// Our order id: ≤ 32 chars of `[0-9A-Za-z_]`, valid for both providers.
+    pub out_trade_no: String,
+    pub amount: Amount,
+    /// What the customer sees in the wallet (≤ 127 chars for WeChat, 256 for Alipay).
+    pub subject: String,
+    /// When the code stops working (Unix seconds).
+    pub expires_at: i64,
+    /// Where the provider sends the asynchronous notification.
+    pub notify_url: String,
+}
+
+/// A created prepay: the URL to encode in the QR code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepay {
+    pub code_url: String,
+}
+
+/// The provider's view of a trade, reduced to what ScanPay acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TradeState {
+    /// Not paid yet, or a state we do not know: keep waiting, ask again later.
+    Pending,
+    /// Paid (also after a later refund: the money did arrive).
+    Paid,
+    /// Closed unpaid; no payment can arrive any more.
+    Closed,
+    /// The payment attempt failed at the provider (WeChat `PAYERROR`).
+    Failed,
+}
+
+/// The answer of a trade query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TradeStatus {
+    pub state: TradeState,
+    /// The provider's own state word, kept for the timeline.
+    pub provider_state: String,
+    pub provider_trade_no: Option<String>,
+    /// The amount the provider holds for this trade, when it says.
+    pub amount: Option<Amount>,
+}
+
+/// A refund request. `out_refund_no` is the idempotency key: the same key refunds once.
+#[derive(Clone, Debug)]
+pub struct RefundRequest {
+    pub out_trade_no: String,
+    pub out_refund_no: String,
+    pub refund: Amount,
+    /// The order's full amount (WeChat requires it).
+    pub total: Amount,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefundState {
+    Succeeded,
+    Pending,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundStatus {
+    pub state: RefundState,
+    pub provider_state: String,
+    pub provider_refund_no: Option<String>,
+}
+
+/// A notification whose signature (and for WeChat, timestamp and encryption) checked out,
+/// parsed into the fields ScanPay acts on. Whether it matches an order of ours (amount, app,
+/// merchant account) is for the callback processor to decide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedNotification {
+    pub channel: Channel,
+    /// The provider's id of this notification, stable across redeliveries (Alipay `notify_id`,
+    /// WeChat event `id`).
+    pub notification_id: String,
+    pub out_trade_no: String,
+    pub provider_trade_no: String,
+    pub state: TradeState,
+    pub provider_state: String,
+    pub amount: Amount,
+    pub currency: String,
+    /// Alipay `app_id` / WeChat `appid`.
+    pub app_id: String,
+    /// Alipay `seller_id` / WeChat `mchid`.
+    pub merchant_account: String,
+}
+
+/// How we answer a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    /// Processed, or a duplicate of one processed: stop sending it.
+    Accepted,
+    /// Refused (forged, malformed, not ours): the provider may send again, we will refuse again.
+    Rejected,
+    /// Our own transient fault: please send again.
+    RetryLater,
+}
+
+/// The exact HTTP reply a provider expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyReply {
+    pub status: u16,
+    pub content_type: Option<&'static str>,
+    pub body: Vec<u8>,
+}
+
+/// Why a provider call failed. Messages never contain keys or full bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("cannot reach the provider: {0}")]
+    Connect(String),
+    #[error("the provider did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the provider answered HTTP {status}")]
+    Status { status: u16 },
+    #[error("the provider's response is malformed: {0}")]
+    Malformed(String),
+    #[error("the provider's response is not signed")]
+    Unsigned,
+    #[error("the provider's response signature does not verify")]
+    BadSignature,
+    #[error("the provider refused: {code} {message}{}", sub_code.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    Business {
+        code: String,
+        message: String,
+        sub_code: Option<String>,
+    },
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+}
+
+impl ProviderError {
+    /// Whether trying the same call again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::Connect(_) | ProviderError::Timeout(_) => true,
+            ProviderError::Status { status } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Why a notification was refused. Each becomes a recorded risk event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotificationError {
+    #[error("the body is not valid: {0}")]
+    Malformed(String),
+    #[error("required field {0} is missing")]
+    MissingField(&'static str),
+    #[error("the signature does not verify")]
+    BadSignature,
+    #[error("a WECHATPAY/SIGNTEST probe signature")]
+    ProbeSignature,
+    #[error("signed with key {got:?}, expected {expected:?}")]
+    UnknownSerial { got: String, expected: String },
+    #[error("the timestamp is {skew_secs} s away from now (limit 300 s)")]
+    StaleTimestamp { skew_secs: i64 },
+    #[error("the resource cannot be decrypted")]
+    Decrypt,
+    #[error("amount {0:?} is not a valid amount")]
+    BadAmount(String),
+}
+
+/// One payment provider. Implementations hold their keys and one shared HTTP client.
+#[async_trait]
+pub trait PaymentProvider: Send + Sync {
+    fn channel(&self) -> Channel;
+
+    /// Creates a prepay order and returns the code URL for the QR code.
+    async fn create_prepay(&self, request: &PrepayRequest) -> Result<Prepay, ProviderError>;
+
+    /// Asks the provider about a trade by our order id.
+    async fn query(&self, out_trade_no: &str) -> Result<TradeStatus, ProviderError>;
+
+    /// Closes an unpaid trade so it can no longer be paid.
+    async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError>;
+
+    /// Refunds all or part of a paid trade; idempotent by `out_refund_no`.
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundStatus, ProviderError>;
+
+    /// Verifies and parses an asynchronous notification (headers and raw body as received).
+    fn verify_notification(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<VerifiedNotification, NotificationError>;
+
+    /// The exact reply the provider expects for an outcome.
+    fn notification_reply(&self, outcome: NotifyOutcome) -> NotifyReply;
+}
+
+/// The one HTTP client of the process's provider calls: connect and total timeouts, no
+/// redirects (a gateway that redirects is misconfigured, not to be followed with our signature).
+pub fn http_client(connect_timeout: Duration, timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("ScanPay/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|e| panic!("the HTTP client cannot be built at start-up: {e}"))
+}
+
+/// Maps a transport failure to a typed error.
+pub(crate) fn transport_error(err: reqwest::Error, timeout: Duration) -> ProviderError {
+    if err.is_timeout() {
+        ProviderError::Timeout(timeout)
+    } else if err.is_connect() {
+        ProviderError::Connect(err.to_string())
+    } else if err.is_body() || err.is_decode() {
+        ProviderError::Malformed(format!("the body could not be read: {err}"))
+    } else {
+        ProviderError::Connect(err.to_string())
+    }
+}

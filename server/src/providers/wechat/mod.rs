@@ -1,0 +1,405 @@
+//! WeChat Pay API v3: Native (QR) orders, query, close, refund, and the encrypted payment
+//! notification. Requests carry `Authorization: WECHATPAY2-SHA256-RSA2048 …`; every response
+//! and notification is verified against the WeChat Pay public key (`PUB_KEY_ID_…` serial) or
+//! a platform key, within ±300 s of our clock; `WECHATPAY/SIGNTEST/` probes never verify.
+
+pub mod wire;
+
+use super::crypto::{aes_gcm_decrypt, Signer, Verifier};
+use super::{
+    transport_error, Channel, NotificationError, NotifyOutcome, NotifyReply, PaymentProvider,
+    Prepay, PrepayRequest, ProviderError, RefundRequest, RefundStatus, TradeStatus,
+    VerifiedNotification,
+};
+use crate::secret::Secret;
+use app::money::Amount;
+use async_trait::async_trait;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use time::macros::offset;
+use time::OffsetDateTime;
+
+/// How far a signed timestamp may be from our clock.
+pub const MAX_SKEW_SECS: i64 = 300;
+
+/// The time, injectable so tests can check old vectors and the window's edges.
+pub trait Clock: Send + Sync {
+    fn now_unix(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix(&self) -> i64 {
+        OffsetDateTime::now_utc().unix_timestamp()
+    }
+}
+
+/// What identifies us to WeChat Pay, and which of its keys we trust.
+#[derive(Clone, Debug)]
+pub struct WechatAccount {
+    /// `https://api.mch.weixin.qq.com`, without a trailing slash.
+    pub api_base: String,
+    pub appid: String,
+    pub mchid: String,
+    /// The serial number of our merchant API certificate (sent as `serial_no`).
+    pub cert_serial: String,
+    /// The id of the WeChat Pay key we verify with: `PUB_KEY_ID_…` or a platform serial.
+    pub wechat_key_id: String,
+}
+
+pub struct WechatPay {
+    account: WechatAccount,
+    /// Our merchant private key (`apiclient_key.pem`).
+    signer: Arc<dyn Signer>,
+    /// WeChat Pay's public key.
+    verifier: Arc<dyn Verifier>,
+    /// The APIv3 key: 32 ASCII bytes, decrypts notification resources.
+    apiv3_key: Secret<[u8; 32]>,
+    http: reqwest::Client,
+    timeout: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+/// Why a signed message did not check out (shared by responses and notifications).
+#[derive(Debug, PartialEq, Eq)]
+enum SignatureProblem {
+    Missing,
+    Probe,
+    Serial(String),
+    Stale(i64),
+    Bad,
+}
+
+impl WechatPay {
+    pub fn new(
+        account: WechatAccount,
+        signer: Arc<dyn Signer>,
+        verifier: Arc<dyn Verifier>,
+        apiv3_key: Secret<[u8; 32]>,
+        http: reqwest::Client,
+        timeout: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> WechatPay {
+        WechatPay {
+            account,
+            signer,
+            verifier,
+            apiv3_key,
+            http,
+            timeout,
+            clock,
+        }
+    }
+
+    pub fn account(&self) -> &WechatAccount {
+        &self.account
+    }
+
+    /// The `Authorization` header for one request.
+    pub fn authorization(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &str,
+        timestamp: i64,
+        nonce: &str,
+    ) -> Result<String, ProviderError> {
+        let message = wire::request_message(method, path_and_query, timestamp, nonce, body);
+        let signature = self.signer.sign_base64(message.as_bytes())?;
+        Ok(wire::authorization(
+            &self.account.mchid,
+            nonce,
+            &signature,
+            timestamp,
+            &self.account.cert_serial,
+        ))
+    }
+
+    fn check_signature(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), SignatureProblem> {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let (Some(ts), Some(nonce), Some(signature), Some(serial)) = (
+            get("wechatpay-timestamp"),
+            get("wechatpay-nonce"),
+            get("wechatpay-signature"),
+            get("wechatpay-serial"),
+        ) else {
+            return Err(SignatureProblem::Missing);
+        };
+        if signature.starts_with("WECHATPAY/SIGNTEST/") {
+            return Err(SignatureProblem::Probe);
+        }
+        if serial != self.account.wechat_key_id {
+            return Err(SignatureProblem::Serial(serial.to_string()));
+        }
+        let stamp: i64 = ts.parse().map_err(|_| SignatureProblem::Bad)?;
+        let skew = (self.clock.now_unix() - stamp).abs();
+        if skew >= MAX_SKEW_SECS {
+            return Err(SignatureProblem::Stale(skew));
+        }
+        if !self
+            .verifier
+            .verify_base64(&wire::response_message(ts, nonce, body), signature)
+        {
+            return Err(SignatureProblem::Bad);
+        }
+        Ok(())
+    }
+
+    /// Sends one signed request; returns the verified body of a 2xx answer.
+    async fn request(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        body: Option<String>,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let body_text = body.unwrap_or_default();
+        let timestamp = self.clock.now_unix();
+        let nonce = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+        let auth = self.authorization(
+            method.as_str(),
+            path_and_query,
+            &body_text,
+            timestamp,
+            &nonce,
+        )?;
+        let mut req = self
+            .http
+            .request(
+                method.clone(),
+                format!("{}{}", self.account.api_base, path_and_query),
+            )
+            .header(http::header::AUTHORIZATION, auth)
+            .header(http::header::ACCEPT, "application/json");
+        if method != http::Method::GET {
+            req = req
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body_text);
+        }
+        let response = req
+            .send()
+            .await
+            .map_err(|e| transport_error(e, self.timeout))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(e, self.timeout))?;
+        if status >= 500 {
+            return Err(ProviderError::Status { status });
+        }
+        match self.check_signature(&headers, &bytes) {
+            Ok(()) => {}
+            Err(SignatureProblem::Missing) => return Err(ProviderError::Unsigned),
+            Err(_) => return Err(ProviderError::BadSignature),
+        }
+        if !(200..300).contains(&status) {
+            return Err(
+                match serde_json::from_slice::<wire::ErrorResponse>(&bytes) {
+                    Ok(e) => ProviderError::Business {
+                        code: e.code,
+                        message: e.message,
+                        sub_code: None,
+                    },
+                    Err(_) => ProviderError::Status { status },
+                },
+            );
+        }
+        Ok(bytes.to_vec())
+    }
+
+    fn trade_path(&self, out_trade_no: &str) -> Result<String, ProviderError> {
+        if out_trade_no.is_empty()
+            || !out_trade_no
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ProviderError::Malformed(format!(
+                "out_trade_no {out_trade_no:?} is not URL-safe"
+            )));
+        }
+        Ok(format!("/v3/pay/transactions/out-trade-no/{out_trade_no}"))
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ProviderError> {
+    serde_json::from_slice(bytes).map_err(|e| ProviderError::Malformed(e.to_string()))
+}
+
+fn rfc3339_china(unix: i64) -> Result<String, ProviderError> {
+    let t = OffsetDateTime::from_unix_timestamp(unix)
+        .map_err(|_| ProviderError::Malformed("expiry out of range".into()))?
+        .to_offset(offset!(+8));
+    t.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|_| ProviderError::Malformed("expiry out of range".into()))
+}
+
+#[async_trait]
+impl PaymentProvider for WechatPay {
+    fn channel(&self) -> Channel {
+        Channel::Wechat
+    }
+
+    async fn create_prepay(&self, req: &PrepayRequest) -> Result<Prepay, ProviderError> {
+        let body = json!({
+            "appid": self.account.appid,
+            "mchid": self.account.mchid,
+            "description": req.subject,
+            "out_trade_no": req.out_trade_no,
+            "time_expire": rfc3339_china(req.expires_at)?,
+            "notify_url": req.notify_url,
+            "amount": { "total": req.amount.fen(), "currency": "CNY" },
+        });
+        let bytes = self
+            .request(
+                http::Method::POST,
+                "/v3/pay/transactions/native",
+                Some(body.to_string()),
+            )
+            .await?;
+        let r: wire::NativeResponse = parse(&bytes)?;
+        Ok(Prepay {
+            code_url: r.code_url,
+        })
+    }
+
+    async fn query(&self, out_trade_no: &str) -> Result<TradeStatus, ProviderError> {
+        let path = format!(
+            "{}?mchid={}",
+            self.trade_path(out_trade_no)?,
+            self.account.mchid
+        );
+        let bytes = self.request(http::Method::GET, &path, None).await?;
+        let t: wire::Transaction = parse(&bytes)?;
+        if t.out_trade_no.as_deref().is_some_and(|o| o != out_trade_no) {
+            return Err(ProviderError::Malformed(
+                "the response names another out_trade_no".into(),
+            ));
+        }
+        Ok(TradeStatus {
+            state: wire::trade_state(&t.trade_state),
+            amount: t
+                .amount
+                .and_then(|a| a.total)
+                .and_then(|f| Amount::from_fen(f).ok()),
+            provider_state: t.trade_state,
+            provider_trade_no: t.transaction_id,
+        })
+    }
+
+    async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
+        let path = format!("{}/close", self.trade_path(out_trade_no)?);
+        let body = json!({ "mchid": self.account.mchid }).to_string();
+        self.request(http::Method::POST, &path, Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn refund(&self, req: &RefundRequest) -> Result<RefundStatus, ProviderError> {
+        let mut body = json!({
+            "out_trade_no": req.out_trade_no,
+            "out_refund_no": req.out_refund_no,
+            "amount": { "refund": req.refund.fen(), "total": req.total.fen(), "currency": "CNY" },
+        });
+        if let Some(reason) = &req.reason {
+            body["reason"] = json!(reason);
+        }
+        let bytes = self
+            .request(
+                http::Method::POST,
+                "/v3/refund/domestic/refunds",
+                Some(body.to_string()),
+            )
+            .await?;
+        let r: wire::RefundResponse = parse(&bytes)?;
+        Ok(RefundStatus {
+            state: wire::refund_state(&r.status),
+            provider_state: r.status,
+            provider_refund_no: r.refund_id,
+        })
+    }
+
+    fn verify_notification(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<VerifiedNotification, NotificationError> {
+        self.check_signature(headers, body).map_err(|p| match p {
+            SignatureProblem::Missing => {
+                NotificationError::MissingField("Wechatpay-Signature headers")
+            }
+            SignatureProblem::Probe => NotificationError::ProbeSignature,
+            SignatureProblem::Serial(got) => NotificationError::UnknownSerial {
+                got,
+                expected: self.account.wechat_key_id.clone(),
+            },
+            SignatureProblem::Stale(skew_secs) => NotificationError::StaleTimestamp { skew_secs },
+            SignatureProblem::Bad => NotificationError::BadSignature,
+        })?;
+        let envelope: wire::Notification = serde_json::from_slice(body)
+            .map_err(|e| NotificationError::Malformed(e.to_string()))?;
+        if envelope.resource.algorithm != "AEAD_AES_256_GCM" {
+            return Err(NotificationError::Malformed(format!(
+                "algorithm {}",
+                envelope.resource.algorithm
+            )));
+        }
+        let plain = aes_gcm_decrypt(
+            self.apiv3_key.expose(),
+            envelope.resource.nonce.as_bytes(),
+            envelope.resource.associated_data.as_bytes(),
+            &envelope.resource.ciphertext,
+        )
+        .map_err(|_| NotificationError::Decrypt)?;
+        let t: wire::Transaction = serde_json::from_slice(&plain)
+            .map_err(|e| NotificationError::Malformed(format!("resource: {e}")))?;
+        let amount = t.amount.ok_or(NotificationError::MissingField("amount"))?;
+        let total = amount
+            .total
+            .ok_or(NotificationError::MissingField("amount.total"))?;
+        Ok(VerifiedNotification {
+            channel: Channel::Wechat,
+            notification_id: envelope.id,
+            out_trade_no: t
+                .out_trade_no
+                .ok_or(NotificationError::MissingField("out_trade_no"))?,
+            provider_trade_no: t
+                .transaction_id
+                .ok_or(NotificationError::MissingField("transaction_id"))?,
+            state: wire::trade_state(&t.trade_state),
+            provider_state: t.trade_state,
+            amount: Amount::from_fen(total)
+                .map_err(|_| NotificationError::BadAmount(total.to_string()))?,
+            currency: amount
+                .currency
+                .ok_or(NotificationError::MissingField("amount.currency"))?,
+            app_id: t.appid.ok_or(NotificationError::MissingField("appid"))?,
+            merchant_account: t.mchid.ok_or(NotificationError::MissingField("mchid"))?,
+        })
+    }
+
+    fn notification_reply(&self, outcome: NotifyOutcome) -> NotifyReply {
+        let fail = |status: u16, message: &str| NotifyReply {
+            status,
+            content_type: Some("application/json"),
+            body: json!({ "code": "FAIL", "message": message })
+                .to_string()
+                .into_bytes(),
+        };
+        match outcome {
+            NotifyOutcome::Accepted => NotifyReply {
+                status: 204,
+                content_type: None,
+                body: Vec::new(),
+            },
+            NotifyOutcome::Rejected => fail(400, "notification refused"),
+            NotifyOutcome::RetryLater => fail(500, "temporary failure, please retry"),
+        }
+    }
+}

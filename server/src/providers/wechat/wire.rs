@@ -1,0 +1,164 @@
+//! WeChat Pay API v3 wire rules: the signed messages, the `Authorization` header, the state
+//! mappings and the JSON shapes. Pure; the client in `mod.rs` does I/O.
+
+use super::super::{RefundState, TradeState};
+
+/// What a request signature covers: `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`, where URL is the
+/// path with its query string and BODY the exact bytes sent (empty for GET).
+pub fn request_message(
+    method: &str,
+    path_and_query: &str,
+    timestamp: i64,
+    nonce: &str,
+    body: &str,
+) -> String {
+    format!("{method}\n{path_and_query}\n{timestamp}\n{nonce}\n{body}\n")
+}
+
+/// What a response or notification signature covers: `TIMESTAMP\nNONCE\nBODY\n` over the raw
+/// body bytes (an empty 204 body gives `ts\nnonce\n\n`).
+pub fn response_message(timestamp: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(timestamp.len() + nonce.len() + body.len() + 3);
+    m.extend_from_slice(timestamp.as_bytes());
+    m.push(b'\n');
+    m.extend_from_slice(nonce.as_bytes());
+    m.push(b'\n');
+    m.extend_from_slice(body);
+    m.push(b'\n');
+    m
+}
+
+pub const AUTH_SCHEME: &str = "WECHATPAY2-SHA256-RSA2048";
+
+pub fn authorization(
+    mchid: &str,
+    nonce: &str,
+    signature: &str,
+    timestamp: i64,
+    serial: &str,
+) -> String {
+    format!(
+        "{AUTH_SCHEME} mchid=\"{mchid}\",nonce_str=\"{nonce}\",signature=\"{signature}\",timestamp=\"{timestamp}\",serial_no=\"{serial}\""
+    )
+}
+
+/// The fields of an `Authorization` header (in any order), or `None` when it is not ours.
+pub fn parse_authorization(header: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    let rest = header.strip_prefix(AUTH_SCHEME)?.trim_start();
+    let mut out = std::collections::BTreeMap::new();
+    for part in rest.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        let v = v.strip_prefix('"')?.strip_suffix('"')?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Some(out)
+}
+
+/// WeChat's `trade_state`. Only `SUCCESS` (and `REFUND`, a paid trade later refunded) is paid.
+pub fn trade_state(state: &str) -> TradeState {
+    match state {
+        "SUCCESS" | "REFUND" => TradeState::Paid,
+        "CLOSED" | "REVOKED" => TradeState::Closed,
+        "PAYERROR" => TradeState::Failed,
+        "NOTPAY" | "USERPAYING" => TradeState::Pending,
+        // A state this code does not know: never paid; ask again later.
+        _ => TradeState::Pending,
+    }
+}
+
+pub fn refund_state(status: &str) -> RefundState {
+    match status {
+        "SUCCESS" => RefundState::Succeeded,
+        "CLOSED" | "ABNORMAL" => RefundState::Failed,
+        "PROCESSING" => RefundState::Pending,
+        _ => RefundState::Pending,
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct NativeResponse {
+    pub code_url: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ErrorResponse {
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AmountJson {
+    pub total: Option<i64>,
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Transaction {
+    pub appid: Option<String>,
+    pub mchid: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub transaction_id: Option<String>,
+    pub trade_state: String,
+    pub amount: Option<AmountJson>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RefundResponse {
+    pub refund_id: Option<String>,
+    pub status: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Notification {
+    pub id: String,
+    pub resource: Resource,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Resource {
+    pub algorithm: String,
+    pub ciphertext: String,
+    #[serde(default)]
+    pub associated_data: String,
+    pub nonce: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_end_every_line_with_a_line_feed() {
+        assert_eq!(
+            request_message("GET", "/v3/x?mchid=1", 10, "N", ""),
+            "GET\n/v3/x?mchid=1\n10\nN\n\n"
+        );
+        assert_eq!(response_message("10", "N", b""), b"10\nN\n\n");
+    }
+
+    #[test]
+    fn authorization_round_trips_in_any_field_order() {
+        let h = authorization("1900", "NONCE", "SIG+/=", 1554208460, "SERIAL");
+        let f = parse_authorization(&h).expect("ours");
+        assert_eq!(f["mchid"], "1900");
+        assert_eq!(f["signature"], "SIG+/=");
+        let other_order = "WECHATPAY2-SHA256-RSA2048 serial_no=\"S\",signature=\"X\",mchid=\"1\",timestamp=\"2\",nonce_str=\"N\"";
+        assert_eq!(
+            parse_authorization(other_order).expect("any order")["timestamp"],
+            "2"
+        );
+        assert!(parse_authorization("Bearer x").is_none());
+    }
+
+    #[test]
+    fn only_success_and_refund_states_are_paid() {
+        assert_eq!(trade_state("SUCCESS"), TradeState::Paid);
+        assert_eq!(trade_state("REFUND"), TradeState::Paid);
+        for s in ["NOTPAY", "USERPAYING", "success", "", "NEW_STATE"] {
+            assert_eq!(trade_state(s), TradeState::Pending, "{s}");
+        }
+        assert_eq!(trade_state("CLOSED"), TradeState::Closed);
+        assert_eq!(trade_state("PAYERROR"), TradeState::Failed);
+    }
+}
