@@ -1,0 +1,59 @@
+// An independent peer for ScanPay's provider interop tests: Alipay's official Node SDK
+// (alipay-sdk) and wechatpay-axios-plugin sign, verify and encrypt exactly as they do for real
+// merchants. The Rust tests (server/tests/interop.rs) send one JSON command on stdin and read
+// one JSON answer on stdout.
+'use strict';
+const { AlipaySdk } = require('alipay-sdk');
+// The SDK's request signer is not exported; load its own module file directly.
+const alipayUtil = require(require.resolve('alipay-sdk').replace(/index\.js$/, 'util.js'));
+const { Rsa, Formatter, Aes } = require('wechatpay-axios-plugin');
+
+function handle(cmd) {
+  switch (cmd.op) {
+    // Verifies params signed the request way (sign_type kept) or the notification way
+    // (sign_type dropped): the SDK's checkNotifySign tries both.
+    case 'alipay.verify': {
+      const sdk = new AlipaySdk({ appId: '2021000000000000', privateKey: cmd.anyPrivateKey, alipayPublicKey: cmd.publicKey });
+      return { valid: sdk.checkNotifySignV2({ ...cmd.params }) };
+    }
+    // The SDK signs a request the way it does before calling the gateway.
+    case 'alipay.signRequest': {
+      const config = { appId: cmd.appId, privateKey: cmd.privateKey, signType: 'RSA2', charset: 'utf-8', version: '1.0' };
+      const params = { bizContent: cmd.bizContent };
+      if (cmd.notifyUrl) params.notifyUrl = cmd.notifyUrl;
+      return { params: alipayUtil.sign(cmd.method, params, config) };
+    }
+    case 'wechat.verifyRequest': {
+      const message = Formatter.request(cmd.method, cmd.uri, cmd.timestamp, cmd.nonce, cmd.body);
+      return { valid: Rsa.verify(message, cmd.signature, cmd.publicKey) };
+    }
+    // Signs a response/notification and encrypts its resource as WeChat Pay does.
+    case 'wechat.notification': {
+      const ciphertext = Aes.AesGcm.encrypt(cmd.plaintext, cmd.apiv3Key, cmd.nonce, cmd.aad);
+      const body = JSON.stringify({
+        id: cmd.id,
+        create_time: '2026-11-27T10:00:00+08:00',
+        resource_type: 'encrypt-resource',
+        event_type: 'TRANSACTION.SUCCESS',
+        summary: '支付成功',
+        resource: { original_type: 'transaction', algorithm: 'AEAD_AES_256_GCM', ciphertext, associated_data: cmd.aad, nonce: cmd.nonce },
+      });
+      const signature = Rsa.sign(Formatter.response(cmd.timestamp, cmd.headerNonce, body), cmd.privateKey);
+      return { body, signature };
+    }
+    default:
+      throw new Error(`unknown op ${cmd.op}`);
+  }
+}
+
+let input = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (c) => (input += c));
+process.stdin.on('end', () => {
+  try {
+    process.stdout.write(JSON.stringify(handle(JSON.parse(input))));
+  } catch (e) {
+    process.stderr.write(String(e && e.stack ? e.stack : e));
+    process.exit(1);
+  }
+});
