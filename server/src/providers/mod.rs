@@ -116,7 +116,9 @@ pub struct VerifiedNotification {
     /// WeChat event `id`).
     pub notification_id: String,
     pub out_trade_no: String,
-    pub provider_trade_no: String,
+    /// The provider's trade number; always present when the state is paid (an unpaid WeChat
+    /// transaction has none yet).
+    pub provider_trade_no: Option<String>,
     pub state: TradeState,
     pub provider_state: String,
     pub amount: Amount,

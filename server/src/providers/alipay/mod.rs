@@ -327,7 +327,7 @@ impl PaymentProvider for Alipay {
             channel: Channel::Alipay,
             notification_id: take("notify_id")?,
             out_trade_no: take("out_trade_no")?,
-            provider_trade_no: take("trade_no")?,
+            provider_trade_no: Some(take("trade_no")?),
             state: wire::trade_state(&provider_state),
             provider_state,
             amount: wire::parse_amount(&total).ok_or(NotificationError::BadAmount(total))?,

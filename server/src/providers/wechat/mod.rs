@@ -8,7 +8,7 @@ pub mod wire;
 use super::crypto::{aes_gcm_decrypt, Signer, Verifier};
 use super::{
     transport_error, Channel, NotificationError, NotifyOutcome, NotifyReply, PaymentProvider,
-    Prepay, PrepayRequest, ProviderError, RefundRequest, RefundStatus, TradeStatus,
+    Prepay, PrepayRequest, ProviderError, RefundRequest, RefundStatus, TradeState, TradeStatus,
     VerifiedNotification,
 };
 use crate::secret::Secret;
@@ -161,13 +161,9 @@ impl WechatPay {
         let body_text = body.unwrap_or_default();
         let timestamp = self.clock.now_unix();
         let nonce = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
-        let auth = self.authorization(
-            method.as_str(),
-            path_and_query,
-            &body_text,
-            timestamp,
-            &nonce,
-        )?;
+        // The signed URL is the request's whole path: any path of the API base included.
+        let signed = format!("{}{path_and_query}", self.base_path());
+        let auth = self.authorization(method.as_str(), &signed, &body_text, timestamp, &nonce)?;
         let mut req = self
             .http
             .request(
@@ -212,6 +208,15 @@ impl WechatPay {
             );
         }
         Ok(bytes.to_vec())
+    }
+
+    /// The path part of the API base (`""` for the real one, `/sandbox/wechat` for ours).
+    fn base_path(&self) -> &str {
+        let base = self.account.api_base.as_str();
+        let rest = base.split_once("://").map(|(_, r)| r).unwrap_or(base);
+        rest.find('/')
+            .map(|i| rest[i..].trim_end_matches('/'))
+            .unwrap_or("")
     }
 
     fn trade_path(&self, out_trade_no: &str) -> Result<String, ProviderError> {
@@ -359,6 +364,10 @@ impl PaymentProvider for WechatPay {
         .map_err(|_| NotificationError::Decrypt)?;
         let t: wire::Transaction = serde_json::from_slice(&plain)
             .map_err(|e| NotificationError::Malformed(format!("resource: {e}")))?;
+        let state = wire::trade_state(&t.trade_state);
+        if state == TradeState::Paid && t.transaction_id.is_none() {
+            return Err(NotificationError::MissingField("transaction_id"));
+        }
         let amount = t.amount.ok_or(NotificationError::MissingField("amount"))?;
         let total = amount
             .total
@@ -369,10 +378,8 @@ impl PaymentProvider for WechatPay {
             out_trade_no: t
                 .out_trade_no
                 .ok_or(NotificationError::MissingField("out_trade_no"))?,
-            provider_trade_no: t
-                .transaction_id
-                .ok_or(NotificationError::MissingField("transaction_id"))?,
-            state: wire::trade_state(&t.trade_state),
+            provider_trade_no: t.transaction_id,
+            state,
             provider_state: t.trade_state,
             amount: Amount::from_fen(total)
                 .map_err(|_| NotificationError::BadAmount(total.to_string()))?,
