@@ -27,6 +27,16 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run only the sandbox gateways (Alipay and WeChat Pay simulators), for several nodes or
+    /// load tests; prints the provider settings that point a ScanPay node at it.
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3100")]
+        listen: std::net::SocketAddr,
+        /// The URL phones and nodes reach it at (default: http://<listen address>).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
 }
 
 /// Parses the command line, runs the command, and turns any start-up error into a clear
@@ -55,6 +65,7 @@ pub fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Sandbox { listen, public_url } => sandbox(config, listen, public_url).await,
         }
     });
     match result {
@@ -92,4 +103,72 @@ async fn migrate(config: Config) -> Result<(), StartupError> {
     );
     db.close().await;
     Ok(())
+}
+
+async fn sandbox(
+    config: Config,
+    listen: std::net::SocketAddr,
+    public_url: Option<String>,
+) -> Result<(), StartupError> {
+    use crate::sandbox::{provider_settings, Sandbox, SandboxSettings};
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let base = public_url
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
+    let sandbox = Sandbox::open(SandboxSettings {
+        dir: config.data_dir.join("sandbox"),
+        base_url: format!("{base}/sandbox"),
+        time_scale: config.sandbox_time_scale,
+        faults: config.sandbox_faults.clone(),
+    })
+    .await?;
+    let (a, w) = provider_settings(sandbox.keys_dir(), &format!("{base}/sandbox"));
+    println!("ScanPay sandbox gateways: open {base}/sandbox/  (Ctrl-C stops them)");
+    println!("Point ScanPay nodes at them with:");
+    println!("SCANPAY_SANDBOX=off");
+    println!("SCANPAY_ALIPAY_GATEWAY={}", a.gateway);
+    println!("SCANPAY_ALIPAY_APP_ID={}", a.app_id);
+    println!("SCANPAY_ALIPAY_SELLER_ID={}", a.seller_id);
+    println!(
+        "SCANPAY_ALIPAY_PRIVATE_KEY_FILE={}",
+        a.private_key_file.display()
+    );
+    println!(
+        "SCANPAY_ALIPAY_PUBLIC_KEY_FILE={}",
+        a.public_key_file.display()
+    );
+    println!("SCANPAY_WECHAT_API_BASE={}", w.api_base);
+    println!("SCANPAY_WECHAT_APPID={}", w.appid);
+    println!("SCANPAY_WECHAT_MCHID={}", w.mchid);
+    println!(
+        "SCANPAY_WECHAT_PRIVATE_KEY_FILE={}",
+        w.private_key_file.display()
+    );
+    println!("SCANPAY_WECHAT_CERT_SERIAL={}", w.cert_serial);
+    println!(
+        "SCANPAY_WECHAT_PUBLIC_KEY_FILE={}",
+        w.public_key_file.display()
+    );
+    println!("SCANPAY_WECHAT_PUBLIC_KEY_ID={}", w.public_key_id);
+    println!(
+        "SCANPAY_WECHAT_APIV3_KEY_FILE={}",
+        w.apiv3_key_file.display()
+    );
+    let delivery = sandbox.spawn_delivery();
+    let app = axum::Router::new().nest_service("/sandbox", sandbox.router());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(crate::shutdown_signal())
+        .await;
+    delivery.abort();
+    served.map_err(StartupError::Serve)
 }

@@ -39,6 +39,21 @@ pub struct Config {
     pub alipay: Option<AlipaySettings>,
     /// WeChat Pay, when its credentials are configured; `None`: disabled.
     pub wechat: Option<WechatSettings>,
+    /// When the built-in sandbox gateways serve a provider (`SCANPAY_SANDBOX`).
+    pub sandbox: SandboxMode,
+    /// Multiplies the sandbox's notification redelivery waits (`SCANPAY_SANDBOX_TIME_SCALE`).
+    pub sandbox_time_scale: f64,
+    /// Faults the sandbox applies to every trade (`SCANPAY_SANDBOX_FAULTS`).
+    pub sandbox_faults: crate::sandbox::Faults,
+}
+
+/// `auto`: the sandbox serves each provider that has no real credentials; `on`: it serves
+/// both, whatever is configured; `off`: never (a provider without credentials is disabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +248,21 @@ const KEYS: &[Key] = &[
     Key {
         file: "wechat_apiv3_key_file",
         env: "SCANPAY_WECHAT_APIV3_KEY_FILE",
+        secret: false,
+    },
+    Key {
+        file: "sandbox",
+        env: "SCANPAY_SANDBOX",
+        secret: false,
+    },
+    Key {
+        file: "sandbox_time_scale",
+        env: "SCANPAY_SANDBOX_TIME_SCALE",
+        secret: false,
+    },
+    Key {
+        file: "sandbox_faults",
+        env: "SCANPAY_SANDBOX_FAULTS",
         secret: false,
     },
 ];
@@ -520,7 +550,34 @@ impl Config {
                 apiv3_key_file: PathBuf::from(&v[6]),
             });
 
+        let sandbox = layers.parse(
+            "sandbox",
+            "auto, on or off",
+            || SandboxMode::Auto,
+            |s| match s {
+                "auto" => Some(SandboxMode::Auto),
+                "on" => Some(SandboxMode::On),
+                "off" => Some(SandboxMode::Off),
+                _ => None,
+            },
+        )?;
+        let sandbox_time_scale = layers.parse(
+            "sandbox_time_scale",
+            "a number above 0 and at most 1000, such as 1 or 0.001",
+            || 1.0,
+            |s| s.parse::<f64>().ok().filter(|f| *f > 0.0 && *f <= 1000.0),
+        )?;
+        let sandbox_faults = layers.parse(
+            "sandbox_faults",
+            "a fault list such as drop or duplicates=3,out_of_order (see the README)",
+            crate::sandbox::Faults::default,
+            |s| crate::sandbox::Faults::parse(s).ok(),
+        )?;
+
         Ok(Config {
+            sandbox,
+            sandbox_time_scale,
+            sandbox_faults,
             alipay,
             wechat,
             listen,

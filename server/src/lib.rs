@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod providers;
+pub mod sandbox;
 pub mod secret;
 pub mod services;
 pub mod site;
@@ -37,6 +38,8 @@ pub enum StartupError {
     Site(#[from] site::SiteError),
     #[error(transparent)]
     Providers(#[from] providers::config::ProviderSetupError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -56,9 +59,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to and migrates the database, then binds the listen address.
-    pub async fn build(config: Config) -> Result<Application, StartupError> {
-        let providers = providers::config::Providers::from_config(&config)?;
+    /// Connects to and migrates the database, binds the listen address, opens the sandbox
+    /// gateways when they serve a provider, and parses the providers' keys.
+    pub async fn build(mut config: Config) -> Result<Application, StartupError> {
         let db = Db::connect(&config.database, config.database_max_connections).await?;
         db.migrate().await?;
         let listener =
@@ -76,9 +79,11 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local_addr}"));
+        let sandbox = sandbox::wire_in_process(&mut config, &public_url, local_addr).await?;
+        let providers = providers::config::Providers::from_config(&config)?;
         let leptos_options = site::leptos_options(local_addr)?;
         let services = Arc::new(services::Services::new(db.clone()));
-        let state = AppState::new(leptos_options, db, services, providers);
+        let state = AppState::new(leptos_options, db, services, providers, sandbox);
         Ok(Application {
             listener,
             local_addr,
@@ -123,6 +128,7 @@ impl Application {
             }
         });
         let router = http::router(state.clone());
+        let delivery = state.sandbox.as_ref().map(|s| s.spawn_delivery());
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let stop_state = state.clone();
         let server = axum::serve(
@@ -152,6 +158,9 @@ impl Application {
             }
         };
         upkeep.abort();
+        if let Some(d) = delivery {
+            d.abort();
+        }
         state.db.close().await;
         result
     }

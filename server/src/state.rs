@@ -19,6 +19,8 @@ pub struct AppState {
     pub services: Arc<dyn AppServices>,
     /// The enabled payment providers (keys parsed once at start-up).
     pub providers: Providers,
+    /// The in-process sandbox gateways, when they serve a provider (mounted at `/sandbox`).
+    pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
     /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight
     /// requests finish.
     shutting_down: Arc<AtomicBool>,
@@ -30,12 +32,14 @@ impl AppState {
         db: Db,
         services: Arc<dyn AppServices>,
         providers: Providers,
+        sandbox: Option<Arc<crate::sandbox::Sandbox>>,
     ) -> Self {
         Self {
             leptos_options,
             db,
             services,
             providers,
+            sandbox,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -31,7 +31,11 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let shell = move |_: leptos::config::LeptosOptions| app::shell(options.clone());
 
-    Router::new()
+    let mut router = Router::new();
+    if let Some(sandbox) = &state.sandbox {
+        router = router.nest_service("/sandbox", sandbox.router());
+    }
+    router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

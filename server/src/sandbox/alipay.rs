@@ -1,0 +1,343 @@
+//! The sandbox Alipay gateway, `POST|GET /sandbox/alipay/gateway.do`: merges query and form
+//! parameters, checks every one of them against the merchant's signature (RSA2 only), checks
+//! required fields, amounts and `out_trade_no`, and answers signed the real way: the `sign`
+//! after the raw `*_response` object, `/` escaped as `\/`.
+
+use super::{digest, Sandbox, Trade, ALIPAY_APP_ID};
+use crate::providers::alipay::{china_time, wire};
+use crate::providers::crypto::{Signer, Verifier};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Arc<Sandbox>> {
+    Router::new().route("/alipay/gateway.do", any(gateway))
+}
+
+/// A business answer: the fields of the `*_response` object.
+type Answer = Map<String, Value>;
+
+fn success(fields: Value) -> Answer {
+    let mut m = Map::new();
+    m.insert("code".into(), json!("10000"));
+    m.insert("msg".into(), json!("Success"));
+    if let Value::Object(f) = fields {
+        m.extend(f);
+    }
+    m
+}
+
+fn failure(code: &str, msg: &str, sub_code: &str, sub_msg: &str) -> Answer {
+    let mut m = Map::new();
+    m.insert("code".into(), json!(code));
+    m.insert("msg".into(), json!(msg));
+    m.insert("sub_code".into(), json!(sub_code));
+    m.insert("sub_msg".into(), json!(sub_msg));
+    m
+}
+
+fn business(sub_code: &str, sub_msg: &str) -> Answer {
+    failure("40004", "Business Failed", sub_code, sub_msg)
+}
+
+fn missing(name: &str) -> Answer {
+    failure(
+        "40001",
+        "Missing Required Arguments",
+        &format!("isv.missing-{name}"),
+        &format!("缺少必选参数 {name}"),
+    )
+}
+
+fn invalid(sub_code: &str, sub_msg: &str) -> Answer {
+    failure("40002", "Invalid Arguments", sub_code, sub_msg)
+}
+
+impl Sandbox {
+    /// `{"<key>":{…},"sign":"…"}`, signed over the exact object text.
+    fn alipay_signed(&self, key: &str, answer: &Answer) -> Response {
+        let object = serde_json::to_string(answer)
+            .unwrap_or_default()
+            .replace('/', "\\/");
+        let sign = self
+            .keys
+            .alipay_gateway
+            .sign_base64(object.as_bytes())
+            .unwrap_or_default();
+        let body = format!(r#"{{"{key}":{object},"sign":"{sign}"}}"#);
+        (
+            [(http::header::CONTENT_TYPE, "text/html;charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+async fn gateway(
+    State(sb): State<Arc<Sandbox>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Some(fault) = sb.api_faults().await {
+        return fault;
+    }
+    let mut params = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .chain(form_urlencoded::parse(&body))
+    {
+        params.insert(k.into_owned(), v.into_owned());
+    }
+    let method = params.get("method").cloned().unwrap_or_default();
+    let key = if method.is_empty() {
+        "error_response".to_string()
+    } else {
+        format!("{}_response", method.replace('.', "_"))
+    };
+    let answer = match check_request(&sb, &params) {
+        Err(answer) => answer,
+        Ok(biz) => match dispatch(&sb, &method, &params, &biz).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "sandbox alipay: storage failed");
+                failure(
+                    "20000",
+                    "Service Currently Unavailable",
+                    "isp.unknow-error",
+                    "系统繁忙",
+                )
+            }
+        },
+    };
+    sb.alipay_signed(&key, &answer)
+}
+
+/// The checks every call gets, in the gateway's order; returns the parsed `biz_content`.
+fn check_request(sb: &Sandbox, p: &BTreeMap<String, String>) -> Result<Map<String, Value>, Answer> {
+    for name in [
+        "app_id",
+        "method",
+        "sign_type",
+        "sign",
+        "timestamp",
+        "version",
+    ] {
+        if p.get(name).is_none_or(|v| v.is_empty()) {
+            return Err(missing(name));
+        }
+    }
+    if p["app_id"] != ALIPAY_APP_ID {
+        return Err(invalid("isv.invalid-app-id", "无效的AppID参数"));
+    }
+    if p["sign_type"] != "RSA2" {
+        return Err(invalid("isv.invalid-signature-type", "无效的签名类型"));
+    }
+    if !sb
+        .keys
+        .alipay_merchant
+        .verify_base64(wire::sign_content(p, &["sign"]).as_bytes(), &p["sign"])
+    {
+        return Err(invalid(
+            "isv.invalid-signature",
+            "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配",
+        ));
+    }
+    let biz = p.get("biz_content").ok_or_else(|| missing("biz_content"))?;
+    match serde_json::from_str::<Value>(biz) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(invalid(
+            "isv.invalid-biz-content",
+            "biz_content 不是合法的 JSON",
+        )),
+    }
+}
+
+fn text<'a>(biz: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    biz.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn valid_out_trade_no(s: &str) -> bool {
+    s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+async fn dispatch(
+    sb: &Sandbox,
+    method: &str,
+    params: &BTreeMap<String, String>,
+    biz: &Map<String, Value>,
+) -> Result<Answer, sqlx::Error> {
+    if method == "alipay.trade.precreate" {
+        return precreate(sb, params, biz).await;
+    }
+    if !matches!(
+        method,
+        "alipay.trade.query" | "alipay.trade.close" | "alipay.trade.refund"
+    ) {
+        return Ok(invalid("isv.invalid-method", "不存在的方法名"));
+    }
+    let trade: Option<Trade> = match (text(biz, "out_trade_no"), text(biz, "trade_no")) {
+        (Some(o), _) => sb.trade_by_out_no("alipay", o).await?,
+        (None, Some(t)) => {
+            sqlx::query_as(
+                "SELECT * FROM sandbox_trades WHERE channel = 'alipay' AND trade_no = ?1",
+            )
+            .bind(t)
+            .fetch_optional(&sb.pool)
+            .await?
+        }
+        (None, None) => return Ok(missing("out_trade_no")),
+    };
+    // Before a wallet has opened the code, the trade does not exist at Alipay yet, as with the
+    // real face-to-face flow.
+    let Some(t) = trade.filter(|t| t.state != "created") else {
+        return Ok(business("ACQ.TRADE_NOT_EXIST", "交易不存在"));
+    };
+    match method {
+        "alipay.trade.query" => Ok(query(&t)),
+        "alipay.trade.close" => close(sb, t).await,
+        _ => refund(sb, t, biz).await,
+    }
+}
+
+async fn precreate(
+    sb: &Sandbox,
+    params: &BTreeMap<String, String>,
+    biz: &Map<String, Value>,
+) -> Result<Answer, sqlx::Error> {
+    let Some(out_trade_no) = text(biz, "out_trade_no") else {
+        return Ok(missing("out_trade_no"));
+    };
+    if !valid_out_trade_no(out_trade_no) {
+        return Ok(invalid(
+            "isv.invalid-out-trade-no",
+            "out_trade_no 长度或字符不合法",
+        ));
+    }
+    let Some(total) = text(biz, "total_amount") else {
+        return Ok(missing("total_amount"));
+    };
+    let Some(amount) = wire::parse_amount(total).filter(|a| a.fen() >= 1) else {
+        return Ok(invalid(
+            "isv.invalid-total-amount",
+            "total_amount 取值范围 [0.01,100000000]",
+        ));
+    };
+    let Some(subject) = text(biz, "subject") else {
+        return Ok(missing("subject"));
+    };
+    if subject.chars().count() > 256 {
+        return Ok(invalid("isv.invalid-subject", "subject 超长"));
+    }
+    let notify_url = params.get("notify_url").cloned().unwrap_or_default();
+    let expires_at = text(biz, "time_expire").and_then(parse_china_time);
+    let d = digest(&[out_trade_no, total, subject, &notify_url]);
+    match sb
+        .create_trade(
+            "alipay",
+            out_trade_no,
+            ALIPAY_APP_ID,
+            amount.fen(),
+            subject,
+            &notify_url,
+            &d,
+            expires_at,
+        )
+        .await?
+    {
+        Ok(t) if t.state == "paid" => Ok(business("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")),
+        Ok(t) if t.state == "closed" => Ok(business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")),
+        Ok(t) => Ok(success(
+            json!({ "out_trade_no": t.out_trade_no, "qr_code": sb.wallet_url(&t.id) }),
+        )),
+        Err(_) => Ok(business(
+            "ACQ.CONTEXT_INCONSISTENT",
+            "交易信息被篡改：同一 out_trade_no 的订单内容不一致",
+        )),
+    }
+}
+
+/// `yyyy-MM-dd HH:mm:ss` (GMT+8) → Unix ms.
+fn parse_china_time(s: &str) -> Option<i64> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let t = time::PrimitiveDateTime::parse(s, fmt)
+        .ok()?
+        .assume_offset(time::macros::offset!(+8));
+    Some(t.unix_timestamp() * 1000)
+}
+
+fn status_word(t: &Trade) -> &'static str {
+    match t.state.as_str() {
+        "paid" => "TRADE_SUCCESS",
+        "closed" => "TRADE_CLOSED",
+        _ => "WAIT_BUYER_PAY",
+    }
+}
+
+fn query(t: &Trade) -> Answer {
+    let amount = app::money::Amount::from_fen(t.amount)
+        .map(wire::format_amount)
+        .unwrap_or_default();
+    let mut fields = json!({
+        "trade_no": t.trade_no,
+        "out_trade_no": t.out_trade_no,
+        "buyer_logon_id": "san***@sandbox.scanpay",
+        "trade_status": status_word(t),
+        "total_amount": amount,
+        "buyer_user_id": "2088102177846880",
+    });
+    if t.state == "paid" {
+        fields["receipt_amount"] = json!(amount);
+        fields["buyer_pay_amount"] = json!(amount);
+        let paid =
+            time::OffsetDateTime::from_unix_timestamp(t.paid_at.unwrap_or(t.created_at) / 1000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        fields["send_pay_date"] = json!(china_time(paid));
+    }
+    success(fields)
+}
+
+async fn close(sb: &Sandbox, t: Trade) -> Result<Answer, sqlx::Error> {
+    if sb.transition(&t.id, &["scanned"], "closed").await? || t.state == "closed" {
+        return Ok(success(
+            json!({ "trade_no": t.trade_no, "out_trade_no": t.out_trade_no }),
+        ));
+    }
+    Ok(business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"))
+}
+
+async fn refund(sb: &Sandbox, t: Trade, biz: &Map<String, Value>) -> Result<Answer, sqlx::Error> {
+    let Some(raw) = text(biz, "refund_amount") else {
+        return Ok(missing("refund_amount"));
+    };
+    let Some(amount) = wire::parse_amount(raw).filter(|a| a.fen() >= 1) else {
+        return Ok(invalid("isv.invalid-refund-amount", "refund_amount 不合法"));
+    };
+    if t.state != "paid" {
+        return Ok(business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"));
+    }
+    let request_no = text(biz, "out_request_no")
+        .unwrap_or(&t.out_trade_no)
+        .to_string();
+    let Some((_, fresh)) = sb.refund(&t, &request_no, amount.fen()).await? else {
+        return Ok(business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限"));
+    };
+    let refunded: (i64,) = sqlx::query_as("SELECT refunded FROM sandbox_trades WHERE id = ?1")
+        .bind(&t.id)
+        .fetch_one(&sb.pool)
+        .await?;
+    Ok(success(json!({
+        "trade_no": t.trade_no,
+        "out_trade_no": t.out_trade_no,
+        "buyer_logon_id": "san***@sandbox.scanpay",
+        "fund_change": if fresh { "Y" } else { "N" },
+        "refund_fee": app::money::Amount::from_fen(refunded.0).map(wire::format_amount).unwrap_or_default(),
+        "gmt_refund_pay": china_time(time::OffsetDateTime::now_utc()),
+        "send_back_fee": raw,
+    })))
+}

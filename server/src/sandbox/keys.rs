@@ -1,0 +1,138 @@
+//! The sandbox's key material, generated on first start and kept in `<data dir>/sandbox/`:
+//! each gateway's own RSA-2048 pair (it signs responses and notifications), and a merchant
+//! pair per provider plus a WeChat APIv3 key that ScanPay is wired to automatically. The
+//! public halves are what a ScanPay configuration points at, exactly as with real providers.
+
+use crate::providers::crypto::{RsaSigner, RsaVerifier};
+use crate::providers::keys::{private_key_from_text, public_key_from_text, KeyError};
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxKeyError {
+    #[error("cannot write sandbox keys in {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("sandbox key {path}: {source}")]
+    Key { path: String, source: KeyError },
+}
+
+/// File paths of one key pair.
+#[derive(Debug, Clone)]
+pub struct PairFiles {
+    pub private: PathBuf,
+    pub public: PathBuf,
+}
+
+/// All sandbox keys, parsed.
+pub struct SandboxKeys {
+    pub dir: PathBuf,
+    pub alipay_gateway: RsaSigner,
+    pub alipay_merchant: RsaVerifier,
+    pub wechat_gateway: RsaSigner,
+    pub wechat_merchant: RsaVerifier,
+    pub wechat_apiv3_key: [u8; 32],
+}
+
+pub fn pair(dir: &Path, name: &str) -> PairFiles {
+    PairFiles {
+        private: dir.join(format!("{name}-private.pem")),
+        public: dir.join(format!("{name}-public.pem")),
+    }
+}
+
+pub fn apiv3_key_file(dir: &Path) -> PathBuf {
+    dir.join("wechat-apiv3.key")
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> SandboxKeyError {
+    SandboxKeyError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Creates a key pair unless both files exist.
+fn ensure_pair(files: &PairFiles) -> Result<(), SandboxKeyError> {
+    if files.private.exists() && files.public.exists() {
+        return Ok(());
+    }
+    let mut rng = rand::thread_rng();
+    let key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| io(&files.private, e))?;
+    let private = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| io(&files.private, e))?;
+    let public = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| io(&files.public, e))?;
+    write_private(&files.private, private.as_bytes())?;
+    std::fs::write(&files.public, public).map_err(|e| io(&files.public, e))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SandboxKeyError> {
+    std::fs::write(path, bytes).map_err(|e| io(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io(path, e))?;
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String, SandboxKeyError> {
+    std::fs::read_to_string(path).map_err(|e| io(path, e))
+}
+
+impl SandboxKeys {
+    /// Loads the keys from `dir`, generating whatever is missing.
+    pub fn load_or_create(dir: &Path) -> Result<SandboxKeys, SandboxKeyError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        for name in [
+            "alipay-gateway",
+            "alipay-merchant",
+            "wechat-gateway",
+            "wechat-merchant",
+        ] {
+            ensure_pair(&pair(dir, name))?;
+        }
+        let apiv3 = apiv3_key_file(dir);
+        if !apiv3.exists() {
+            use rand::distributions::{Alphanumeric, DistString};
+            write_private(
+                &apiv3,
+                Alphanumeric
+                    .sample_string(&mut rand::thread_rng(), 32)
+                    .as_bytes(),
+            )?;
+        }
+        let signer = |name: &str| {
+            let p = pair(dir, name).private;
+            private_key_from_text(&read(&p)?).map_err(|source| SandboxKeyError::Key {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let verifier = |name: &str| {
+            let p = pair(dir, name).public;
+            public_key_from_text(&read(&p)?).map_err(|source| SandboxKeyError::Key {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let key_text = read(&apiv3)?;
+        let wechat_apiv3_key: [u8; 32] = key_text
+            .trim_end()
+            .as_bytes()
+            .try_into()
+            .map_err(|_| io(&apiv3, "the APIv3 key must be 32 characters"))?;
+        Ok(SandboxKeys {
+            dir: dir.to_path_buf(),
+            alipay_gateway: signer("alipay-gateway")?,
+            alipay_merchant: verifier("alipay-merchant")?,
+            wechat_gateway: signer("wechat-gateway")?,
+            wechat_merchant: verifier("wechat-merchant")?,
+            wechat_apiv3_key,
+        })
+    }
+}

@@ -1,0 +1,410 @@
+//! The sandbox gateways: protocol-faithful simulators of Alipay's OpenAPI gateway and the
+//! WeChat Pay v3 API, so a merchant can try ScanPay, and our tests can run, with no provider
+//! account and no internet. They are a separate system from ScanPay: their own keys
+//! (`keys.rs`), their own SQLite file (`data/sandbox/sandbox.db`), their own HTTP endpoints
+//! under `/sandbox` (in-process) or on their own port (`scanpay sandbox`). ScanPay reaches
+//! them over HTTP through the same provider clients it uses in production.
+//!
+//! - `alipay.rs`: `POST /sandbox/alipay/gateway.do` (precreate, query, close, refund).
+//! - `wechat.rs`: `/sandbox/wechat/v3/…` (native, query, close, refund, refund query).
+//! - `wallet.rs`: the page behind every QR code (`/sandbox/pay/{id}`), and `/sandbox/`, a page
+//!   listing trades and notification deliveries.
+//! - `deliver.rs`: signed notifications on the real redelivery schedules, time-scaled,
+//!   persisted, with fault injection (`Faults`).
+
+mod alipay;
+mod deliver;
+pub mod faults;
+pub mod keys;
+mod wallet;
+mod wechat;
+
+pub use faults::Faults;
+
+use axum::Router;
+use keys::SandboxKeys;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The merchant identities the sandbox knows (its "registered" merchant).
+pub const ALIPAY_APP_ID: &str = "9021000000000001";
+pub const ALIPAY_SELLER_ID: &str = "2088000000000001";
+pub const WECHAT_APPID: &str = "wx8888888888888888";
+pub const WECHAT_MCHID: &str = "1900000001";
+/// The serial of the merchant's API certificate, as WeChat Pay knows it.
+pub const WECHAT_MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD00000001";
+/// The id of the sandbox's "WeChat Pay public key".
+pub const WECHAT_KEY_ID: &str = "PUB_KEY_ID_0119000000012026112700000000000001";
+
+static SANDBOX_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sandbox");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Keys(#[from] keys::SandboxKeyError),
+    #[error("sandbox database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("sandbox database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Settings of one sandbox instance.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// Its directory: keys and database.
+    pub dir: PathBuf,
+    /// The URL its endpoints are reached at, ending in `/sandbox`.
+    pub base_url: String,
+    /// Multiplies every redelivery wait (0.001: the whole 25 h schedule in 90 s).
+    pub time_scale: f64,
+    /// Faults applied to every trade, besides those chosen per trade.
+    pub faults: Faults,
+}
+
+pub struct Sandbox {
+    pool: SqlitePool,
+    keys: SandboxKeys,
+    settings: SandboxSettings,
+    /// For notification delivery (a merchant must answer within 5 s).
+    http: reqwest::Client,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+/// A random token for ids the sandbox makes up.
+pub(crate) fn token(len: usize) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), len)
+}
+
+impl Sandbox {
+    /// Opens (creating on first start) the sandbox in `settings.dir`.
+    pub async fn open(settings: SandboxSettings) -> Result<Arc<Sandbox>, SandboxError> {
+        let keys = SandboxKeys::load_or_create(&settings.dir.join("keys"))?;
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(settings.dir.join("sandbox.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        SANDBOX_MIGRATIONS.run(&pool).await?;
+        let http = crate::providers::http_client(Duration::from_secs(3), Duration::from_secs(5));
+        Ok(Arc::new(Sandbox {
+            pool,
+            keys,
+            settings,
+            http,
+        }))
+    }
+
+    /// The routes, to be served under `/sandbox`.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .merge(alipay::routes())
+            .merge(wechat::routes())
+            .merge(wallet::routes())
+            .with_state(self.clone())
+    }
+
+    /// Starts the notification delivery loop; it stops when the returned handle is aborted.
+    pub fn spawn_delivery(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(deliver::run(self.clone()))
+    }
+
+    pub fn settings(&self) -> &SandboxSettings {
+        &self.settings
+    }
+
+    pub fn keys_dir(&self) -> &Path {
+        &self.keys.dir
+    }
+
+    /// The URL of the wallet page for a trade: what the QR code encodes.
+    fn wallet_url(&self, trade_id: &str) -> String {
+        format!("{}/pay/{trade_id}", self.settings.base_url)
+    }
+
+    /// The faults in force for a trade: global ones plus its own.
+    fn faults_for(&self, own: &str) -> Faults {
+        self.settings
+            .faults
+            .clone()
+            .merged(&Faults::parse(own).unwrap_or_default())
+    }
+
+    /// API-side faults: added latency, and whether this call fails (5xx) or hangs (timeout).
+    async fn api_faults(&self) -> Option<axum::response::Response> {
+        use axum::response::IntoResponse;
+        let f = &self.settings.faults;
+        if f.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+        }
+        let roll = rand::random::<u32>() % 100;
+        if roll < f.timeout_pct {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        if roll < f.timeout_pct + f.error_pct {
+            return Some(
+                (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"code":"SYSTEM_ERROR","message":"injected"}"#,
+                )
+                    .into_response(),
+            );
+        }
+        None
+    }
+}
+
+/// One trade as the sandbox stores it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Trade {
+    pub id: String,
+    pub channel: String,
+    pub out_trade_no: String,
+    pub account: String,
+    pub amount: i64,
+    pub subject: String,
+    pub notify_url: String,
+    pub request_digest: String,
+    pub state: String,
+    pub trade_no: String,
+    pub refunded: i64,
+    pub faults: String,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+}
+
+impl Sandbox {
+    pub(crate) async fn trade_by_out_no(
+        &self,
+        channel: &str,
+        out_trade_no: &str,
+    ) -> Result<Option<Trade>, sqlx::Error> {
+        sqlx::query_as("SELECT * FROM sandbox_trades WHERE channel = ?1 AND out_trade_no = ?2")
+            .bind(channel)
+            .bind(out_trade_no)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub(crate) async fn trade(&self, id: &str) -> Result<Option<Trade>, sqlx::Error> {
+        sqlx::query_as("SELECT * FROM sandbox_trades WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Creates a trade, or returns the existing one when the same order is sent again.
+    /// `Err(None)` when the out_trade_no is taken by a different order.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn create_trade(
+        &self,
+        channel: &str,
+        out_trade_no: &str,
+        account: &str,
+        amount: i64,
+        subject: &str,
+        notify_url: &str,
+        digest: &str,
+        expires_at: Option<i64>,
+    ) -> Result<Result<Trade, Option<Trade>>, sqlx::Error> {
+        if let Some(t) = self.trade_by_out_no(channel, out_trade_no).await? {
+            return Ok(if t.request_digest == digest {
+                Ok(t)
+            } else {
+                Err(Some(t))
+            });
+        }
+        let trade_no = match channel {
+            "alipay" => {
+                format!("2026{}", &now_ms().to_string()[..10]) + &token(14).to_ascii_uppercase()
+            }
+            _ => format!("4200{}", now_ms()) + &token(10).to_ascii_uppercase(),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO sandbox_trades (id, channel, out_trade_no, account, amount, subject, notify_url, request_digest, \
+             state, trade_no, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'created', ?9, ?10, ?11) \
+             ON CONFLICT (channel, out_trade_no) DO NOTHING",
+        )
+        .bind(token(24))
+        .bind(channel)
+        .bind(out_trade_no)
+        .bind(account)
+        .bind(amount)
+        .bind(subject)
+        .bind(notify_url)
+        .bind(digest)
+        .bind(trade_no)
+        .bind(expires_at)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        let t = self
+            .trade_by_out_no(channel, out_trade_no)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        // Lost a race with an identical or different concurrent create: judge as a repeat.
+        if inserted.rows_affected() == 0 && t.request_digest != digest {
+            return Ok(Err(Some(t)));
+        }
+        Ok(Ok(t))
+    }
+
+    /// Moves a trade from one of `from` to `to`; false when it was in no such state.
+    pub(crate) async fn transition(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let placeholders = (0..from.len())
+            .map(|i| format!("?{}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE sandbox_trades SET state = ?1, paid_at = CASE WHEN ?1 = 'paid' THEN ?2 ELSE paid_at END \
+             WHERE id = ?{} AND state IN ({placeholders})",
+            from.len() + 3
+        );
+        let mut q = sqlx::query(&sql).bind(to).bind(now_ms());
+        for f in from {
+            q = q.bind(*f);
+        }
+        Ok(q.bind(id).execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Records a refund once per idempotency key; returns (refund_id, was_new) or `None` when
+    /// it would exceed what was paid.
+    pub(crate) async fn refund(
+        &self,
+        trade: &Trade,
+        out_refund_no: &str,
+        amount: i64,
+    ) -> Result<Option<(String, bool)>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<(String,)> = sqlx::query_as(
+            "SELECT refund_id FROM sandbox_refunds WHERE channel = ?1 AND out_refund_no = ?2",
+        )
+        .bind(&trade.channel)
+        .bind(out_refund_no)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id,)) = existing {
+            return Ok(Some((id, false)));
+        }
+        let updated = sqlx::query(
+            "UPDATE sandbox_trades SET refunded = refunded + ?1 WHERE id = ?2 AND state = 'paid' AND refunded + ?1 <= amount",
+        )
+        .bind(amount)
+        .bind(&trade.id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let refund_id = format!("50{}", now_ms()) + &token(8);
+        sqlx::query(
+            "INSERT INTO sandbox_refunds (channel, out_refund_no, trade_id, amount, refund_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&trade.channel)
+        .bind(out_refund_no)
+        .bind(&trade.id)
+        .bind(amount)
+        .bind(&refund_id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some((refund_id, true)))
+    }
+}
+
+/// A digest of what an order was created with, to tell a repeat from a conflicting reuse.
+pub(crate) fn digest(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a ScanPay node needs to use a sandbox as its providers: the same settings an operator
+/// would write for the real ones, pointing at the sandbox's URLs and generated keys.
+pub fn provider_settings(
+    keys_dir: &Path,
+    gateway_base: &str,
+) -> (crate::config::AlipaySettings, crate::config::WechatSettings) {
+    let alipay = crate::config::AlipaySettings {
+        gateway: format!("{gateway_base}/alipay/gateway.do"),
+        app_id: ALIPAY_APP_ID.into(),
+        seller_id: ALIPAY_SELLER_ID.into(),
+        private_key_file: keys::pair(keys_dir, "alipay-merchant").private,
+        public_key_file: keys::pair(keys_dir, "alipay-gateway").public,
+    };
+    let wechat = crate::config::WechatSettings {
+        api_base: format!("{gateway_base}/wechat"),
+        appid: WECHAT_APPID.into(),
+        mchid: WECHAT_MCHID.into(),
+        private_key_file: keys::pair(keys_dir, "wechat-merchant").private,
+        cert_serial: WECHAT_MERCHANT_SERIAL.into(),
+        public_key_file: keys::pair(keys_dir, "wechat-gateway").public,
+        public_key_id: WECHAT_KEY_ID.into(),
+        apiv3_key_file: keys::apiv3_key_file(keys_dir),
+    };
+    (alipay, wechat)
+}
+
+/// Opens the in-process sandbox when the configuration asks for it, and points each provider
+/// it serves at it (over loopback HTTP, like any gateway). Returns the sandbox to mount.
+pub async fn wire_in_process(
+    config: &mut crate::config::Config,
+    public_url: &str,
+    local_addr: std::net::SocketAddr,
+) -> Result<Option<Arc<Sandbox>>, SandboxError> {
+    use crate::config::SandboxMode;
+    let serve_alipay = config.sandbox == SandboxMode::On
+        || (config.sandbox == SandboxMode::Auto && config.alipay.is_none());
+    let serve_wechat = config.sandbox == SandboxMode::On
+        || (config.sandbox == SandboxMode::Auto && config.wechat.is_none());
+    if !serve_alipay && !serve_wechat {
+        return Ok(None);
+    }
+    let sandbox = Sandbox::open(SandboxSettings {
+        dir: config.data_dir.join("sandbox"),
+        base_url: format!("{public_url}/sandbox"),
+        time_scale: config.sandbox_time_scale,
+        faults: config.sandbox_faults.clone(),
+    })
+    .await?;
+    // The node reaches its own sandbox on loopback even when it listens on all interfaces.
+    let loopback = if local_addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], local_addr.port()))
+    } else {
+        local_addr
+    };
+    let (alipay, wechat) =
+        provider_settings(sandbox.keys_dir(), &format!("http://{loopback}/sandbox"));
+    if serve_alipay {
+        config.alipay = Some(alipay);
+        tracing::info!("Alipay is served by the built-in sandbox gateway");
+    }
+    if serve_wechat {
+        config.wechat = Some(wechat);
+        tracing::info!("WeChat Pay is served by the built-in sandbox gateway");
+    }
+    Ok(Some(sandbox))
+}

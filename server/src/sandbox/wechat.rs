@@ -1,0 +1,446 @@
+//! The sandbox WeChat Pay API v3 under `/sandbox/wechat`: every request must carry a valid
+//! `WECHATPAY2-SHA256-RSA2048` Authorization from the registered merchant (serial, mchid,
+//! ±300 s timestamp, signature over method, URL with query, timestamp, nonce and body), or it
+//! gets `401 SIGN_ERROR`; every response is signed with the sandbox's WeChat Pay key and
+//! carries the `Wechatpay-*` headers.
+
+use super::{
+    digest, now_ms, Sandbox, Trade, WECHAT_APPID, WECHAT_KEY_ID, WECHAT_MCHID,
+    WECHAT_MERCHANT_SERIAL,
+};
+use crate::providers::crypto::{Signer, Verifier};
+use crate::providers::wechat::{wire, MAX_SKEW_SECS};
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Arc<Sandbox>> {
+    Router::new()
+        .route("/wechat/v3/pay/transactions/native", post(native))
+        .route(
+            "/wechat/v3/pay/transactions/out-trade-no/{out_trade_no}",
+            get(query),
+        )
+        .route(
+            "/wechat/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
+            post(close),
+        )
+        .route("/wechat/v3/refund/domestic/refunds", post(refund))
+        .route(
+            "/wechat/v3/refund/domestic/refunds/{out_refund_no}",
+            get(refund_query),
+        )
+}
+
+impl Sandbox {
+    /// A response signed the WeChat Pay way.
+    pub(super) fn wechat_signed(&self, status: StatusCode, body: String) -> Response {
+        let ts = (now_ms() / 1000).to_string();
+        let nonce = super::token(32);
+        let sig = self
+            .keys
+            .wechat_gateway
+            .sign_base64(&wire::response_message(&ts, &nonce, body.as_bytes()))
+            .unwrap_or_default();
+        let mut r = (status, body).into_response();
+        let h = r.headers_mut();
+        for (k, v) in [
+            ("content-type", "application/json"),
+            ("wechatpay-timestamp", ts.as_str()),
+            ("wechatpay-nonce", nonce.as_str()),
+            ("wechatpay-signature", sig.as_str()),
+            ("wechatpay-serial", WECHAT_KEY_ID),
+            ("wechatpay-signature-type", wire::AUTH_SCHEME),
+        ] {
+            if let Ok(v) = v.parse() {
+                h.insert(k, v);
+            }
+        }
+        if let Ok(v) = super::token(32).parse() {
+            h.insert("request-id", v);
+        }
+        r
+    }
+
+    fn wechat_error(&self, status: StatusCode, code: &str, message: &str) -> Response {
+        self.wechat_signed(
+            status,
+            json!({ "code": code, "message": message }).to_string(),
+        )
+    }
+
+    /// Checks the merchant's Authorization header for this request; the error says why not.
+    fn authenticate(
+        &self,
+        method: &Method,
+        uri: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), &'static str> {
+        let fields = headers
+            .get("authorization")
+            .and_then(|h| h.to_str().ok())
+            .and_then(wire::parse_authorization)
+            .ok_or("Authorization 头缺失或格式错误")?;
+        let (Some(mchid), Some(serial), Some(ts), Some(nonce), Some(sig)) = (
+            fields.get("mchid"),
+            fields.get("serial_no"),
+            fields.get("timestamp").and_then(|t| t.parse::<i64>().ok()),
+            fields.get("nonce_str"),
+            fields.get("signature"),
+        ) else {
+            return Err("Authorization 缺少字段");
+        };
+        if mchid != WECHAT_MCHID || serial != WECHAT_MERCHANT_SERIAL {
+            return Err("商户号或证书序列号不正确");
+        }
+        if (now_ms() / 1000 - ts).abs() >= MAX_SKEW_SECS {
+            return Err("timestamp 与系统时间相差超过 5 分钟");
+        }
+        let body = std::str::from_utf8(body).map_err(|_| "请求体不是 UTF-8")?;
+        let message = wire::request_message(method.as_str(), uri, ts, nonce, body);
+        if !self
+            .keys
+            .wechat_merchant
+            .verify_base64(message.as_bytes(), sig)
+        {
+            return Err("签名错误");
+        }
+        Ok(())
+    }
+
+    /// API-side faults, then authentication: the response that refuses the call, if any.
+    async fn admit(
+        &self,
+        method: &Method,
+        uri: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<Response> {
+        if let Some(fault) = self.api_faults().await {
+            return Some(fault);
+        }
+        self.authenticate(method, uri, headers, body)
+            .err()
+            .map(|why| self.wechat_error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", why))
+    }
+}
+
+/// The path and query as the merchant signed them: the whole request path, as received.
+fn signed_uri(uri: &http::Uri) -> String {
+    uri.path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string()
+}
+
+fn valid_out_trade_no(s: &str) -> bool {
+    (6..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b))
+}
+
+pub(super) fn transaction_json(t: &Trade, state: &str) -> Value {
+    let mut v = json!({
+        "appid": WECHAT_APPID,
+        "mchid": WECHAT_MCHID,
+        "out_trade_no": t.out_trade_no,
+        "trade_type": "NATIVE",
+        "trade_state": state,
+        "trade_state_desc": match state { "SUCCESS" => "支付成功", "CLOSED" => "已关闭", _ => "未支付" },
+        "amount": { "total": t.amount, "currency": "CNY" },
+    });
+    if state == "SUCCESS" || state == "REFUND" {
+        v["transaction_id"] = json!(t.trade_no);
+        v["bank_type"] = json!("OTHERS");
+        v["success_time"] = json!(rfc3339(t.paid_at.unwrap_or(t.created_at)));
+        v["payer"] = json!({ "openid": "oSandbox0000000000000000001" });
+        v["amount"] = json!({ "total": t.amount, "payer_total": t.amount, "currency": "CNY", "payer_currency": "CNY" });
+    }
+    v
+}
+
+pub(super) fn trade_state(t: &Trade) -> &'static str {
+    match t.state.as_str() {
+        "paid" if t.refunded > 0 => "REFUND",
+        "paid" => "SUCCESS",
+        "closed" => "CLOSED",
+        _ => "NOTPAY",
+    }
+}
+
+pub(super) fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+8))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+macro_rules! admit {
+    ($sb:expr, $method:expr, $uri:expr, $headers:expr, $body:expr) => {
+        if let Some(refusal) = $sb
+            .admit(&$method, &signed_uri(&$uri), &$headers, $body)
+            .await
+        {
+            return refusal;
+        }
+    };
+}
+
+fn storage_failed(sb: &Sandbox, e: sqlx::Error) -> Response {
+    tracing::error!(error = %e, "sandbox wechat: storage failed");
+    sb.wechat_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "SYSTEM_ERROR",
+        "系统错误",
+    )
+}
+
+async fn native(
+    State(sb): State<Arc<Sandbox>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    admit!(sb, Method::POST, uri, headers, &body);
+    let bad = |msg: &str| sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", msg);
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return bad("请求体不是合法的 JSON");
+    };
+    let s = |k: &str| req.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let (Some(appid), Some(mchid), Some(description), Some(out_trade_no), Some(notify_url)) = (
+        s("appid"),
+        s("mchid"),
+        s("description"),
+        s("out_trade_no"),
+        s("notify_url"),
+    ) else {
+        return bad("缺少必填参数 appid / mchid / description / out_trade_no / notify_url");
+    };
+    if appid != WECHAT_APPID || mchid != WECHAT_MCHID {
+        return sb.wechat_error(
+            StatusCode::BAD_REQUEST,
+            "APPID_MCHID_NOT_MATCH",
+            "appid 和 mchid 不匹配",
+        );
+    }
+    if !valid_out_trade_no(out_trade_no) {
+        return bad("out_trade_no 长度须为 6-32 位，只能是数字、大小写字母、_-|*");
+    }
+    if description.chars().count() > 127 {
+        return bad("description 超过 127 个字符");
+    }
+    if notify_url.contains('?')
+        || !(notify_url.starts_with("https://") || notify_url.starts_with("http://"))
+    {
+        return bad("notify_url 须为不带参数的 URL");
+    }
+    let total = req.pointer("/amount/total").and_then(Value::as_i64);
+    let Some(total) = total.filter(|t| (1..=10_000_000_000).contains(t)) else {
+        return bad("amount.total 须为 1 到 10000000000 之间的整数（分）");
+    };
+    if req
+        .pointer("/amount/currency")
+        .and_then(Value::as_str)
+        .is_some_and(|c| c != "CNY")
+    {
+        return bad("amount.currency 只支持 CNY");
+    }
+    let expires_at = s("time_expire").and_then(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    });
+    if let Some(e) = expires_at {
+        if e.unix_timestamp() < now_ms() / 1000 + 60 {
+            return bad("time_expire 须至少在 1 分钟之后");
+        }
+    }
+    let d = digest(&[out_trade_no, &total.to_string(), description, notify_url]);
+    let expires_ms = expires_at.map(|e| e.unix_timestamp() * 1000);
+    match sb
+        .create_trade(
+            "wechat",
+            out_trade_no,
+            WECHAT_MCHID,
+            total,
+            description,
+            notify_url,
+            &d,
+            expires_ms,
+        )
+        .await
+    {
+        Err(e) => storage_failed(&sb, e),
+        Ok(Ok(t)) if t.state == "paid" => {
+            sb.wechat_error(StatusCode::BAD_REQUEST, "ORDERPAID", "该订单已支付")
+        }
+        Ok(Ok(t)) if t.state == "closed" => {
+            sb.wechat_error(StatusCode::BAD_REQUEST, "ORDER_CLOSED", "订单已关闭")
+        }
+        Ok(Ok(t)) => sb.wechat_signed(
+            StatusCode::OK,
+            json!({ "code_url": sb.wallet_url(&t.id) }).to_string(),
+        ),
+        Ok(Err(_)) => sb.wechat_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "商户订单号重复，且订单内容不一致",
+        ),
+    }
+}
+
+async fn query(
+    State(sb): State<Arc<Sandbox>>,
+    Path(out_trade_no): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    admit!(sb, Method::GET, uri, headers, b"");
+    if !uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == format!("mchid={WECHAT_MCHID}")))
+    {
+        return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "缺少 mchid 参数");
+    }
+    match sb.trade_by_out_no("wechat", &out_trade_no).await {
+        Err(e) => storage_failed(&sb, e),
+        Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在"),
+        Ok(Some(t)) => sb.wechat_signed(
+            StatusCode::OK,
+            transaction_json(&t, trade_state(&t)).to_string(),
+        ),
+    }
+}
+
+async fn close(
+    State(sb): State<Arc<Sandbox>>,
+    Path(out_trade_no): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    admit!(sb, Method::POST, uri, headers, &body);
+    let mchid_ok = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("mchid")
+                .and_then(Value::as_str)
+                .map(|m| m == WECHAT_MCHID)
+        })
+        .unwrap_or(false);
+    if !mchid_ok {
+        return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "mchid 不正确");
+    }
+    let trade = match sb.trade_by_out_no("wechat", &out_trade_no).await {
+        Err(e) => return storage_failed(&sb, e),
+        Ok(None) => return sb.wechat_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在"),
+        Ok(Some(t)) => t,
+    };
+    match sb
+        .transition(&trade.id, &["created", "scanned"], "closed")
+        .await
+    {
+        Err(e) => storage_failed(&sb, e),
+        Ok(true) => sb.wechat_signed(StatusCode::NO_CONTENT, String::new()),
+        Ok(false) if trade.state == "closed" => {
+            sb.wechat_signed(StatusCode::NO_CONTENT, String::new())
+        }
+        Ok(false) => sb.wechat_error(StatusCode::BAD_REQUEST, "ORDERPAID", "订单已支付，不能关闭"),
+    }
+}
+
+async fn refund(
+    State(sb): State<Arc<Sandbox>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    admit!(sb, Method::POST, uri, headers, &body);
+    let bad = |msg: &str| sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", msg);
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return bad("请求体不是合法的 JSON");
+    };
+    let (Some(out_trade_no), Some(out_refund_no)) = (
+        req.get("out_trade_no").and_then(Value::as_str),
+        req.get("out_refund_no").and_then(Value::as_str),
+    ) else {
+        return bad("缺少 out_trade_no 或 out_refund_no");
+    };
+    let (Some(amount), Some(total)) = (
+        req.pointer("/amount/refund")
+            .and_then(Value::as_i64)
+            .filter(|a| *a >= 1),
+        req.pointer("/amount/total").and_then(Value::as_i64),
+    ) else {
+        return bad("amount.refund / amount.total 不合法");
+    };
+    let trade = match sb.trade_by_out_no("wechat", out_trade_no).await {
+        Err(e) => return storage_failed(&sb, e),
+        Ok(None) => {
+            return sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "订单不存在")
+        }
+        Ok(Some(t)) => t,
+    };
+    if total != trade.amount {
+        return bad("amount.total 与订单金额不一致");
+    }
+    if trade.state != "paid" {
+        return sb.wechat_error(StatusCode::FORBIDDEN, "NOT_ENOUGH", "订单未支付，不能退款");
+    }
+    match sb.refund(&trade, out_refund_no, amount).await {
+        Err(e) => storage_failed(&sb, e),
+        Ok(None) => sb.wechat_error(StatusCode::FORBIDDEN, "NOT_ENOUGH", "退款金额超过可退金额"),
+        Ok(Some((refund_id, _))) => sb.wechat_signed(
+            StatusCode::OK,
+            refund_json(&trade, out_refund_no, &refund_id, amount).to_string(),
+        ),
+    }
+}
+
+fn refund_json(t: &Trade, out_refund_no: &str, refund_id: &str, amount: i64) -> Value {
+    json!({
+        "refund_id": refund_id,
+        "out_refund_no": out_refund_no,
+        "transaction_id": t.trade_no,
+        "out_trade_no": t.out_trade_no,
+        "channel": "ORIGINAL",
+        "user_received_account": "支付用户零钱",
+        "success_time": rfc3339(now_ms()),
+        "create_time": rfc3339(now_ms()),
+        "status": "SUCCESS",
+        "funds_account": "AVAILABLE",
+        "amount": { "total": t.amount, "refund": amount, "payer_total": t.amount, "payer_refund": amount, "currency": "CNY" },
+    })
+}
+
+async fn refund_query(
+    State(sb): State<Arc<Sandbox>>,
+    Path(out_refund_no): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    admit!(sb, Method::GET, uri, headers, b"");
+    let row: Result<Option<(String, String, i64)>, sqlx::Error> = sqlx::query_as(
+        "SELECT trade_id, refund_id, amount FROM sandbox_refunds WHERE channel = 'wechat' AND out_refund_no = ?1",
+    )
+    .bind(&out_refund_no)
+    .fetch_optional(&sb.pool)
+    .await;
+    match row {
+        Err(e) => storage_failed(&sb, e),
+        Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "退款单不存在"),
+        Ok(Some((trade_id, refund_id, amount))) => match sb.trade(&trade_id).await {
+            Ok(Some(t)) => sb.wechat_signed(
+                StatusCode::OK,
+                refund_json(&t, &out_refund_no, &refund_id, amount).to_string(),
+            ),
+            Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "订单不存在"),
+            Err(e) => storage_failed(&sb, e),
+        },
+    }
+}
