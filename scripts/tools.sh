@@ -51,6 +51,11 @@ if [ "${1:-}" = "--test" ]; then
     say "installing Debian's chromium for the end2end suite"
     apt_install chromium
   fi
+  # Chinese pages in screenshots: a small CJK font (phones have one; a bare server does not).
+  if [ ! -d /usr/share/fonts/truetype/wqy ]; then
+    say "installing a CJK font for readable screenshots"
+    apt_install fonts-wqy-microhei
+  fi
   if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
     if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
       say "starting the local PostgreSQL server"

@@ -6,10 +6,40 @@
 const { AlipaySdk } = require('alipay-sdk');
 // The SDK's request signer is not exported; load its own module file directly.
 const alipayUtil = require(require.resolve('alipay-sdk').replace(/index\.js$/, 'util.js'));
-const { Rsa, Formatter, Aes } = require('wechatpay-axios-plugin');
+const { Rsa, Formatter, Aes, Wechatpay } = require('wechatpay-axios-plugin');
 
-function handle(cmd) {
+async function handle(cmd) {
   switch (cmd.op) {
+    // The SDK as a merchant's client of a gateway: signs, sends, verifies the response.
+    case 'alipay.exec': {
+      const sdk = new AlipaySdk({
+        appId: cmd.appId, privateKey: cmd.privateKey, alipayPublicKey: cmd.alipayPublicKey, gateway: cmd.gateway, camelcase: false,
+        keyType: cmd.privateKey.includes('BEGIN PRIVATE KEY') ? 'PKCS8' : 'PKCS1',
+      });
+      try {
+        return { result: await sdk.exec(cmd.method, { bizContent: cmd.bizContent }, { validateSign: true }) };
+      } catch (e) {
+        return { error: String(e && e.message ? e.message : e) };
+      }
+    }
+    // wechatpay-axios-plugin as a merchant's client: signs requests, verifies responses.
+    case 'wechat.call': {
+      const wxpay = new Wechatpay({
+        mchid: cmd.mchid, serial: cmd.serial, privateKey: cmd.privateKey,
+        certs: { [cmd.keyId]: cmd.publicKey }, baseURL: cmd.baseURL,
+      });
+      const calls = {
+        native: () => wxpay.v3.pay.transactions.native.post(cmd.body),
+        query: () => wxpay.v3.pay.transactions['out-trade-no']['{out_trade_no}'].get({ params: { mchid: cmd.mchid }, out_trade_no: cmd.outTradeNo }),
+        close: () => wxpay.v3.pay.transactions['out-trade-no']['{out_trade_no}'].close.post({ mchid: cmd.mchid }, { out_trade_no: cmd.outTradeNo }),
+      };
+      try {
+        const res = await calls[cmd.call]();
+        return { status: res.status, data: res.data ?? null };
+      } catch (e) {
+        return { error: String(e && e.message ? e.message : e), status: e.response ? e.response.status : null, data: e.response ? e.response.data : null };
+      }
+    }
     // Verifies params signed the request way (sign_type kept) or the notification way
     // (sign_type dropped): the SDK's checkNotifySign tries both.
     case 'alipay.verify': {
@@ -49,9 +79,9 @@ function handle(cmd) {
 let input = '';
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (c) => (input += c));
-process.stdin.on('end', () => {
+process.stdin.on('end', async () => {
   try {
-    process.stdout.write(JSON.stringify(handle(JSON.parse(input))));
+    process.stdout.write(JSON.stringify(await handle(JSON.parse(input))));
   } catch (e) {
     process.stderr.write(String(e && e.stack ? e.stack : e));
     process.exit(1);

@@ -4,8 +4,11 @@
 //! (c) our code refuses their output once one byte of a signed field or the amount changes.
 //! Needs Node.js and `end2end/node_modules` (scripts/tools.sh installs both).
 
+mod common;
+
 use app::money::Amount;
-use serde_json::{json, Value};
+use common::node;
+use serde_json::json;
 use server::providers::alipay::{wire, Alipay, AlipayAccount};
 use server::providers::crypto::{Signer, Verifier};
 use server::providers::keys::{private_key_from_text, public_key_from_text};
@@ -13,45 +16,13 @@ use server::providers::wechat::{wire as wechat_wire, Clock, WechatAccount, Wecha
 use server::providers::{NotificationError, PaymentProvider, TradeState};
 use server::secret::Secret;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{VECTORS}/{path}")).expect("vector")
-}
-
-/// Runs one command in the Node peer and returns its answer.
-fn node(cmd: Value) -> Value {
-    let script = format!("{REPO}/end2end/interop/peer.cjs");
-    assert!(
-        std::path::Path::new(&format!("{REPO}/end2end/node_modules/alipay-sdk")).exists(),
-        "the Node SDKs are not installed: run scripts/tools.sh (or `make test`)"
-    );
-    let mut child = Command::new("node")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node (Node.js) must be installed: scripts/tools.sh installs it");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(cmd.to_string().as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("node ran");
-    assert!(
-        out.status.success(),
-        "node peer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON answer")
 }
 
 fn alipay() -> Alipay {

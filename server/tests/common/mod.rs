@@ -125,6 +125,9 @@ pub fn test_config(db: &TestDb) -> Config {
         shutdown_grace_secs: 5,
         alipay: None,
         wechat: None,
+        sandbox: server::config::SandboxMode::Off,
+        sandbox_time_scale: 1.0,
+        sandbox_faults: Default::default(),
     }
 }
 
@@ -139,8 +142,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(db: &TestDb) -> TestApp {
+        TestApp::spawn_with(test_config(db)).await
+    }
+
+    pub async fn spawn_with(config: Config) -> TestApp {
         server::telemetry::init_tracing("warn", LogFormat::Text);
-        let app = Application::build(test_config(db))
+        let app = Application::build(config)
             .await
             .expect("application starts");
         let addr = app.local_addr();
@@ -207,4 +214,36 @@ macro_rules! on_both_engines {
             )*
         }
     };
+}
+
+/// Runs one command in the Node interop peer (`end2end/interop/peer.cjs`, the official
+/// provider SDKs) and returns its JSON answer.
+pub fn node(cmd: serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    assert!(
+        std::path::Path::new(&format!("{repo}/end2end/node_modules/alipay-sdk")).exists(),
+        "the Node SDKs are not installed: run scripts/tools.sh (or `make test`)"
+    );
+    let mut child = Command::new("node")
+        .arg(format!("{repo}/end2end/interop/peer.cjs"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node (Node.js) must be installed: scripts/tools.sh installs it");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(cmd.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("node ran");
+    assert!(
+        out.status.success(),
+        "node peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON answer")
 }
