@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help tools run build test lint unit e2e release migrate clean-test-dbs
+.PHONY: help tools run build test lint unit e2e release migrate bench sandbox clean-test-dbs
 
 # npm's binaryen (wasm-opt) must come before anything else called wasm-opt.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
@@ -18,6 +18,8 @@ help:
 	@echo "make test    set up and run every check and test (fmt, clippy, unit, SQLite, PostgreSQL, end2end)"
 	@echo "make release build the optimised server and WASM bundle, and print the bundle size"
 	@echo "make migrate apply database migrations and exit"
+	@echo "make sandbox run only the sandbox gateways on 127.0.0.1:3100"
+	@echo "make bench   provider crypto rates and prepay round trips against the sandbox (release build)"
 
 tools:
 	@scripts/tools.sh
@@ -30,6 +32,13 @@ run: build
 
 migrate: build
 	./target/debug/scanpay migrate
+
+sandbox: build
+	./target/debug/scanpay sandbox --listen 127.0.0.1:3100
+
+# A benchmark, not a test: figures go to docs/benchmarks.md with the machine stated.
+bench: tools
+	LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_providers
 
 test: clean-test-dbs
 	@scripts/tools.sh --test
