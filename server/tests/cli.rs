@@ -17,6 +17,26 @@ fn scanpay() -> Command {
     cmd
 }
 
+/// Sends SIGTERM and waits (up to 20 s) for the process to exit.
+fn stop_with_sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_bad_setting_stops_startup_naming_the_key() {
     let out = scanpay()
@@ -96,22 +116,7 @@ fn serve_prints_the_url_and_stops_cleanly_on_sigterm() {
         })
         .expect("healthz");
     assert_eq!(status, 200);
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "scanpay did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = stop_with_sigterm(&mut child);
     assert!(exit.success(), "exit status {exit:?}");
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut logs)
@@ -122,4 +127,49 @@ fn serve_prints_the_url_and_stops_cleanly_on_sigterm() {
         format!("{logs}{rest}").contains("scanpay stopped cleanly"),
         "{logs}{rest}"
     );
+}
+
+#[test]
+fn sandbox_command_serves_the_gateways_and_prints_the_settings_for_nodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = scanpay()
+        .env("SCANPAY_DATA_DIR", dir.path())
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    for _ in 0..16 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("line");
+        lines.push(line.trim().to_string());
+    }
+    let url = lines[0]
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("URL")
+        .to_string();
+    let setting = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {lines:?}"))
+            .to_string()
+    };
+    assert_eq!(setting("SCANPAY_SANDBOX"), "off");
+    assert!(setting("SCANPAY_ALIPAY_GATEWAY").ends_with("/sandbox/alipay/gateway.do"));
+    assert!(
+        std::path::Path::new(&setting("SCANPAY_WECHAT_PRIVATE_KEY_FILE")).is_file(),
+        "the key files exist"
+    );
+    assert!(setting("SCANPAY_WECHAT_PUBLIC_KEY_ID").starts_with("PUB_KEY_ID_"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let page = rt
+        .block_on(async { reqwest::get(&url).await?.text().await })
+        .expect("the sandbox page");
+    assert!(page.contains("ScanPay sandbox gateways"));
+    let exit = stop_with_sigterm(&mut child);
+    assert!(exit.success(), "{exit:?}");
 }

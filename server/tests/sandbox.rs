@@ -91,8 +91,26 @@ impl Receiver {
     }
 }
 
+/// Sandbox keys generated once for this test binary (RSA key generation dominates a rig's
+/// start-up) and copied into each rig's own directory.
+fn with_template_keys(dir: &std::path::Path) {
+    static TEMPLATE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let t = tempfile::tempdir().expect("tempdir");
+        server::sandbox::keys::SandboxKeys::load_or_create(t.path()).expect("keys");
+        t
+    });
+    let keys = dir.join("sandbox").join("keys");
+    std::fs::create_dir_all(&keys).expect("mkdir");
+    for entry in std::fs::read_dir(template.path()).expect("template") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), keys.join(entry.file_name())).expect("copy");
+    }
+}
+
 async fn rig_with(faults: &str, time_scale: f64) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
+    with_template_keys(dir.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -691,4 +709,46 @@ async fn by_default_scanpay_serves_both_providers_from_its_built_in_sandbox() {
         "error answers are signed too: {text}"
     );
     app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn api_latency_and_timeouts_are_injected() {
+    let rig = rig_with("latency_ms=300", 1.0).await;
+    let started = Instant::now();
+    rig.alipay
+        .create_prepay(&order("ORD_L1", 5, rig.receiver.url("alipay")))
+        .await
+        .expect("slow but fine");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the call waited the injected latency"
+    );
+
+    let rig = rig_with("timeout_pct=100", 1.0).await;
+    // A client with a short deadline, to see the hang as a timeout quickly.
+    let (a, _) = provider_settings(rig.sandbox.keys_dir(), &rig.base);
+    let client = server::providers::alipay::Alipay::new(
+        server::providers::alipay::AlipayAccount {
+            gateway: a.gateway,
+            app_id: a.app_id,
+            seller_id: Some(a.seller_id),
+        },
+        Arc::new(
+            server::providers::keys::private_key_from_text(&read(&a.private_key_file))
+                .expect("key"),
+        ),
+        Arc::new(
+            server::providers::keys::public_key_from_text(&read(&a.public_key_file)).expect("key"),
+        ),
+        server::providers::http_client(Duration::from_millis(500), Duration::from_millis(500)),
+        Duration::from_millis(500),
+    );
+    let err = client
+        .create_prepay(&order("ORD_L2", 5, rig.receiver.url("alipay")))
+        .await
+        .expect_err("hangs");
+    assert!(
+        matches!(err, ProviderError::Timeout(_)) && err.is_transient(),
+        "{err:?}"
+    );
 }
