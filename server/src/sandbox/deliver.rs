@@ -101,7 +101,7 @@ impl Sandbox {
         tx.commit().await
     }
 
-    /// Sends every delivery that is due, concurrently.
+    /// Sends every delivery that is due, concurrently (stale copies last).
     async fn deliver_due(&self) -> Result<(), sqlx::Error> {
         let due: Vec<Delivery> = sqlx::query_as(
             "SELECT id, trade_id, notify_id, stale, attempts FROM sandbox_deliveries \
@@ -110,8 +110,14 @@ impl Sandbox {
         .bind(now_ms())
         .fetch_all(&self.pool)
         .await?;
-        for result in join_all(due.into_iter().map(|d| self.deliver(d))).await {
-            result?;
+        // Out-of-order copies go after the paid ones even when a slow loop finds both due at
+        // once: that order is the point of the fault.
+        let (stale, fresh): (Vec<Delivery>, Vec<Delivery>) =
+            due.into_iter().partition(|d| d.stale == 1);
+        for batch in [fresh, stale] {
+            for result in join_all(batch.into_iter().map(|d| self.deliver(d))).await {
+                result?;
+            }
         }
         Ok(())
     }
