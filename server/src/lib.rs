@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod orders;
 pub mod providers;
 pub mod sandbox;
 pub mod secret;

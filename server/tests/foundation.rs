@@ -33,7 +33,17 @@ async fn migrations_apply_once_and_are_idempotent(db: TestDb) {
     let v1 = conn.schema_version().await.expect("version");
     conn.migrate().await.expect("second migration is a no-op");
     assert_eq!(conn.schema_version().await.expect("version"), v1);
-    assert_eq!(v1, 1, "one migration so far");
+    assert_eq!(v1, common::newest_migration(), "every migration applied");
+    let pg_count = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("dir")
+        .count();
+    let sqlite_count = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .expect("dir")
+        .count();
+    assert_eq!(
+        pg_count, sqlite_count,
+        "both engines have the same numbered steps"
+    );
     assert_eq!(conn.engine(), db.engine());
 }
 

@@ -247,3 +247,21 @@ pub fn node(cmd: serde_json::Value) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("JSON answer")
 }
+
+/// The number of the newest migration in the repository (the same for both engines).
+pub fn newest_migration() -> i64 {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    std::fs::read_dir(dir)
+        .expect("migrations folder")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .split('_')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .expect("at least one migration")
+}

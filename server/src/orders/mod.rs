@@ -1,0 +1,268 @@
+//! Orders: the model, ids that fit both providers, creation, and the one function that changes
+//! an order's status ([`transition`]).
+//!
+//! A transition is a single conditional `UPDATE … WHERE status IN (<allowed predecessors>)`
+//! plus an `order_events` row, in one transaction. Two nodes, or two copies of a callback,
+//! racing to make the same change cannot both win: the second finds no row to update.
+
+pub mod status;
+
+pub use status::OrderStatus;
+
+use crate::db::Db;
+use app::money::Amount;
+use sqlx::Row;
+
+/// An order id: 6–32 characters of `[0-9A-Za-z_]`, so it is valid as Alipay's and WeChat
+/// Pay's `out_trade_no` without a mapping table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub fn parse(s: &str) -> Option<OrderId> {
+        let ok = (6..=32).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        ok.then(|| OrderId(s.to_string()))
+    }
+
+    /// A new id: the UTC time to the second (so ids sort by creation) and 12 random
+    /// alphanumerics (71 bits: not guessable). 26 characters.
+    pub fn generate() -> OrderId {
+        use rand::distributions::{Alphanumeric, DistString};
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        OrderId(stamp + &Alphanumeric.sample_string(&mut rand::thread_rng(), 12))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An order as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub merchant_id: String,
+    pub amount: Amount,
+    pub subject: String,
+    pub status: OrderStatus,
+    pub late: bool,
+    pub refunded_amount: Amount,
+    pub provider_trade_no: Option<String>,
+    pub return_url: Option<String>,
+    pub expires_at: i64,
+    pub paid_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What creating an order needs.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    pub merchant_id: String,
+    pub amount: Amount,
+    pub subject: String,
+    /// How long the order can be paid, in seconds.
+    pub expires_in_secs: i64,
+    pub return_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("an order amount must be at least 0.01 yuan")]
+    ZeroAmount,
+    #[error("the subject must be 1 to 127 characters")]
+    Subject,
+    #[error("the order {0} does not exist")]
+    NotFound(String),
+    #[error("an order cannot go from {from} to {to}")]
+    Forbidden { from: OrderStatus, to: OrderStatus },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Creates an order in status `created`, with its first timeline event.
+pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
+    if new.amount.fen() < 1 {
+        return Err(OrderError::ZeroAmount);
+    }
+    if !(1..=127).contains(&new.subject.chars().count()) {
+        return Err(OrderError::Subject);
+    }
+    let id = OrderId::generate();
+    let now = now_ms();
+    let mut tx = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO orders (id, merchant_id, amount, currency, subject, status, late, refunded_amount, return_url, \
+         expires_at, created_at, updated_at) VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8)",
+    )
+    .bind(id.as_str())
+    .bind(&new.merchant_id)
+    .bind(new.amount.fen())
+    .bind(&new.subject)
+    .bind(0_i64)
+    .bind(new.return_url.as_deref())
+    .bind(now + new.expires_in_secs * 1000)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    insert_event(
+        &mut tx,
+        id.as_str(),
+        "status.created",
+        &serde_json::json!({ "amount": new.amount.fen() }),
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, id.as_str())
+        .await?
+        .ok_or_else(|| OrderError::NotFound(id.0.clone()))
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    order_id: &str,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO order_events (order_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order_id)
+    .bind(kind)
+    .bind(detail.to_string())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<Order>, OrderError> {
+    let row = sqlx::query(
+        "SELECT id, merchant_id, amount, subject, status, late, refunded_amount, provider_trade_no, return_url, \
+         expires_at, paid_at, created_at FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let corrupt =
+        |what: &str| sqlx::Error::Decode(format!("orders.{what} holds an impossible value").into());
+    Ok(Some(Order {
+        id: OrderId(r.try_get("id")?),
+        merchant_id: r.try_get("merchant_id")?,
+        amount: Amount::from_fen(r.try_get("amount")?).map_err(|_| corrupt("amount"))?,
+        subject: r.try_get("subject")?,
+        status: OrderStatus::parse(&r.try_get::<String, _>("status")?)
+            .ok_or_else(|| corrupt("status"))?,
+        late: r.try_get::<i64, _>("late")? == 1,
+        refunded_amount: Amount::from_fen(r.try_get("refunded_amount")?)
+            .map_err(|_| corrupt("refunded_amount"))?,
+        provider_trade_no: r.try_get("provider_trade_no")?,
+        return_url: r.try_get("return_url")?,
+        expires_at: r.try_get("expires_at")?,
+        paid_at: r.try_get("paid_at")?,
+        created_at: r.try_get("created_at")?,
+    }))
+}
+
+/// The outcome of a transition that was allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transitioned {
+    pub to: OrderStatus,
+    /// A payment that reached an expired or closed order.
+    pub late: bool,
+}
+
+/// Moves an order to `to` if its current status allows it, recording `detail` in the
+/// timeline, all in one transaction. `Forbidden` (with the status found) when it does not:
+/// then nothing changed.
+pub async fn transition(
+    db: &Db,
+    id: &str,
+    to: OrderStatus,
+    detail: serde_json::Value,
+) -> Result<Transitioned, OrderError> {
+    let from_set = to.predecessors();
+    if from_set.is_empty() {
+        let current = get(db, id)
+            .await?
+            .ok_or_else(|| OrderError::NotFound(id.to_string()))?;
+        return Err(OrderError::Forbidden {
+            from: current.status,
+            to,
+        });
+    }
+    let now = now_ms();
+    // Placeholders $5.. hold the allowed predecessors.
+    let list = (0..from_set.len())
+        .map(|i| format!("${}", i + 5))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE orders SET status = $1, updated_at = $2, \
+         late = CASE WHEN $1 = 'paid' AND status IN ('expired', 'closed') THEN $3 ELSE late END, \
+         paid_at = CASE WHEN $1 = 'paid' THEN $2 ELSE paid_at END \
+         WHERE id = $4 AND status IN ({list}) RETURNING late"
+    );
+    let mut tx = db.pool().begin().await?;
+    let mut q = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(now)
+        .bind(1_i64)
+        .bind(id);
+    for s in from_set {
+        q = q.bind(s.as_str());
+    }
+    let Some(row) = q.fetch_optional(&mut *tx).await? else {
+        drop(tx);
+        let current = get(db, id)
+            .await?
+            .ok_or_else(|| OrderError::NotFound(id.to_string()))?;
+        return Err(OrderError::Forbidden {
+            from: current.status,
+            to,
+        });
+    };
+    let late = row.try_get::<i64, _>("late")? == 1;
+    let mut detail = detail;
+    if late && to == OrderStatus::Paid {
+        detail["late"] = serde_json::json!(true);
+    }
+    insert_event(&mut tx, id, &format!("status.{to}"), &detail).await?;
+    tx.commit().await?;
+    Ok(Transitioned {
+        to,
+        late: late && to == OrderStatus::Paid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderId;
+
+    #[test]
+    fn generated_ids_fit_both_providers_and_differ() {
+        let a = OrderId::generate();
+        let b = OrderId::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 26);
+        assert_eq!(OrderId::parse(a.as_str()), Some(a));
+        assert!(OrderId::parse("short").is_none());
+        assert!(OrderId::parse(&"x".repeat(33)).is_none());
+        assert!(OrderId::parse("has-dash1").is_none());
+        assert!(OrderId::parse("ORD_2026_ok").is_some());
+    }
+}
