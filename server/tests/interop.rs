@@ -19,12 +19,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(format!("{VECTORS}/{path}")).expect("vector")
-}
-
 fn alipay() -> Alipay {
     Alipay::new(
         AlipayAccount {
@@ -32,9 +26,12 @@ fn alipay() -> Alipay {
             app_id: "2021000000000001".into(),
             seller_id: None,
         },
-        Arc::new(private_key_from_text(&read("alipay/app-private-key-pkcs1.pem")).expect("key")),
+        Arc::new(
+            private_key_from_text(&common::vector("alipay/app-private-key-pkcs1.pem"))
+                .expect("key"),
+        ),
         // As if Alipay's key were our app key: lets our verifier check what the SDK signs with it.
-        Arc::new(public_key_from_text(&read("alipay/app-public-key.pem")).expect("key")),
+        Arc::new(public_key_from_text(&common::vector("alipay/app-public-key.pem")).expect("key")),
         reqwest::Client::new(),
         Duration::from_secs(1),
     )
@@ -54,8 +51,8 @@ fn alipay_sdk_verifies_our_request_signatures_and_refuses_a_changed_byte() {
         node(json!({
             "op": "alipay.verify",
             "params": params,
-            "publicKey": read("alipay/app-public-key.pem"),
-            "anyPrivateKey": read("alipay/app-private-key-pkcs1.pem"),
+            "publicKey": common::vector("alipay/app-public-key.pem"),
+            "anyPrivateKey": common::vector("alipay/app-private-key-pkcs1.pem"),
         }))["valid"]
             .as_bool()
             .expect("bool")
@@ -77,7 +74,7 @@ fn our_code_accepts_requests_the_alipay_sdk_signs_and_refuses_changed_ones() {
         "appId": "2021000000000001",
         "bizContent": {"out_trade_no": "ORD_1", "total_amount": "0.01", "subject": "中文 subject/with & symbols"},
         "notifyUrl": "https://pay.example.com/notify/alipay",
-        "privateKey": read("alipay/app-private-key-pkcs1.pem"),
+        "privateKey": common::vector("alipay/app-private-key-pkcs1.pem"),
     }));
     let params: BTreeMap<String, String> = answer["params"]
         .as_object()
@@ -85,7 +82,7 @@ fn our_code_accepts_requests_the_alipay_sdk_signs_and_refuses_changed_ones() {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_string()))
         .collect();
-    let verifier = public_key_from_text(&read("alipay/app-public-key.pem")).expect("key");
+    let verifier = public_key_from_text(&common::vector("alipay/app-public-key.pem")).expect("key");
     let content = wire::sign_content(&params, &["sign"]);
     assert!(
         verifier.verify_base64(content.as_bytes(), &params["sign"]),
@@ -105,7 +102,8 @@ fn our_code_accepts_requests_the_alipay_sdk_signs_and_refuses_changed_ones() {
 #[test]
 fn alipay_sdk_verifies_notifications_signed_by_our_rules() {
     // What the sandbox gateway will send: signed over everything but sign and sign_type.
-    let signer = private_key_from_text(&read("alipay/app-private-key-pkcs1.pem")).expect("key");
+    let signer =
+        private_key_from_text(&common::vector("alipay/app-private-key-pkcs1.pem")).expect("key");
     let mut fields: BTreeMap<String, String> = [
         ("notify_id", "N1"),
         ("notify_type", "trade_status_sync"),
@@ -129,8 +127,8 @@ fn alipay_sdk_verifies_notifications_signed_by_our_rules() {
     let valid = node(json!({
         "op": "alipay.verify",
         "params": fields,
-        "publicKey": read("alipay/app-public-key.pem"),
-        "anyPrivateKey": read("alipay/app-private-key-pkcs1.pem"),
+        "publicKey": common::vector("alipay/app-public-key.pem"),
+        "anyPrivateKey": common::vector("alipay/app-private-key-pkcs1.pem"),
     }))["valid"]
         .as_bool()
         .expect("bool");
@@ -171,8 +169,11 @@ fn wechat(now: i64) -> WechatPay {
             cert_serial: "MERCHANTSERIAL".into(),
             wechat_key_id: "PUB_KEY_ID_0112345678".into(),
         },
-        Arc::new(private_key_from_text(&read("wechat/test-private-key-pkcs8.pem")).expect("key")),
-        Arc::new(public_key_from_text(&read("wechat/test-public-key.pem")).expect("key")),
+        Arc::new(
+            private_key_from_text(&common::vector("wechat/test-private-key-pkcs8.pem"))
+                .expect("key"),
+        ),
+        Arc::new(public_key_from_text(&common::vector("wechat/test-public-key.pem")).expect("key")),
         Secret::new(APIV3_KEY.as_bytes().try_into().expect("32 bytes")),
         reqwest::Client::new(),
         Duration::from_secs(1),
@@ -192,7 +193,7 @@ fn wechatpay_plugin_verifies_our_authorization_signature() {
         node(json!({
             "op": "wechat.verifyRequest", "method": method, "uri": uri, "timestamp": 1_800_000_000,
             "nonce": "NONCE123", "body": "", "signature": fields["signature"],
-            "publicKey": read("wechat/test-public-key.pem"),
+            "publicKey": common::vector("wechat/test-public-key.pem"),
         }))["valid"]
             .as_bool()
             .expect("bool")
@@ -219,7 +220,7 @@ fn our_code_accepts_a_notification_the_wechatpay_plugin_signs_and_encrypts() {
     let made = node(json!({
         "op": "wechat.notification", "id": "EV-1", "plaintext": transaction.to_string(), "apiv3Key": APIV3_KEY,
         "nonce": "fdasflkja484", "aad": "transaction", "timestamp": now.to_string(), "headerNonce": "HNONCE",
-        "privateKey": read("wechat/test-private-key-pkcs8.pem"),
+        "privateKey": common::vector("wechat/test-private-key-pkcs8.pem"),
     }));
     let body = made["body"].as_str().expect("body").to_string();
     let headers = |sig: &str| {
@@ -257,7 +258,7 @@ fn our_code_accepts_a_notification_the_wechatpay_plugin_signs_and_encrypts() {
         "op": "wechat.notification", "id": "EV-1",
         "plaintext": transaction.to_string().replace("\"total\":1230", "\"total\":1"),
         "apiv3Key": APIV3_KEY, "nonce": "fdasflkja484", "aad": "transaction", "timestamp": now.to_string(),
-        "headerNonce": "HNONCE", "privateKey": read("wechat/test-private-key-pkcs8.pem"),
+        "headerNonce": "HNONCE", "privateKey": common::vector("wechat/test-private-key-pkcs8.pem"),
     }));
     let other_body = other["body"].as_str().expect("body");
     assert_eq!(

@@ -3,6 +3,8 @@
 //! answer (timeout, 5xx, truncated JSON, bad or missing signature, business refusal,
 //! unreachable) is a typed error, never a panic and never a payment.
 
+mod common;
+
 use app::money::Amount;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -21,25 +23,21 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
 const TIMEOUT: Duration = Duration::from_millis(500);
 
-fn read(path: &str) -> String {
-    std::fs::read_to_string(format!("{VECTORS}/{path}")).expect("vector")
-}
 /// Our merchant key pair (the client signs with it; the peer verifies).
 fn merchant_signer() -> RsaSigner {
-    private_key_from_text(&read("alipay/app-private-key-pkcs1.pem")).expect("key")
+    private_key_from_text(&common::vector("alipay/app-private-key-pkcs1.pem")).expect("key")
 }
 fn merchant_verifier() -> RsaVerifier {
-    public_key_from_text(&read("alipay/app-public-key.pem")).expect("key")
+    public_key_from_text(&common::vector("alipay/app-public-key.pem")).expect("key")
 }
 /// The gateway's key pair (the peer signs responses; the client verifies).
 fn gateway_signer() -> RsaSigner {
-    private_key_from_text(&read("wechat/test-private-key-pkcs8.pem")).expect("key")
+    private_key_from_text(&common::vector("wechat/test-private-key-pkcs8.pem")).expect("key")
 }
 fn gateway_verifier() -> RsaVerifier {
-    public_key_from_text(&read("wechat/test-public-key.pem")).expect("key")
+    public_key_from_text(&common::vector("wechat/test-public-key.pem")).expect("key")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,6 +1,8 @@
 //! Known-answer tests on every vector in `shared/vectors` (see shared/docs/providers.md §4):
 //! Alipay notification and sync-response rules, deterministic RSA2 signing, WeChat W1–W4.
 
+mod common;
+
 use server::providers::alipay::{wire, Alipay, AlipayAccount};
 use server::providers::crypto::{aes_gcm_decrypt, RsaSigner, Signer, Verifier};
 use server::providers::keys::{private_key_from_text, public_key_from_text};
@@ -11,14 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(format!("{VECTORS}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 fn json(path: &str) -> serde_json::Value {
-    serde_json::from_str(&read(path)).expect("vector JSON")
+    serde_json::from_str(&common::vector(path)).expect("vector JSON")
 }
 
 fn fields(v: &serde_json::Value) -> BTreeMap<String, String> {
@@ -36,8 +32,14 @@ fn alipay_with_public_key(public_key_file: &str) -> Alipay {
             app_id: "2019073166072302".into(),
             seller_id: None,
         },
-        Arc::new(private_key_from_text(&read("alipay/app-private-key-pkcs1.pem")).expect("key")),
-        Arc::new(public_key_from_text(&read(&format!("alipay/{public_key_file}"))).expect("key")),
+        Arc::new(
+            private_key_from_text(&common::vector("alipay/app-private-key-pkcs1.pem"))
+                .expect("key"),
+        ),
+        Arc::new(
+            public_key_from_text(&common::vector(&format!("alipay/{public_key_file}")))
+                .expect("key"),
+        ),
         reqwest::Client::new(),
         Duration::from_secs(1),
     )
@@ -55,7 +57,8 @@ fn alipay_trade_notification_verifies_only_without_sign_and_sign_type() {
     let v = json("alipay/vectors.json");
     let t = &v["trade_notify"];
     let f = fields(&t["fields"]);
-    let key = public_key_from_text(&read("alipay/trade-notify-public-key.pem")).expect("key");
+    let key =
+        public_key_from_text(&common::vector("alipay/trade-notify-public-key.pem")).expect("key");
     let sign = &f["sign"];
     assert!(key.verify_base64(
         wire::sign_content(&f, &["sign", "sign_type"]).as_bytes(),
@@ -98,8 +101,10 @@ fn alipay_servicemarket_notification_is_signed_with_sign_type() {
     let v = json("alipay/vectors.json");
     let s = &v["servicemarket_notify"];
     let f = fields(&s["fields"]);
-    let key =
-        public_key_from_text(&read("alipay/servicemarket-notify-public-key.pem")).expect("key");
+    let key = public_key_from_text(&common::vector(
+        "alipay/servicemarket-notify-public-key.pem",
+    ))
+    .expect("key");
     let sign = s["sign"].as_str().expect("sign");
     assert!(key.verify_base64(wire::sign_content(&f, &["sign"]).as_bytes(), sign));
     assert!(!key.verify_base64(
@@ -138,8 +143,9 @@ fn alipay_sync_response_is_verified_over_the_raw_response_substring() {
 
 #[test]
 fn request_signatures_are_deterministic_and_verify_with_the_matching_public_key() {
-    let signer = private_key_from_text(&read("alipay/app-private-key-pkcs1.pem")).expect("key");
-    let verifier = public_key_from_text(&read("alipay/app-public-key.pem")).expect("key");
+    let signer =
+        private_key_from_text(&common::vector("alipay/app-private-key-pkcs1.pem")).expect("key");
+    let verifier = public_key_from_text(&common::vector("alipay/app-public-key.pem")).expect("key");
     let content = b"app_id=2021&biz_content={\"a\":1}&method=alipay.trade.precreate&sign_type=RSA2";
     let a = signer.sign(content).expect("sign");
     let b = signer.sign(content).expect("sign");
@@ -152,7 +158,7 @@ fn request_signatures_are_deterministic_and_verify_with_the_matching_public_key(
     // The same signature from the rsa crate's own signer: ring and rsa agree byte for byte.
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::signature::{SignatureEncoding, Signer as _};
-    let pem = read("alipay/app-private-key-pkcs1.pem");
+    let pem = common::vector("alipay/app-private-key-pkcs1.pem");
     let der = server::providers::keys::der_from_text(&pem).expect("der");
     let key = rsa::RsaPrivateKey::from_pkcs1_der(&der).expect("pkcs1");
     let reference = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key)
@@ -166,7 +172,8 @@ fn wechat_w1_sha256_with_rsa_signature_matches() {
     let v = json("wechat/vectors.json");
     let w1 = &v["W1_sha256withrsa"];
     let signer: RsaSigner =
-        private_key_from_text(&read("wechat/test-private-key-pkcs8.pem")).expect("PKCS#8");
+        private_key_from_text(&common::vector("wechat/test-private-key-pkcs8.pem"))
+            .expect("PKCS#8");
     let sig = signer
         .sign_base64(w1["message"].as_str().expect("message").as_bytes())
         .expect("sign");
@@ -189,8 +196,11 @@ fn wechat_at(now: i64, key_id: &str) -> WechatPay {
             cert_serial: "MERCHANTSERIAL".into(),
             wechat_key_id: key_id.into(),
         },
-        Arc::new(private_key_from_text(&read("wechat/test-private-key-pkcs8.pem")).expect("key")),
-        Arc::new(public_key_from_text(&read("wechat/test-public-key.pem")).expect("key")),
+        Arc::new(
+            private_key_from_text(&common::vector("wechat/test-private-key-pkcs8.pem"))
+                .expect("key"),
+        ),
+        Arc::new(public_key_from_text(&common::vector("wechat/test-public-key.pem")).expect("key")),
         Secret::new(*b"ScanPayTestAPIv3Key0123456789abc"),
         reqwest::Client::new(),
         Duration::from_secs(1),

@@ -72,7 +72,9 @@ mod tests {
     const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
 
     fn vector(path: &str) -> String {
-        std::fs::read_to_string(format!("{VECTORS}/{path}")).expect("vector file")
+        std::fs::read_to_string(format!("{VECTORS}/{path}")).unwrap_or_else(|e| {
+            panic!("cannot read {VECTORS}/{path}: {e}. shared/vectors must sit beside the repository (../shared)")
+        })
     }
 
     #[test]

@@ -265,3 +265,15 @@ pub fn newest_migration() -> i64 {
         .max()
         .expect("at least one migration")
 }
+
+/// A file from the known-answer vectors in `shared/vectors`, which sits beside the repository
+/// (`../shared`, as the workplace and CI lay it out).
+pub fn vector(name: &str) -> String {
+    let path = format!("{}/../../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the known-answer vector {path}: {e}. The vectors live in shared/vectors \
+             beside this repository (../shared, as CI lays it out)"
+        )
+    })
+}
