@@ -197,13 +197,7 @@ pub async fn transition(
 ) -> Result<Transitioned, OrderError> {
     let from_set = to.predecessors();
     if from_set.is_empty() {
-        let current = get(db, id)
-            .await?
-            .ok_or_else(|| OrderError::NotFound(id.to_string()))?;
-        return Err(OrderError::Forbidden {
-            from: current.status,
-            to,
-        });
+        return Err(refusal(db, id, to).await);
     }
     let now = now_ms();
     // Placeholders $5.. hold the allowed predecessors.
@@ -228,13 +222,7 @@ pub async fn transition(
     }
     let Some(row) = q.fetch_optional(&mut *tx).await? else {
         drop(tx);
-        let current = get(db, id)
-            .await?
-            .ok_or_else(|| OrderError::NotFound(id.to_string()))?;
-        return Err(OrderError::Forbidden {
-            from: current.status,
-            to,
-        });
+        return Err(refusal(db, id, to).await);
     };
     let late = row.try_get::<i64, _>("late")? == 1;
     let mut detail = detail;
@@ -247,6 +235,19 @@ pub async fn transition(
         to,
         late: late && to == OrderStatus::Paid,
     })
+}
+
+/// Why a transition to `to` was not made: the order is missing, or its status (read after
+/// the fact) does not allow it.
+async fn refusal(db: &Db, id: &str, to: OrderStatus) -> OrderError {
+    match get(db, id).await {
+        Ok(Some(current)) => OrderError::Forbidden {
+            from: current.status,
+            to,
+        },
+        Ok(None) => OrderError::NotFound(id.to_string()),
+        Err(e) => e,
+    }
 }
 
 #[cfg(test)]
