@@ -12,9 +12,8 @@ use serde_json::json;
 use server::providers::alipay::{wire, Alipay, AlipayAccount};
 use server::providers::crypto::{Signer, Verifier};
 use server::providers::keys::{private_key_from_text, public_key_from_text};
-use server::providers::wechat::{wire as wechat_wire, Clock, WechatAccount, WechatPay};
+use server::providers::wechat::{wire as wechat_wire, WechatPay};
 use server::providers::{NotificationError, PaymentProvider, TradeState};
-use server::secret::Secret;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,34 +150,10 @@ fn alipay_sdk_verifies_notifications_signed_by_our_rules() {
     );
 }
 
-struct FixedClock(i64);
-impl Clock for FixedClock {
-    fn now_unix(&self) -> i64 {
-        self.0
-    }
-}
-
-const APIV3_KEY: &str = "ScanPayTestAPIv3Key0123456789abc";
+const APIV3_KEY: &str = common::TEST_APIV3_KEY;
 
 fn wechat(now: i64) -> WechatPay {
-    WechatPay::new(
-        WechatAccount {
-            api_base: "http://127.0.0.1:9".into(),
-            appid: "wxd678efh567hg6787".into(),
-            mchid: "1230000109".into(),
-            cert_serial: "MERCHANTSERIAL".into(),
-            wechat_key_id: "PUB_KEY_ID_0112345678".into(),
-        },
-        Arc::new(
-            private_key_from_text(&common::vector("wechat/test-private-key-pkcs8.pem"))
-                .expect("key"),
-        ),
-        Arc::new(public_key_from_text(&common::vector("wechat/test-public-key.pem")).expect("key")),
-        Secret::new(APIV3_KEY.as_bytes().try_into().expect("32 bytes")),
-        reqwest::Client::new(),
-        Duration::from_secs(1),
-        Arc::new(FixedClock(now)),
-    )
+    common::wechat_test_client(now, "PUB_KEY_ID_0112345678")
 }
 
 #[test]

@@ -6,9 +6,7 @@ mod common;
 use server::providers::alipay::{wire, Alipay, AlipayAccount};
 use server::providers::crypto::{aes_gcm_decrypt, RsaSigner, Signer, Verifier};
 use server::providers::keys::{private_key_from_text, public_key_from_text};
-use server::providers::wechat::{Clock, WechatAccount, WechatPay};
 use server::providers::{NotificationError, PaymentProvider, ProviderError};
-use server::secret::Secret;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,34 +178,6 @@ fn wechat_w1_sha256_with_rsa_signature_matches() {
     assert_eq!(sig, w1["signature"].as_str().expect("signature"));
 }
 
-struct FixedClock(i64);
-impl Clock for FixedClock {
-    fn now_unix(&self) -> i64 {
-        self.0
-    }
-}
-
-fn wechat_at(now: i64, key_id: &str) -> WechatPay {
-    WechatPay::new(
-        WechatAccount {
-            api_base: "http://127.0.0.1:9".into(),
-            appid: "wxd678efh567hg6787".into(),
-            mchid: "1230000109".into(),
-            cert_serial: "MERCHANTSERIAL".into(),
-            wechat_key_id: key_id.into(),
-        },
-        Arc::new(
-            private_key_from_text(&common::vector("wechat/test-private-key-pkcs8.pem"))
-                .expect("key"),
-        ),
-        Arc::new(public_key_from_text(&common::vector("wechat/test-public-key.pem")).expect("key")),
-        Secret::new(*b"ScanPayTestAPIv3Key0123456789abc"),
-        reqwest::Client::new(),
-        Duration::from_secs(1),
-        Arc::new(FixedClock(now)),
-    )
-}
-
 #[test]
 fn wechat_w2_notification_signature_verifies_within_the_window_only() {
     let v = json("wechat/vectors.json");
@@ -245,7 +215,7 @@ fn wechat_w2_notification_signature_verifies_within_the_window_only() {
     // to fail: proof that verification itself passed).
     for now in [ts, ts + 299, ts - 299] {
         assert_eq!(
-            wechat_at(now, serial).verify_notification(&headers, body),
+            common::wechat_test_client(now, serial).verify_notification(&headers, body),
             Err(NotificationError::Decrypt),
             "now={now}"
         );
@@ -253,20 +223,20 @@ fn wechat_w2_notification_signature_verifies_within_the_window_only() {
     for now in [ts + 300, ts - 301] {
         assert!(
             matches!(
-                wechat_at(now, serial).verify_notification(&headers, body),
+                common::wechat_test_client(now, serial).verify_notification(&headers, body),
                 Err(NotificationError::StaleTimestamp { .. })
             ),
             "now={now}"
         );
     }
     assert!(matches!(
-        wechat_at(ts, "PUB_KEY_ID_OTHER").verify_notification(&headers, body),
+        common::wechat_test_client(ts, "PUB_KEY_ID_OTHER").verify_notification(&headers, body),
         Err(NotificationError::UnknownSerial { .. })
     ));
     let mut changed = body.to_vec();
     changed[10] ^= 1;
     assert_eq!(
-        wechat_at(ts, serial).verify_notification(&headers, &changed),
+        common::wechat_test_client(ts, serial).verify_notification(&headers, &changed),
         Err(NotificationError::BadSignature)
     );
     let mut probe = headers.clone();
@@ -275,53 +245,58 @@ fn wechat_w2_notification_signature_verifies_within_the_window_only() {
         "WECHATPAY/SIGNTEST/abcdef".parse().expect("header"),
     );
     assert_eq!(
-        wechat_at(ts, serial).verify_notification(&probe, body),
+        common::wechat_test_client(ts, serial).verify_notification(&probe, body),
         Err(NotificationError::ProbeSignature)
     );
 }
 
+/// Decrypts a WeChat AES-GCM vector with its own key, nonce and associated data; also returns
+/// the fields for further checks.
+fn decrypt_vector(
+    name: &str,
+) -> (
+    Result<Vec<u8>, server::providers::crypto::CryptoError>,
+    impl Fn(&str) -> String,
+) {
+    let v = json("wechat/vectors.json");
+    let w = v[name].clone();
+    let field = move |k: &str| w[k].as_str().expect(k).to_string();
+    let plain = aes_gcm_decrypt(
+        field("key_ascii").as_bytes(),
+        field("nonce_ascii").as_bytes(),
+        field("associated_data").as_bytes(),
+        &field("ciphertext_b64"),
+    );
+    (plain, field)
+}
+
 #[test]
 fn wechat_w3_gcm_layer_decrypts() {
-    let v = json("wechat/vectors.json");
-    let w3 = &v["W3_aes_gcm"];
-    let s = |k: &str| w3[k].as_str().expect(k).to_string();
-    let plain = aes_gcm_decrypt(
-        s("key_ascii").as_bytes(),
-        s("nonce_ascii").as_bytes(),
-        s("associated_data").as_bytes(),
-        &s("ciphertext_b64"),
-    )
-    .expect("decrypts");
-    assert_eq!(plain, s("plaintext").as_bytes());
-    assert!(aes_gcm_decrypt(
+    let (plain, s) = decrypt_vector("W3_aes_gcm");
+    assert_eq!(plain.expect("decrypts"), s("plaintext").as_bytes());
+    let other_aad = aes_gcm_decrypt(
         s("key_ascii").as_bytes(),
         s("nonce_ascii").as_bytes(),
         b"other",
-        &s("ciphertext_b64")
-    )
-    .is_err());
+        &s("ciphertext_b64"),
+    );
+    assert!(other_aad.is_err(), "other associated data does not decrypt");
 }
 
 #[test]
 fn wechat_w4_aes_256_gcm_transaction_decrypts() {
-    let v = json("wechat/vectors.json");
-    let w4 = &v["W4_aes_256_gcm_transaction"];
-    let s = |k: &str| w4[k].as_str().expect(k).to_string();
-    let plain = aes_gcm_decrypt(
-        s("key_ascii").as_bytes(),
-        s("nonce_ascii").as_bytes(),
-        s("associated_data").as_bytes(),
-        &s("ciphertext_b64"),
-    )
-    .expect("decrypts");
-    assert_eq!(String::from_utf8(plain).expect("utf-8"), s("plaintext"));
+    let (plain, s) = decrypt_vector("W4_aes_256_gcm_transaction");
+    assert_eq!(
+        String::from_utf8(plain.expect("decrypts")).expect("utf-8"),
+        s("plaintext")
+    );
     let mut wrong_key = s("key_ascii").into_bytes();
     wrong_key[0] ^= 1;
-    assert!(aes_gcm_decrypt(
+    let wrong = aes_gcm_decrypt(
         &wrong_key,
         s("nonce_ascii").as_bytes(),
         s("associated_data").as_bytes(),
-        &s("ciphertext_b64")
-    )
-    .is_err());
+        &s("ciphertext_b64"),
+    );
+    assert!(wrong.is_err(), "a wrong key does not decrypt");
 }

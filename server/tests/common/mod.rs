@@ -277,3 +277,38 @@ pub fn vector(name: &str) -> String {
         )
     })
 }
+
+/// A clock stopped at a given Unix second, for checking signed timestamps.
+pub struct FixedClock(pub i64);
+
+impl server::providers::wechat::Clock for FixedClock {
+    fn now_unix(&self) -> i64 {
+        self.0
+    }
+}
+
+/// The APIv3 key of the WeChat test client (32 ASCII bytes).
+pub const TEST_APIV3_KEY: &str = "ScanPayTestAPIv3Key0123456789abc";
+
+/// A WeChat Pay client with the vectors' merchant key, trusting the vectors' public key under
+/// `key_id`, with its clock stopped at `now`. It never sends a request (nothing listens on 9).
+pub fn wechat_test_client(now: i64, key_id: &str) -> server::providers::wechat::WechatPay {
+    use server::providers::keys::{private_key_from_text, public_key_from_text};
+    use server::providers::wechat::{WechatAccount, WechatPay};
+    use std::sync::Arc;
+    WechatPay::new(
+        WechatAccount {
+            api_base: "http://127.0.0.1:9".into(),
+            appid: "wxd678efh567hg6787".into(),
+            mchid: "1230000109".into(),
+            cert_serial: "MERCHANTSERIAL".into(),
+            wechat_key_id: key_id.into(),
+        },
+        Arc::new(private_key_from_text(&vector("wechat/test-private-key-pkcs8.pem")).expect("key")),
+        Arc::new(public_key_from_text(&vector("wechat/test-public-key.pem")).expect("key")),
+        Secret::new(TEST_APIV3_KEY.as_bytes().try_into().expect("32 bytes")),
+        reqwest::Client::new(),
+        std::time::Duration::from_secs(1),
+        Arc::new(FixedClock(now)),
+    )
+}
