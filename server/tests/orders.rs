@@ -29,19 +29,21 @@ async fn setup(db: &TestDb) -> Db {
     conn
 }
 
+/// A 15-minute order of `fen` for `merchant`.
+fn order_of(merchant: &str, fen: i64) -> NewOrder {
+    NewOrder {
+        merchant_id: merchant.into(),
+        amount: Amount::from_fen(fen).expect("amount"),
+        subject: "测试订单 Test".into(),
+        expires_in_secs: 900,
+        return_url: None,
+    }
+}
+
 async fn new_order(conn: &Db) -> orders::Order {
-    orders::create(
-        conn,
-        &NewOrder {
-            merchant_id: "mch_test".into(),
-            amount: Amount::from_fen(1234).expect("amount"),
-            subject: "测试订单 Test".into(),
-            expires_in_secs: 900,
-            return_url: None,
-        },
-    )
-    .await
-    .expect("create")
+    orders::create(conn, &order_of("mch_test", 1234))
+        .await
+        .expect("create")
 }
 
 async fn events(conn: &Db, id: &str) -> Vec<String> {
@@ -239,29 +241,30 @@ async fn orders_are_created_with_an_id_both_providers_accept(db: TestDb) {
         events(&conn, order.id.as_str()).await,
         vec!["status.created".to_string()]
     );
-    let bad = orders::create(
-        &conn,
-        &NewOrder {
-            merchant_id: "mch_test".into(),
-            amount: Amount::ZERO,
-            subject: "x".into(),
-            expires_in_secs: 60,
-            return_url: None,
-        },
-    )
-    .await;
+    let bad = orders::create(&conn, &order_of("mch_test", 0)).await;
     assert!(matches!(bad, Err(OrderError::ZeroAmount)));
-    let unknown_merchant = orders::create(
+    let no_subject = orders::create(
         &conn,
         &NewOrder {
-            merchant_id: "mch_nobody".into(),
-            amount: Amount::from_fen(1).expect("amount"),
-            subject: "x".into(),
-            expires_in_secs: 60,
-            return_url: None,
+            subject: String::new(),
+            ..order_of("mch_test", 1)
         },
     )
     .await;
+    assert!(matches!(no_subject, Err(OrderError::Subject)));
+    let long_subject = orders::create(
+        &conn,
+        &NewOrder {
+            subject: "字".repeat(128),
+            ..order_of("mch_test", 1)
+        },
+    )
+    .await;
+    assert!(
+        matches!(long_subject, Err(OrderError::Subject)),
+        "128 characters is one too many"
+    );
+    let unknown_merchant = orders::create(&conn, &order_of("mch_nobody", 1)).await;
     assert!(
         unknown_merchant.is_err(),
         "the foreign key refuses an order of no merchant"
