@@ -108,6 +108,11 @@ impl Application {
         &self.state.db
     }
 
+    /// The payment providers this process uses (real gateways or the sandbox).
+    pub fn providers(&self) -> &providers::config::Providers {
+        &self.state.providers
+    }
+
     /// Serves until `shutdown` completes, then stops accepting connections and lets in-flight
     /// requests finish for up to the configured grace period.
     pub async fn run_until(

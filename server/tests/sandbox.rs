@@ -703,11 +703,25 @@ async fn by_default_scanpay_serves_both_providers_from_its_built_in_sandbox() {
         .await
         .expect("html")
         .contains("ScanPay sandbox gateways"));
-    // Its keys were generated under the data directory, and the gateway answers signed.
+    // Its keys were generated under the data directory.
     assert!(db
         .data_dir()
         .join("sandbox/keys/alipay-gateway-public.pem")
         .is_file());
+    // Both of the application's own provider clients reach it and get verified answers.
+    let wallet = format!("http://{}/sandbox/pay/", app.addr);
+    for (provider, id) in [
+        (&app.providers.alipay, "ORD_AUTO_A"),
+        (&app.providers.wechat, "ORD_AUTO_W"),
+    ] {
+        let provider = provider.as_ref().expect("enabled through the sandbox");
+        let prepay = provider
+            .create_prepay(&order(id, 100, app.url("/notify/none")))
+            .await
+            .unwrap_or_else(|e| panic!("{:?}: {e}", provider.channel()));
+        assert!(prepay.code_url.starts_with(&wallet), "{}", prepay.code_url);
+    }
+    // Even a refusal is signed, as Alipay signs it.
     let answer = app
         .client
         .post(app.url("/sandbox/alipay/gateway.do"))

@@ -136,6 +136,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub db: server::db::Db,
+    pub providers: server::providers::config::Providers,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -152,6 +153,7 @@ impl TestApp {
             .expect("application starts");
         let addr = app.local_addr();
         let handle_db = app.db().clone();
+        let providers = app.providers().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -163,6 +165,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             db: handle_db,
+            providers,
             shutdown: Some(tx),
             handle: Some(handle),
         }
