@@ -60,6 +60,9 @@ pub struct WechatPay {
     http: reqwest::Client,
     timeout: Duration,
     clock: Arc<dyn Clock>,
+    /// The path part of the API base (`""` for the real one, `/sandbox/wechat` for ours):
+    /// signed requests cover the whole request path.
+    base_path: String,
 }
 
 /// Why a signed message did not check out (shared by responses and notifications).
@@ -82,7 +85,15 @@ impl WechatPay {
         timeout: Duration,
         clock: Arc<dyn Clock>,
     ) -> WechatPay {
+        let base = account.api_base.as_str();
+        let rest = base.split_once("://").map(|(_, r)| r).unwrap_or(base);
+        let base_path = rest
+            .find('/')
+            .map(|i| rest[i..].trim_end_matches('/'))
+            .unwrap_or("")
+            .to_string();
         WechatPay {
+            base_path,
             account,
             signer,
             verifier,
@@ -162,7 +173,7 @@ impl WechatPay {
         let timestamp = self.clock.now_unix();
         let nonce = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
         // The signed URL is the request's whole path: any path of the API base included.
-        let signed = format!("{}{path_and_query}", self.base_path());
+        let signed = format!("{}{path_and_query}", self.base_path);
         let auth = self.authorization(method.as_str(), &signed, &body_text, timestamp, &nonce)?;
         let mut req = self
             .http
@@ -208,15 +219,6 @@ impl WechatPay {
             );
         }
         Ok(bytes.to_vec())
-    }
-
-    /// The path part of the API base (`""` for the real one, `/sandbox/wechat` for ours).
-    fn base_path(&self) -> &str {
-        let base = self.account.api_base.as_str();
-        let rest = base.split_once("://").map(|(_, r)| r).unwrap_or(base);
-        rest.find('/')
-            .map(|i| rest[i..].trim_end_matches('/'))
-            .unwrap_or("")
     }
 
     fn trade_path(&self, out_trade_no: &str) -> Result<String, ProviderError> {
