@@ -7,24 +7,30 @@
 //! See `docs/architecture.md` for the whole map.
 
 pub mod api;
+pub mod channel;
+pub mod clock;
+pub mod i18n;
 mod layout;
+pub mod live;
 pub mod money;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod services;
+pub mod status;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let lang = i18n::initial();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang.tag()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -45,6 +51,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let lang = i18n::initial();
+    provide_context(RwSignal::new(lang));
+    remember_requested_language(lang);
     view! {
         <Stylesheet id="scanpay-css" href="/pkg/scanpay.css"/>
         <Title formatter=|page: String| if page.is_empty() { "ScanPay".to_string() } else { format!("{page} · ScanPay") }/>
@@ -52,12 +61,38 @@ pub fn App() -> impl IntoView {
             <layout::Layout>
                 <Routes fallback=|| view! { <pages::NotFound/> }>
                     <Route path=path!("/") view=pages::HomePage/>
-                    <Route path=path!("/checkout/:order_id") view=pages::CheckoutPage/>
+                    <Route path=path!("/checkout/:order_id") view=pages::CheckoutPage ssr=SsrMode::Async/>
+                    <Route path=path!("/q/:token") view=pages::AggregatePage ssr=SsrMode::Async/>
                     <Route path=path!("/board") view=pages::BoardPage/>
                 </Routes>
             </layout::Layout>
         </Router>
     }
+}
+
+/// When the page was asked for with `?lang=`, the server keeps that choice in a cookie.
+fn remember_requested_language(lang: i18n::Lang) {
+    #[cfg(feature = "ssr")]
+    {
+        let asked = use_context::<http::request::Parts>()
+            .and_then(|p| {
+                p.uri
+                    .query()
+                    .map(|q| q.split('&').any(|kv| kv.starts_with("lang=")))
+            })
+            .unwrap_or(false);
+        if let (true, Some(response)) = (asked, use_context::<leptos_axum::ResponseOptions>()) {
+            if let Ok(cookie) = http::HeaderValue::from_str(&format!(
+                "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+                i18n::COOKIE,
+                lang.tag()
+            )) {
+                response.append_header(http::header::SET_COOKIE, cookie);
+            }
+        }
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = lang;
 }
 
 /// The WASM entry point: hydrates the server-rendered page, then marks the document so

@@ -15,6 +15,8 @@ pub enum AmountError {
     Negative,
     #[error("an amount cannot exceed 100,000,000.00 yuan")]
     TooLarge,
+    #[error("write the amount in yuan with at most two decimals, such as 12.34")]
+    Syntax,
 }
 
 impl Amount {
@@ -48,6 +50,31 @@ impl Amount {
             .and_then(|f| Amount::from_fen(f).ok())
     }
 
+    /// Parses yuan as people type them: `12`, `12.3`, `12.34` (no sign, no exponent, no
+    /// thousands separators, at most two decimals).
+    pub fn parse_yuan(s: &str) -> Result<Amount, AmountError> {
+        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+        let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty()
+            || whole.len() > 12
+            || !digits(whole)
+            || frac.len() > 2
+            || !digits(frac)
+            || (s.contains('.') && frac.is_empty())
+        {
+            return Err(AmountError::Syntax);
+        }
+        let whole: i64 = whole.parse().map_err(|_| AmountError::Syntax)?;
+        let frac: i64 = format!("{frac:0<2}")
+            .parse()
+            .map_err(|_| AmountError::Syntax)?;
+        whole
+            .checked_mul(100)
+            .and_then(|f| f.checked_add(frac))
+            .ok_or(AmountError::TooLarge)
+            .and_then(Amount::from_fen)
+    }
+
     /// `12.34`: yuan with exactly two decimals.
     pub fn yuan_string(self) -> String {
         format!("{}.{:02}", self.0 / 100, self.0 % 100)
@@ -71,5 +98,31 @@ impl From<Amount> for i64 {
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "¥{}", self.yuan_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Amount, AmountError};
+
+    #[test]
+    fn yuan_as_people_type_it() {
+        assert_eq!(Amount::parse_yuan("12.34").map(Amount::fen), Ok(1234));
+        assert_eq!(Amount::parse_yuan("12.3").map(Amount::fen), Ok(1230));
+        assert_eq!(Amount::parse_yuan("12").map(Amount::fen), Ok(1200));
+        assert_eq!(Amount::parse_yuan("0.01").map(Amount::fen), Ok(1));
+        assert_eq!(
+            Amount::parse_yuan("100000000").map(Amount::fen),
+            Ok(10_000_000_000)
+        );
+        assert_eq!(
+            Amount::parse_yuan("100000000.01"),
+            Err(AmountError::TooLarge)
+        );
+        for bad in [
+            "", ".5", "12.", "12.345", "-1", "1e3", "1,000", " 1", "¥1", "1.2.3",
+        ] {
+            assert_eq!(Amount::parse_yuan(bad), Err(AmountError::Syntax), "{bad:?}");
+        }
     }
 }

@@ -3,12 +3,24 @@
 //! The server implements [`AppServices`] and provides an `Arc<dyn AppServices>` in the Leptos
 //! context for every request, so this crate needs no database, crypto or HTTP-client code.
 
+use crate::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
+use crate::channel::Channel;
+use crate::money::Amount;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use leptos::prelude::*;
 use std::sync::Arc;
 
-/// Services the server offers to server functions. Each later area (orders, board, …) adds
-/// its methods here, implemented in `server`.
+/// A failure a service reports: `Invalid` is meant for the person (it names the field and
+/// what is wrong), `Internal` only for the server's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceError {
+    Invalid(String),
+    Internal(String),
+}
+
+/// Services the server offers to server functions. Each area adds its methods here,
+/// implemented in `server`.
 pub trait AppServices: Send + Sync + 'static {
     /// The running program's version.
     fn version(&self) -> &'static str;
@@ -16,6 +28,32 @@ pub trait AppServices: Send + Sync + 'static {
     fn database_engine(&self) -> &'static str;
     /// A cheap round trip to the database. The error is for the server's log only.
     fn ping_database(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// The checkout of an order; with a choice, the payment in that wallet is started (or the
+    /// live one reused). `None`: no such order.
+    fn checkout(
+        &self,
+        order_id: String,
+        choice: Option<Choice>,
+    ) -> BoxFuture<'_, Result<Option<CheckoutView>, ServiceError>>;
+    /// The live pings of one order (see `api::LivePing`).
+    fn watch(&self, order_id: String) -> BoxStream<'static, LivePing>;
+    /// A fresh order like an expired one; its id.
+    fn renew(&self, order_id: String) -> BoxFuture<'_, Result<String, ServiceError>>;
+    /// Whether the demo shop and its form exist.
+    fn demo_enabled(&self) -> bool;
+    /// A demo-shop order; its id.
+    fn create_demo_order(
+        &self,
+        amount: Amount,
+        subject: String,
+        expires_in_secs: Option<i64>,
+    ) -> BoxFuture<'_, Result<String, ServiceError>>;
+    /// Where the aggregate code `token` sends a phone that wants `wallet` (or has not chosen).
+    fn aggregate(
+        &self,
+        token: String,
+        wallet: Option<Channel>,
+    ) -> BoxFuture<'_, Result<AggregateAnswer, ServiceError>>;
 }
 
 /// The services of the current request, or a server-function error if the server forgot to
@@ -23,4 +61,20 @@ pub trait AppServices: Send + Sync + 'static {
 pub fn use_services() -> Result<Arc<dyn AppServices>, ServerFnError> {
     use_context::<Arc<dyn AppServices>>()
         .ok_or_else(|| ServerFnError::new("the server is not fully started"))
+}
+
+/// A service error as the browser sees it: the message of an `Invalid`, a generic sentence
+/// for an `Internal` (whose detail goes to the server's log).
+pub fn to_server_error(err: ServiceError) -> ServerFnError {
+    match err {
+        ServiceError::Invalid(message) => ServerFnError::new(message),
+        ServiceError::Internal(detail) => {
+            tracing_error(&detail);
+            ServerFnError::new("Something went wrong on our side. Please try again.")
+        }
+    }
+}
+
+fn tracing_error(detail: &str) {
+    leptos::logging::error!("server function failed: {detail}");
 }

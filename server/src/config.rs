@@ -45,6 +45,10 @@ pub struct Config {
     pub sandbox_time_scale: f64,
     /// Faults the sandbox applies to every trade (`SCANPAY_SANDBOX_FAULTS`).
     pub sandbox_faults: crate::sandbox::Faults,
+    /// Whether the demo merchant and the "new payment" form on `/` exist (`SCANPAY_DEMO`).
+    pub demo: bool,
+    /// How long an order can be paid when its creator does not say (`SCANPAY_ORDER_EXPIRY_SECS`).
+    pub order_expiry_secs: i64,
 }
 
 /// `auto`: the sandbox serves each provider that has no real credentials; `on`: it serves
@@ -263,6 +267,16 @@ const KEYS: &[Key] = &[
     Key {
         file: "sandbox_faults",
         env: "SCANPAY_SANDBOX_FAULTS",
+        secret: false,
+    },
+    Key {
+        file: "demo",
+        env: "SCANPAY_DEMO",
+        secret: false,
+    },
+    Key {
+        file: "order_expiry_secs",
+        env: "SCANPAY_ORDER_EXPIRY_SECS",
         secret: false,
     },
 ];
@@ -574,7 +588,30 @@ impl Config {
             |s| crate::sandbox::Faults::parse(s).ok(),
         )?;
 
+        let demo = layers.parse(
+            "demo",
+            "on or off",
+            || true,
+            |s| match s {
+                "on" | "true" => Some(true),
+                "off" | "false" => Some(false),
+                _ => None,
+            },
+        )?;
+        let order_expiry_secs = layers.parse(
+            "order_expiry_secs",
+            "a whole number of seconds from 60 to 86400",
+            || crate::orders::DEFAULT_EXPIRY_SECS,
+            |s| {
+                s.parse::<i64>()
+                    .ok()
+                    .filter(|n| (60..=crate::orders::MAX_EXPIRY_SECS).contains(n))
+            },
+        )?;
+
         Ok(Config {
+            demo,
+            order_expiry_secs,
             sandbox,
             sandbox_time_scale,
             sandbox_faults,

@@ -6,11 +6,14 @@
 //! reach) → `http` (routes and layers) → [`Application`] (bind, serve, shut down).
 //! See `docs/architecture.md`.
 
+pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod merchants;
 pub mod orders;
+pub mod payments;
 pub mod providers;
 pub mod sandbox;
 pub mod secret;
@@ -83,8 +86,29 @@ impl Application {
         let sandbox = sandbox::wire_in_process(&mut config, &public_url, local_addr).await?;
         let providers = providers::config::Providers::from_config(&config)?;
         let leptos_options = site::leptos_options(local_addr)?;
-        let services = Arc::new(services::Services::new(db.clone()));
-        let state = AppState::new(leptos_options, db, services, providers, sandbox);
+        if config.demo {
+            merchants::ensure_demo(&db)
+                .await
+                .map_err(db::DbError::Query)?;
+        }
+        let payments = payments::Payments::new(
+            db.clone(),
+            providers.clone(),
+            &public_url,
+            payments::live::LiveHub::new(),
+        );
+        let checkout = checkout::Checkout {
+            start: Arc::new(payments.clone()),
+            payments: payments.clone(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+        };
+        let services = Arc::new(services::Services::new(
+            db.clone(),
+            checkout,
+            config.demo,
+            config.order_expiry_secs,
+        ));
+        let state = AppState::new(leptos_options, db, services, providers, payments, sandbox);
         Ok(Application {
             listener,
             local_addr,
@@ -113,6 +137,11 @@ impl Application {
         &self.state.providers
     }
 
+    /// This node's payment flows.
+    pub fn payments(&self) -> &payments::Payments {
+        &self.state.payments
+    }
+
     /// Serves until `shutdown` completes, then stops accepting connections and lets in-flight
     /// requests finish for up to the configured grace period.
     pub async fn run_until(
@@ -135,6 +164,7 @@ impl Application {
         });
         let router = http::router(state.clone());
         let delivery = state.sandbox.as_ref().map(|s| s.spawn_delivery());
+        let expiry = payments::expiry::spawn(state.payments.clone(), payments::expiry::TICK);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let stop_state = state.clone();
         let server = axum::serve(
@@ -164,6 +194,7 @@ impl Application {
             }
         };
         upkeep.abort();
+        expiry.abort();
         if let Some(d) = delivery {
             d.abort();
         }

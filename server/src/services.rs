@@ -1,18 +1,31 @@
 //! The server's side of the UI seam: implements `app::services::AppServices` over the
-//! process's database and other services, for server functions to use.
+//! process's database, payments and live hub, for server functions to use.
 
+use crate::checkout::{self, Checkout};
 use crate::db::Db;
-use app::services::AppServices;
+use app::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
+use app::channel::Channel;
+use app::money::Amount;
+use app::services::{AppServices, ServiceError};
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use futures::FutureExt;
 
 pub struct Services {
     db: Db,
+    checkout: Checkout,
+    demo: bool,
+    default_expiry_secs: i64,
 }
 
 impl Services {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, checkout: Checkout, demo: bool, default_expiry_secs: i64) -> Self {
+        Self {
+            db,
+            checkout,
+            demo,
+            default_expiry_secs,
+        }
     }
 }
 
@@ -27,5 +40,51 @@ impl AppServices for Services {
 
     fn ping_database(&self) -> BoxFuture<'_, Result<(), String>> {
         async move { self.db.ping().await.map_err(|e| e.to_string()) }.boxed()
+    }
+
+    fn checkout(
+        &self,
+        order_id: String,
+        choice: Option<Choice>,
+    ) -> BoxFuture<'_, Result<Option<CheckoutView>, ServiceError>> {
+        async move { self.checkout.view(&order_id, choice).await }.boxed()
+    }
+
+    fn watch(&self, order_id: String) -> BoxStream<'static, LivePing> {
+        self.checkout.payments.live().watch(order_id)
+    }
+
+    fn renew(&self, order_id: String) -> BoxFuture<'_, Result<String, ServiceError>> {
+        async move { self.checkout.renew(&order_id).await }.boxed()
+    }
+
+    fn demo_enabled(&self) -> bool {
+        self.demo
+    }
+
+    fn create_demo_order(
+        &self,
+        amount: Amount,
+        subject: String,
+        expires_in_secs: Option<i64>,
+    ) -> BoxFuture<'_, Result<String, ServiceError>> {
+        async move {
+            if !self.demo {
+                return Err(ServiceError::Invalid(
+                    "The demo shop is switched off on this server.".into(),
+                ));
+            }
+            let expires = expires_in_secs.unwrap_or(self.default_expiry_secs);
+            checkout::create_demo_order(&self.db, amount, subject, expires).await
+        }
+        .boxed()
+    }
+
+    fn aggregate(
+        &self,
+        token: String,
+        wallet: Option<Channel>,
+    ) -> BoxFuture<'_, Result<AggregateAnswer, ServiceError>> {
+        async move { self.checkout.aggregate(&token, wallet).await }.boxed()
     }
 }

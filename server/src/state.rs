@@ -19,6 +19,8 @@ pub struct AppState {
     pub services: Arc<dyn AppServices>,
     /// The enabled payment providers (keys parsed once at start-up).
     pub providers: Providers,
+    /// This node's payment flows (prepay, close, record) and its live hub.
+    pub payments: crate::payments::Payments,
     /// The in-process sandbox gateways, when they serve a provider (mounted at `/sandbox`).
     pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
     /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight
@@ -32,6 +34,7 @@ impl AppState {
         db: Db,
         services: Arc<dyn AppServices>,
         providers: Providers,
+        payments: crate::payments::Payments,
         sandbox: Option<Arc<crate::sandbox::Sandbox>>,
     ) -> Self {
         Self {
@@ -39,6 +42,7 @@ impl AppState {
             db,
             services,
             providers,
+            payments,
             sandbox,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }

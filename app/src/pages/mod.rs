@@ -1,10 +1,12 @@
 //! One module per page; `App` in `lib.rs` maps routes to them.
 
+mod aggregate;
 mod board;
 mod checkout;
 mod home;
 mod not_found;
 
+pub use aggregate::AggregatePage;
 pub use board::BoardPage;
 pub use checkout::CheckoutPage;
 pub use home::HomePage;

@@ -5,9 +5,7 @@
 //! plus an `order_events` row, in one transaction. Two nodes, or two copies of a callback,
 //! racing to make the same change cannot both win: the second finds no row to update.
 
-pub mod status;
-
-pub use status::OrderStatus;
+pub use app::status::{self, OrderStatus};
 
 use crate::db::Db;
 use app::money::Amount;
@@ -47,6 +45,13 @@ impl OrderId {
     }
 }
 
+/// How long an order can be paid when its creator does not say: 15 minutes.
+pub const DEFAULT_EXPIRY_SECS: i64 = 15 * 60;
+/// The shortest life an order may be given (short enough to try expiry by hand).
+pub const MIN_EXPIRY_SECS: i64 = 5;
+/// The longest: one day.
+pub const MAX_EXPIRY_SECS: i64 = 24 * 60 * 60;
+
 /// An order as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {
@@ -58,10 +63,23 @@ pub struct Order {
     pub late: bool,
     pub refunded_amount: Amount,
     pub provider_trade_no: Option<String>,
+    /// The wallet the order was paid with.
+    pub paid_channel: Option<app::channel::Channel>,
     pub return_url: Option<String>,
+    /// The token of the order's aggregate code, `/q/<token>`: 128 random bits.
+    pub aggregate_token: Option<String>,
     pub expires_at: i64,
     pub paid_at: Option<i64>,
     pub created_at: i64,
+}
+
+impl Order {
+    /// Whether a customer can still be offered a code: not paid, closed or expired, and
+    /// before `expires_at`.
+    pub fn is_payable(&self, now_ms: i64) -> bool {
+        matches!(self.status, OrderStatus::Created | OrderStatus::Pending)
+            && now_ms < self.expires_at
+    }
 }
 
 /// What creating an order needs.
@@ -81,6 +99,12 @@ pub enum OrderError {
     ZeroAmount,
     #[error("the subject must be 1 to 127 characters")]
     Subject,
+    #[error("an order must be payable for {min} seconds to {max} seconds", min = MIN_EXPIRY_SECS, max = MAX_EXPIRY_SECS)]
+    Expiry,
+    #[error(
+        "the return URL must be an absolute http:// or https:// URL of at most 512 characters"
+    )]
+    ReturnUrl,
     #[error("the order {0} does not exist")]
     NotFound(String),
     #[error("an order cannot go from {from} to {to}")]
@@ -89,7 +113,7 @@ pub enum OrderError {
     Db(#[from] sqlx::Error),
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -101,12 +125,25 @@ pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
     if !(1..=127).contains(&new.subject.chars().count()) {
         return Err(OrderError::Subject);
     }
+    if !(MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&new.expires_in_secs) {
+        return Err(OrderError::Expiry);
+    }
+    if let Some(url) = &new.return_url {
+        let ok = url.len() <= 512
+            && (url.starts_with("https://") || url.starts_with("http://"))
+            && url.parse::<http::Uri>().is_ok();
+        if !ok {
+            return Err(OrderError::ReturnUrl);
+        }
+    }
     let id = OrderId::generate();
+    let token = random_token();
     let now = now_ms();
     let mut tx = db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO orders (id, merchant_id, amount, currency, subject, status, late, refunded_amount, return_url, \
-         expires_at, created_at, updated_at) VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8)",
+         expires_at, created_at, updated_at, aggregate_token) \
+         VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8, $9)",
     )
     .bind(id.as_str())
     .bind(&new.merchant_id)
@@ -116,6 +153,7 @@ pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
     .bind(new.return_url.as_deref())
     .bind(now + new.expires_in_secs * 1000)
     .bind(now)
+    .bind(&token)
     .execute(&mut *tx)
     .await?;
     insert_event(
@@ -131,7 +169,14 @@ pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
         .ok_or_else(|| OrderError::NotFound(id.0.clone()))
 }
 
-async fn insert_event(
+/// 128 random bits as 22 URL-safe characters: an unguessable token.
+pub(crate) fn random_token() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 22)
+}
+
+/// Adds an event to an order's timeline inside the caller's transaction.
+pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     order_id: &str,
     kind: &str,
@@ -149,18 +194,45 @@ async fn insert_event(
     Ok(())
 }
 
+const ORDER_COLUMNS: &str =
+    "id, merchant_id, amount, subject, status, late, refunded_amount, provider_trade_no, \
+     paid_channel, return_url, aggregate_token, expires_at, paid_at, created_at";
+
+/// Adds an event to an order's timeline on its own.
+pub async fn add_event(
+    db: &Db,
+    order_id: &str,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    insert_event(&mut tx, order_id, kind, detail).await?;
+    tx.commit().await
+}
+
 pub async fn get(db: &Db, id: &str) -> Result<Option<Order>, OrderError> {
-    let row = sqlx::query(
-        "SELECT id, merchant_id, amount, subject, status, late, refunded_amount, provider_trade_no, return_url, \
-         expires_at, paid_at, created_at FROM orders WHERE id = $1",
-    )
-    .bind(id)
+    let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|r| order_from_row(&r)).transpose()
+}
+
+/// The order whose aggregate code is `/q/<token>`.
+pub async fn by_aggregate_token(db: &Db, token: &str) -> Result<Option<Order>, OrderError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE aggregate_token = $1"
+    ))
+    .bind(token)
     .fetch_optional(db.pool())
     .await?;
-    let Some(r) = row else { return Ok(None) };
+    row.map(|r| order_from_row(&r)).transpose()
+}
+
+fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order, OrderError> {
     let corrupt =
         |what: &str| sqlx::Error::Decode(format!("orders.{what} holds an impossible value").into());
-    Ok(Some(Order {
+    Ok(Order {
         id: OrderId(r.try_get("id")?),
         merchant_id: r.try_get("merchant_id")?,
         amount: Amount::from_fen(r.try_get("amount")?).map_err(|_| corrupt("amount"))?,
@@ -171,11 +243,18 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Order>, OrderError> {
         refunded_amount: Amount::from_fen(r.try_get("refunded_amount")?)
             .map_err(|_| corrupt("refunded_amount"))?,
         provider_trade_no: r.try_get("provider_trade_no")?,
+        paid_channel: match r.try_get::<Option<String>, _>("paid_channel")? {
+            None => None,
+            Some(c) => {
+                Some(app::channel::Channel::parse(&c).ok_or_else(|| corrupt("paid_channel"))?)
+            }
+        },
         return_url: r.try_get("return_url")?,
+        aggregate_token: r.try_get("aggregate_token")?,
         expires_at: r.try_get("expires_at")?,
         paid_at: r.try_get("paid_at")?,
         created_at: r.try_get("created_at")?,
-    }))
+    })
 }
 
 /// The outcome of a transition that was allowed.
@@ -195,9 +274,31 @@ pub async fn transition(
     to: OrderStatus,
     detail: serde_json::Value,
 ) -> Result<Transitioned, OrderError> {
+    let mut tx = db.pool().begin().await?;
+    match transition_in(&mut tx, id, to, detail).await? {
+        Some(done) => {
+            tx.commit().await?;
+            Ok(done)
+        }
+        None => {
+            drop(tx);
+            Err(refusal(db, id, to).await)
+        }
+    }
+}
+
+/// [`transition`] inside the caller's transaction, so other writes (the attempt, the provider
+/// trade number) commit or roll back with it. `None`: the status does not allow it (or the
+/// order is missing); nothing was written.
+pub(crate) async fn transition_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    to: OrderStatus,
+    detail: serde_json::Value,
+) -> Result<Option<Transitioned>, OrderError> {
     let from_set = to.predecessors();
     if from_set.is_empty() {
-        return Err(refusal(db, id, to).await);
+        return Ok(None);
     }
     let now = now_ms();
     // Placeholders $5.. hold the allowed predecessors.
@@ -211,7 +312,6 @@ pub async fn transition(
          paid_at = CASE WHEN $1 = 'paid' THEN $2 ELSE paid_at END \
          WHERE id = $4 AND status IN ({list}) RETURNING late"
     );
-    let mut tx = db.pool().begin().await?;
     let mut q = sqlx::query(&sql)
         .bind(to.as_str())
         .bind(now)
@@ -220,26 +320,24 @@ pub async fn transition(
     for s in from_set {
         q = q.bind(s.as_str());
     }
-    let Some(row) = q.fetch_optional(&mut *tx).await? else {
-        drop(tx);
-        return Err(refusal(db, id, to).await);
+    let Some(row) = q.fetch_optional(&mut **tx).await? else {
+        return Ok(None);
     };
     let late = row.try_get::<i64, _>("late")? == 1;
     let mut detail = detail;
     if late && to == OrderStatus::Paid {
         detail["late"] = serde_json::json!(true);
     }
-    insert_event(&mut tx, id, &format!("status.{to}"), &detail).await?;
-    tx.commit().await?;
-    Ok(Transitioned {
+    insert_event(tx, id, &format!("status.{to}"), &detail).await?;
+    Ok(Some(Transitioned {
         to,
         late: late && to == OrderStatus::Paid,
-    })
+    }))
 }
 
 /// Why a transition to `to` was not made: the order is missing, or its status (read after
 /// the fact) does not allow it.
-async fn refusal(db: &Db, id: &str, to: OrderStatus) -> OrderError {
+pub(crate) async fn refusal(db: &Db, id: &str, to: OrderStatus) -> OrderError {
     match get(db, id).await {
         Ok(Some(current)) => OrderError::Forbidden {
             from: current.status,

@@ -6,7 +6,7 @@ use super::alipay::{Alipay, AlipayAccount};
 use super::crypto::{RsaSigner, RsaVerifier};
 use super::keys::{self, KeyError};
 use super::wechat::{SystemClock, WechatAccount, WechatPay};
-use super::{http_client, PaymentProvider};
+use super::{http_client, Channel, PaymentProvider};
 use crate::config::{AlipaySettings, Config, WechatSettings};
 use crate::secret::Secret;
 use std::path::Path;
@@ -36,6 +36,22 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// The provider of a channel, when enabled.
+    pub fn get(&self, channel: Channel) -> Option<&Arc<dyn PaymentProvider>> {
+        match channel {
+            Channel::Alipay => self.alipay.as_ref(),
+            Channel::Wechat => self.wechat.as_ref(),
+        }
+    }
+
+    /// The enabled channels, Alipay first.
+    pub fn channels(&self) -> Vec<Channel> {
+        Channel::ALL
+            .into_iter()
+            .filter(|c| self.get(*c).is_some())
+            .collect()
+    }
+
     pub fn from_config(config: &Config) -> Result<Providers, ProviderSetupError> {
         let http = http_client(CONNECT_TIMEOUT, CALL_TIMEOUT);
         let alipay = config

@@ -20,22 +20,7 @@ use app::money::Amount;
 use async_trait::async_trait;
 use std::time::Duration;
 
-/// Which provider (and wallet app) a payment goes through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Alipay,
-    Wechat,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Alipay => "alipay",
-            Channel::Wechat => "wechat",
-        }
-    }
-}
+pub use app::channel::Channel;
 
 /// What we ask a provider for when a customer chooses to pay.
 #[derive(Clone, Debug)]
@@ -206,9 +191,21 @@ pub enum NotificationError {
 }
 
 /// One payment provider. Implementations hold their keys and one shared HTTP client.
+/// Who we are at a provider: what a notification must name to be ours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderIdentity {
+    /// Alipay `app_id` / WeChat `appid`.
+    pub app_id: String,
+    /// Alipay `seller_id` / WeChat `mchid`; `None` when not configured (then not checked).
+    pub merchant_account: Option<String>,
+}
+
 #[async_trait]
 pub trait PaymentProvider: Send + Sync {
     fn channel(&self) -> Channel;
+
+    /// Our account ids at this provider.
+    fn identity(&self) -> ProviderIdentity;
 
     /// Creates a prepay order and returns the code URL for the QR code.
     async fn create_prepay(&self, request: &PrepayRequest) -> Result<Prepay, ProviderError>;

@@ -128,6 +128,8 @@ pub fn test_config(db: &TestDb) -> Config {
         sandbox: server::config::SandboxMode::Off,
         sandbox_time_scale: 1.0,
         sandbox_faults: Default::default(),
+        demo: true,
+        order_expiry_secs: 900,
     }
 }
 
@@ -137,6 +139,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: server::db::Db,
     pub providers: server::providers::config::Providers,
+    pub payments: server::payments::Payments,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -154,6 +157,7 @@ impl TestApp {
         let addr = app.local_addr();
         let handle_db = app.db().clone();
         let providers = app.providers().clone();
+        let payments = app.payments().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -166,6 +170,7 @@ impl TestApp {
                 .expect("client"),
             db: handle_db,
             providers,
+            payments,
             shutdown: Some(tx),
             handle: Some(handle),
         }

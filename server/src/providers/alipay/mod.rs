@@ -194,6 +194,13 @@ impl PaymentProvider for Alipay {
         Channel::Alipay
     }
 
+    fn identity(&self) -> super::ProviderIdentity {
+        super::ProviderIdentity {
+            app_id: self.account.app_id.clone(),
+            merchant_account: self.account.seller_id.clone(),
+        }
+    }
+
     async fn create_prepay(&self, req: &PrepayRequest) -> Result<Prepay, ProviderError> {
         let expire = OffsetDateTime::from_unix_timestamp(req.expires_at)
             .map_err(|_| ProviderError::Malformed("expiry out of range".into()))?;

@@ -253,6 +253,13 @@ impl PaymentProvider for WechatPay {
         Channel::Wechat
     }
 
+    fn identity(&self) -> super::ProviderIdentity {
+        super::ProviderIdentity {
+            app_id: self.account.appid.clone(),
+            merchant_account: Some(self.account.mchid.clone()),
+        }
+    }
+
     async fn create_prepay(&self, req: &PrepayRequest) -> Result<Prepay, ProviderError> {
         let body = json!({
             "appid": self.account.appid,

@@ -1,0 +1,117 @@
+//! `/q/:token`: the aggregate code, one QR any wallet can scan. A wallet's own browser never
+//! sees this page: the server redirects it to that wallet's payment (see
+//! `api::open_aggregate`). Any other phone browser lands here, learns how to pay, and can
+//! choose a wallet (a full page load, so the server can redirect to the wallet's link).
+
+use super::NotFoundMessage;
+use crate::api::{open_aggregate, AggregateAnswer, AggregateView};
+use crate::i18n::{use_lang, Lang};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+#[component]
+pub fn AggregatePage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let lang = use_lang();
+    let answer = Resource::new(
+        move || {
+            (
+                params.read().get("token").unwrap_or_default(),
+                query.read().get("pay"),
+            )
+        },
+        |(token, pay)| open_aggregate(token, pay),
+    );
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match answer.await {
+                    Ok(AggregateAnswer::Page(view)) => view! { <Explain view/> }.into_any(),
+                    Ok(AggregateAnswer::Redirect(url)) => view! {
+                        <section class="card">
+                            <p>{move || lang.get().pick("Opening your wallet…", "正在打开钱包…")}</p>
+                            <p><a href=url rel="external">{move || lang.get().pick("Continue", "继续")}</a></p>
+                        </section>
+                    }
+                    .into_any(),
+                    Ok(AggregateAnswer::NotFound) => view! {
+                        <NotFoundMessage
+                            title=lang.get_untracked().pick("Payment not found", "未找到该付款")
+                            detail=lang.get_untracked().pick(
+                                "This code does not belong to any payment. Ask the shop for a new one.",
+                                "此二维码不对应任何付款，请向商户索取新的二维码。",
+                            )
+                        />
+                    }
+                    .into_any(),
+                    Err(_) => view! {
+                        <p class="card error" role="alert">
+                            {move || lang.get().pick("We could not load this payment. Reload the page to try again.", "无法加载此付款，请刷新页面重试。")}
+                        </p>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Explain(view: AggregateView) -> impl IntoView {
+    let lang = use_lang();
+    let amount = view.amount.to_string();
+    let merchant = view.merchant_name.clone();
+    let headline = {
+        let (amount, merchant) = (amount.clone(), merchant.clone());
+        move || match lang.get() {
+            Lang::En => format!("Pay {amount} to {merchant}"),
+            Lang::Zh => format!("向{merchant}支付 {amount}"),
+        }
+    };
+    let token = view.token.clone();
+    let buttons = view
+        .channels
+        .iter()
+        .copied()
+        .map(|c| {
+            view! {
+                <a
+                    class="button primary"
+                    rel="external"
+                    href=format!("/q/{token}?pay={}", c.as_str())
+                    data-testid=format!("pay-{}", c.as_str())
+                >
+                    {move || format!("{} {}", lang.get().pick("Pay with", "使用"), lang.get().wallet(c))}
+                </a>
+            }
+        })
+        .collect_view();
+    let body = if view.payable {
+        view! {
+            <p>{move || lang.get().pick(
+                "Scan this code with Alipay or WeChat to pay in the app, or choose your wallet here:",
+                "请用支付宝或微信扫码在应用内付款，或在此选择钱包：",
+            )}</p>
+            <div class="wallet-buttons">{buttons}</div>
+        }
+        .into_any()
+    } else {
+        view! {
+            <p data-testid="not-payable">{move || lang.get().pick(
+                "This payment can no longer be paid with this code. Ask the shop for a new one.",
+                "此付款码已失效，请向商户索取新的付款码。",
+            )}</p>
+        }
+        .into_any()
+    };
+    view! {
+        <Title text=headline.clone()/>
+        <section class="card aggregate" data-testid="aggregate" data-status=view.status.as_str()>
+            <h1>{headline}</h1>
+            <p class="subject">{view.subject.clone()}</p>
+            {body}
+        </section>
+    }
+}

@@ -1,0 +1,281 @@
+//! What the customer pages show: the checkout of an order, the aggregate code's answer, and
+//! the QR codes, drawn here on the server so the browser bundle carries no QR encoder.
+
+use crate::db::Db;
+use crate::merchants;
+use crate::orders::{self, NewOrder, Order, OrderError, OrderId, OrderStatus};
+use crate::payments::{AttemptStatus, PaymentError, Payments, StartPayment};
+use app::api::{AggregateAnswer, AggregateView, CheckoutView, Choice, CodeProblem, PayCode};
+use app::channel::Channel;
+use app::services::ServiceError;
+use std::sync::Arc;
+
+/// The customer-facing flows of one node.
+#[derive(Clone)]
+pub struct Checkout {
+    pub payments: Payments,
+    /// Module 2's entry point: this node's [`Payments`] today, the cluster's selector later.
+    pub start: Arc<dyn StartPayment>,
+    /// `http(s)://host[:port]` without a trailing slash: aggregate-code links are built on it.
+    pub public_url: String,
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+impl Checkout {
+    fn db(&self) -> &Db {
+        self.payments.db()
+    }
+
+    /// The link in an order's aggregate code.
+    pub fn aggregate_url(&self, order: &Order) -> Option<String> {
+        order
+            .aggregate_token
+            .as_ref()
+            .map(|t| format!("{}/q/{t}", self.public_url))
+    }
+
+    pub async fn view(
+        &self,
+        order_id: &str,
+        choice: Option<Choice>,
+    ) -> Result<Option<CheckoutView>, ServiceError> {
+        if OrderId::parse(order_id).is_none() {
+            return Ok(None);
+        }
+        let Some(order) = orders::get(self.db(), order_id).await.map_err(internal)? else {
+            return Ok(None);
+        };
+        let mut code = None;
+        let mut problem = None;
+        if order.is_payable(orders::now_ms()) {
+            let choice = match choice {
+                Some(c) => c,
+                None => match self
+                    .payments
+                    .live_attempt(order_id)
+                    .await
+                    .map_err(internal)?
+                {
+                    Some(a) if a.status == AttemptStatus::Open => Choice::Wallet(a.channel),
+                    _ => Choice::Any,
+                },
+            };
+            match choice {
+                Choice::Any => {
+                    code = self.aggregate_url(&order).map(|url| PayCode {
+                        choice,
+                        svg: qr_svg(&url),
+                        url,
+                    })
+                }
+                Choice::Wallet(channel) => {
+                    match self.start.start_payment(order_id, channel).await {
+                        Ok(attempt) => {
+                            code = attempt.code_url.map(|url| PayCode {
+                                choice,
+                                svg: qr_svg(&url),
+                                url,
+                            })
+                        }
+                        Err(PaymentError::ChannelDisabled(c)) => {
+                            problem = Some(CodeProblem::Disabled(c))
+                        }
+                        Err(PaymentError::Provider { channel, .. }) => {
+                            problem = Some(CodeProblem::Unavailable(channel))
+                        }
+                        Err(PaymentError::Busy) => problem = Some(CodeProblem::Busy),
+                        // Paid or expired meanwhile: the view below shows it.
+                        Err(PaymentError::NotPayable(_)) => {}
+                        Err(PaymentError::NotFound(_)) => return Ok(None),
+                        Err(e @ PaymentError::Db(_)) => return Err(internal(e)),
+                    }
+                }
+            }
+        }
+        // Read again: starting a payment moves the order to pending, or it changed meanwhile.
+        let Some(order) = orders::get(self.db(), order_id).await.map_err(internal)? else {
+            return Ok(None);
+        };
+        if !order.is_payable(orders::now_ms()) {
+            code = None;
+        }
+        let merchant_name = merchants::get(self.db(), &order.merchant_id)
+            .await
+            .map_err(internal)?
+            .map(|m| m.name)
+            .unwrap_or_default();
+        Ok(Some(CheckoutView {
+            order_id: order.id.as_str().to_string(),
+            merchant_name,
+            subject: order.subject,
+            amount: order.amount,
+            status: order.status,
+            late: order.late,
+            expires_at: order.expires_at,
+            server_now: orders::now_ms(),
+            paid_at: order.paid_at,
+            paid_channel: order.paid_channel,
+            return_url: order.return_url,
+            channels: self.payments.providers().channels(),
+            code,
+            problem,
+        }))
+    }
+
+    /// A new order like an expired one: same shop, amount, subject, return link and lifetime.
+    pub async fn renew(&self, order_id: &str) -> Result<String, ServiceError> {
+        let refused = || ServiceError::Invalid("This payment cannot be renewed.".into());
+        if OrderId::parse(order_id).is_none() {
+            return Err(refused());
+        }
+        let old = orders::get(self.db(), order_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(refused)?;
+        if old.status != OrderStatus::Expired {
+            return Err(refused());
+        }
+        let lifetime = ((old.expires_at - old.created_at) / 1000)
+            .clamp(orders::MIN_EXPIRY_SECS, orders::MAX_EXPIRY_SECS);
+        let new = orders::create(
+            self.db(),
+            &NewOrder {
+                merchant_id: old.merchant_id.clone(),
+                amount: old.amount,
+                subject: old.subject.clone(),
+                expires_in_secs: lifetime,
+                return_url: old.return_url.clone(),
+            },
+        )
+        .await
+        .map_err(internal)?;
+        orders::add_event(
+            self.db(),
+            order_id,
+            "order.renewed",
+            &serde_json::json!({ "new_order_id": new.id.as_str() }),
+        )
+        .await
+        .map_err(internal)?;
+        Ok(new.id.as_str().to_string())
+    }
+
+    /// Where the aggregate code sends a phone: to the wallet's payment when it is one (or
+    /// chose one) and the order can be paid; to the page otherwise.
+    pub async fn aggregate(
+        &self,
+        token: &str,
+        wallet: Option<Channel>,
+    ) -> Result<AggregateAnswer, ServiceError> {
+        let valid =
+            (16..=64).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            return Ok(AggregateAnswer::NotFound);
+        }
+        let Some(order) = orders::by_aggregate_token(self.db(), token)
+            .await
+            .map_err(internal)?
+        else {
+            return Ok(AggregateAnswer::NotFound);
+        };
+        let payable = order.is_payable(orders::now_ms());
+        if let (Some(channel), true) = (wallet, payable) {
+            match self.start.start_payment(order.id.as_str(), channel).await {
+                Ok(attempt) => {
+                    if let Some(url) = attempt.code_url {
+                        return Ok(AggregateAnswer::Redirect(url));
+                    }
+                }
+                Err(PaymentError::Db(e)) => return Err(internal(e)),
+                Err(e) => {
+                    tracing::warn!(order = %order.id.as_str(), %channel, error = %e, "aggregate code: no payment started")
+                }
+            }
+        }
+        let merchant_name = merchants::get(self.db(), &order.merchant_id)
+            .await
+            .map_err(internal)?
+            .map(|m| m.name)
+            .unwrap_or_default();
+        Ok(AggregateAnswer::Page(AggregateView {
+            token: token.to_string(),
+            order_id: order.id.as_str().to_string(),
+            merchant_name,
+            subject: order.subject,
+            amount: order.amount,
+            status: order.status,
+            payable,
+            channels: self.payments.providers().channels(),
+        }))
+    }
+}
+
+/// A demo-shop order from the form on `/`.
+pub async fn create_demo_order(
+    db: &Db,
+    amount: app::money::Amount,
+    subject: String,
+    expires_in_secs: i64,
+) -> Result<String, ServiceError> {
+    let order = orders::create(
+        db,
+        &NewOrder {
+            merchant_id: merchants::DEMO_MERCHANT_ID.into(),
+            amount,
+            subject,
+            expires_in_secs,
+            return_url: None,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        OrderError::ZeroAmount => ServiceError::Invalid("Amount: at least 0.01 yuan.".into()),
+        OrderError::Subject => ServiceError::Invalid("Subject: 1 to 127 characters.".into()),
+        OrderError::Expiry => ServiceError::Invalid(format!(
+            "Valid for: {} to {} seconds.",
+            orders::MIN_EXPIRY_SECS,
+            orders::MAX_EXPIRY_SECS
+        )),
+        other => internal(other),
+    })?;
+    Ok(order.id.as_str().to_string())
+}
+
+/// An SVG QR code of `data`: medium error correction, a quiet zone, a `viewBox` so it scales
+/// crisply to any size, and no XML declaration (it is inlined into HTML).
+pub fn qr_svg(data: &str) -> String {
+    use qrcode::render::svg;
+    match qrcode::QrCode::with_error_correction_level(data, qrcode::EcLevel::M) {
+        Ok(code) => {
+            let svg = code
+                .render::<svg::Color>()
+                .min_dimensions(240, 240)
+                .quiet_zone(true)
+                .build();
+            match svg.find("<svg") {
+                Some(start) => svg[start..].to_string(),
+                None => svg,
+            }
+        }
+        // Only data beyond a QR code's capacity (~2 KB) fails; code URLs are far shorter.
+        Err(e) => {
+            tracing::error!(error = %e, len = data.len(), "cannot draw a QR code");
+            String::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn qr_codes_are_inline_svg_that_scales() {
+        let svg = super::qr_svg("https://qr.alipay.com/bax03431ljhokirwl38f00a7");
+        assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
+        assert!(svg.contains("viewBox"));
+        assert!(svg.contains("crispEdges"));
+        assert_ne!(super::qr_svg("a"), super::qr_svg("b"));
+    }
+}

@@ -1,0 +1,44 @@
+//! Merchants: the shops that take payments. The merchant area (accounts, API keys, webhooks)
+//! grows here; today it holds the lookup the checkout needs and the demo merchant of the
+//! embedded default.
+
+use crate::db::Db;
+use sqlx::Row;
+
+/// The id of the demo merchant that `make run` creates, so a newcomer can pay a test order
+/// at once (`SCANPAY_DEMO=off` leaves it out).
+pub const DEMO_MERCHANT_ID: &str = "mer_demo";
+const DEMO_MERCHANT_NAME: &str = "ScanPay Demo Shop";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merchant {
+    pub id: String,
+    pub name: String,
+}
+
+/// Creates the demo merchant unless it exists (safe to run on every start, on every node).
+pub async fn ensure_demo(db: &Db) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(DEMO_MERCHANT_ID)
+    .bind(DEMO_MERCHANT_NAME)
+    .bind(crate::orders::now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<Merchant>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, name FROM merchants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|r| {
+        Ok(Merchant {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,79 @@
+//! The expiry worker: an order whose `expires_at` has passed is closed at its provider first
+//! (so the code can no longer be paid), then marked expired. If the provider says the trade
+//! was paid meanwhile, the order becomes paid instead — never expired.
+//!
+//! Safe with several workers at once (several nodes): the status change is conditional, a
+//! second close of a closed trade is recognised, and an order whose attempt is still being
+//! opened is left for the next round.
+
+use super::{PaymentError, Payments};
+use crate::orders::{self, OrderError, OrderStatus};
+use sqlx::Row;
+use std::time::Duration;
+
+/// How often the worker looks for expired orders.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How many orders one round handles at most.
+const BATCH: i64 = 100;
+
+/// Runs [`run_once`] every `tick` until the task is dropped.
+pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = run_once(&payments).await {
+                tracing::warn!(error = %e, "expiry round failed; trying again next round");
+            }
+        }
+    })
+}
+
+/// One round: expires every due order it can. Returns how many it expired.
+pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
+    let due: Vec<String> = sqlx::query(
+        "SELECT id FROM orders WHERE status IN ('created', 'pending') AND expires_at <= $1 \
+         ORDER BY expires_at LIMIT $2",
+    )
+    .bind(orders::now_ms())
+    .bind(BATCH)
+    .fetch_all(payments.db().pool())
+    .await?
+    .iter()
+    .map(|r| r.try_get("id"))
+    .collect::<Result<_, _>>()?;
+    let mut expired = 0;
+    for id in due {
+        match expire(payments, &id).await {
+            Ok(true) => expired += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(order = %id, error = %e, "cannot expire the order yet"),
+        }
+    }
+    Ok(expired)
+}
+
+/// Expires one due order. `Ok(false)`: it was paid, or expired by someone else, meanwhile.
+async fn expire(payments: &Payments, id: &str) -> Result<bool, PaymentError> {
+    if let Some(attempt) = payments.live_attempt(id).await? {
+        if payments.close_or_record(&attempt, "expired").await? {
+            return Ok(false);
+        }
+    }
+    match orders::transition(
+        payments.db(),
+        id,
+        OrderStatus::Expired,
+        serde_json::json!({ "reason": "not paid before expires_at" }),
+    )
+    .await
+    {
+        Ok(_) => {
+            payments.live().publish(id, OrderStatus::Expired);
+            Ok(true)
+        }
+        Err(OrderError::Forbidden { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,597 @@
+//! Payment order generation (module 2 of the design) and the one path by which an order
+//! becomes paid.
+//!
+//! - [`StartPayment::start_payment`] is the seam the cluster's server selection calls: given an
+//!   order and a wallet, return a live payment attempt with the provider's code URL. The local
+//!   implementation, [`Payments`], reuses a live attempt for the same wallet, closes one for the
+//!   other wallet at its provider first, and otherwise runs the provider's prepay.
+//! - [`Payments::record_payment`] is where every "the provider says paid" ends — a
+//!   notification, an active query, or a close that found the trade paid: one transaction moves
+//!   the order to `paid` (or late-paid), stores the provider trade number and marks the attempt,
+//!   so a second report of the same payment changes nothing.
+//!
+//! Attempts: closing a trade at a provider burns its `out_trade_no`, so each attempt has its
+//! own: the order id for the first, `<order id>_<seq>` after it. A unique partial index keeps
+//! at most one attempt per order live (`opening` or `open`), across processes and nodes.
+
+pub mod expiry;
+pub mod live;
+pub mod notify;
+
+use crate::db::Db;
+use crate::orders::{self, Order, OrderStatus};
+use crate::providers::config::Providers;
+use crate::providers::{Channel, PrepayRequest, ProviderError, TradeState};
+use async_trait::async_trait;
+use live::LiveHub;
+use sqlx::Row;
+use std::time::Duration;
+
+/// What an attempt is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptStatus {
+    /// The prepay call is running.
+    Opening,
+    /// The provider gave a code; the customer can pay it.
+    Open,
+    /// Closed at the provider (switched wallet, expiry): it can no longer be paid there.
+    Closed,
+    /// The prepay failed; nobody received a code.
+    Failed,
+    /// The provider reported this attempt paid.
+    Paid,
+}
+
+impl AttemptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Opening => "opening",
+            AttemptStatus::Open => "open",
+            AttemptStatus::Closed => "closed",
+            AttemptStatus::Failed => "failed",
+            AttemptStatus::Paid => "paid",
+        }
+    }
+
+    fn parse(s: &str) -> Option<AttemptStatus> {
+        [
+            AttemptStatus::Opening,
+            AttemptStatus::Open,
+            AttemptStatus::Closed,
+            AttemptStatus::Failed,
+            AttemptStatus::Paid,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// One trade at one provider for an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub out_trade_no: String,
+    pub order_id: String,
+    pub seq: i64,
+    pub channel: Channel,
+    pub status: AttemptStatus,
+    pub code_url: Option<String>,
+    pub provider_trade_no: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("the order {0} does not exist")]
+    NotFound(String),
+    #[error("the order can no longer be paid (it is {0})")]
+    NotPayable(OrderStatus),
+    #[error("{0} is not enabled on this server")]
+    ChannelDisabled(Channel),
+    #[error("{channel} could not create a code: {source}")]
+    Provider {
+        channel: Channel,
+        #[source]
+        source: ProviderError,
+    },
+    #[error("another request is still creating a code for this order")]
+    Busy,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<orders::OrderError> for PaymentError {
+    fn from(e: orders::OrderError) -> Self {
+        match e {
+            orders::OrderError::NotFound(id) => PaymentError::NotFound(id),
+            orders::OrderError::Forbidden { from, .. } => PaymentError::NotPayable(from),
+            orders::OrderError::Db(e) => PaymentError::Db(e),
+            other => PaymentError::Db(sqlx::Error::Protocol(other.to_string())),
+        }
+    }
+}
+
+/// Module 2's entry point: a live attempt with a code URL for `order_id` in `channel`.
+/// [`Payments`] runs it on this node; cluster mode puts a selector in front that may run it on
+/// another node (same contract, same database).
+#[async_trait]
+pub trait StartPayment: Send + Sync {
+    async fn start_payment(
+        &self,
+        order_id: &str,
+        channel: Channel,
+    ) -> Result<Attempt, PaymentError>;
+}
+
+/// What closing an attempt found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Closing {
+    Closed,
+    FoundPaid {
+        provider_trade_no: Option<String>,
+        provider_state: String,
+    },
+}
+
+/// How a reported payment was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// This report made the order paid.
+    Paid { late: bool },
+    /// The order was already paid by this same trade: nothing changed.
+    Duplicate,
+    /// The order was already paid by another trade: a second payment, recorded for the
+    /// merchant to refund.
+    Extra,
+}
+
+/// The payment flows of this node: prepay, switch, close, record.
+#[derive(Clone)]
+pub struct Payments {
+    db: Db,
+    providers: Providers,
+    /// `<public url>/notify`: where providers send notifications.
+    notify_base: String,
+    live: LiveHub,
+}
+
+/// How long a request waits for a concurrent prepay of the same order before giving up.
+const OPENING_WAIT: Duration = Duration::from_secs(15);
+
+impl Payments {
+    pub fn new(db: Db, providers: Providers, public_url: &str, live: LiveHub) -> Payments {
+        Payments {
+            db,
+            providers,
+            notify_base: format!("{}/notify", public_url.trim_end_matches('/')),
+            live,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    pub fn live(&self) -> &LiveHub {
+        &self.live
+    }
+
+    /// The order's live attempt (`opening` or `open`), if any.
+    pub async fn live_attempt(&self, order_id: &str) -> Result<Option<Attempt>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE order_id = $1 AND status IN ('opening', 'open')"
+        ))
+        .bind(order_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|r| attempt_from_row(&r)).transpose()
+    }
+
+    /// Every attempt of an order, oldest first.
+    pub async fn attempts(&self, order_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE order_id = $1 ORDER BY seq"
+        ))
+        .bind(order_id)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    pub async fn attempt(&self, out_trade_no: &str) -> Result<Option<Attempt>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE out_trade_no = $1"
+        ))
+        .bind(out_trade_no)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|r| attempt_from_row(&r)).transpose()
+    }
+
+    async fn payable_order(&self, order_id: &str) -> Result<Order, PaymentError> {
+        let order = orders::get(&self.db, order_id)
+            .await?
+            .ok_or_else(|| PaymentError::NotFound(order_id.to_string()))?;
+        if !order.is_payable(orders::now_ms()) {
+            let status = match order.status {
+                OrderStatus::Created | OrderStatus::Pending => OrderStatus::Expired,
+                s => s,
+            };
+            return Err(PaymentError::NotPayable(status));
+        }
+        Ok(order)
+    }
+
+    /// Runs the provider's prepay for a new attempt. The `opening` row is inserted first: the
+    /// unique index on live attempts makes a concurrent second insert fail, so two requests
+    /// never create two codes for one order.
+    async fn open_attempt(
+        &self,
+        order: &Order,
+        channel: Channel,
+    ) -> Result<Option<Attempt>, PaymentError> {
+        let provider = self
+            .providers
+            .get(channel)
+            .ok_or(PaymentError::ChannelDisabled(channel))?;
+        let seq: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM payment_attempts WHERE order_id = $1",
+        )
+        .bind(order.id.as_str())
+        .fetch_one(self.db.pool())
+        .await?
+        .try_get("next")?;
+        let out_trade_no = trade_no(order.id.as_str(), seq);
+        let now = orders::now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at) \
+             VALUES ($1, $2, $3, $4, 'opening', $5)",
+        )
+        .bind(&out_trade_no)
+        .bind(order.id.as_str())
+        .bind(seq)
+        .bind(channel.as_str())
+        .bind(now)
+        .execute(self.db.pool())
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Another request opened an attempt (or took this seq) first: look again.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let request = PrepayRequest {
+            out_trade_no: out_trade_no.clone(),
+            amount: order.amount,
+            subject: order.subject.clone(),
+            expires_at: order.expires_at.div_euclid(1000),
+            notify_url: format!("{}/{}", self.notify_base, channel.as_str()),
+        };
+        let started = std::time::Instant::now();
+        let result = provider.create_prepay(&request).await;
+        ::metrics::histogram!("prepay_duration_seconds", "channel" => channel.as_str(), "ok" => result.is_ok().to_string())
+            .record(started.elapsed().as_secs_f64());
+        let mut tx = self.db.pool().begin().await?;
+        match result {
+            Ok(prepay) => {
+                sqlx::query(
+                    "UPDATE payment_attempts SET status = 'open', code_url = $1 WHERE out_trade_no = $2 AND status = 'opening'",
+                )
+                .bind(&prepay.code_url)
+                .bind(&out_trade_no)
+                .execute(&mut *tx)
+                .await?;
+                orders::insert_event(
+                    &mut tx,
+                    order.id.as_str(),
+                    "attempt.opened",
+                    &serde_json::json!({ "channel": channel, "out_trade_no": out_trade_no }),
+                )
+                .await?;
+                let moved = orders::transition_in(
+                    &mut tx,
+                    order.id.as_str(),
+                    OrderStatus::Pending,
+                    serde_json::json!({ "channel": channel }),
+                )
+                .await?;
+                tx.commit().await?;
+                if moved.is_some() {
+                    self.live.publish(order.id.as_str(), OrderStatus::Pending);
+                }
+                Ok(self.attempt(&out_trade_no).await?)
+            }
+            Err(source) => {
+                tracing::warn!(order = %order.id.as_str(), %channel, error = %source, "prepay failed");
+                sqlx::query(
+                    "UPDATE payment_attempts SET status = 'failed', error = $1, closed_at = $2 WHERE out_trade_no = $3",
+                )
+                .bind(source.to_string())
+                .bind(orders::now_ms())
+                .bind(&out_trade_no)
+                .execute(&mut *tx)
+                .await?;
+                orders::insert_event(
+                    &mut tx,
+                    order.id.as_str(),
+                    "attempt.failed",
+                    &serde_json::json!({ "channel": channel, "out_trade_no": out_trade_no, "error": source.to_string() }),
+                )
+                .await?;
+                tx.commit().await?;
+                Err(PaymentError::Provider { channel, source })
+            }
+        }
+    }
+
+    /// Closes a live attempt at its provider so it can no longer be paid, and records a paid
+    /// trade instead if the provider says it was paid meanwhile (`Ok(true)`: the order is paid).
+    pub async fn close_or_record(
+        &self,
+        attempt: &Attempt,
+        reason: &str,
+    ) -> Result<bool, PaymentError> {
+        match self.close_attempt(attempt, reason).await? {
+            Closing::Closed => Ok(false),
+            Closing::FoundPaid {
+                provider_trade_no,
+                provider_state,
+            } => {
+                self.record_payment(
+                    &attempt.out_trade_no,
+                    provider_trade_no.as_deref(),
+                    serde_json::json!({ "source": "close", "provider_state": provider_state }),
+                )
+                .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Closes a live attempt at its provider. A transient provider failure is an error: the
+    /// attempt stays live and nothing else is opened. If the provider says the trade is paid,
+    /// nothing is closed and the caller hears it.
+    async fn close_attempt(
+        &self,
+        attempt: &Attempt,
+        reason: &str,
+    ) -> Result<Closing, PaymentError> {
+        let channel = attempt.channel;
+        if attempt.status == AttemptStatus::Opening {
+            // Nobody has its code yet; the request running the prepay will finish it.
+            return Err(PaymentError::Busy);
+        }
+        let provider = self
+            .providers
+            .get(channel)
+            .ok_or(PaymentError::ChannelDisabled(channel))?;
+        let closed = provider.close(&attempt.out_trade_no).await;
+        let mut note = serde_json::json!({ "channel": channel, "out_trade_no": attempt.out_trade_no, "reason": reason });
+        if let Err(close_err) = closed {
+            // Paid meanwhile? Closed already? Ask before deciding.
+            match provider.query(&attempt.out_trade_no).await {
+                Ok(status) if status.state == TradeState::Paid => {
+                    return Ok(Closing::FoundPaid {
+                        provider_trade_no: status.provider_trade_no,
+                        provider_state: status.provider_state,
+                    });
+                }
+                Ok(_) if !close_err.is_transient() => {
+                    // The provider has nothing payable under this number (never scanned, or
+                    // closed already): treat it as closed. A payment that still arrives is
+                    // recorded as late, never lost.
+                    note["provider_said"] = serde_json::json!(close_err.to_string());
+                }
+                _ => {
+                    return Err(PaymentError::Provider {
+                        channel,
+                        source: close_err,
+                    })
+                }
+            }
+        }
+        let mut tx = self.db.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE payment_attempts SET status = 'closed', closed_at = $1 WHERE out_trade_no = $2 AND status = 'open'",
+        )
+        .bind(orders::now_ms())
+        .bind(&attempt.out_trade_no)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            orders::insert_event(&mut tx, &attempt.order_id, "attempt.closed", &note).await?;
+        }
+        tx.commit().await?;
+        Ok(Closing::Closed)
+    }
+
+    /// Records that the provider reports the trade `out_trade_no` paid. Idempotent: a second
+    /// report of the same trade is a `Duplicate` and changes nothing. An order that expired or
+    /// was closed becomes paid with its late flag (the money arrived; it is never dropped).
+    pub async fn record_payment(
+        &self,
+        out_trade_no: &str,
+        provider_trade_no: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<Recorded, PaymentError> {
+        let attempt = self
+            .attempt(out_trade_no)
+            .await?
+            .ok_or_else(|| PaymentError::NotFound(out_trade_no.to_string()))?;
+        let order_id = attempt.order_id.as_str();
+        let mut detail = detail;
+        detail["channel"] = serde_json::json!(attempt.channel);
+        detail["out_trade_no"] = serde_json::json!(out_trade_no);
+        detail["provider_trade_no"] = serde_json::json!(provider_trade_no);
+        let now = orders::now_ms();
+        let mut tx = self.db.pool().begin().await?;
+        let moved =
+            orders::transition_in(&mut tx, order_id, OrderStatus::Paid, detail.clone()).await?;
+        let outcome = match moved {
+            Some(t) => {
+                sqlx::query(
+                    "UPDATE orders SET provider_trade_no = $1, paid_channel = $2 WHERE id = $3",
+                )
+                .bind(provider_trade_no)
+                .bind(attempt.channel.as_str())
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+                Recorded::Paid { late: t.late }
+            }
+            None => {
+                let paid_by: Option<String> = sqlx::query(
+                    "SELECT out_trade_no FROM payment_attempts WHERE order_id = $1 AND status = 'paid'",
+                )
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("out_trade_no"))
+                .transpose()?;
+                match paid_by {
+                    Some(t) if t == out_trade_no => Recorded::Duplicate,
+                    Some(_) => Recorded::Extra,
+                    None => {
+                        // Not paid and not payable (e.g. refunded already, or missing): the
+                        // report changes nothing, but it is kept in the timeline.
+                        Recorded::Duplicate
+                    }
+                }
+            }
+        };
+        match outcome {
+            Recorded::Paid { .. } => {
+                sqlx::query(
+                    "UPDATE payment_attempts SET status = 'paid', provider_trade_no = $1, closed_at = $2 WHERE out_trade_no = $3",
+                )
+                .bind(provider_trade_no)
+                .bind(now)
+                .bind(out_trade_no)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Recorded::Extra => {
+                let changed = sqlx::query(
+                    "UPDATE payment_attempts SET status = 'paid', provider_trade_no = $1, closed_at = $2 \
+                     WHERE out_trade_no = $3 AND status <> 'paid'",
+                )
+                .bind(provider_trade_no)
+                .bind(now)
+                .bind(out_trade_no)
+                .execute(&mut *tx)
+                .await?;
+                if changed.rows_affected() == 1 {
+                    orders::insert_event(&mut tx, order_id, "risk.second_payment", &detail).await?;
+                }
+            }
+            Recorded::Duplicate => {}
+        }
+        tx.commit().await?;
+        if let Recorded::Paid { late } = outcome {
+            ::metrics::counter!("payments_recorded_total", "channel" => attempt.channel.as_str(), "late" => late.to_string())
+                .increment(1);
+            self.live.publish(order_id, OrderStatus::Paid);
+            // Another wallet's code of this order may still be live: close it so the customer
+            // cannot pay twice. Best effort; a payment that still arrives is recorded as extra
+            // when its notification comes.
+            if let Ok(Some(other)) = self.live_attempt(order_id).await {
+                match self.close_attempt(&other, "order paid").await {
+                    Ok(Closing::Closed) => {}
+                    Ok(Closing::FoundPaid { .. }) => {
+                        tracing::warn!(order = order_id, out_trade_no = %other.out_trade_no, "a second attempt of a paid order is paid too")
+                    }
+                    Err(e) => {
+                        tracing::warn!(order = order_id, error = %e, "could not close the other live attempt")
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl StartPayment for Payments {
+    async fn start_payment(
+        &self,
+        order_id: &str,
+        channel: Channel,
+    ) -> Result<Attempt, PaymentError> {
+        let deadline = tokio::time::Instant::now() + OPENING_WAIT;
+        loop {
+            let order = self.payable_order(order_id).await?;
+            if self.providers.get(channel).is_none() {
+                return Err(PaymentError::ChannelDisabled(channel));
+            }
+            match self.live_attempt(order_id).await? {
+                Some(a) if a.status == AttemptStatus::Open && a.channel == channel => return Ok(a),
+                Some(a) if a.status == AttemptStatus::Open => {
+                    if self.close_or_record(&a, "switched wallet").await? {
+                        return Err(PaymentError::NotPayable(OrderStatus::Paid));
+                    }
+                }
+                Some(_) => {
+                    // Another request is opening one: wait for it to finish.
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(PaymentError::Busy);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                None => {
+                    if let Some(a) = self.open_attempt(&order, channel).await? {
+                        return Ok(a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The provider trade number of an order's `seq`-th attempt.
+pub fn trade_no(order_id: &str, seq: i64) -> String {
+    if seq == 1 {
+        order_id.to_string()
+    } else {
+        format!("{order_id}_{seq}")
+    }
+}
+
+const ATTEMPT_COLUMNS: &str =
+    "out_trade_no, order_id, seq, channel, status, code_url, provider_trade_no, error, created_at, closed_at";
+
+fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
+    let corrupt = |what: &str| {
+        sqlx::Error::Decode(format!("payment_attempts.{what} holds an impossible value").into())
+    };
+    Ok(Attempt {
+        out_trade_no: r.try_get("out_trade_no")?,
+        order_id: r.try_get("order_id")?,
+        seq: r.try_get("seq")?,
+        channel: Channel::parse(&r.try_get::<String, _>("channel")?)
+            .ok_or_else(|| corrupt("channel"))?,
+        status: AttemptStatus::parse(&r.try_get::<String, _>("status")?)
+            .ok_or_else(|| corrupt("status"))?,
+        code_url: r.try_get("code_url")?,
+        provider_trade_no: r.try_get("provider_trade_no")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        closed_at: r.try_get("closed_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attempt_trade_numbers_fit_both_providers() {
+        let id = "20261127093000abcdefABCDEF";
+        assert_eq!(super::trade_no(id, 1), id);
+        let later = super::trade_no(id, 99_999);
+        assert!(later.len() <= 32, "{later}");
+        assert!(crate::orders::OrderId::parse(&later).is_some());
+    }
+}

@@ -1,0 +1,495 @@
+//! Payment order generation and the checkout, end to end inside one process: the real
+//! application with its built-in sandbox gateways (real HTTP, real signatures), on SQLite and
+//! on PostgreSQL.
+
+mod common;
+
+use app::money::Amount;
+use common::{test_config, TestApp, TestDb};
+use server::config::SandboxMode;
+use server::orders::{self, NewOrder, OrderStatus};
+use server::payments::{expiry, AttemptStatus, StartPayment};
+use server::providers::{Channel, TradeState};
+use std::time::Duration;
+
+on_both_engines!(
+    a_payment_attempt_is_opened_once_and_reused,
+    switching_wallet_closes_the_previous_attempt_at_its_provider,
+    concurrent_requests_open_one_attempt,
+    a_paid_notification_makes_the_order_paid_once,
+    a_forged_notification_changes_nothing,
+    expiry_closes_the_code_at_the_provider_then_expires_the_order,
+    expiry_of_an_order_paid_at_the_provider_makes_it_paid,
+    the_aggregate_code_sends_each_wallet_to_its_payment,
+    the_checkout_is_server_rendered_with_its_qr_code,
+    an_expired_order_can_be_renewed,
+);
+
+async fn app(db: &TestDb) -> TestApp {
+    let mut config = test_config(db);
+    config.sandbox = SandboxMode::Auto;
+    config.sandbox_time_scale = 0.001;
+    TestApp::spawn_with(config).await
+}
+
+async fn new_order(app: &TestApp, fen: i64) -> orders::Order {
+    orders::create(
+        &app.db,
+        &NewOrder {
+            merchant_id: server::merchants::DEMO_MERCHANT_ID.into(),
+            amount: Amount::from_fen(fen).expect("amount"),
+            subject: "Flat white".into(),
+            expires_in_secs: 900,
+            return_url: Some("https://shop.example/thanks".into()),
+        },
+    )
+    .await
+    .expect("order")
+}
+
+async fn status_of(app: &TestApp, id: &str) -> OrderStatus {
+    orders::get(&app.db, id)
+        .await
+        .expect("read")
+        .expect("exists")
+        .status
+}
+
+async fn events(app: &TestApp, id: &str, kind: &str) -> usize {
+    use sqlx::Row;
+    sqlx::query("SELECT COUNT(*) AS n FROM order_events WHERE order_id = $1 AND kind = $2")
+        .bind(id)
+        .bind(kind)
+        .fetch_one(app.db.pool())
+        .await
+        .expect("count")
+        .try_get::<i64, _>("n")
+        .expect("n") as usize
+}
+
+/// Presses "Pay" in the sandbox wallet behind a code URL, with optional faults.
+async fn pay_in_wallet(app: &TestApp, code_url: &str, faults: &str) {
+    let page = app
+        .client
+        .post(code_url)
+        .form(&[("action", "pay"), ("faults", faults)])
+        .send()
+        .await
+        .expect("wallet");
+    assert!(
+        page.status().is_success() || page.status().is_redirection(),
+        "{}",
+        page.status()
+    );
+}
+
+/// Waits for an order to reach a status (the notification arrives asynchronously).
+async fn wait_for(app: &TestApp, id: &str, want: OrderStatus) {
+    for _ in 0..200 {
+        if status_of(app, id).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "order {id} is {} after 5 s, not {want}",
+        status_of(app, id).await
+    );
+}
+
+async fn a_payment_attempt_is_opened_once_and_reused(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 1234).await;
+    let id = order.id.as_str();
+    let first = app
+        .payments
+        .start_payment(id, Channel::Alipay)
+        .await
+        .expect("prepay");
+    assert_eq!(
+        first.out_trade_no, id,
+        "the first attempt trades under the order id"
+    );
+    assert_eq!(first.status, AttemptStatus::Open);
+    assert!(first
+        .code_url
+        .as_deref()
+        .is_some_and(|u| u.contains("/sandbox/pay/")));
+    assert_eq!(status_of(&app, id).await, OrderStatus::Pending);
+    let again = app
+        .payments
+        .start_payment(id, Channel::Alipay)
+        .await
+        .expect("reuse");
+    assert_eq!(again, first);
+    assert_eq!(app.payments.attempts(id).await.expect("attempts").len(), 1);
+    assert_eq!(events(&app, id, "attempt.opened").await, 1);
+    assert_eq!(events(&app, id, "status.pending").await, 1);
+    app.stop().await.expect("stop");
+}
+
+async fn switching_wallet_closes_the_previous_attempt_at_its_provider(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 500).await;
+    let id = order.id.as_str();
+    let alipay = app
+        .payments
+        .start_payment(id, Channel::Alipay)
+        .await
+        .expect("alipay");
+    // The customer scans the Alipay code (Alipay creates the trade at the first scan; before
+    // it, there is nothing to close and the code dies at the order's time_expire).
+    let scanned = app
+        .client
+        .get(alipay.code_url.clone().expect("code"))
+        .send()
+        .await
+        .expect("scan");
+    assert_eq!(scanned.status(), 200);
+    let wechat = app
+        .payments
+        .start_payment(id, Channel::Wechat)
+        .await
+        .expect("wechat");
+    assert_eq!(wechat.out_trade_no, format!("{id}_2"));
+    assert_eq!(wechat.channel, Channel::Wechat);
+    let attempts = app.payments.attempts(id).await.expect("attempts");
+    assert_eq!(attempts[0].status, AttemptStatus::Closed);
+    assert_eq!(attempts[1].status, AttemptStatus::Open);
+    // The provider agrees: the Alipay trade is closed and can no longer be paid.
+    let at_alipay = app
+        .providers
+        .alipay
+        .as_ref()
+        .expect("alipay")
+        .query(&alipay.out_trade_no)
+        .await
+        .expect("query");
+    assert_eq!(at_alipay.state, TradeState::Closed);
+    // Back to Alipay: a third trade number (the first one is burnt).
+    let again = app
+        .payments
+        .start_payment(id, Channel::Alipay)
+        .await
+        .expect("alipay again");
+    assert_eq!(again.out_trade_no, format!("{id}_3"));
+    assert_eq!(events(&app, id, "attempt.closed").await, 2);
+    app.stop().await.expect("stop");
+}
+
+async fn concurrent_requests_open_one_attempt(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 800).await;
+    let id = order.id.as_str().to_string();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let payments = app.payments.clone();
+            let id = id.clone();
+            tokio::spawn(async move { payments.start_payment(&id, Channel::Wechat).await })
+        })
+        .collect();
+    let mut codes = std::collections::BTreeSet::new();
+    for t in tasks {
+        let attempt = t.await.expect("task").expect("attempt");
+        codes.insert(attempt.code_url.expect("code"));
+    }
+    assert_eq!(codes.len(), 1, "every request got the same code");
+    assert_eq!(app.payments.attempts(&id).await.expect("attempts").len(), 1);
+    app.stop().await.expect("stop");
+}
+
+async fn a_paid_notification_makes_the_order_paid_once(db: TestDb) {
+    let app = app(&db).await;
+    for channel in [Channel::Alipay, Channel::Wechat] {
+        let order = new_order(&app, 1999).await;
+        let id = order.id.as_str();
+        let attempt = app
+            .payments
+            .start_payment(id, channel)
+            .await
+            .expect("prepay");
+        // The sandbox sends the notification three times.
+        pay_in_wallet(
+            &app,
+            attempt.code_url.as_deref().expect("code"),
+            "duplicates=3",
+        )
+        .await;
+        wait_for(&app, id, OrderStatus::Paid).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let paid = orders::get(&app.db, id)
+            .await
+            .expect("read")
+            .expect("order");
+        assert_eq!(paid.paid_channel, Some(channel));
+        assert!(paid.provider_trade_no.is_some());
+        assert!(!paid.late);
+        assert_eq!(events(&app, id, "status.paid").await, 1, "{channel}");
+        let attempts = app.payments.attempts(id).await.expect("attempts");
+        assert_eq!(attempts[0].status, AttemptStatus::Paid);
+    }
+    app.stop().await.expect("stop");
+}
+
+async fn a_forged_notification_changes_nothing(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 1234).await;
+    let id = order.id.as_str();
+    app.payments
+        .start_payment(id, Channel::Alipay)
+        .await
+        .expect("prepay");
+    let forged = format!(
+        "notify_id=x&app_id=9021000000000001&seller_id=2088000000000001&out_trade_no={id}\
+         &trade_no=2026&trade_status=TRADE_SUCCESS&total_amount=12.34&sign_type=RSA2&sign=AAAA"
+    );
+    let answer = app
+        .client
+        .post(app.url("/notify/alipay"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(forged)
+        .send()
+        .await
+        .expect("notify");
+    assert_eq!(answer.text().await.expect("body"), "fail");
+    let answer = app
+        .client
+        .post(app.url("/notify/wechat"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("notify");
+    assert!(answer.status().is_client_error(), "{}", answer.status());
+    assert_eq!(status_of(&app, id).await, OrderStatus::Pending);
+    app.stop().await.expect("stop");
+}
+
+/// Moves an order's deadline into the past, as if its time had run out.
+async fn run_out_of_time(app: &TestApp, id: &str) {
+    sqlx::query("UPDATE orders SET expires_at = $1 WHERE id = $2")
+        .bind(orders::now_ms() - 1)
+        .bind(id)
+        .execute(app.db.pool())
+        .await
+        .expect("update");
+}
+
+async fn expiry_closes_the_code_at_the_provider_then_expires_the_order(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 300).await;
+    let id = order.id.as_str();
+    let attempt = app
+        .payments
+        .start_payment(id, Channel::Wechat)
+        .await
+        .expect("prepay");
+    run_out_of_time(&app, id).await;
+    // The worker may beat us to it; either way the outcome is the same.
+    expiry::run_once(&app.payments).await.expect("expiry round");
+    assert_eq!(status_of(&app, id).await, OrderStatus::Expired);
+    let at_wechat = app
+        .providers
+        .wechat
+        .as_ref()
+        .expect("wechat")
+        .query(&attempt.out_trade_no)
+        .await
+        .expect("query");
+    assert_eq!(at_wechat.state, TradeState::Closed);
+    // A new code is refused for an expired order.
+    assert!(app
+        .payments
+        .start_payment(id, Channel::Alipay)
+        .await
+        .is_err());
+    app.stop().await.expect("stop");
+}
+
+async fn expiry_of_an_order_paid_at_the_provider_makes_it_paid(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 300).await;
+    let id = order.id.as_str();
+    let attempt = app
+        .payments
+        .start_payment(id, Channel::Alipay)
+        .await
+        .expect("prepay");
+    // Paid, but every notification is lost.
+    pay_in_wallet(&app, attempt.code_url.as_deref().expect("code"), "drop").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(status_of(&app, id).await, OrderStatus::Pending);
+    run_out_of_time(&app, id).await;
+    expiry::run_once(&app.payments).await.expect("expiry round");
+    wait_for(&app, id, OrderStatus::Paid).await;
+    assert_eq!(events(&app, id, "status.expired").await, 0);
+    app.stop().await.expect("stop");
+}
+
+async fn the_aggregate_code_sends_each_wallet_to_its_payment(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 4200).await;
+    let token = order.aggregate_token.clone().expect("token");
+    assert!(token.len() >= 22);
+    let open = |ua: &'static str| {
+        let url = app.url(&format!("/q/{token}"));
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .header("user-agent", ua)
+                .send()
+                .await
+                .expect("aggregate")
+        }
+    };
+    let alipay = open("Mozilla/5.0 (iPhone) AlipayClient/10.5.0").await;
+    assert_eq!(alipay.status(), 302);
+    let to_alipay = alipay.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let live = app
+        .payments
+        .live_attempt(order.id.as_str())
+        .await
+        .expect("read")
+        .expect("live");
+    assert_eq!(live.channel, Channel::Alipay);
+    assert_eq!(Some(to_alipay), live.code_url);
+
+    let wechat = open("Mozilla/5.0 (Linux; Android 14) MicroMessenger/8.0.50").await;
+    assert_eq!(wechat.status(), 302);
+    let live = app
+        .payments
+        .live_attempt(order.id.as_str())
+        .await
+        .expect("read")
+        .expect("live");
+    assert_eq!(
+        live.channel,
+        Channel::Wechat,
+        "switching wallet moved the live attempt"
+    );
+    assert_eq!(
+        Some(
+            wechat.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_string()
+        ),
+        live.code_url
+    );
+
+    let browser = open("Mozilla/5.0 (iPhone; CPU iPhone OS 18_0) Safari/604.1").await;
+    assert_eq!(browser.status(), 200);
+    let html = browser.text().await.expect("html");
+    assert!(html.contains("¥42.00"), "amount on the page");
+    assert!(html.contains(&format!("/q/{token}?pay=alipay")));
+    assert!(html.contains(&format!("/q/{token}?pay=wechat")));
+
+    let unknown = app.get("/q/AAAAAAAAAAAAAAAAAAAAAA").await;
+    assert_eq!(unknown.status(), 404);
+    app.stop().await.expect("stop");
+}
+
+async fn the_checkout_is_server_rendered_with_its_qr_code(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 1234).await;
+    let id = order.id.as_str();
+    let page = app
+        .client
+        .get(app.url(&format!("/checkout/{id}?wallet=alipay")))
+        .header("accept-language", "zh-CN,zh;q=0.9")
+        .send()
+        .await
+        .expect("checkout");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    let live = app
+        .payments
+        .live_attempt(id)
+        .await
+        .expect("read")
+        .expect("live");
+    for needle in [
+        "¥12.34",
+        "Flat white",
+        "ScanPay Demo Shop",
+        "<svg",
+        "data-choice=\"alipay\"",
+        "lang=\"zh-CN\"",
+        "请使用支付宝扫一扫",
+        live.code_url.as_deref().expect("code"),
+    ] {
+        assert!(html.contains(needle), "the HTML lacks {needle:?}");
+    }
+    // Without a choice the live attempt's wallet is shown again, in English by default.
+    let html = app
+        .get(&format!("/checkout/{id}"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("data-choice=\"alipay\"") && html.contains("Scan with Alipay"));
+    // "Any app" shows the aggregate code.
+    let html = app
+        .get(&format!("/checkout/{id}?wallet=any"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    let token = order.aggregate_token.as_deref().expect("token");
+    assert!(
+        html.contains(&format!("/q/{token}")),
+        "aggregate link in the page"
+    );
+    // An unknown order is a real 404.
+    assert_eq!(app.get("/checkout/NO_SUCH_ORDER_1").await.status(), 404);
+    app.stop().await.expect("stop");
+}
+
+async fn an_expired_order_can_be_renewed(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 990).await;
+    let id = order.id.as_str();
+    // A pending order cannot be renewed.
+    let refused = app
+        .client
+        .post(app.url("/api/renew"))
+        .form(&[("order_id", id)])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("renew");
+    assert!(!refused.status().is_success() && !refused.status().is_redirection());
+    run_out_of_time(&app, id).await;
+    expiry::run_once(&app.payments).await.expect("expiry round");
+    assert_eq!(status_of(&app, id).await, OrderStatus::Expired);
+    // A plain form post, as a browser without the WASM sends it.
+    let renewed = app
+        .client
+        .post(app.url("/api/renew"))
+        .form(&[("order_id", id)])
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("renew");
+    assert!(renewed.status().is_redirection(), "{}", renewed.status());
+    let location = renewed.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let new_id = location.strip_prefix("/checkout/").expect("checkout link");
+    let new = orders::get(&app.db, new_id)
+        .await
+        .expect("read")
+        .expect("new order");
+    assert_eq!(
+        (new.amount, new.subject.as_str()),
+        (order.amount, "Flat white")
+    );
+    assert_eq!(new.status, OrderStatus::Created);
+    assert_eq!(events(&app, id, "order.renewed").await, 1);
+    app.stop().await.expect("stop");
+}
