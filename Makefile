@@ -19,7 +19,7 @@ help:
 	@echo "make release build the optimised server and WASM bundle, and print the bundle size"
 	@echo "make migrate apply database migrations and exit"
 	@echo "make sandbox run only the sandbox gateways on 127.0.0.1:3100"
-	@echo "make bench   provider crypto rates and prepay round trips against the sandbox (release build)"
+	@echo "make bench   provider crypto, prepay round trips and checkout render time (release build)"
 
 tools:
 	@scripts/tools.sh
@@ -39,6 +39,7 @@ sandbox: build
 # A benchmark, not a test: figures go to docs/benchmarks.md with the machine stated.
 bench: tools
 	LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_providers
+	LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_checkout
 
 test: clean-test-dbs
 	@scripts/tools.sh --test

@@ -203,13 +203,15 @@ pub async fn create_demo_order(
     expires_in: Option<String>,
 ) -> Result<String, ServerFnError> {
     let services = crate::services::use_services()?;
-    let amount = Amount::parse_yuan(amount.trim())
-        .map_err(|e| ServerFnError::new(format!("Amount: {e}")))?;
+    let invalid = |message: String| {
+        crate::services::to_server_error(crate::services::ServiceError::Invalid(message))
+    };
+    let amount = Amount::parse_yuan(amount.trim()).map_err(|e| invalid(format!("Amount: {e}")))?;
     let expires_in = match expires_in.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(s) => Some(
             s.parse::<i64>()
-                .map_err(|_| ServerFnError::new("Valid for: a number of seconds"))?,
+                .map_err(|_| invalid("Valid for: a number of seconds".into()))?,
         ),
     };
     let id = services

@@ -67,11 +67,21 @@ pub fn use_services() -> Result<Arc<dyn AppServices>, ServerFnError> {
 /// for an `Internal` (whose detail goes to the server's log).
 pub fn to_server_error(err: ServiceError) -> ServerFnError {
     match err {
-        ServiceError::Invalid(message) => ServerFnError::new(message),
+        ServiceError::Invalid(message) => {
+            bad_request();
+            ServerFnError::new(message)
+        }
         ServiceError::Internal(detail) => {
             tracing_error(&detail);
             ServerFnError::new("Something went wrong on our side. Please try again.")
         }
+    }
+}
+
+/// Marks the current server-function response `400 Bad Request` (bad input, not our fault).
+pub fn bad_request() {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::BAD_REQUEST);
     }
 }
 

@@ -37,13 +37,18 @@ pub fn CheckoutPage() -> impl IntoView {
                 match checkout.await {
                     Ok(Some(view)) => view! { <Checkout view live_state refresh/> }.into_any(),
                     Ok(None) => {
+                        let reference = order_id.get_untracked();
+                        let detail = match lang.get_untracked() {
+                            Lang::En => format!(
+                                "We could not find a payment with the reference \u{201c}{reference}\u{201d}. \
+                                 Ask the shop for a new payment link."
+                            ),
+                            Lang::Zh => format!("找不到编号为“{reference}”的付款，请向商户索取新的付款链接。"),
+                        };
                         view! {
                             <NotFoundMessage
                                 title=lang.get_untracked().pick("Payment not found", "未找到该付款")
-                                detail=lang.get_untracked().pick(
-                                    "We could not find this payment. Ask the shop for a new payment link.",
-                                    "找不到这笔付款，请向商户索取新的付款链接。",
-                                )
+                                detail
                             />
                         }
                             .into_any()
