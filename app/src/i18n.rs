@@ -144,6 +144,15 @@ pub fn use_lang() -> RwSignal<Lang> {
     use_context::<RwSignal<Lang>>().unwrap_or_else(|| RwSignal::new(Lang::default()))
 }
 
+/// A text in both languages that follows the page's language. One component for every
+/// fixed text keeps the WASM small: each inline `move || lang.get().pick(…)` closure is a type
+/// of its own, with its own copy of the render and hydrate code.
+#[component]
+pub fn T(en: &'static str, zh: &'static str) -> impl IntoView {
+    let lang = use_lang();
+    move || lang.get().pick(en, zh)
+}
+
 /// Switches the language in the browser without a reload, and remembers it for a year.
 pub fn switch_to(lang: RwSignal<Lang>, to: Lang) {
     lang.set(to);

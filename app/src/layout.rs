@@ -1,6 +1,6 @@
 //! The frame shared by every page: brand, navigation and footer.
 
-use crate::i18n::{switch_to, use_lang};
+use crate::i18n::{switch_to, use_lang, T};
 use leptos::prelude::*;
 use leptos_router::components::A;
 
@@ -14,8 +14,8 @@ pub fn Layout(children: Children) -> impl IntoView {
                 " ScanPay"
             </A>
             <nav aria-label="Main">
-                <A href="/">{move || lang.get().pick("Home", "首页")}</A>
-                <A href="/board">{move || lang.get().pick("Order board", "订单看板")}</A>
+                <A href="/"><T en="Home" zh="首页"/></A>
+                <A href="/board"><T en="Order board" zh="订单看板"/></A>
                 <a
                     href=move || format!("?lang={}", lang.get().other().tag())
                     hreflang=move || lang.get().other().tag()
@@ -31,7 +31,7 @@ pub fn Layout(children: Children) -> impl IntoView {
         </header>
         <main class="site-main">{children()}</main>
         <footer class="site-footer">
-            <p>{move || lang.get().pick("ScanPay · self-hosted scan-to-pay for Alipay and WeChat Pay", "ScanPay · 自托管的支付宝和微信扫码支付")}</p>
+            <p><T en="ScanPay · self-hosted scan-to-pay for Alipay and WeChat Pay" zh="ScanPay · 自托管的支付宝和微信扫码支付"/></p>
         </footer>
     }
 }

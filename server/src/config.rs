@@ -49,6 +49,9 @@ pub struct Config {
     pub demo: bool,
     /// How long an order can be paid when its creator does not say (`SCANPAY_ORDER_EXPIRY_SECS`).
     pub order_expiry_secs: i64,
+    /// How long after a code is shown the provider is first asked about it, if no
+    /// notification came (`SCANPAY_ACTIVE_QUERY_AFTER_SECS`); later waits double.
+    pub active_query_after_secs: u64,
 }
 
 /// `auto`: the sandbox serves each provider that has no real credentials; `on`: it serves
@@ -277,6 +280,11 @@ const KEYS: &[Key] = &[
     Key {
         file: "order_expiry_secs",
         env: "SCANPAY_ORDER_EXPIRY_SECS",
+        secret: false,
+    },
+    Key {
+        file: "active_query_after_secs",
+        env: "SCANPAY_ACTIVE_QUERY_AFTER_SECS",
         secret: false,
     },
 ];
@@ -609,9 +617,17 @@ impl Config {
             },
         )?;
 
+        let active_query_after_secs = layers.parse(
+            "active_query_after_secs",
+            "a whole number of seconds from 1 to 3600",
+            || 20,
+            |s| s.parse::<u64>().ok().filter(|n| (1..=3600).contains(n)),
+        )?;
+
         Ok(Config {
             demo,
             order_expiry_secs,
+            active_query_after_secs,
             sandbox,
             sandbox_time_scale,
             sandbox_faults,

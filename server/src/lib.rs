@@ -96,6 +96,7 @@ impl Application {
             providers.clone(),
             &public_url,
             payments::live::LiveHub::new(),
+            Duration::from_secs(config.active_query_after_secs),
         );
         let checkout = checkout::Checkout {
             start: Arc::new(payments.clone()),
@@ -165,6 +166,7 @@ impl Application {
         let router = http::router(state.clone());
         let delivery = state.sandbox.as_ref().map(|s| s.spawn_delivery());
         let expiry = payments::expiry::spawn(state.payments.clone(), payments::expiry::TICK);
+        let active_query = payments::query::spawn(state.payments.clone(), payments::query::TICK);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let stop_state = state.clone();
         let server = axum::serve(
@@ -195,6 +197,7 @@ impl Application {
         };
         upkeep.abort();
         expiry.abort();
+        active_query.abort();
         if let Some(d) = delivery {
             d.abort();
         }

@@ -8,7 +8,7 @@ use app::money::Amount;
 use common::{test_config, TestApp, TestDb};
 use server::config::SandboxMode;
 use server::orders::{self, NewOrder, OrderStatus};
-use server::payments::{expiry, AttemptStatus, StartPayment};
+use server::payments::{expiry, query, AttemptStatus, StartPayment};
 use server::providers::{Channel, TradeState};
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ on_both_engines!(
     an_expired_order_can_be_renewed,
     a_provider_failure_shows_a_retry_and_opens_nothing,
     notifications_with_a_wrong_amount_or_signature_pay_nothing,
+    the_active_query_finds_a_payment_whose_notifications_were_lost,
+    the_active_query_asks_again_later_while_unpaid,
 );
 
 async fn app(db: &TestDb) -> TestApp {
@@ -229,6 +231,25 @@ async fn a_paid_notification_makes_the_order_paid_once(db: TestDb) {
         assert_eq!(events(&app, id, "status.paid").await, 1, "{channel}");
         let attempts = app.payments.attempts(id).await.expect("attempts");
         assert_eq!(attempts[0].status, AttemptStatus::Paid);
+        // The checkout now shows the success state, with the way back to the shop.
+        let html = app
+            .get(&format!("/checkout/{id}"))
+            .await
+            .text()
+            .await
+            .expect("html");
+        assert!(
+            html.contains("data-testid=\"paid\""),
+            "{channel}: paid state"
+        );
+        assert!(
+            html.contains("href=\"https://shop.example/thanks\""),
+            "{channel}: return link"
+        );
+        assert!(
+            !html.contains("data-testid=\"qr\""),
+            "{channel}: no code once paid"
+        );
     }
     app.stop().await.expect("stop");
 }
@@ -546,5 +567,96 @@ async fn notifications_with_a_wrong_amount_or_signature_pay_nothing(db: TestDb) 
             assert!(events(&app, id, kind).await >= 1, "{fault}: a {kind} event");
         }
     }
+    app.stop().await.expect("stop");
+}
+
+/// Makes an attempt due for the active-query worker now.
+async fn due_for_query(app: &TestApp, out_trade_no: &str) {
+    sqlx::query("UPDATE payment_attempts SET next_query_at = $1 WHERE out_trade_no = $2")
+        .bind(orders::now_ms() - 1)
+        .bind(out_trade_no)
+        .execute(app.db.pool())
+        .await
+        .expect("update");
+}
+
+async fn next_query_at(app: &TestApp, out_trade_no: &str) -> (i64, i64) {
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT next_query_at, query_count FROM payment_attempts WHERE out_trade_no = $1",
+    )
+    .bind(out_trade_no)
+    .fetch_one(app.db.pool())
+    .await
+    .expect("row");
+    (
+        row.try_get("next_query_at").expect("at"),
+        row.try_get("query_count").expect("count"),
+    )
+}
+
+async fn the_active_query_finds_a_payment_whose_notifications_were_lost(db: TestDb) {
+    let app = app(&db).await;
+    for channel in [Channel::Alipay, Channel::Wechat] {
+        let order = new_order(&app, 1500).await;
+        let id = order.id.as_str();
+        let attempt = app
+            .payments
+            .start_payment(id, channel)
+            .await
+            .expect("prepay");
+        // Not due yet: the worker leaves it alone.
+        let (at, count) = next_query_at(&app, &attempt.out_trade_no).await;
+        assert!(at > orders::now_ms() && count == 0);
+        pay_in_wallet(&app, attempt.code_url.as_deref().expect("code"), "drop").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            status_of(&app, id).await,
+            OrderStatus::Pending,
+            "{channel}: nothing arrived"
+        );
+        due_for_query(&app, &attempt.out_trade_no).await;
+        query::run_once(&app.payments).await.expect("round");
+        wait_for(&app, id, OrderStatus::Paid).await;
+        use sqlx::Row;
+        let detail: String = sqlx::query(
+            "SELECT detail FROM order_events WHERE order_id = $1 AND kind = 'status.paid'",
+        )
+        .bind(id)
+        .fetch_one(app.db.pool())
+        .await
+        .expect("event")
+        .try_get("detail")
+        .expect("detail");
+        assert!(detail.contains("\"source\":\"query\""), "{detail}");
+    }
+    app.stop().await.expect("stop");
+}
+
+async fn the_active_query_asks_again_later_while_unpaid(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 1500).await;
+    let id = order.id.as_str();
+    let attempt = app
+        .payments
+        .start_payment(id, Channel::Wechat)
+        .await
+        .expect("prepay");
+    due_for_query(&app, &attempt.out_trade_no).await;
+    // Two workers at once (two nodes): the attempt is asked about once.
+    let (a, b) = tokio::join!(
+        query::run_once(&app.payments),
+        query::run_once(&app.payments)
+    );
+    assert_eq!((a.expect("a"), b.expect("b")), (0, 0));
+    let (at, count) = next_query_at(&app, &attempt.out_trade_no).await;
+    assert_eq!(count, 1, "claimed once");
+    // The second wait is twice the first (20 s): about 40 s from now.
+    let wait = at - orders::now_ms();
+    assert!(
+        (35_000..=40_000).contains(&wait),
+        "next question in {wait} ms"
+    );
+    assert_eq!(status_of(&app, id).await, OrderStatus::Pending);
     app.stop().await.expect("stop");
 }

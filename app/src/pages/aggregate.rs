@@ -5,7 +5,7 @@
 
 use super::NotFoundMessage;
 use crate::api::{open_aggregate, AggregateAnswer, AggregateView};
-use crate::i18n::{use_lang, Lang};
+use crate::i18n::{use_lang, Lang, T};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -31,8 +31,8 @@ pub fn AggregatePage() -> impl IntoView {
                     Ok(AggregateAnswer::Page(view)) => view! { <Explain view/> }.into_any(),
                     Ok(AggregateAnswer::Redirect(url)) => view! {
                         <section class="card">
-                            <p>{move || lang.get().pick("Opening your wallet…", "正在打开钱包…")}</p>
-                            <p><a href=url rel="external">{move || lang.get().pick("Continue", "继续")}</a></p>
+                            <p><T en="Opening your wallet…" zh="正在打开钱包…"/></p>
+                            <p><a href=url rel="external"><T en="Continue" zh="继续"/></a></p>
                         </section>
                     }
                     .into_any(),
@@ -48,7 +48,7 @@ pub fn AggregatePage() -> impl IntoView {
                     .into_any(),
                     Err(_) => view! {
                         <p class="card error" role="alert">
-                            {move || lang.get().pick("We could not load this payment. Reload the page to try again.", "无法加载此付款，请刷新页面重试。")}
+                            <T en="We could not load this payment. Reload the page to try again." zh="无法加载此付款，请刷新页面重试。"/>
                         </p>
                     }
                     .into_any(),
@@ -90,19 +90,13 @@ fn Explain(view: AggregateView) -> impl IntoView {
         .collect_view();
     let body = if view.payable {
         view! {
-            <p>{move || lang.get().pick(
-                "Scan this code with Alipay or WeChat to pay in the app, or choose your wallet here:",
-                "请用支付宝或微信扫码在应用内付款，或在此选择钱包：",
-            )}</p>
+            <p><T en="Scan this code with Alipay or WeChat to pay in the app, or choose your wallet here:" zh="请用支付宝或微信扫码在应用内付款，或在此选择钱包："/></p>
             <div class="wallet-buttons">{buttons}</div>
         }
         .into_any()
     } else {
         view! {
-            <p data-testid="not-payable">{move || lang.get().pick(
-                "This payment can no longer be paid with this code. Ask the shop for a new one.",
-                "此付款码已失效，请向商户索取新的付款码。",
-            )}</p>
+            <p data-testid="not-payable"><T en="This payment can no longer be paid with this code. Ask the shop for a new one." zh="此付款码已失效，请向商户索取新的付款码。"/></p>
         }
         .into_any()
     };

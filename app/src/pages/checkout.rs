@@ -10,7 +10,7 @@ use super::NotFoundMessage;
 use crate::api::{get_checkout, CheckoutView, Choice, CodeProblem, PayCode, RenewOrder};
 use crate::channel::Channel;
 use crate::clock;
-use crate::i18n::{use_lang, Lang};
+use crate::i18n::{use_lang, Lang, T};
 use crate::live::{self, LiveState};
 use crate::status::OrderStatus;
 use leptos::prelude::*;
@@ -32,7 +32,7 @@ pub fn CheckoutPage() -> impl IntoView {
     live::watch(order_id, refresh, live_state);
     let lang = use_lang();
     view! {
-        <Transition fallback=move || view! { <p class="card muted">{move || lang.get().pick("Loading…", "加载中…")}</p> }>
+        <Transition fallback=move || view! { <p class="card muted"><T en="Loading…" zh="加载中…"/></p> }>
             {move || Suspend::new(async move {
                 match checkout.await {
                     Ok(Some(view)) => view! { <Checkout view live_state refresh/> }.into_any(),
@@ -62,12 +62,11 @@ pub fn CheckoutPage() -> impl IntoView {
 
 #[component]
 fn LoadFailed(refresh: RwSignal<u32>) -> impl IntoView {
-    let lang = use_lang();
     view! {
         <section class="card checkout" role="alert" data-testid="checkout-error">
-            <p>{move || lang.get().pick("We could not load this payment.", "无法加载此付款。")}</p>
+            <p><T en="We could not load this payment." zh="无法加载此付款。"/></p>
             <button type="button" on:click=move |_| refresh.update(|n| *n += 1)>
-                {move || lang.get().pick("Try again", "重试")}
+                <T en="Try again" zh="重试"/>
             </button>
         </section>
     }
@@ -94,8 +93,8 @@ fn Checkout(
         OrderStatus::Expired => view! { <ExpiredState order_id=view.order_id.clone()/> }.into_any(),
         OrderStatus::Closed => view! {
             <section class="state closed" role="status">
-                <h2>{move || lang.get().pick("This payment was cancelled by the shop", "此付款已被商户取消")}</h2>
-                <p>{move || lang.get().pick("Nothing was charged. Ask the shop if you still want to pay.", "未发生扣款。如仍需付款，请联系商户。")}</p>
+                <h2><T en="This payment was cancelled by the shop" zh="此付款已被商户取消"/></h2>
+                <p><T en="Nothing was charged. Ask the shop if you still want to pay." zh="未发生扣款。如仍需付款，请联系商户。"/></p>
             </section>
         }
         .into_any(),
@@ -108,7 +107,7 @@ fn Checkout(
                 <p class="amount" data-testid="amount">{amount}</p>
                 <p class="subject" data-testid="subject">{view.subject.clone()}</p>
                 <p class="order-ref muted">
-                    {move || lang.get().pick("Order", "订单号")} " " <code>{view.order_id.clone()}</code>
+                    <T en="Order" zh="订单号"/> " " <code>{view.order_id.clone()}</code>
                 </p>
             </header>
             {body}
@@ -150,7 +149,7 @@ fn Payable(
         (Some(code), _) => view! { <QrCode code alt_amount merchant/> }.into_any(),
         (None, Some(problem)) => view! { <Problem problem refresh/> }.into_any(),
         (None, None) => view! {
-            <p class="muted" role="status">{move || lang.get().pick("This payment is closing…", "付款即将关闭…")}</p>
+            <p class="muted" role="status"><T en="This payment is closing…" zh="付款即将关闭…"/></p>
         }
         .into_any(),
     };
@@ -222,7 +221,7 @@ fn CopyLink(url: String) -> impl IntoView {
     let to_copy = url.clone();
     view! {
         <label class="copy-link">
-            <span class="visually-hidden">{move || lang.get().pick("Payment link", "付款链接")}</span>
+            <span class="visually-hidden"><T en="Payment link" zh="付款链接"/></span>
             <input type="text" readonly value=url data-testid="code-link"/>
         </label>
         <button
@@ -287,7 +286,7 @@ fn Problem(problem: CodeProblem, refresh: RwSignal<u32>) -> impl IntoView {
         <section class="problem" role="alert" data-testid="problem">
             <p>{message}</p>
             <button type="button" data-testid="retry" on:click=move |_| refresh.update(|n| *n += 1)>
-                {move || lang.get().pick("Try again", "重试")}
+                <T en="Try again" zh="重试"/>
             </button>
         </section>
     }
@@ -296,7 +295,6 @@ fn Problem(problem: CodeProblem, refresh: RwSignal<u32>) -> impl IntoView {
 /// Time left to pay, ticking in the browser against the server's clock.
 #[component]
 fn Countdown(expires_at: i64, server_now: i64) -> impl IntoView {
-    let lang = use_lang();
     let now = RwSignal::new(server_now);
     #[cfg(feature = "hydrate")]
     {
@@ -309,7 +307,7 @@ fn Countdown(expires_at: i64, server_now: i64) -> impl IntoView {
     }
     view! {
         <p class="countdown" data-testid="countdown">
-            {move || lang.get().pick("Expires in", "剩余时间")} " "
+            <T en="Expires in" zh="剩余时间"/> " "
             <time>{move || clock::remaining(now.get(), expires_at)}</time>
         </p>
     }
@@ -323,7 +321,7 @@ fn PaidState(view: CheckoutView) -> impl IntoView {
     let back = view.return_url.clone().map(|url| {
         view! {
             <a class="button primary" href=url data-testid="return-link" rel="external">
-                {move || lang.get().pick("Back to the shop", "返回商户")}
+                <T en="Back to the shop" zh="返回商户"/>
             </a>
         }
     });
@@ -334,13 +332,13 @@ fn PaidState(view: CheckoutView) -> impl IntoView {
     view! {
         <section class="state paid" role="status" data-testid="paid">
             <p class="state-mark" aria-hidden="true">"✓"</p>
-            <h2>{move || lang.get().pick("Paid", "支付成功")}</h2>
+            <h2><T en="Paid" zh="支付成功"/></h2>
             <p data-testid="paid-at">
-                {move || lang.get().pick("Paid at", "付款时间")} " " <time>{paid_at.clone()}</time>
-                {move || lang.get().pick(" (Beijing time)", "（北京时间）")}
+                <T en="Paid at" zh="付款时间"/> " " <time>{paid_at.clone()}</time>
+                <T en=" (Beijing time)" zh="（北京时间）"/>
                 {move || wallet.map(|c| format!(" · {}", lang.get().wallet(c)))}
             </p>
-            {refunded.then(|| view! { <p class="muted">{move || lang.get().pick("This payment has been refunded in full or in part.", "此付款已全部或部分退款。")}</p> })}
+            {refunded.then(|| view! { <p class="muted"><T en="This payment has been refunded in full or in part." zh="此付款已全部或部分退款。"/></p> })}
             {back}
         </section>
     }
@@ -348,21 +346,20 @@ fn PaidState(view: CheckoutView) -> impl IntoView {
 
 #[component]
 fn ExpiredState(order_id: String) -> impl IntoView {
-    let lang = use_lang();
     let renew = ServerAction::<RenewOrder>::new();
     let failed = move || matches!(renew.value().get(), Some(Err(_)));
     view! {
         <section class="state expired" role="status" data-testid="expired">
-            <h2>{move || lang.get().pick("This code has expired", "付款码已过期")}</h2>
-            <p>{move || lang.get().pick("Nothing was charged. Get a new code to pay.", "未发生扣款。请获取新的付款码后付款。")}</p>
+            <h2><T en="This code has expired" zh="付款码已过期"/></h2>
+            <p><T en="Nothing was charged. Get a new code to pay." zh="未发生扣款。请获取新的付款码后付款。"/></p>
             <ActionForm action=renew>
                 <input type="hidden" name="order_id" value=order_id/>
                 <button type="submit" class="primary" data-testid="renew" disabled=move || renew.pending().get()>
-                    {move || lang.get().pick("Get a new code", "获取新的付款码")}
+                    <T en="Get a new code" zh="获取新的付款码"/>
                 </button>
             </ActionForm>
             <Show when=failed>
-                <p class="error" role="alert">{move || lang.get().pick("Could not create a new code. Try again.", "无法生成新的付款码，请重试。")}</p>
+                <p class="error" role="alert"><T en="Could not create a new code. Try again." zh="无法生成新的付款码，请重试。"/></p>
             </Show>
         </section>
     }

@@ -1,7 +1,7 @@
 //! `/`: what ScanPay is, where to go next, and a live check of the server.
 
 use crate::api::{demo_enabled, CreateDemoOrder, GetServerInfo, ServerInfo};
-use crate::i18n::use_lang;
+use crate::i18n::T;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -29,7 +29,6 @@ pub fn HomePage() -> impl IntoView {
 /// A plain form post without the WASM; an action with a client-side redirect once hydrated.
 #[component]
 fn NewPayment() -> impl IntoView {
-    let lang = use_lang();
     let enabled = Resource::new(|| (), |_| demo_enabled());
     let create = ServerAction::<CreateDemoOrder>::new();
     let error = move || match create.value().get() {
@@ -42,31 +41,28 @@ fn NewPayment() -> impl IntoView {
             {move || Suspend::new(async move {
                 (enabled.await == Ok(true)).then(|| view! {
                     <section class="card new-payment" aria-labelledby="new-payment-title">
-                        <h2 id="new-payment-title">{move || lang.get().pick("New payment (demo shop)", "新建付款（演示商户）")}</h2>
-                        <p class="muted">{move || lang.get().pick(
-                            "Create a test order and pay it with the sandbox wallet: no real money moves.",
-                            "创建一笔测试订单，并用沙箱钱包付款：不涉及真实资金。",
-                        )}</p>
+                        <h2 id="new-payment-title"><T en="New payment (demo shop)" zh="新建付款（演示商户）"/></h2>
+                        <p class="muted"><T en="Create a test order and pay it with the sandbox wallet: no real money moves." zh="创建一笔测试订单，并用沙箱钱包付款：不涉及真实资金。"/></p>
                         <ActionForm action=create attr:class="form">
                             <label>
-                                <span>{move || lang.get().pick("Amount (yuan)", "金额（元）")}</span>
+                                <span><T en="Amount (yuan)" zh="金额（元）"/></span>
                                 <input name="amount" inputmode="decimal" required placeholder="12.34" data-testid="amount-input"/>
                             </label>
                             <label>
-                                <span>{move || lang.get().pick("What is it for?", "商品说明")}</span>
+                                <span><T en="What is it for?" zh="商品说明"/></span>
                                 <input name="subject" required maxlength="127" placeholder="Coffee" data-testid="subject-input"/>
                             </label>
                             <label>
-                                <span>{move || lang.get().pick("Valid for", "有效期")}</span>
+                                <span><T en="Valid for" zh="有效期"/></span>
                                 <select name="expires_in" data-testid="expires-input">
-                                    <option value="900" selected>{move || lang.get().pick("15 minutes", "15 分钟")}</option>
-                                    <option value="60">{move || lang.get().pick("1 minute", "1 分钟")}</option>
-                                    <option value="3600">{move || lang.get().pick("1 hour", "1 小时")}</option>
-                                    <option value="5">{move || lang.get().pick("5 seconds (to try expiry)", "5 秒（体验过期）")}</option>
+                                    <option value="900" selected><T en="15 minutes" zh="15 分钟"/></option>
+                                    <option value="60"><T en="1 minute" zh="1 分钟"/></option>
+                                    <option value="3600"><T en="1 hour" zh="1 小时"/></option>
+                                    <option value="5"><T en="5 seconds (to try expiry)" zh="5 秒（体验过期）"/></option>
                                 </select>
                             </label>
                             <button type="submit" class="primary" data-testid="create-payment" disabled=move || create.pending().get()>
-                                {move || lang.get().pick("Create and open the checkout", "创建并打开收银台")}
+                                <T en="Create and open the checkout" zh="创建并打开收银台"/>
                             </button>
                             <p class="error" role="alert" data-testid="create-error">{error}</p>
                         </ActionForm>

@@ -17,6 +17,7 @@
 pub mod expiry;
 pub mod live;
 pub mod notify;
+pub mod query;
 
 use crate::db::Db;
 use crate::orders::{self, Order, OrderStatus};
@@ -154,19 +155,43 @@ pub struct Payments {
     /// `<public url>/notify`: where providers send notifications.
     notify_base: String,
     live: LiveHub,
+    /// How long after a code is shown the provider is first asked about it.
+    query_after: Duration,
 }
 
 /// How long a request waits for a concurrent prepay of the same order before giving up.
 const OPENING_WAIT: Duration = Duration::from_secs(15);
 
 impl Payments {
-    pub fn new(db: Db, providers: Providers, public_url: &str, live: LiveHub) -> Payments {
+    pub fn new(
+        db: Db,
+        providers: Providers,
+        public_url: &str,
+        live: LiveHub,
+        query_after: Duration,
+    ) -> Payments {
         Payments {
             db,
             providers,
             notify_base: format!("{}/notify", public_url.trim_end_matches('/')),
             live,
+            query_after,
         }
+    }
+
+    /// Sets when the active-query worker next asks about an attempt: the first wait, doubled
+    /// for each question already asked, at most `query::MAX_WAIT`.
+    pub async fn schedule_query(&self, out_trade_no: &str, asked: i64) -> Result<(), sqlx::Error> {
+        let first = self.query_after.as_millis() as i64;
+        let wait = first
+            .saturating_mul(1_i64 << asked.clamp(0, 20))
+            .min(query::MAX_WAIT.as_millis() as i64);
+        sqlx::query("UPDATE payment_attempts SET next_query_at = $1 WHERE out_trade_no = $2")
+            .bind(orders::now_ms() + wait)
+            .bind(out_trade_no)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
     }
 
     pub fn db(&self) -> &Db {
@@ -280,9 +305,11 @@ impl Payments {
         match result {
             Ok(prepay) => {
                 sqlx::query(
-                    "UPDATE payment_attempts SET status = 'open', code_url = $1 WHERE out_trade_no = $2 AND status = 'opening'",
+                    "UPDATE payment_attempts SET status = 'open', code_url = $1, next_query_at = $2 \
+                     WHERE out_trade_no = $3 AND status = 'opening'",
                 )
                 .bind(&prepay.code_url)
+                .bind(orders::now_ms() + self.query_after.as_millis() as i64)
                 .bind(&out_trade_no)
                 .execute(&mut *tx)
                 .await?;
@@ -395,6 +422,16 @@ impl Payments {
                 }
             }
         }
+        self.mark_closed(attempt, note).await?;
+        Ok(Closing::Closed)
+    }
+
+    /// Marks an open attempt closed (at the provider already), with a timeline event.
+    pub async fn mark_closed(
+        &self,
+        attempt: &Attempt,
+        note: serde_json::Value,
+    ) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE payment_attempts SET status = 'closed', closed_at = $1 WHERE out_trade_no = $2 AND status = 'open'",
@@ -404,10 +441,12 @@ impl Payments {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
+            let mut note = note;
+            note["channel"] = serde_json::json!(attempt.channel);
+            note["out_trade_no"] = serde_json::json!(attempt.out_trade_no);
             orders::insert_event(&mut tx, &attempt.order_id, "attempt.closed", &note).await?;
         }
-        tx.commit().await?;
-        Ok(Closing::Closed)
+        tx.commit().await
     }
 
     /// Records that the provider reports the trade `out_trade_no` paid. Idempotent: a second

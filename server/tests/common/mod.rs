@@ -130,6 +130,7 @@ pub fn test_config(db: &TestDb) -> Config {
         sandbox_faults: Default::default(),
         demo: true,
         order_expiry_secs: 900,
+        active_query_after_secs: 20,
     }
 }
 

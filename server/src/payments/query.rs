@@ -1,0 +1,125 @@
+//! The active-query worker: asks the provider about attempts still open some time after their
+//! code was shown, so a payment whose notifications were all lost is still found. A paid
+//! answer goes through the same [`Payments::record_payment`] as a notification (after the same
+//! amount check); a closed one closes the attempt; anything else is asked again later, with
+//! the wait doubling up to [`MAX_WAIT`].
+//!
+//! Safe with several workers (several nodes): a round claims due attempts by moving their
+//! `next_query_at` forward in one conditional `UPDATE … RETURNING` (a lease), so only one
+//! worker asks about an attempt at a time; a crashed worker's lease simply runs out.
+
+use super::{PaymentError, Payments};
+use crate::orders;
+use crate::providers::TradeState;
+use sqlx::Row;
+use std::time::Duration;
+
+/// How often the worker looks for due attempts.
+pub const TICK: Duration = Duration::from_secs(1);
+/// The longest wait between two questions about one attempt.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+/// How long a claimed attempt is left alone if its worker dies mid-question.
+const LEASE_MS: i64 = 60_000;
+/// How many attempts one round asks about at most.
+const BATCH: i64 = 20;
+
+/// Runs [`run_once`] every `tick` until the task is dropped.
+pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = run_once(&payments).await {
+                tracing::warn!(error = %e, "active-query round failed; trying again next round");
+            }
+        }
+    })
+}
+
+/// One round: claims the due open attempts and asks their providers. Returns how many
+/// turned out paid.
+pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
+    let now = orders::now_ms();
+    let claimed: Vec<(String, i64)> = sqlx::query(
+        "UPDATE payment_attempts SET next_query_at = $1, query_count = query_count + 1 \
+         WHERE out_trade_no IN (SELECT out_trade_no FROM payment_attempts \
+             WHERE status = 'open' AND next_query_at <= $2 ORDER BY next_query_at LIMIT $3) \
+           AND status = 'open' AND next_query_at <= $2 \
+         RETURNING out_trade_no, query_count",
+    )
+    .bind(now + LEASE_MS)
+    .bind(now)
+    .bind(BATCH)
+    .fetch_all(payments.db().pool())
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("out_trade_no")?, r.try_get("query_count")?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    let mut paid = 0;
+    for (out_trade_no, count) in claimed {
+        match ask(payments, &out_trade_no, count).await {
+            Ok(true) => paid += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(%out_trade_no, error = %e, "active query failed; asking again later")
+            }
+        }
+    }
+    Ok(paid)
+}
+
+/// Asks about one claimed attempt; `Ok(true)` when it was found paid.
+async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool, PaymentError> {
+    let Some(attempt) = payments.attempt(out_trade_no).await? else {
+        return Ok(false);
+    };
+    let Some(provider) = payments.providers().get(attempt.channel) else {
+        return Ok(false);
+    };
+    let answer = provider.query(out_trade_no).await;
+    ::metrics::counter!("active_queries_total", "channel" => attempt.channel.as_str(), "ok" => answer.is_ok().to_string())
+        .increment(1);
+    match answer {
+        Ok(status) if status.state == TradeState::Paid => {
+            let order = orders::get(payments.db(), &attempt.order_id)
+                .await?
+                .ok_or_else(|| PaymentError::NotFound(attempt.order_id.clone()))?;
+            if status.amount.is_some_and(|a| a != order.amount) {
+                orders::add_event(
+                    payments.db(),
+                    &attempt.order_id,
+                    "risk.amount_mismatch",
+                    &serde_json::json!({
+                        "source": "query",
+                        "out_trade_no": out_trade_no,
+                        "reason": format!("the provider holds {:?} fen, the order is {} fen", status.amount.map(|a| a.fen()), order.amount.fen()),
+                    }),
+                )
+                .await?;
+                return Ok(false);
+            }
+            payments
+                .record_payment(
+                    out_trade_no,
+                    status.provider_trade_no.as_deref(),
+                    serde_json::json!({ "source": "query", "provider_state": status.provider_state }),
+                )
+                .await?;
+            Ok(true)
+        }
+        Ok(status) if status.state == TradeState::Closed => {
+            payments
+                .mark_closed(
+                    &attempt,
+                    serde_json::json!({ "reason": "closed at the provider", "provider_state": status.provider_state }),
+                )
+                .await?;
+            Ok(false)
+        }
+        _ => {
+            payments.schedule_query(out_trade_no, count).await?;
+            Ok(false)
+        }
+    }
+}
