@@ -27,6 +27,7 @@ on_both_engines!(
     notifications_with_a_wrong_amount_or_signature_pay_nothing,
     the_active_query_finds_a_payment_whose_notifications_were_lost,
     the_active_query_asks_again_later_while_unpaid,
+    pages_render_under_concurrent_requests,
 );
 
 async fn app(db: &TestDb) -> TestApp {
@@ -658,5 +659,36 @@ async fn the_active_query_asks_again_later_while_unpaid(db: TestDb) {
         "next question in {wait} ms"
     );
     assert_eq!(status_of(&app, id).await, OrderStatus::Pending);
+    app.stop().await.expect("stop");
+}
+
+async fn pages_render_under_concurrent_requests(db: TestDb) {
+    let app = app(&db).await;
+    let order = new_order(&app, 1234).await;
+    let id = order.id.as_str();
+    app.payments
+        .start_payment(id, Channel::Alipay)
+        .await
+        .expect("prepay");
+    let token = order.aggregate_token.clone().expect("token");
+    let paths = [
+        format!("/checkout/{id}"),
+        format!("/checkout/{id}?wallet=alipay&lang=zh-CN"),
+        format!("/q/{token}"),
+    ];
+    // Many pages rendered at once, on several threads (the page title is read after
+    // rendering; it once read a signal there and panicked under concurrency).
+    let requests = (0..48).map(|i| {
+        let url = app.url(&paths[i % paths.len()]);
+        let client = app.client.clone();
+        async move {
+            let page = client.get(url).send().await.expect("complete response");
+            (page.status(), page.text().await.expect("complete body"))
+        }
+    });
+    for (status, html) in futures::future::join_all(requests).await {
+        assert_eq!(status, 200);
+        assert!(html.contains("¥12.34") && html.contains("</html>"));
+    }
     app.stop().await.expect("stop");
 }

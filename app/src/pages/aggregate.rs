@@ -101,7 +101,8 @@ fn Explain(view: AggregateView) -> impl IntoView {
         .into_any()
     };
     view! {
-        <Title text=headline.clone()/>
+        // A plain string (see the checkout's title).
+        <Title text=headline()/>
         <section class="card aggregate" data-testid="aggregate" data-status=view.status.as_str()>
             <h1>{headline}</h1>
             <p class="subject">{view.subject.clone()}</p>

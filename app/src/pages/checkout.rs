@@ -81,10 +81,9 @@ fn Checkout(
     let lang = use_lang();
     let amount = view.amount.to_string();
     let merchant = view.merchant_name.clone();
-    let title = {
-        let merchant = merchant.clone();
-        move || format!("{} · {merchant}", lang.get().pick("Pay", "付款"))
-    };
+    // A plain string, not a closure: leptos_meta reads the title after rendering, outside the
+    // reactive owner, where reading a signal panics under concurrent requests.
+    let title = format!("{} · {merchant}", lang.get_untracked().pick("Pay", "付款"));
     let body = match view.status {
         OrderStatus::Created | OrderStatus::Pending => view! { <Payable view=view.clone() live_state refresh/> }.into_any(),
         OrderStatus::Paid | OrderStatus::PartiallyRefunded | OrderStatus::Refunded => {
