@@ -179,27 +179,18 @@ test.describe('the aggregate code', () => {
     return match![1];
   }
 
-  test('an Alipay phone goes straight to the Alipay payment', async ({ browser, request }) => {
-    const url = await aggregateUrl(request);
-    const phone = await browser.newContext({ viewport: PHONE, userAgent: UA.alipay });
-    const page = await phone.newPage();
-    await page.goto(url);
-    await expect(page).toHaveURL(/\/sandbox\/pay\//);
-    await expect(page.getByTestId('wallet-amount')).toHaveText('¥42.00');
-    await expect(page.locator('html')).toContainText(/Alipay|支付宝/);
-    await phone.close();
-  });
-
-  test('a WeChat phone goes straight to the WeChat payment', async ({ browser, request }) => {
-    const url = await aggregateUrl(request);
-    const phone = await browser.newContext({ viewport: PHONE, userAgent: UA.wechat });
-    const page = await phone.newPage();
-    await page.goto(url);
-    await expect(page).toHaveURL(/\/sandbox\/pay\//);
-    await expect(page.getByTestId('wallet-amount')).toHaveText('¥42.00');
-    await expect(page.locator('html')).toContainText(/WeChat|微信/);
-    await phone.close();
-  });
+  for (const [wallet, name] of [['alipay', /Alipay|支付宝/], ['wechat', /WeChat|微信/]] as const) {
+    test(`a ${wallet} phone goes straight to the ${wallet} payment`, async ({ browser, request }) => {
+      const url = await aggregateUrl(request);
+      const phone = await browser.newContext({ viewport: PHONE, userAgent: UA[wallet] });
+      const page = await phone.newPage();
+      await page.goto(url);
+      await expect(page).toHaveURL(/\/sandbox\/pay\//);
+      await expect(page.getByTestId('wallet-amount')).toHaveText('¥42.00');
+      await expect(page.locator('html')).toContainText(name);
+      await phone.close();
+    });
+  }
 
   test('any other phone learns how to pay and can choose', async ({ browser, request }) => {
     const url = await aggregateUrl(request);

@@ -72,6 +72,21 @@ async fn events(app: &TestApp, id: &str, kind: &str) -> usize {
         .expect("n") as usize
 }
 
+/// A new order with a live code in `channel`.
+async fn order_with_code(
+    app: &TestApp,
+    fen: i64,
+    channel: Channel,
+) -> (orders::Order, server::payments::Attempt) {
+    let order = new_order(app, fen).await;
+    let attempt = app
+        .payments
+        .start_payment(order.id.as_str(), channel)
+        .await
+        .expect("prepay");
+    (order, attempt)
+}
+
 /// Presses "Pay" in the sandbox wallet behind a code URL, with optional faults.
 async fn pay_in_wallet(app: &TestApp, code_url: &str, faults: &str) {
     let page = app
@@ -206,13 +221,8 @@ async fn concurrent_requests_open_one_attempt(db: TestDb) {
 async fn a_paid_notification_makes_the_order_paid_once(db: TestDb) {
     let app = app(&db).await;
     for channel in [Channel::Alipay, Channel::Wechat] {
-        let order = new_order(&app, 1999).await;
+        let (order, attempt) = order_with_code(&app, 1999, channel).await;
         let id = order.id.as_str();
-        let attempt = app
-            .payments
-            .start_payment(id, channel)
-            .await
-            .expect("prepay");
         // The sandbox sends the notification three times.
         pay_in_wallet(
             &app,
@@ -257,12 +267,8 @@ async fn a_paid_notification_makes_the_order_paid_once(db: TestDb) {
 
 async fn a_forged_notification_changes_nothing(db: TestDb) {
     let app = app(&db).await;
-    let order = new_order(&app, 1234).await;
+    let (order, _) = order_with_code(&app, 1234, Channel::Alipay).await;
     let id = order.id.as_str();
-    app.payments
-        .start_payment(id, Channel::Alipay)
-        .await
-        .expect("prepay");
     let forged = format!(
         "notify_id=x&app_id=9021000000000001&seller_id=2088000000000001&out_trade_no={id}\
          &trade_no=2026&trade_status=TRADE_SUCCESS&total_amount=12.34&sign_type=RSA2&sign=AAAA"
@@ -301,13 +307,8 @@ async fn run_out_of_time(app: &TestApp, id: &str) {
 
 async fn expiry_closes_the_code_at_the_provider_then_expires_the_order(db: TestDb) {
     let app = app(&db).await;
-    let order = new_order(&app, 300).await;
+    let (order, attempt) = order_with_code(&app, 300, Channel::Wechat).await;
     let id = order.id.as_str();
-    let attempt = app
-        .payments
-        .start_payment(id, Channel::Wechat)
-        .await
-        .expect("prepay");
     run_out_of_time(&app, id).await;
     // The worker may beat us to it; either way the outcome is the same.
     expiry::run_once(&app.payments).await.expect("expiry round");
@@ -332,13 +333,8 @@ async fn expiry_closes_the_code_at_the_provider_then_expires_the_order(db: TestD
 
 async fn expiry_of_an_order_paid_at_the_provider_makes_it_paid(db: TestDb) {
     let app = app(&db).await;
-    let order = new_order(&app, 300).await;
+    let (order, attempt) = order_with_code(&app, 300, Channel::Alipay).await;
     let id = order.id.as_str();
-    let attempt = app
-        .payments
-        .start_payment(id, Channel::Alipay)
-        .await
-        .expect("prepay");
     // Paid, but every notification is lost.
     pay_in_wallet(&app, attempt.code_url.as_deref().expect("code"), "drop").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -553,13 +549,8 @@ async fn notifications_with_a_wrong_amount_or_signature_pay_nothing(db: TestDb) 
         ("wrong_amount", Some("risk.amount_mismatch")),
         ("bad_signature", None),
     ] {
-        let order = new_order(&app, 2500).await;
+        let (order, attempt) = order_with_code(&app, 2500, Channel::Wechat).await;
         let id = order.id.as_str();
-        let attempt = app
-            .payments
-            .start_payment(id, Channel::Wechat)
-            .await
-            .expect("prepay");
         pay_in_wallet(&app, attempt.code_url.as_deref().expect("code"), fault).await;
         // The sandbox delivers (and redelivers) the tampered notification; none may count.
         tokio::time::sleep(Duration::from_millis(800)).await;
@@ -599,13 +590,8 @@ async fn next_query_at(app: &TestApp, out_trade_no: &str) -> (i64, i64) {
 async fn the_active_query_finds_a_payment_whose_notifications_were_lost(db: TestDb) {
     let app = app(&db).await;
     for channel in [Channel::Alipay, Channel::Wechat] {
-        let order = new_order(&app, 1500).await;
+        let (order, attempt) = order_with_code(&app, 1500, channel).await;
         let id = order.id.as_str();
-        let attempt = app
-            .payments
-            .start_payment(id, channel)
-            .await
-            .expect("prepay");
         // Not due yet: the worker leaves it alone.
         let (at, count) = next_query_at(&app, &attempt.out_trade_no).await;
         assert!(at > orders::now_ms() && count == 0);
@@ -636,13 +622,8 @@ async fn the_active_query_finds_a_payment_whose_notifications_were_lost(db: Test
 
 async fn the_active_query_asks_again_later_while_unpaid(db: TestDb) {
     let app = app(&db).await;
-    let order = new_order(&app, 1500).await;
+    let (order, attempt) = order_with_code(&app, 1500, Channel::Wechat).await;
     let id = order.id.as_str();
-    let attempt = app
-        .payments
-        .start_payment(id, Channel::Wechat)
-        .await
-        .expect("prepay");
     due_for_query(&app, &attempt.out_trade_no).await;
     // Two workers at once (two nodes): the attempt is asked about once.
     let (a, b) = tokio::join!(
@@ -664,12 +645,8 @@ async fn the_active_query_asks_again_later_while_unpaid(db: TestDb) {
 
 async fn pages_render_under_concurrent_requests(db: TestDb) {
     let app = app(&db).await;
-    let order = new_order(&app, 1234).await;
+    let (order, _) = order_with_code(&app, 1234, Channel::Alipay).await;
     let id = order.id.as_str();
-    app.payments
-        .start_payment(id, Channel::Alipay)
-        .await
-        .expect("prepay");
     let token = order.aggregate_token.clone().expect("token");
     let paths = [
         format!("/checkout/{id}"),

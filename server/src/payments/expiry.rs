@@ -18,15 +18,9 @@ const BATCH: i64 = 100;
 
 /// Runs [`run_once`] every `tick` until the task is dropped.
 pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            if let Err(e) = run_once(&payments).await {
-                tracing::warn!(error = %e, "expiry round failed; trying again next round");
-            }
-        }
+    super::every(tick, "expiry", move || {
+        let payments = payments.clone();
+        async move { run_once(&payments).await }
     })
 }
 

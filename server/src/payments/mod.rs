@@ -206,36 +206,39 @@ impl Payments {
         &self.live
     }
 
-    /// The order's live attempt (`opening` or `open`), if any.
-    pub async fn live_attempt(&self, order_id: &str) -> Result<Option<Attempt>, sqlx::Error> {
-        let row = sqlx::query(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE order_id = $1 AND status IN ('opening', 'open')"
-        ))
-        .bind(order_id)
-        .fetch_optional(self.db.pool())
-        .await?;
-        row.map(|r| attempt_from_row(&r)).transpose()
-    }
-
-    /// Every attempt of an order, oldest first.
-    pub async fn attempts(&self, order_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
+    /// The attempts matching `condition` (an SQL condition on `$1`), in `seq` order.
+    async fn attempts_where(
+        &self,
+        condition: &str,
+        value: &str,
+    ) -> Result<Vec<Attempt>, sqlx::Error> {
         let rows = sqlx::query(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE order_id = $1 ORDER BY seq"
+            "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE {condition} ORDER BY seq"
         ))
-        .bind(order_id)
+        .bind(value)
         .fetch_all(self.db.pool())
         .await?;
         rows.iter().map(attempt_from_row).collect()
     }
 
+    /// The order's live attempt (`opening` or `open`), if any (the unique index allows one).
+    pub async fn live_attempt(&self, order_id: &str) -> Result<Option<Attempt>, sqlx::Error> {
+        let mut live = self
+            .attempts_where("order_id = $1 AND status IN ('opening', 'open')", order_id)
+            .await?;
+        Ok(live.pop())
+    }
+
+    /// Every attempt of an order, oldest first.
+    pub async fn attempts(&self, order_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
+        self.attempts_where("order_id = $1", order_id).await
+    }
+
     pub async fn attempt(&self, out_trade_no: &str) -> Result<Option<Attempt>, sqlx::Error> {
-        let row = sqlx::query(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE out_trade_no = $1"
-        ))
-        .bind(out_trade_no)
-        .fetch_optional(self.db.pool())
-        .await?;
-        row.map(|r| attempt_from_row(&r)).transpose()
+        Ok(self
+            .attempts_where("out_trade_no = $1", out_trade_no)
+            .await?
+            .pop())
     }
 
     async fn payable_order(&self, order_id: &str) -> Result<Order, PaymentError> {
@@ -589,6 +592,29 @@ impl StartPayment for Payments {
             }
         }
     }
+}
+
+/// Runs a background worker's round every `tick` until the task is dropped; a failed round
+/// is logged and the next one tries again.
+pub(crate) fn every<F, Fut>(
+    tick: Duration,
+    name: &'static str,
+    round: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<usize, sqlx::Error>> + Send,
+{
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = round().await {
+                tracing::warn!(worker = name, error = %e, "round failed; trying again next round");
+            }
+        }
+    })
 }
 
 /// The provider trade number of an order's `seq`-th attempt.
