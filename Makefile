@@ -12,6 +12,9 @@ export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # in at compile time. cargo test and clippy use the same values so they reuse its artefacts.
 OUTPUT_NAME := $(shell sed -n 's/^output-name *= *"\(.*\)"/\1/p' Cargo.toml)
 CARGO_ENV := LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg RUSTFLAGS="--cfg erase_components"
+# Release builds erase component types too: the same code the tests run, and a smaller WASM
+# (925,233 → 862,176 B raw; see docs/benchmarks.md). bench shares the release artefacts.
+RELEASE_ENV := RUSTFLAGS="--cfg erase_components"
 
 help:
 	@echo "make run     set up and run ScanPay on http://127.0.0.1:3000 (embedded SQLite)"
@@ -38,8 +41,8 @@ sandbox: build
 
 # A benchmark, not a test: figures go to docs/benchmarks.md with the machine stated.
 bench: tools
-	LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_providers
-	LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_checkout
+	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_providers
+	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_checkout
 
 test: clean-test-dbs
 	@scripts/tools.sh --test
@@ -61,7 +64,7 @@ e2e:
 	cd end2end && npx playwright test
 
 release: tools
-	cargo leptos build --release
+	$(RELEASE_ENV) cargo leptos build --release
 	@scripts/bundle-size.sh
 
 # Test databases are dropped by each test; this removes any left by a killed run.
