@@ -88,15 +88,21 @@ impl Lang {
     }
 }
 
+/// The language a request asks for explicitly with `?lang=`.
+#[cfg(feature = "ssr")]
+pub fn requested(parts: &http::request::Parts) -> Option<Lang> {
+    parts.uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("lang="))
+            .and_then(Lang::from_tag)
+    })
+}
+
 /// The language of the current request, on the server: `?lang=`, the cookie, then
 /// `Accept-Language`, then English.
 #[cfg(feature = "ssr")]
 pub fn from_request(parts: &http::request::Parts) -> Lang {
-    let from_query = parts.uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("lang="))
-            .and_then(Lang::from_tag)
-    });
+    let from_query = requested(parts);
     let from_cookie = || {
         parts
             .headers

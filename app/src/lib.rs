@@ -75,12 +75,8 @@ fn remember_requested_language(lang: i18n::Lang) {
     #[cfg(feature = "ssr")]
     {
         let asked = use_context::<http::request::Parts>()
-            .and_then(|p| {
-                p.uri
-                    .query()
-                    .map(|q| q.split('&').any(|kv| kv.starts_with("lang=")))
-            })
-            .unwrap_or(false);
+            .and_then(|p| i18n::requested(&p))
+            .is_some();
         if let (true, Some(response)) = (asked, use_context::<leptos_axum::ResponseOptions>()) {
             if let Ok(cookie) = http::HeaderValue::from_str(&format!(
                 "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",

@@ -104,7 +104,6 @@ impl Application {
             public_url: public_url.trim_end_matches('/').to_string(),
         };
         let services = Arc::new(services::Services::new(
-            db.clone(),
             checkout,
             config.demo,
             config.order_expiry_secs,

@@ -12,20 +12,24 @@ use futures::stream::BoxStream;
 use futures::FutureExt;
 
 pub struct Services {
-    db: Db,
     checkout: Checkout,
     demo: bool,
     default_expiry_secs: i64,
 }
 
 impl Services {
-    pub fn new(db: Db, checkout: Checkout, demo: bool, default_expiry_secs: i64) -> Self {
+    pub fn new(checkout: Checkout, demo: bool, default_expiry_secs: i64) -> Self {
         Self {
-            db,
             checkout,
             demo,
             default_expiry_secs,
         }
+    }
+}
+
+impl Services {
+    fn db(&self) -> &Db {
+        self.checkout.payments.db()
     }
 }
 
@@ -35,11 +39,11 @@ impl AppServices for Services {
     }
 
     fn database_engine(&self) -> &'static str {
-        self.db.engine().display_name()
+        self.db().engine().display_name()
     }
 
     fn ping_database(&self) -> BoxFuture<'_, Result<(), String>> {
-        async move { self.db.ping().await.map_err(|e| e.to_string()) }.boxed()
+        async move { self.db().ping().await.map_err(|e| e.to_string()) }.boxed()
     }
 
     fn checkout(
@@ -75,7 +79,7 @@ impl AppServices for Services {
                 ));
             }
             let expires = expires_in_secs.unwrap_or(self.default_expiry_secs);
-            checkout::create_demo_order(&self.db, amount, subject, expires).await
+            checkout::create_demo_order(self.db(), amount, subject, expires).await
         }
         .boxed()
     }

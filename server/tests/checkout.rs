@@ -295,14 +295,19 @@ async fn a_forged_notification_changes_nothing(db: TestDb) {
     app.stop().await.expect("stop");
 }
 
-/// Moves an order's deadline into the past, as if its time had run out.
-async fn run_out_of_time(app: &TestApp, id: &str) {
-    sqlx::query("UPDATE orders SET expires_at = $1 WHERE id = $2")
+/// Sets a time column to just past for one row: `UPDATE … SET <col> = $1 WHERE <key> = $2`.
+async fn set_past(app: &TestApp, update: &str, key: &str) {
+    sqlx::query(update)
         .bind(orders::now_ms() - 1)
-        .bind(id)
+        .bind(key)
         .execute(app.db.pool())
         .await
         .expect("update");
+}
+
+/// Moves an order's deadline into the past, as if its time had run out.
+async fn run_out_of_time(app: &TestApp, id: &str) {
+    set_past(app, "UPDATE orders SET expires_at = $1 WHERE id = $2", id).await;
 }
 
 async fn expiry_closes_the_code_at_the_provider_then_expires_the_order(db: TestDb) {
@@ -559,17 +564,33 @@ async fn notifications_with_a_wrong_amount_or_signature_pay_nothing(db: TestDb) 
             assert!(events(&app, id, kind).await >= 1, "{fault}: a {kind} event");
         }
     }
+    // The badly signed one did arrive and was refused (not merely lost on the way).
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let refused = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("notifications_rejected_total")
+                && l.contains("channel=\"wechat\"")
+                && l.contains("reason=\"bad_signature\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        refused >= 1.0,
+        "no refused bad signature counted:\n{metrics}"
+    );
     app.stop().await.expect("stop");
 }
 
 /// Makes an attempt due for the active-query worker now.
 async fn due_for_query(app: &TestApp, out_trade_no: &str) {
-    sqlx::query("UPDATE payment_attempts SET next_query_at = $1 WHERE out_trade_no = $2")
-        .bind(orders::now_ms() - 1)
-        .bind(out_trade_no)
-        .execute(app.db.pool())
-        .await
-        .expect("update");
+    set_past(
+        app,
+        "UPDATE payment_attempts SET next_query_at = $1 WHERE out_trade_no = $2",
+        out_trade_no,
+    )
+    .await;
 }
 
 async fn next_query_at(app: &TestApp, out_trade_no: &str) -> (i64, i64) {

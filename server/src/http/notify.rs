@@ -3,7 +3,7 @@
 //! what the notification means; the reply is exactly what that provider expects.
 
 use crate::payments::notify;
-use crate::providers::{Channel, NotificationError, NotifyOutcome, NotifyReply};
+use crate::providers::{Channel, NotifyOutcome, NotifyReply};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -29,7 +29,7 @@ pub async fn receive(
         Ok(n) => notify::process(&state.payments, &n).await,
         Err(e) => {
             tracing::warn!(%channel, reason = %e, "notification failed verification");
-            ::metrics::counter!("notifications_rejected_total", "channel" => channel.as_str(), "reason" => reason_label(&e))
+            ::metrics::counter!("notifications_rejected_total", "channel" => channel.as_str(), "reason" => e.label())
                 .increment(1);
             NotifyOutcome::Rejected
         }
@@ -37,18 +37,6 @@ pub async fn receive(
     ::metrics::counter!("notifications_total", "channel" => channel.as_str(), "outcome" => format!("{outcome:?}").to_lowercase())
         .increment(1);
     reply(provider.notification_reply(outcome))
-}
-
-fn reason_label(e: &NotificationError) -> &'static str {
-    match e {
-        NotificationError::Malformed(_) | NotificationError::BadAmount(_) => "malformed",
-        NotificationError::MissingField(_) => "missing_field",
-        NotificationError::BadSignature => "bad_signature",
-        NotificationError::ProbeSignature => "probe_signature",
-        NotificationError::UnknownSerial { .. } => "unknown_key",
-        NotificationError::StaleTimestamp { .. } => "stale_timestamp",
-        NotificationError::Decrypt => "decrypt",
-    }
 }
 
 fn reply(r: NotifyReply) -> Response {
