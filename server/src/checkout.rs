@@ -90,7 +90,9 @@ impl Checkout {
                         // Paid or expired meanwhile: the view below shows it.
                         Err(PaymentError::NotPayable(_)) => {}
                         Err(PaymentError::NotFound(_)) => return Ok(None),
-                        Err(e @ PaymentError::Db(_)) => return Err(internal(e)),
+                        Err(e @ (PaymentError::Db(_) | PaymentError::Injected(_))) => {
+                            return Err(internal(e))
+                        }
                     }
                 }
             }

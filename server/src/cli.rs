@@ -1,4 +1,5 @@
-//! The `scanpay` command line: `serve` (the default) and `migrate`.
+//! The `scanpay` command line: `serve` (the default), `migrate`, `sandbox`, `notify verify`
+//! and `risk`.
 
 use crate::config::Config;
 use crate::db::Db;
@@ -37,12 +38,99 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
     },
+    /// Provider notifications.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
+    /// List recent risk events: refused notifications, late and second payments.
+    Risk {
+        /// How many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only events naming no order of ours (unknown trade numbers, unreadable forgeries).
+        #[arg(long)]
+        unknown_orders: bool,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NotifyCommand {
+    /// Check a raw notification offline: does it verify, why not, what does it say.
+    /// Exit status 0 when it verifies, 1 when not, 2 for unusable input.
+    Verify {
+        #[arg(long, value_parser = parse_channel)]
+        provider: crate::providers::Channel,
+        /// The raw body, exactly as received.
+        #[arg(long)]
+        body: PathBuf,
+        /// WeChat: the headers, one `Name: value` per line (or a JSON object).
+        #[arg(long)]
+        headers: Option<PathBuf>,
+        /// The provider's public key (PEM or base64).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// WeChat: the APIv3 key file.
+        #[arg(long)]
+        apiv3_key_file: Option<PathBuf>,
+        /// WeChat: the public key id to trust (default: the one the notification names).
+        #[arg(long)]
+        key_id: Option<String>,
+        /// WeChat: check the ±300 s window at this Unix second instead of now.
+        #[arg(long)]
+        at: Option<i64>,
+    },
+}
+
+fn parse_channel(s: &str) -> Result<crate::providers::Channel, String> {
+    crate::providers::Channel::parse(s).ok_or_else(|| format!("{s:?}: alipay or wechat"))
 }
 
 /// Parses the command line, runs the command, and turns any start-up error into a clear
 /// message and a non-zero exit.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Offline tools need no configuration.
+    if let Some(Command::Notify {
+        command:
+            NotifyCommand::Verify {
+                provider,
+                body,
+                headers,
+                public_key,
+                apiv3_key_file,
+                key_id,
+                at,
+            },
+    }) = cli.command
+    {
+        let request = crate::notify_check::VerifyRequest {
+            provider,
+            body,
+            headers,
+            public_key,
+            apiv3_key_file,
+            key_id,
+            at,
+        };
+        return match crate::notify_check::verify(&request) {
+            Ok(v) => {
+                print!("{}", v.report);
+                if v.verified {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("scanpay: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(err) => {
@@ -66,6 +154,12 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Sandbox { listen, public_url } => sandbox(config, listen, public_url).await,
+            Command::Risk {
+                limit,
+                unknown_orders,
+                json,
+            } => risk(config, limit, unknown_orders, json).await,
+            Command::Notify { .. } => unreachable!("handled before the configuration is read"),
         }
     });
     match result {
@@ -79,6 +173,14 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), StartupError> {
+    if let Ok(spec) = std::env::var("SCANPAY_FAILPOINTS") {
+        match crate::failpoints::arm_from_spec(&spec) {
+            Ok(n) => {
+                tracing::warn!(%spec, points = n, "SCANPAY_FAILPOINTS is set: this process fails on purpose (a test aid)")
+            }
+            Err(e) => tracing::error!(error = %e, "SCANPAY_FAILPOINTS is not understood; ignored"),
+        }
+    }
     let engine = config.database.engine.display_name();
     let app = Application::build(config).await?;
     tracing::info!(addr = %app.local_addr(), database = engine, "scanpay is listening");
@@ -90,6 +192,49 @@ async fn serve(config: Config) -> Result<(), StartupError> {
         .await
         .map_err(StartupError::Serve)?;
     tracing::info!("scanpay stopped cleanly");
+    Ok(())
+}
+
+async fn risk(
+    config: Config,
+    limit: i64,
+    unknown_orders: bool,
+    json: bool,
+) -> Result<(), StartupError> {
+    use crate::risk::{recent, Scope};
+    let db = Db::connect(&config.database, 1).await?;
+    db.migrate().await?;
+    let scope = if unknown_orders {
+        Scope::WithoutOrder
+    } else {
+        Scope::All
+    };
+    let events = recent(&db, scope, limit)
+        .await
+        .map_err(crate::db::DbError::Query)?;
+    for e in &events {
+        if json {
+            println!("{}", serde_json::to_string(e).unwrap_or_default());
+        } else {
+            let at = time::OffsetDateTime::from_unix_timestamp(e.created_at / 1000)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            println!(
+                "{at}  {:<16} {:<7} {:<32} {}",
+                e.kind,
+                e.channel.as_deref().unwrap_or("-"),
+                e.order_id
+                    .as_deref()
+                    .or(e.out_trade_no.as_deref())
+                    .unwrap_or("-"),
+                e.reason
+            );
+        }
+    }
+    if events.is_empty() && !json {
+        println!("no risk events");
+    }
+    db.close().await;
     Ok(())
 }
 

@@ -10,11 +10,15 @@ pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod failpoints;
 pub mod http;
 pub mod merchants;
+pub mod notify_check;
 pub mod orders;
+pub mod outbox;
 pub mod payments;
 pub mod providers;
+pub mod risk;
 pub mod sandbox;
 pub mod secret;
 pub mod services;
@@ -166,6 +170,13 @@ impl Application {
         let delivery = state.sandbox.as_ref().map(|s| s.spawn_delivery());
         let expiry = payments::expiry::spawn(state.payments.clone(), payments::expiry::TICK);
         let active_query = payments::query::spawn(state.payments.clone(), payments::query::TICK);
+        let nonce_purge = payments::every(Duration::from_secs(60), "nonce purge", {
+            let payments = state.payments.clone();
+            move || {
+                let payments = payments.clone();
+                async move { payments::notify::forget_old_nonces(&payments).await }
+            }
+        });
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let stop_state = state.clone();
         let server = axum::serve(
@@ -197,6 +208,7 @@ impl Application {
         upkeep.abort();
         expiry.abort();
         active_query.abort();
+        nonce_purge.abort();
         if let Some(d) = delivery {
             d.abort();
         }

@@ -40,11 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
-        .route(
-            "/notify/{channel}",
-            axum::routing::post(notify::receive)
-                .layer(axum::extract::DefaultBodyLimit::max(notify::MAX_BODY)),
-        )
+        .route("/notify/{channel}", axum::routing::post(notify::receive))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let shell = shell.clone();
             let options = state.leptos_options.clone();

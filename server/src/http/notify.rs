@@ -1,23 +1,27 @@
 //! `POST /notify/alipay` and `POST /notify/wechat`: the providers' asynchronous notifications.
-//! The provider client verifies (signature, timestamp, decryption); `payments::notify` decides
-//! what the notification means; the reply is exactly what that provider expects.
+//! This layer reads the body (keeping at most [`MAX_BODY`] bytes, so even an oversized one is
+//! on record), hands it to `payments::notify`, and sends exactly the reply that provider
+//! expects.
 
-use crate::payments::notify;
-use crate::providers::{Channel, NotifyOutcome, NotifyReply};
+use crate::payments::inbox::Received;
+pub use crate::payments::notify::MAX_BODY;
+use crate::payments::notify::{self, Answer};
+use crate::providers::{Channel, NotifyReply};
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use std::net::SocketAddr;
 
-/// The largest notification body accepted; both providers' are a few kilobytes.
-pub const MAX_BODY: usize = 64 * 1024;
+/// Past this many bytes an oversized body is no longer read at all.
+const DISCARD_AFTER: u64 = 16 * 1024 * 1024;
 
 pub async fn receive(
     State(state): State<AppState>,
     Path(channel): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
     let Some(channel) = Channel::parse(&channel) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -25,21 +29,48 @@ pub async fn receive(
     let Some(provider) = state.providers.get(channel).cloned() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let outcome = match provider.verify_notification(&headers, &body) {
-        Ok(n) => notify::process(&state.payments, &n).await,
-        Err(e) => {
-            tracing::warn!(%channel, reason = %e, "notification failed verification");
-            ::metrics::counter!("notifications_rejected_total", "channel" => channel.as_str(), "reason" => e.label())
-                .increment(1);
-            NotifyOutcome::Rejected
-        }
+    let remote_addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.to_string());
+    let (parts, body) = request.into_parts();
+    let headers: HeaderMap = parts.headers;
+    let (bytes, size) = read_capped(body).await;
+    let received = Received {
+        channel,
+        remote_addr: remote_addr.as_deref(),
+        headers: &headers,
+        body: &bytes,
+        body_size: size,
     };
-    ::metrics::counter!("notifications_total", "channel" => channel.as_str(), "outcome" => format!("{outcome:?}").to_lowercase())
-        .increment(1);
-    reply(provider.notification_reply(outcome))
+    let reply = match notify::receive(&state.payments, provider.as_ref(), &received).await {
+        Answer::Outcome(outcome) => provider.notification_reply(outcome),
+        Answer::Unreadable { status, message } => provider.refusal_reply(status, message),
+    };
+    respond(reply)
 }
 
-fn reply(r: NotifyReply) -> Response {
+/// Reads the body, keeping the first [`MAX_BODY`] bytes, and counts the rest (up to
+/// [`DISCARD_AFTER`]). A body that breaks off counts what arrived.
+async fn read_capped(body: Body) -> (Vec<u8>, u64) {
+    let mut body = body;
+    let mut kept = Vec::new();
+    let mut size: u64 = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        size += data.len() as u64;
+        let room = MAX_BODY.saturating_sub(kept.len());
+        kept.extend_from_slice(&data[..room.min(data.len())]);
+        if size > DISCARD_AFTER {
+            break;
+        }
+    }
+    (kept, size)
+}
+
+fn respond(r: NotifyReply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match r.content_type {
         Some(ct) => (status, [(header::CONTENT_TYPE, ct)], r.body).into_response(),

@@ -2,8 +2,9 @@
 //! an order's status ([`transition`]).
 //!
 //! A transition is a single conditional `UPDATE … WHERE status IN (<allowed predecessors>)`
-//! plus an `order_events` row, in one transaction. Two nodes, or two copies of a callback,
-//! racing to make the same change cannot both win: the second finds no row to update.
+//! plus an `order_events` row (and, for paid / expired / closed, an `outbox` event), in one
+//! transaction. Two nodes, or two copies of a callback, racing to make the same change cannot
+//! both win: the second finds no row to update.
 
 pub use app::status::{self, OrderStatus};
 
@@ -310,7 +311,7 @@ pub(crate) async fn transition_in(
         "UPDATE orders SET status = $1, updated_at = $2, \
          late = CASE WHEN $1 = 'paid' AND status IN ('expired', 'closed') THEN $3 ELSE late END, \
          paid_at = CASE WHEN $1 = 'paid' THEN $2 ELSE paid_at END \
-         WHERE id = $4 AND status IN ({list}) RETURNING late"
+         WHERE id = $4 AND status IN ({list}) RETURNING late, merchant_id, amount"
     );
     let mut q = sqlx::query(&sql)
         .bind(to.as_str())
@@ -329,10 +330,33 @@ pub(crate) async fn transition_in(
         detail["late"] = serde_json::json!(true);
     }
     insert_event(tx, id, &format!("status.{to}"), &detail).await?;
+    if let Some(topic) = outbox_topic(to) {
+        let merchant_id: String = row.try_get("merchant_id")?;
+        let payload = serde_json::json!({
+            "order_id": id,
+            "status": to,
+            "amount": row.try_get::<i64, _>("amount")?,
+            "currency": "CNY",
+            "late": late && to == OrderStatus::Paid,
+            "at": now,
+            "detail": detail,
+        });
+        crate::outbox::insert_for_order(tx, &merchant_id, id, topic, &payload).await?;
+    }
     Ok(Some(Transitioned {
         to,
         late: late && to == OrderStatus::Paid,
     }))
+}
+
+/// The merchant-visible transitions: each writes one outbox event (webhook, live push).
+fn outbox_topic(to: OrderStatus) -> Option<&'static str> {
+    match to {
+        OrderStatus::Paid => Some("order.paid"),
+        OrderStatus::Expired => Some("order.expired"),
+        OrderStatus::Closed => Some("order.closed"),
+        _ => None,
+    }
 }
 
 /// Why a transition to `to` was not made: the order is missing, or its status (read after

@@ -2,9 +2,10 @@
 //! (so the code can no longer be paid), then marked expired. If the provider says the trade
 //! was paid meanwhile, the order becomes paid instead — never expired.
 //!
-//! Safe with several workers at once (several nodes): the status change is conditional, a
-//! second close of a closed trade is recognised, and an order whose attempt is still being
-//! opened is left for the next round.
+//! Safe with several workers at once (several nodes): a round claims due orders with a lease
+//! (`expiry_claimed_until`, moved forward in one conditional `UPDATE … RETURNING`), the status
+//! change is conditional, a second close of a closed trade is recognised, and an order whose
+//! attempt is still being opened is left for a later round.
 
 use super::{PaymentError, Payments};
 use crate::orders::{self, OrderError, OrderStatus};
@@ -15,6 +16,9 @@ use std::time::Duration;
 pub const TICK: Duration = Duration::from_secs(1);
 /// How many orders one round handles at most.
 const BATCH: i64 = 100;
+/// How long a claimed order is left to its worker (which may have died, or met a provider
+/// fault) before another round tries it again.
+const LEASE_MS: i64 = 10_000;
 
 /// Runs [`run_once`] every `tick` until the task is dropped.
 pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> {
@@ -26,11 +30,17 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 
 /// One round: expires every due order it can. Returns how many it expired.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
+    let now = orders::now_ms();
     let due: Vec<String> = sqlx::query(
-        "SELECT id FROM orders WHERE status IN ('created', 'pending') AND expires_at <= $1 \
-         ORDER BY expires_at LIMIT $2",
+        "UPDATE orders SET expiry_claimed_until = $1 \
+         WHERE id IN (SELECT id FROM orders WHERE status IN ('created', 'pending') AND expires_at <= $2 \
+             AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= $2) ORDER BY expires_at LIMIT $3) \
+           AND status IN ('created', 'pending') \
+           AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= $2) \
+         RETURNING id",
     )
-    .bind(orders::now_ms())
+    .bind(now + LEASE_MS)
+    .bind(now)
     .bind(BATCH)
     .fetch_all(payments.db().pool())
     .await?
@@ -42,7 +52,14 @@ pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
         match expire(payments, &id).await {
             Ok(true) => expired += 1,
             Ok(false) => {}
-            Err(e) => tracing::warn!(order = %id, error = %e, "cannot expire the order yet"),
+            Err(e) => {
+                tracing::warn!(order = %id, error = %e, "cannot expire the order yet");
+                // Free the claim so the next round (on any node) tries again.
+                sqlx::query("UPDATE orders SET expiry_claimed_until = NULL WHERE id = $1")
+                    .bind(&id)
+                    .execute(payments.db().pool())
+                    .await?;
+            }
         }
     }
     Ok(expired)

@@ -15,6 +15,7 @@
 //! at most one attempt per order live (`opening` or `open`), across processes and nodes.
 
 pub mod expiry;
+pub mod inbox;
 pub mod live;
 pub mod notify;
 pub mod query;
@@ -23,6 +24,7 @@ use crate::db::Db;
 use crate::orders::{self, Order, OrderStatus};
 use crate::providers::config::Providers;
 use crate::providers::{Channel, PrepayRequest, ProviderError, TradeState};
+use crate::risk::RiskEvent;
 use async_trait::async_trait;
 use live::LiveHub;
 use sqlx::Row;
@@ -100,6 +102,8 @@ pub enum PaymentError {
     Busy,
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Injected(#[from] crate::failpoints::Injected),
 }
 
 impl From<orders::OrderError> for PaymentError {
@@ -471,6 +475,7 @@ impl Payments {
         detail["out_trade_no"] = serde_json::json!(out_trade_no);
         detail["provider_trade_no"] = serde_json::json!(provider_trade_no);
         let now = orders::now_ms();
+        let mut risk_event = None;
         let mut tx = self.db.pool().begin().await?;
         let moved =
             orders::transition_in(&mut tx, order_id, OrderStatus::Paid, detail.clone()).await?;
@@ -528,12 +533,33 @@ impl Payments {
                 .execute(&mut *tx)
                 .await?;
                 if changed.rows_affected() == 1 {
-                    orders::insert_event(&mut tx, order_id, "risk.second_payment", &detail).await?;
+                    risk_event = Some(RiskEvent {
+                        kind: "second_payment",
+                        reason: format!(
+                            "a second payment of {} fen through {out_trade_no} for an order already paid; refund it",
+                            attempt_amount_fen(&mut tx, order_id).await?
+                        ),
+                        ..risk_about(&attempt)
+                    });
                 }
             }
             Recorded::Duplicate => {}
         }
+        if let Recorded::Paid { late: true } = outcome {
+            risk_event = Some(RiskEvent {
+                kind: "late_payment",
+                reason: "paid after the order had expired or was closed".to_string(),
+                ..risk_about(&attempt)
+            });
+        }
+        if let Some(event) = &risk_event {
+            crate::risk::record_in(&mut tx, event).await?;
+        }
+        crate::failpoints::hit("record_payment.before_commit", out_trade_no)?;
         tx.commit().await?;
+        if let Some(event) = &risk_event {
+            crate::risk::count(event);
+        }
         if let Recorded::Paid { late } = outcome {
             ::metrics::counter!("payments_recorded_total", "channel" => attempt.channel.as_str(), "late" => late.to_string())
                 .increment(1);
@@ -615,6 +641,27 @@ where
             }
         }
     })
+}
+
+/// A risk event about an attempt's order.
+pub(crate) fn risk_about(attempt: &Attempt) -> RiskEvent {
+    RiskEvent {
+        channel: Some(attempt.channel),
+        order_id: Some(attempt.order_id.clone()),
+        out_trade_no: Some(attempt.out_trade_no.clone()),
+        ..RiskEvent::default()
+    }
+}
+
+async fn attempt_amount_fen(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    order_id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT amount FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("amount")
 }
 
 /// The provider trade number of an order's `seq`-th attempt.

@@ -1,19 +1,42 @@
-//! Processing a verified provider notification: does it name one of our attempts, with the
-//! order's amount and currency and our account at the provider? Then a paid state is recorded
-//! through [`Payments::record_payment`], and any other state is only written to the timeline.
+//! Asynchronous callback processing (module 3 of the design): what happens to a provider
+//! notification between the bytes arriving and the reply.
 //!
-//! Signature, timestamp and decryption checks happened before (`PaymentProvider::
-//! verify_notification`); this decides what a genuine notification means for our tables.
+//! 1. The notification is stored raw ([`inbox`]) before anything else. An oversized or
+//!    non-UTF-8 body gets a clear 4xx and nothing beyond that raw record.
+//! 2. The provider client verifies it: signature (WeChat: serial, ±300 s window, no probe),
+//!    decryption. WeChat's nonce must not have been used by another notification within the
+//!    window (an identical copy is fine: the provider sends those).
+//! 3. It must name one of our attempts, in that provider, with the order's amount and
+//!    currency, addressed to our account there.
+//! 4. A paid state goes through [`Payments::record_payment`]: one transaction with the
+//!    conditional transition, the provider trade number, the timeline event and the outbox
+//!    row. Any other state changes nothing. A copy of an accepted notification is a no-op
+//!    answered success.
+//!
+//! Every refusal is a risk event with its reason ([`crate::risk`]). The reply is what the
+//! provider expects: accepted → success; refused → failure (4xx); our own fault (database
+//! down, say) → 5xx, so the provider sends it again.
 
+use super::inbox::{self, Decision, Outcome, Received};
 use super::{PaymentError, Payments, Recorded};
-use crate::orders;
-use crate::providers::{NotifyOutcome, TradeState, VerifiedNotification};
+use crate::providers::{
+    Channel, NotifyOutcome, PaymentProvider, ReplayGuard, TradeState, VerifiedNotification,
+};
+use crate::risk::{self, RiskEvent};
+use crate::{failpoints, orders};
+use sqlx::Row;
+
+/// The largest notification body accepted; both providers' are a few kilobytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How long a WeChat nonce is remembered: the ±300 s window on both sides, and a margin.
+pub const NONCE_MEMORY_SECS: i64 = 660;
 
 /// Why a verified notification is still refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Mismatch {
     #[error("no payment attempt is called {0}")]
-    UnknownTrade(String),
+    UnknownOrder(String),
     #[error("the notification came for {got} but the attempt is {expected}")]
     WrongChannel { got: String, expected: String },
     #[error("amount {got} fen differs from the order's {expected} fen")]
@@ -22,44 +45,205 @@ pub enum Mismatch {
     Currency(String),
     #[error("the notification names another account ({0})")]
     ForeignAccount(String),
+    #[error("nonce {0} was already used by a different notification")]
+    Replay(String),
 }
 
 impl Mismatch {
-    /// A short label for metrics.
+    /// A short label for metrics and risk events.
     pub fn label(&self) -> &'static str {
         match self {
-            Mismatch::UnknownTrade(_) => "unknown_trade",
+            Mismatch::UnknownOrder(_) => "unknown_order",
             Mismatch::WrongChannel { .. } => "wrong_channel",
             Mismatch::Amount { .. } => "amount_mismatch",
             Mismatch::Currency(_) => "currency_mismatch",
             Mismatch::ForeignAccount(_) => "foreign_account",
+            Mismatch::Replay(_) => "replay",
         }
     }
 }
 
-/// Decides and applies a verified notification; the outcome picks the provider's reply.
-pub async fn process(payments: &Payments, n: &VerifiedNotification) -> NotifyOutcome {
-    match apply(payments, n).await {
-        Ok(outcome) => outcome,
+/// How to answer: a processing outcome, or a refusal of an unreadable body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Outcome(NotifyOutcome),
+    /// Refused before it could be read: 413 too large, 400 not UTF-8.
+    Unreadable {
+        status: u16,
+        message: &'static str,
+    },
+}
+
+/// Stores, checks and applies one notification; the answer picks the provider's reply.
+pub async fn receive(
+    payments: &Payments,
+    provider: &dyn PaymentProvider,
+    r: &Received<'_>,
+) -> Answer {
+    let id = match inbox::store(payments.db(), r).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(channel = %r.channel, error = %e, "cannot store the notification; asking for redelivery");
+            count(r.channel, Outcome::Retry);
+            return Answer::Outcome(NotifyOutcome::RetryLater);
+        }
+    };
+    let (mut answer, mut decision) = decide(payments, provider, r, id).await;
+    if let Some(trade) = decision.out_trade_no.clone() {
+        // The change (if any) is committed; a crash here loses only the reply.
+        if let Err(e) = failpoints::hit("notify.before_reply", &trade) {
+            answer = Answer::Outcome(NotifyOutcome::RetryLater);
+            decision = Decision {
+                outcome: Outcome::Retry,
+                reason: Some(e.to_string()),
+                ..decision
+            };
+        }
+    }
+    if let Err(e) = inbox::decide(payments.db(), id, &decision).await {
+        tracing::warn!(notification = id, error = %e, "cannot record the notification's outcome");
+    }
+    count(r.channel, decision.outcome);
+    answer
+}
+
+fn count(channel: Channel, outcome: Outcome) {
+    ::metrics::counter!("notifications_total", "channel" => channel.as_str(), "outcome" => outcome.as_str())
+        .increment(1);
+}
+
+async fn decide(
+    payments: &Payments,
+    provider: &dyn PaymentProvider,
+    r: &Received<'_>,
+    id: i64,
+) -> (Answer, Decision) {
+    let refuse_unreadable = |status, message: &'static str, reason: String, label| {
+        tracing::warn!(channel = %r.channel, notification = id, %reason, "unreadable notification refused");
+        ::metrics::counter!("notifications_rejected_total", "channel" => r.channel.as_str(), "reason" => label)
+            .increment(1);
+        (
+            Answer::Unreadable { status, message },
+            Decision::new(Outcome::Rejected, reason),
+        )
+    };
+    if r.truncated() {
+        return refuse_unreadable(
+            413,
+            "the body is larger than 64 KiB",
+            format!("the body ({} bytes) is larger than {MAX_BODY}", r.body_size),
+            "oversized",
+        );
+    }
+    if std::str::from_utf8(r.body).is_err() {
+        return refuse_unreadable(
+            400,
+            "the body is not UTF-8",
+            "the body is not UTF-8".to_string(),
+            "not_utf8",
+        );
+    }
+    let refusal = Refusal {
+        payments,
+        channel: r.channel,
+        notification_ref: id,
+        remote_addr: r.remote_addr,
+    };
+    let n = match provider.verify_notification(r.headers, r.body) {
+        Ok(n) => n,
+        Err(e) => {
+            let claimed = provider.claimed_trade(r.body);
+            return refusal
+                .refuse(claimed, None, e.label(), e.to_string())
+                .await;
+        }
+    };
+    let mut decision = Decision {
+        notification_id: Some(n.notification_id.clone()),
+        out_trade_no: Some(n.out_trade_no.clone()),
+        ..Decision::new(Outcome::Accepted, None)
+    };
+    let applied = match &n.replay_guard {
+        Some(guard) => match remember_nonce(payments, n.channel, guard).await {
+            Ok(true) => apply(payments, &refusal, &n).await,
+            Ok(false) => {
+                let m = Mismatch::Replay(guard.nonce.clone());
+                Ok(refusal
+                    .refuse(Some(n.out_trade_no.clone()), None, m.label(), m.to_string())
+                    .await)
+            }
+            Err(e) => Err(e.into()),
+        },
+        None => apply(payments, &refusal, &n).await,
+    };
+    match applied {
+        Ok((answer, d)) => {
+            decision.outcome = d.outcome;
+            decision.reason = d.reason;
+            decision.order_id = d.order_id;
+            (answer, decision)
+        }
         Err(e) => {
             tracing::error!(channel = %n.channel, out_trade_no = %n.out_trade_no, error = %e, "notification not processed; asking for redelivery");
-            NotifyOutcome::RetryLater
+            decision.outcome = Outcome::Retry;
+            decision.reason = Some(e.to_string());
+            (Answer::Outcome(NotifyOutcome::RetryLater), decision)
         }
     }
 }
 
+/// Remembers a WeChat nonce. `Ok(true)`: first seen, or seen with this very notification (an
+/// identical copy); `Ok(false)`: another notification used it (a replay).
+async fn remember_nonce(
+    payments: &Payments,
+    channel: Channel,
+    guard: &ReplayGuard,
+) -> Result<bool, sqlx::Error> {
+    let pool = payments.db().pool();
+    let inserted = sqlx::query(
+        "INSERT INTO notification_nonces (channel, nonce, digest, signed_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (channel, nonce) DO NOTHING",
+    )
+    .bind(channel.as_str())
+    .bind(&guard.nonce)
+    .bind(&guard.digest)
+    .bind(guard.signed_at)
+    .execute(pool)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(true);
+    }
+    let seen: String =
+        sqlx::query("SELECT digest FROM notification_nonces WHERE channel = $1 AND nonce = $2")
+            .bind(channel.as_str())
+            .bind(&guard.nonce)
+            .fetch_one(pool)
+            .await?
+            .try_get("digest")?;
+    Ok(seen == guard.digest)
+}
+
+/// Forgets nonces older than the signature window can accept; returns how many.
+pub async fn forget_old_nonces(payments: &Payments) -> Result<usize, sqlx::Error> {
+    let cutoff = orders::now_ms() / 1000 - NONCE_MEMORY_SECS;
+    let done = sqlx::query("DELETE FROM notification_nonces WHERE signed_at < $1")
+        .bind(cutoff)
+        .execute(payments.db().pool())
+        .await?;
+    Ok(done.rows_affected() as usize)
+}
+
+/// Checks a verified notification against our attempt and order, then records it.
 async fn apply(
     payments: &Payments,
+    refusal: &Refusal<'_>,
     n: &VerifiedNotification,
-) -> Result<NotifyOutcome, PaymentError> {
+) -> Result<(Answer, Decision), PaymentError> {
     let Some(attempt) = payments.attempt(&n.out_trade_no).await? else {
-        return Ok(refuse(
-            payments,
-            None,
-            n,
-            Mismatch::UnknownTrade(n.out_trade_no.clone()),
-        )
-        .await);
+        let m = Mismatch::UnknownOrder(n.out_trade_no.clone());
+        return Ok(refusal
+            .refuse(Some(n.out_trade_no.clone()), None, m.label(), m.to_string())
+            .await);
     };
     let order = orders::get(payments.db(), &attempt.order_id)
         .await?
@@ -93,22 +277,27 @@ async fn apply(
         }
     };
     if let Some(m) = mismatch {
-        return Ok(refuse(payments, Some(&attempt.order_id), n, m).await);
+        return Ok(refusal
+            .refuse(
+                Some(n.out_trade_no.clone()),
+                Some(attempt.order_id.clone()),
+                m.label(),
+                m.to_string(),
+            )
+            .await);
     }
+    let decided = |outcome, reason: Option<String>| Decision {
+        order_id: Some(attempt.order_id.clone()),
+        ..Decision::new(outcome, reason)
+    };
     if n.state != TradeState::Paid {
-        orders::add_event(
-            payments.db(),
-            &attempt.order_id,
-            "notification.not_paid",
-            &serde_json::json!({
-                "channel": n.channel,
-                "out_trade_no": n.out_trade_no,
-                "provider_state": n.provider_state,
-                "notification_id": n.notification_id,
-            }),
-        )
-        .await?;
-        return Ok(NotifyOutcome::Accepted);
+        // Waiting, closed, failed, or a stale copy arriving after the paid one: recorded in
+        // the inbox, never a change of status.
+        let reason = format!("provider state {}: not a payment", n.provider_state);
+        return Ok((
+            Answer::Outcome(NotifyOutcome::Accepted),
+            decided(Outcome::Accepted, Some(reason)),
+        ));
     }
     let recorded = payments
         .record_payment(
@@ -122,41 +311,71 @@ async fn apply(
         )
         .await?;
     tracing::info!(channel = %n.channel, out_trade_no = %n.out_trade_no, ?recorded, "payment notification accepted");
-    if recorded == Recorded::Extra {
-        tracing::warn!(order = %attempt.order_id, "a second payment arrived for a paid order");
-    }
-    Ok(NotifyOutcome::Accepted)
+    let decision = match recorded {
+        Recorded::Paid { late: false } => decided(Outcome::Accepted, None),
+        Recorded::Paid { late: true } => {
+            decided(Outcome::Accepted, Some("late payment".to_string()))
+        }
+        Recorded::Duplicate => decided(Outcome::Duplicate, None),
+        Recorded::Extra => decided(Outcome::Accepted, Some("second payment".to_string())),
+    };
+    Ok((Answer::Outcome(NotifyOutcome::Accepted), decision))
 }
 
-/// Records why a genuine notification was refused (in the order's timeline when there is an
-/// order), counts it, and answers `Rejected`.
-async fn refuse(
-    payments: &Payments,
-    order_id: Option<&str>,
-    n: &VerifiedNotification,
-    why: Mismatch,
-) -> NotifyOutcome {
-    tracing::warn!(channel = %n.channel, out_trade_no = %n.out_trade_no, reason = %why, "notification refused");
-    ::metrics::counter!("notifications_rejected_total", "channel" => n.channel.as_str(), "reason" => why.label())
-        .increment(1);
-    if let Some(order_id) = order_id {
-        let detail = serde_json::json!({
-            "channel": n.channel,
-            "out_trade_no": n.out_trade_no,
-            "reason": why.to_string(),
-            "notification_id": n.notification_id,
-        });
-        if let Err(e) = orders::add_event(
-            payments.db(),
-            order_id,
-            &format!("risk.{}", why.label()),
-            &detail,
+/// Refuses a notification: a risk event (in the order's timeline when there is an order),
+/// counted, and the `Rejected` answer. If even that cannot be written, the provider is asked
+/// to send again.
+struct Refusal<'a> {
+    payments: &'a Payments,
+    channel: Channel,
+    notification_ref: i64,
+    remote_addr: Option<&'a str>,
+}
+
+impl Refusal<'_> {
+    async fn refuse(
+        &self,
+        out_trade_no: Option<String>,
+        order_id: Option<String>,
+        kind: &'static str,
+        reason: String,
+    ) -> (Answer, Decision) {
+        let payments = self.payments;
+        // A claimed (unverified) trade number still files the refusal under its order; it is
+        // anyone's text, so only a trade-number-sized piece of it is kept.
+        let out_trade_no = out_trade_no.map(|t| t.chars().take(64).collect::<String>());
+        let order_id = match (order_id, &out_trade_no) {
+            (Some(id), _) => Some(id),
+            (None, Some(t)) => payments.attempt(t).await.ok().flatten().map(|a| a.order_id),
+            (None, None) => None,
+        };
+        ::metrics::counter!("notifications_rejected_total", "channel" => self.channel.as_str(), "reason" => kind)
+            .increment(1);
+        let event = RiskEvent {
+            kind,
+            reason: reason.clone(),
+            channel: Some(self.channel),
+            order_id: order_id.clone(),
+            out_trade_no: out_trade_no.clone(),
+            notification_ref: Some(self.notification_ref),
+            remote_addr: self.remote_addr.map(str::to_string),
+        };
+        let (answer, outcome) = match risk::record(payments.db(), &event).await {
+            Ok(()) => (NotifyOutcome::Rejected, Outcome::Rejected),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the refused notification; asking for redelivery");
+                (NotifyOutcome::RetryLater, Outcome::Retry)
+            }
+        };
+        (
+            Answer::Outcome(answer),
+            Decision {
+                outcome,
+                reason: Some(reason),
+                notification_id: None,
+                out_trade_no,
+                order_id,
+            },
         )
-        .await
-        {
-            tracing::error!(error = %e, "cannot record the refused notification");
-            return NotifyOutcome::RetryLater;
-        }
     }
-    NotifyOutcome::Rejected
 }

@@ -80,15 +80,17 @@ async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool
                 .await?
                 .ok_or_else(|| PaymentError::NotFound(attempt.order_id.clone()))?;
             if status.amount.is_some_and(|a| a != order.amount) {
-                orders::add_event(
+                crate::risk::record(
                     payments.db(),
-                    &attempt.order_id,
-                    "risk.amount_mismatch",
-                    &serde_json::json!({
-                        "source": "query",
-                        "out_trade_no": out_trade_no,
-                        "reason": format!("the provider holds {:?} fen, the order is {} fen", status.amount.map(|a| a.fen()), order.amount.fen()),
-                    }),
+                    &crate::risk::RiskEvent {
+                        kind: "amount_mismatch",
+                        reason: format!(
+                            "an active query found the trade paid with {:?} fen; the order is {} fen",
+                            status.amount.map(|a| a.fen()),
+                            order.amount.fen()
+                        ),
+                        ..super::risk_about(&attempt)
+                    },
                 )
                 .await?;
                 return Ok(false);

@@ -112,6 +112,20 @@ pub struct VerifiedNotification {
     pub app_id: String,
     /// Alipay `seller_id` / WeChat `mchid`.
     pub merchant_account: String,
+    /// WeChat: the signed nonce, to refuse a replay within the timestamp window.
+    pub replay_guard: Option<ReplayGuard>,
+}
+
+/// What makes a signed notification unique: its nonce, and a digest of everything signed
+/// (timestamp, nonce, body) and the signature. The same nonce with another digest is a replay;
+/// with the same digest it is an identical copy of one notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayGuard {
+    pub nonce: String,
+    /// The signed Unix second.
+    pub signed_at: i64,
+    /// Hex SHA-256 over the timestamp, nonce, body and signature.
+    pub digest: String,
 }
 
 /// How we answer a notification.
@@ -242,7 +256,24 @@ pub trait PaymentProvider: Send + Sync {
     ) -> Result<VerifiedNotification, NotificationError>;
 
     /// The exact reply the provider expects for an outcome.
-    fn notification_reply(&self, outcome: NotifyOutcome) -> NotifyReply;
+    fn notification_reply(&self, outcome: NotifyOutcome) -> NotifyReply {
+        match outcome {
+            NotifyOutcome::Accepted => self.acceptance_reply(),
+            NotifyOutcome::Rejected => self.refusal_reply(400, "notification refused"),
+            NotifyOutcome::RetryLater => self.refusal_reply(500, "temporary failure, please retry"),
+        }
+    }
+
+    /// The reply that tells the provider a notification is taken.
+    fn acceptance_reply(&self) -> NotifyReply;
+
+    /// A refusal in the provider's format with an HTTP status of our choosing (400 refused,
+    /// 413 too large, 500 our own transient fault).
+    fn refusal_reply(&self, status: u16, message: &str) -> NotifyReply;
+
+    /// The trade number a notification that did NOT verify claims to be about, read without
+    /// trusting it, so the refusal can be shown in that order's timeline. Never acted on.
+    fn claimed_trade(&self, body: &[u8]) -> Option<String>;
 }
 
 /// The one HTTP client of the process's provider calls: connect and total timeouts, no

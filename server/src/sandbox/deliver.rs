@@ -241,26 +241,7 @@ impl Sandbox {
                 json!([{ "amount": notified, "fundChannel": "ALIPAYACCOUNT" }]).to_string(),
             );
         }
-        let mut content = alipay_wire::sign_content(&f, &["sign", "sign_type"]);
-        if faults.bad_signature {
-            content.push_str("&tampered=1");
-        }
-        let sign = self
-            .keys
-            .alipay_gateway
-            .sign_base64(content.as_bytes())
-            .unwrap_or_default();
-        f.insert("sign".into(), sign);
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&f)
-            .finish();
-        Outgoing {
-            headers: vec![(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8".into(),
-            )],
-            body: body.into_bytes(),
-        }
+        sign_alipay_notification(&self.keys.alipay_gateway, f, faults.bad_signature)
     }
 
     /// A WeChat Pay payment notification: the transaction encrypted with the APIv3 key, the
@@ -278,56 +259,102 @@ impl Sandbox {
             transaction["amount"]["total"] = json!(t.amount + 1);
             transaction["amount"]["payer_total"] = json!(t.amount + 1);
         }
-        let nonce = token(12);
-        let nonce_bytes: [u8; 12] = nonce.as_bytes().try_into().unwrap_or([b'0'; 12]);
-        let ciphertext = aes_256_gcm_encrypt(
+        let ts = now_ms() / 1000 - if faults.stale_timestamp { 600 } else { 0 };
+        sign_wechat_notification(
+            &self.keys.wechat_gateway,
             &self.keys.wechat_apiv3_key,
-            &nonce_bytes,
-            b"transaction",
-            transaction.to_string().as_bytes(),
+            notify_id,
+            &transaction,
+            ts,
+            &token(32),
+            faults.bad_signature,
         )
-        .unwrap_or_default();
-        let body = json!({
-            "id": notify_id,
-            "create_time": super::wechat::rfc3339(now_ms()),
-            "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS",
-            "summary": "支付成功",
-            "resource": {
-                "original_type": "transaction",
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": ciphertext,
-                "associated_data": "transaction",
-                "nonce": nonce,
-            },
-        })
-        .to_string();
-        let ts = (now_ms() / 1000 - if faults.stale_timestamp { 600 } else { 0 }).to_string();
-        let header_nonce = token(32);
-        let mut message = wechat_wire::response_message(&ts, &header_nonce, body.as_bytes());
-        if faults.bad_signature {
-            message.push(b'!');
-        }
-        let signature = self
-            .keys
-            .wechat_gateway
-            .sign_base64(&message)
-            .unwrap_or_default();
-        Outgoing {
-            headers: vec![
-                ("content-type", "application/json".into()),
-                ("wechatpay-timestamp", ts),
-                ("wechatpay-nonce", header_nonce),
-                ("wechatpay-signature", signature),
-                ("wechatpay-serial", WECHAT_KEY_ID.into()),
-                ("wechatpay-signature-type", wechat_wire::AUTH_SCHEME.into()),
-            ],
-            body: body.into_bytes(),
-        }
     }
 }
 
-struct Outgoing {
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
+/// An Alipay notification's body: `fields` signed over all but `sign` and `sign_type` with
+/// the gateway key (`tamper`: over something else). Public for tests and benchmarks that
+/// play the provider.
+pub fn sign_alipay_notification(
+    gateway: &dyn Signer,
+    mut fields: BTreeMap<String, String>,
+    tamper: bool,
+) -> Outgoing {
+    let mut content = alipay_wire::sign_content(&fields, &["sign", "sign_type"]);
+    if tamper {
+        content.push_str("&tampered=1");
+    }
+    let sign = gateway.sign_base64(content.as_bytes()).unwrap_or_default();
+    fields.insert("sign".into(), sign);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    Outgoing {
+        headers: vec![(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8".into(),
+        )],
+        body: body.into_bytes(),
+    }
+}
+
+/// A WeChat Pay notification: `transaction` encrypted with the APIv3 key, the envelope
+/// signed at `ts` with `header_nonce` in the `Wechatpay-*` headers (`tamper`: wrongly).
+pub fn sign_wechat_notification(
+    gateway: &dyn Signer,
+    apiv3_key: &[u8; 32],
+    notify_id: &str,
+    transaction: &serde_json::Value,
+    ts: i64,
+    header_nonce: &str,
+    tamper: bool,
+) -> Outgoing {
+    let nonce = token(12);
+    let nonce_bytes: [u8; 12] = nonce.as_bytes().try_into().unwrap_or([b'0'; 12]);
+    let ciphertext = aes_256_gcm_encrypt(
+        apiv3_key,
+        &nonce_bytes,
+        b"transaction",
+        transaction.to_string().as_bytes(),
+    )
+    .unwrap_or_default();
+    let paid = transaction["trade_state"] == "SUCCESS";
+    let body = json!({
+        "id": notify_id,
+        "create_time": super::wechat::rfc3339(ts * 1000),
+        "resource_type": "encrypt-resource",
+        "event_type": if paid { "TRANSACTION.SUCCESS" } else { "TRANSACTION.NOTPAY" },
+        "summary": if paid { "支付成功" } else { "未支付" },
+        "resource": {
+            "original_type": "transaction",
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": ciphertext,
+            "associated_data": "transaction",
+            "nonce": nonce,
+        },
+    })
+    .to_string();
+    let ts = ts.to_string();
+    let mut message = wechat_wire::response_message(&ts, header_nonce, body.as_bytes());
+    if tamper {
+        message.push(b'!');
+    }
+    let signature = gateway.sign_base64(&message).unwrap_or_default();
+    Outgoing {
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("wechatpay-timestamp", ts),
+            ("wechatpay-nonce", header_nonce.to_string()),
+            ("wechatpay-signature", signature),
+            ("wechatpay-serial", WECHAT_KEY_ID.into()),
+            ("wechatpay-signature-type", wechat_wire::AUTH_SCHEME.into()),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+/// A notification ready to send.
+pub struct Outgoing {
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
 }

@@ -13,7 +13,7 @@
 //!   persisted, with fault injection (`Faults`).
 
 mod alipay;
-mod deliver;
+pub mod deliver;
 pub mod faults;
 pub mod keys;
 mod wallet;

@@ -7,8 +7,8 @@ pub mod wire;
 
 use super::crypto::{Signer, Verifier};
 use super::{
-    transport_error, Channel, NotificationError, NotifyOutcome, NotifyReply, PaymentProvider,
-    Prepay, PrepayRequest, ProviderError, RefundRequest, RefundState, RefundStatus, TradeState,
+    transport_error, Channel, NotificationError, NotifyReply, PaymentProvider, Prepay,
+    PrepayRequest, ProviderError, RefundRequest, RefundState, RefundStatus, TradeState,
     TradeStatus, VerifiedNotification,
 };
 use async_trait::async_trait;
@@ -341,18 +341,30 @@ impl PaymentProvider for Alipay {
             currency: "CNY".into(),
             app_id: take("app_id")?,
             merchant_account: take("seller_id")?,
+            replay_guard: None,
         })
     }
 
-    fn notification_reply(&self, outcome: NotifyOutcome) -> NotifyReply {
-        let body: &[u8] = match outcome {
-            NotifyOutcome::Accepted => b"success",
-            NotifyOutcome::Rejected | NotifyOutcome::RetryLater => b"fail",
-        };
-        NotifyReply {
-            status: 200,
-            content_type: Some("text/plain; charset=utf-8"),
-            body: body.to_vec(),
-        }
+    fn acceptance_reply(&self) -> NotifyReply {
+        text_reply(200, b"success")
+    }
+
+    /// Alipay reads only the body: anything but `success` means "send it again".
+    fn refusal_reply(&self, status: u16, _message: &str) -> NotifyReply {
+        text_reply(status, b"fail")
+    }
+
+    fn claimed_trade(&self, body: &[u8]) -> Option<String> {
+        form_urlencoded::parse(body)
+            .find(|(k, _)| k == "out_trade_no")
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+fn text_reply(status: u16, body: &[u8]) -> NotifyReply {
+    NotifyReply {
+        status,
+        content_type: Some("text/plain; charset=utf-8"),
+        body: body.to_vec(),
     }
 }

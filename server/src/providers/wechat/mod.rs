@@ -7,9 +7,9 @@ pub mod wire;
 
 use super::crypto::{aes_gcm_decrypt, Signer, Verifier};
 use super::{
-    transport_error, Channel, NotificationError, NotifyOutcome, NotifyReply, PaymentProvider,
-    Prepay, PrepayRequest, ProviderError, RefundRequest, RefundStatus, TradeState, TradeStatus,
-    VerifiedNotification,
+    transport_error, Channel, NotificationError, NotifyReply, PaymentProvider, Prepay,
+    PrepayRequest, ProviderError, RefundRequest, RefundStatus, ReplayGuard, TradeState,
+    TradeStatus, VerifiedNotification,
 };
 use crate::secret::Secret;
 use app::money::Amount;
@@ -132,7 +132,7 @@ impl WechatPay {
         &self,
         headers: &http::HeaderMap,
         body: &[u8],
-    ) -> Result<(), SignatureProblem> {
+    ) -> Result<ReplayGuard, SignatureProblem> {
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let (Some(ts), Some(nonce), Some(signature), Some(serial)) = (
             get("wechatpay-timestamp"),
@@ -159,7 +159,20 @@ impl WechatPay {
         {
             return Err(SignatureProblem::Bad);
         }
-        Ok(())
+        let digest = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            for part in [ts.as_bytes(), nonce.as_bytes(), body, signature.as_bytes()] {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part);
+            }
+            format!("{:x}", h.finalize())
+        };
+        Ok(ReplayGuard {
+            nonce: nonce.to_string(),
+            signed_at: stamp,
+            digest,
+        })
     }
 
     /// Sends one signed request; returns the verified body of a 2xx answer.
@@ -202,7 +215,7 @@ impl WechatPay {
             return Err(ProviderError::Status { status });
         }
         match self.check_signature(&headers, &bytes) {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(SignatureProblem::Missing) => return Err(ProviderError::Unsigned),
             Err(_) => return Err(ProviderError::BadSignature),
         }
@@ -344,7 +357,7 @@ impl PaymentProvider for WechatPay {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<VerifiedNotification, NotificationError> {
-        self.check_signature(headers, body).map_err(|p| match p {
+        let guard = self.check_signature(headers, body).map_err(|p| match p {
             SignatureProblem::Missing => {
                 NotificationError::MissingField("Wechatpay-Signature headers")
             }
@@ -397,25 +410,41 @@ impl PaymentProvider for WechatPay {
                 .ok_or(NotificationError::MissingField("amount.currency"))?,
             app_id: t.appid.ok_or(NotificationError::MissingField("appid"))?,
             merchant_account: t.mchid.ok_or(NotificationError::MissingField("mchid"))?,
+            replay_guard: Some(guard),
         })
     }
 
-    fn notification_reply(&self, outcome: NotifyOutcome) -> NotifyReply {
-        let fail = |status: u16, message: &str| NotifyReply {
+    fn acceptance_reply(&self) -> NotifyReply {
+        NotifyReply {
+            status: 204,
+            content_type: None,
+            body: Vec::new(),
+        }
+    }
+
+    fn refusal_reply(&self, status: u16, message: &str) -> NotifyReply {
+        NotifyReply {
             status,
             content_type: Some("application/json"),
             body: json!({ "code": "FAIL", "message": message })
                 .to_string()
                 .into_bytes(),
-        };
-        match outcome {
-            NotifyOutcome::Accepted => NotifyReply {
-                status: 204,
-                content_type: None,
-                body: Vec::new(),
-            },
-            NotifyOutcome::Rejected => fail(400, "notification refused"),
-            NotifyOutcome::RetryLater => fail(500, "temporary failure, please retry"),
         }
+    }
+
+    /// The resource is authenticated by AES-GCM under our APIv3 key, so a body that decrypts
+    /// was made by someone holding that key; still only used to file the refusal.
+    fn claimed_trade(&self, body: &[u8]) -> Option<String> {
+        let envelope: wire::Notification = serde_json::from_slice(body).ok()?;
+        let plain = aes_gcm_decrypt(
+            self.apiv3_key.expose(),
+            envelope.resource.nonce.as_bytes(),
+            envelope.resource.associated_data.as_bytes(),
+            &envelope.resource.ciphertext,
+        )
+        .ok()?;
+        serde_json::from_slice::<wire::Transaction>(&plain)
+            .ok()?
+            .out_trade_no
     }
 }
