@@ -177,3 +177,154 @@ fn sandbox_command_serves_the_gateways_and_prints_the_settings_for_nodes() {
     let exit = stop_with_sigterm(&mut child);
     assert!(exit.success(), "{exit:?}");
 }
+
+/// `scanpay notify verify` on notifications signed as the providers sign them (with the
+/// sandbox gateways' generated keys), then on altered copies.
+#[test]
+fn notify_verify_tells_a_genuine_notification_from_an_altered_one() {
+    use server::sandbox::deliver::{sign_alipay_notification, sign_wechat_notification};
+    use server::sandbox::keys::{apiv3_key_file, pair, SandboxKeys};
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = SandboxKeys::load_or_create(dir.path()).expect("keys");
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p.display().to_string()
+    };
+    let verify = |args: &[&str]| {
+        let out = scanpay()
+            .args(["notify", "verify"])
+            .args(args)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+
+    // Alipay.
+    let fields = [
+        ("app_id", "9021000000000001"),
+        ("notify_id", "n1"),
+        ("out_trade_no", "20261127ABCDEF"),
+        ("seller_id", "2088000000000001"),
+        ("sign_type", "RSA2"),
+        ("total_amount", "12.34"),
+        ("trade_no", "2026112722001"),
+        ("trade_status", "TRADE_SUCCESS"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let body = sign_alipay_notification(&keys.alipay_gateway, fields, false).body;
+    let public = pair(dir.path(), "alipay-gateway")
+        .public
+        .display()
+        .to_string();
+    let good = write("alipay.txt", &body);
+    let (code, out) = verify(&[
+        "--provider",
+        "alipay",
+        "--body",
+        &good,
+        "--public-key",
+        &public,
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("VERIFIED") && out.contains("20261127ABCDEF"),
+        "{out}"
+    );
+    assert!(out.contains("12.34") && out.contains("1234 fen"), "{out}");
+    let altered = String::from_utf8(body)
+        .expect("utf8")
+        .replace("12.34", "0.01");
+    let bad = write("alipay-altered.txt", altered.as_bytes());
+    let (code, out) = verify(&[
+        "--provider",
+        "alipay",
+        "--body",
+        &bad,
+        "--public-key",
+        &public,
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("NOT VERIFIED") && out.contains("bad_signature"),
+        "{out}"
+    );
+
+    // WeChat Pay: headers as `curl -v` shows them.
+    let signed_at = 1_800_000_000;
+    let n = sign_wechat_notification(
+        &keys.wechat_gateway,
+        &keys.wechat_apiv3_key,
+        "EV-1",
+        &serde_json::json!({
+            "appid": "wx8888888888888888", "mchid": "1900000001", "out_trade_no": "20261127WXPAY1",
+            "transaction_id": "4200001", "trade_state": "SUCCESS",
+            "amount": { "total": 500, "currency": "CNY" },
+        }),
+        signed_at,
+        "NONCE1",
+        false,
+    );
+    let headers: String = n
+        .headers
+        .iter()
+        .map(|(k, v)| format!("< {k}: {v}\n"))
+        .collect();
+    let body = write("wechat.json", &n.body);
+    let heads = write("wechat-headers.txt", headers.as_bytes());
+    let public = pair(dir.path(), "wechat-gateway")
+        .public
+        .display()
+        .to_string();
+    let apiv3 = apiv3_key_file(dir.path()).display().to_string();
+    let at = |t: i64| t.to_string();
+    let base = |at_time: &str| {
+        verify(&[
+            "--provider",
+            "wechat",
+            "--body",
+            &body,
+            "--headers",
+            &heads,
+            "--public-key",
+            &public,
+            "--apiv3-key-file",
+            &apiv3,
+            "--at",
+            at_time,
+        ])
+    };
+    let (code, out) = base(&at(signed_at + 10));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("20261127WXPAY1") && out.contains("SUCCESS (paid)"),
+        "{out}"
+    );
+    // A day later: the window fails, and the tool says the signature itself is good.
+    let (code, out) = base(&at(signed_at + 86_400));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("stale_timestamp"), "{out}");
+    assert!(out.contains("the signature itself verifies"), "{out}");
+    // A missing APIv3 key is unusable input, said plainly.
+    let out = scanpay()
+        .args([
+            "notify",
+            "verify",
+            "--provider",
+            "wechat",
+            "--body",
+            &body,
+            "--headers",
+            &heads,
+        ])
+        .args(["--public-key", &public])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--apiv3-key-file"));
+}

@@ -21,7 +21,8 @@ pub fn postgres_admin_url() -> String {
 /// A database that exists for one test.
 pub struct TestDb {
     pub url: DatabaseUrl,
-    /// Keeps the SQLite directory alive; removed on drop.
+    /// The test's data directory (the SQLite file, the sandbox's keys and database); removed
+    /// on drop. Each test has its own, so concurrent tests' sandboxes never share a database.
     dir: Option<tempfile::TempDir>,
     /// The PostgreSQL database to drop on drop.
     pg_name: Option<String>,
@@ -69,7 +70,7 @@ impl TestDb {
                 engine: Engine::Postgres,
                 url: Secret::new(format!("{base}/{name}")),
             },
-            dir: None,
+            dir: Some(tempfile::tempdir().expect("temporary directory")),
             pg_name: Some(name),
         }
     }
