@@ -1,7 +1,8 @@
 // An independent peer for ScanPay's provider interop tests: Alipay's official Node SDK
 // (alipay-sdk) and wechatpay-axios-plugin sign, verify and encrypt exactly as they do for real
-// merchants. The Rust tests (server/tests/interop.rs) send one JSON command on stdin and read
-// one JSON answer on stdout.
+// merchants; Node's crypto checks ScanPay's merchant webhook signatures as a merchant would.
+// The Rust tests (server/tests/interop.rs, webhooks.rs) send one JSON command on stdin and
+// read one JSON answer on stdout.
 'use strict';
 const { AlipaySdk } = require('alipay-sdk');
 // The SDK's request signer is not exported; load its own module file directly.
@@ -70,6 +71,15 @@ async function handle(cmd) {
       });
       const signature = Rsa.sign(Formatter.response(cmd.timestamp, cmd.headerNonce, body), cmd.privateKey);
       return { body, signature };
+    }
+    // A merchant's webhook receiver, written with Node's own crypto: checks
+    // `ScanPay-Signature: t=<t>,v1=<hex>` as HMAC-SHA256(secret, `${t}.${body}`).
+    case 'webhook.verify': {
+      const crypto = require('crypto');
+      const parts = Object.fromEntries(cmd.header.split(',').map((kv) => kv.split('=', 2)));
+      const expected = crypto.createHmac('sha256', cmd.secret).update(`${parts.t}.${cmd.body}`).digest();
+      const given = Buffer.from(parts.v1 || '', 'hex');
+      return { valid: given.length === expected.length && crypto.timingSafeEqual(given, expected), t: Number(parts.t) };
     }
     default:
       throw new Error(`unknown op ${cmd.op}`);

@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: NotifyCommand,
     },
+    /// A merchant's webhook endpoint: set it, rotate its secret, redeliver an event.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// List recent risk events: refused notifications, late and second payments.
     Risk {
         /// How many, newest first.
@@ -54,6 +59,29 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Set the endpoint events are POSTed to; prints the signing secret.
+    Set {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        url: String,
+    },
+    /// Replace the signing secret; prints the new one.
+    RotateSecret {
+        #[arg(long)]
+        merchant: String,
+    },
+    /// Send an event again now and print the answer.
+    Redeliver {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        event: String,
     },
 }
 
@@ -159,6 +187,7 @@ pub fn main() -> ExitCode {
                 unknown_orders,
                 json,
             } => risk(config, limit, unknown_orders, json).await,
+            Command::Webhook { command } => webhook(config, command).await,
             Command::Notify { .. } => unreachable!("handled before the configuration is read"),
         }
     });
@@ -236,6 +265,56 @@ async fn risk(
     }
     db.close().await;
     Ok(())
+}
+
+async fn webhook(config: Config, command: WebhookCommand) -> Result<(), StartupError> {
+    use crate::webhooks;
+    let db = Db::connect(&config.database, 1).await?;
+    db.migrate().await?;
+    let result = match command {
+        WebhookCommand::Set { merchant, url } => webhooks::set_endpoint(&db, &merchant, &url)
+            .await
+            .map(|secret| {
+                format!("webhook endpoint of {merchant}: {url}\nsigning secret: {secret}")
+            }),
+        WebhookCommand::RotateSecret { merchant } => webhooks::rotate_secret(&db, &merchant)
+            .await
+            .map(|secret| format!("new signing secret of {merchant}: {secret}")),
+        WebhookCommand::Redeliver { merchant, event } => {
+            let sender = webhooks::Webhooks::new(db.clone(), config.webhook_time_scale);
+            match sender.redeliver(&merchant, &event).await {
+                Ok(delivered) => {
+                    let last = webhooks::log(&db, &event)
+                        .await
+                        .ok()
+                        .and_then(|l| l.last().cloned());
+                    Ok(format!(
+                        "{event}: {} ({})",
+                        if delivered {
+                            "delivered"
+                        } else {
+                            "not delivered"
+                        },
+                        last.map(|a| match (a.status, a.error) {
+                            (Some(s), _) => format!("HTTP {s}"),
+                            (None, Some(e)) => e,
+                            _ => "no answer".into(),
+                        })
+                        .unwrap_or_default()
+                    ))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    db.close().await;
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            Ok(())
+        }
+        Err(e) => Err(StartupError::Command(e.to_string())),
+    }
 }
 
 async fn migrate(config: Config) -> Result<(), StartupError> {

@@ -52,6 +52,9 @@ pub struct Config {
     /// How long after a code is shown the provider is first asked about it, if no
     /// notification came (`SCANPAY_ACTIVE_QUERY_AFTER_SECS`); later waits double.
     pub active_query_after_secs: u64,
+    /// Multiplies the merchant webhook retry waits (`SCANPAY_WEBHOOK_TIME_SCALE`; tests and
+    /// demos shrink the 24-hour schedule).
+    pub webhook_time_scale: f64,
 }
 
 /// `auto`: the sandbox serves each provider that has no real credentials; `on`: it serves
@@ -285,6 +288,11 @@ const KEYS: &[Key] = &[
     Key {
         file: "active_query_after_secs",
         env: "SCANPAY_ACTIVE_QUERY_AFTER_SECS",
+        secret: false,
+    },
+    Key {
+        file: "webhook_time_scale",
+        env: "SCANPAY_WEBHOOK_TIME_SCALE",
         secret: false,
     },
 ];
@@ -624,8 +632,16 @@ impl Config {
             |s| s.parse::<u64>().ok().filter(|n| (1..=3600).contains(n)),
         )?;
 
+        let webhook_time_scale = layers.parse(
+            "webhook_time_scale",
+            "a number above 0 and at most 1, such as 1 or 0.001",
+            || 1.0,
+            |s| s.parse::<f64>().ok().filter(|f| *f > 0.0 && *f <= 1.0),
+        )?;
+
         Ok(Config {
             demo,
+            webhook_time_scale,
             order_expiry_secs,
             active_query_after_secs,
             sandbox,

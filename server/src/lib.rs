@@ -25,6 +25,7 @@ pub mod services;
 pub mod site;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -55,6 +56,8 @@ pub enum StartupError {
     },
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Command(String),
 }
 
 /// A started (bound, migrated) but not yet serving ScanPay.
@@ -63,6 +66,7 @@ pub struct Application {
     local_addr: SocketAddr,
     public_url: String,
     state: AppState,
+    webhooks: webhooks::Webhooks,
     shutdown_grace: Duration,
 }
 
@@ -112,12 +116,14 @@ impl Application {
             config.demo,
             config.order_expiry_secs,
         ));
+        let webhooks = webhooks::Webhooks::new(db.clone(), config.webhook_time_scale);
         let state = AppState::new(leptos_options, db, services, providers, payments, sandbox);
         Ok(Application {
             listener,
             local_addr,
             public_url,
             state,
+            webhooks,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -141,6 +147,11 @@ impl Application {
         &self.state.providers
     }
 
+    /// This node's merchant webhook sender.
+    pub fn webhooks(&self) -> &webhooks::Webhooks {
+        &self.webhooks
+    }
+
     /// This node's payment flows.
     pub fn payments(&self) -> &payments::Payments {
         &self.state.payments
@@ -155,6 +166,7 @@ impl Application {
         let Application {
             listener,
             state,
+            webhooks,
             shutdown_grace,
             ..
         } = self;
@@ -177,6 +189,7 @@ impl Application {
                 async move { payments::notify::forget_old_nonces(&payments).await }
             }
         });
+        let webhook_sender = webhooks.spawn(webhooks::TICK);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let stop_state = state.clone();
         let server = axum::serve(
@@ -209,6 +222,7 @@ impl Application {
         expiry.abort();
         active_query.abort();
         nonce_purge.abort();
+        webhook_sender.abort();
         if let Some(d) = delivery {
             d.abort();
         }

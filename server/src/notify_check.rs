@@ -247,7 +247,10 @@ mod tests {
         )
         .expect("parse");
         assert_eq!(h.get("wechatpay-nonce").expect("nonce"), "abc");
-        assert_eq!(h.get("wechatpay-timestamp").expect("timestamp"), "1700000000");
+        assert_eq!(
+            h.get("wechatpay-timestamp").expect("timestamp"),
+            "1700000000"
+        );
         assert_eq!(h.len(), 2);
         let j = super::parse_headers(r#"{"wechatpay-serial": "PUB_KEY_ID_1"}"#).expect("json");
         assert_eq!(j.get("wechatpay-serial").expect("serial"), "PUB_KEY_ID_1");

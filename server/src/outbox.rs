@@ -1,7 +1,8 @@
 //! The transactional outbox: one row per merchant-visible change (`order.paid`,
 //! `order.expired`, `order.closed`; refunds later), written in the same transaction as the
 //! change itself, so a change is never committed without its event nor an event without its
-//! change. The merchant webhook and the cross-node live push deliver from here.
+//! change. The merchant webhook (`webhooks.rs`) delivers from here; the cross-node live push
+//! will too.
 //!
 //! Each row has a `dedupe_key` (`order.paid:<order id>`): the unique key makes a second
 //! insert of the same change a no-op, whatever raced to make it.
@@ -58,20 +59,20 @@ pub async fn for_order(db: &Db, order_id: &str) -> Result<Vec<OutboxEvent>, sqlx
     .bind(order_id)
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let payload: String = r.try_get("payload")?;
-            Ok(OutboxEvent {
-                id: r.try_get("id")?,
-                event_id: r.try_get("event_id")?,
-                dedupe_key: r.try_get("dedupe_key")?,
-                merchant_id: r.try_get("merchant_id")?,
-                order_id: r.try_get("order_id")?,
-                topic: r.try_get("topic")?,
-                payload: serde_json::from_str(&payload)
-                    .map_err(|e| sqlx::Error::Decode(e.into()))?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(from_row).collect()
+}
+
+/// An event from a row holding the outbox columns.
+pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<OutboxEvent, sqlx::Error> {
+    let payload: String = r.try_get("payload")?;
+    Ok(OutboxEvent {
+        id: r.try_get("id")?,
+        event_id: r.try_get("event_id")?,
+        dedupe_key: r.try_get("dedupe_key")?,
+        merchant_id: r.try_get("merchant_id")?,
+        order_id: r.try_get("order_id")?,
+        topic: r.try_get("topic")?,
+        payload: serde_json::from_str(&payload).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        created_at: r.try_get("created_at")?,
+    })
 }

@@ -132,6 +132,7 @@ pub fn test_config(db: &TestDb) -> Config {
         demo: true,
         order_expiry_secs: 900,
         active_query_after_secs: 20,
+        webhook_time_scale: 1.0,
     }
 }
 
