@@ -18,6 +18,7 @@ pub mod orders;
 pub mod outbox;
 pub mod payments;
 pub mod providers;
+pub mod refunds;
 pub mod risk;
 pub mod sandbox;
 pub mod secret;
@@ -190,6 +191,7 @@ impl Application {
             }
         });
         let webhook_sender = webhooks.spawn(webhooks::TICK);
+        let refund_worker = refunds::spawn(state.payments.clone(), refunds::TICK);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let stop_state = state.clone();
         let server = axum::serve(
@@ -223,6 +225,7 @@ impl Application {
         active_query.abort();
         nonce_purge.abort();
         webhook_sender.abort();
+        refund_worker.abort();
         if let Some(d) = delivery {
             d.abort();
         }

@@ -34,12 +34,25 @@ pub async fn insert_for_order(
     topic: &str,
     payload: &serde_json::Value,
 ) -> Result<bool, sqlx::Error> {
+    insert(tx, merchant_id, order_id, topic, order_id, payload).await
+}
+
+/// Adds the event `topic` about `subject` (a refund id, say) of `order_id`, once per topic and
+/// subject.
+pub async fn insert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    merchant_id: &str,
+    order_id: &str,
+    topic: &str,
+    subject: &str,
+    payload: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO outbox (event_id, dedupe_key, merchant_id, order_id, topic, payload, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING",
     )
     .bind(format!("evt_{}", uuid::Uuid::new_v4().simple()))
-    .bind(format!("{topic}:{order_id}"))
+    .bind(format!("{topic}:{subject}"))
     .bind(merchant_id)
     .bind(order_id)
     .bind(topic)

@@ -1,0 +1,256 @@
+//! Refunds through the sandbox providers, on SQLite and PostgreSQL: partial refunds that sum
+//! up to the paid amount and never beyond (also when concurrent), the order's status, the
+//! outbox events, and a refund the provider could not take at once, finished by the worker.
+
+mod common;
+
+use app::money::Amount;
+use common::{test_config, TestApp, TestDb};
+use server::config::SandboxMode;
+use server::merchants::DEMO_MERCHANT_ID;
+use server::orders::{self, NewOrder, OrderStatus};
+use server::payments::StartPayment;
+use server::providers::Channel;
+use server::refunds::{self, RefundError, RefundStatus};
+use std::time::Duration;
+
+on_both_engines!(
+    partial_refunds_sum_up_to_the_paid_amount_and_never_beyond,
+    concurrent_refunds_never_exceed_the_paid_amount,
+    unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing,
+    a_refund_the_provider_cannot_take_now_is_finished_by_the_worker,
+);
+
+async fn app(db: &TestDb) -> TestApp {
+    let mut config = test_config(db);
+    config.sandbox = SandboxMode::Auto;
+    config.sandbox_time_scale = 0.001;
+    TestApp::spawn_with(config).await
+}
+
+fn fen(n: i64) -> Amount {
+    Amount::from_fen(n).expect("amount")
+}
+
+/// An order of `total` fen paid in the sandbox wallet through `channel`.
+async fn paid_order(app: &TestApp, total: i64, channel: Channel) -> String {
+    let order = orders::create(
+        &app.db,
+        &NewOrder {
+            merchant_id: DEMO_MERCHANT_ID.into(),
+            amount: fen(total),
+            subject: "Longjing tea".into(),
+            expires_in_secs: 900,
+            return_url: None,
+        },
+    )
+    .await
+    .expect("order");
+    let id = order.id.as_str().to_string();
+    let attempt = app
+        .payments
+        .start_payment(&id, channel)
+        .await
+        .expect("prepay");
+    let wallet = app
+        .client
+        .post(attempt.code_url.expect("code"))
+        .form(&[("action", "pay"), ("faults", "")])
+        .send()
+        .await
+        .expect("wallet");
+    assert!(wallet.status().is_success() || wallet.status().is_redirection());
+    for _ in 0..200 {
+        if order_of(app, &id).await.status == OrderStatus::Paid {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("order {id} was not paid");
+}
+
+async fn order_of(app: &TestApp, id: &str) -> orders::Order {
+    orders::get(&app.db, id)
+        .await
+        .expect("read")
+        .expect("order")
+}
+
+async fn outbox_topics(app: &TestApp, id: &str) -> Vec<String> {
+    server::outbox::for_order(&app.db, id)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|e| e.topic)
+        .collect()
+}
+
+async fn partial_refunds_sum_up_to_the_paid_amount_and_never_beyond(db: TestDb) {
+    let app = app(&db).await;
+    for channel in [Channel::Alipay, Channel::Wechat] {
+        let id = paid_order(&app, 1_000, channel).await;
+        let first = refunds::request(
+            &app.payments,
+            DEMO_MERCHANT_ID,
+            &id,
+            fen(300),
+            Some("one cup short"),
+        )
+        .await
+        .expect("refund");
+        assert_eq!(
+            first.status,
+            RefundStatus::Succeeded,
+            "{channel}: {first:?}"
+        );
+        assert!(first.provider_refund_no.is_some());
+        let order = order_of(&app, &id).await;
+        assert_eq!(order.status, OrderStatus::PartiallyRefunded);
+        assert_eq!(order.refunded_amount, fen(300));
+        // More than what is left: refused, nothing changes.
+        match refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(701), None).await {
+            Err(RefundError::TooMuch { available }) => assert_eq!(available, 700),
+            other => panic!("{channel}: {other:?}"),
+        }
+        assert_eq!(order_of(&app, &id).await, order);
+        let rest = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(700), None)
+            .await
+            .expect("refund");
+        assert_eq!(rest.status, RefundStatus::Succeeded);
+        let order = order_of(&app, &id).await;
+        assert_eq!(order.status, OrderStatus::Refunded);
+        assert_eq!(order.refunded_amount, fen(1_000));
+        match refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(1), None).await {
+            Err(RefundError::NotRefundable(OrderStatus::Refunded)) => {}
+            other => panic!("{channel}: {other:?}"),
+        }
+        let listed = refunds::for_order(&app.payments, DEMO_MERCHANT_ID, &id)
+            .await
+            .expect("refunds");
+        assert_eq!(
+            listed.iter().map(|r| r.amount.fen()).collect::<Vec<_>>(),
+            vec![300, 700]
+        );
+        assert_eq!(listed[0].reason.as_deref(), Some("one cup short"));
+        let topics = outbox_topics(&app, &id).await;
+        assert_eq!(
+            topics.iter().filter(|t| *t == "refund.succeeded").count(),
+            2,
+            "{topics:?}"
+        );
+    }
+    app.stop().await.expect("stop");
+}
+
+async fn concurrent_refunds_never_exceed_the_paid_amount(db: TestDb) {
+    let app = app(&db).await;
+    let id = paid_order(&app, 1_000, Channel::Wechat).await;
+    let results = futures::future::join_all(
+        (0..8).map(|_| refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(300), None)),
+    )
+    .await;
+    let ok = results
+        .iter()
+        .filter(|r| matches!(r, Ok(r) if r.status == RefundStatus::Succeeded))
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(RefundError::TooMuch { .. })))
+        .count();
+    assert_eq!((ok, refused), (3, 5), "{results:?}");
+    let order = order_of(&app, &id).await;
+    assert_eq!(order.refunded_amount, fen(900));
+    assert_eq!(order.status, OrderStatus::PartiallyRefunded);
+    app.stop().await.expect("stop");
+}
+
+async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: TestDb) {
+    let app = app(&db).await;
+    let unpaid = orders::create(
+        &app.db,
+        &NewOrder {
+            merchant_id: DEMO_MERCHANT_ID.into(),
+            amount: fen(500),
+            subject: "Unpaid".into(),
+            expires_in_secs: 900,
+            return_url: None,
+        },
+    )
+    .await
+    .expect("order");
+    match refunds::request(
+        &app.payments,
+        DEMO_MERCHANT_ID,
+        unpaid.id.as_str(),
+        fen(1),
+        None,
+    )
+    .await
+    {
+        Err(RefundError::NotRefundable(OrderStatus::Created)) => {}
+        other => panic!("{other:?}"),
+    }
+    let paid = paid_order(&app, 500, Channel::Alipay).await;
+    // Another merchant's order is "not found", never "forbidden".
+    match refunds::request(&app.payments, "mer_other", &paid, fen(1), None).await {
+        Err(RefundError::NotFound(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    let long = "x".repeat(refunds::MAX_REASON_CHARS + 1);
+    match refunds::request(&app.payments, DEMO_MERCHANT_ID, &paid, fen(1), Some(&long)).await {
+        Err(RefundError::Reason) => {}
+        other => panic!("{other:?}"),
+    }
+    let order = order_of(&app, &paid).await;
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(order.refunded_amount, fen(0));
+    assert!(refunds::for_order(&app.payments, DEMO_MERCHANT_ID, &paid)
+        .await
+        .expect("refunds")
+        .is_empty());
+    app.stop().await.expect("stop");
+}
+
+async fn a_refund_the_provider_cannot_take_now_is_finished_by_the_worker(db: TestDb) {
+    let app = app(&db).await;
+    let id = paid_order(&app, 800, Channel::Alipay).await;
+    // The provider is unreachable for the first call.
+    server::failpoints::arm(
+        "refund.ask_provider",
+        Some(&id),
+        server::failpoints::Action::Error,
+        Some(1),
+    );
+    let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(800), None)
+        .await
+        .expect("admitted");
+    assert_eq!(refund.status, RefundStatus::Pending);
+    assert!(refund
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("injected")));
+    let order = order_of(&app, &id).await;
+    assert_eq!(order.status, OrderStatus::Paid, "nothing refunded yet");
+    // The amount is reserved: no second refund can take it meanwhile.
+    assert!(matches!(
+        refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(1), None).await,
+        Err(RefundError::TooMuch { available: 0 })
+    ));
+    // Make it due now, as the backoff would later.
+    sqlx::query("UPDATE refunds SET next_try_at = $1 WHERE id = $2")
+        .bind(orders::now_ms() - 1)
+        .bind(&refund.id)
+        .execute(app.db.pool())
+        .await
+        .expect("due");
+    assert_eq!(refunds::run_once(&app.payments).await.expect("round"), 1);
+    let done = refunds::get(&app.payments, &refund.id)
+        .await
+        .expect("read")
+        .expect("refund");
+    assert_eq!(done.status, RefundStatus::Succeeded);
+    let order = order_of(&app, &id).await;
+    assert_eq!(order.status, OrderStatus::Refunded);
+    assert_eq!(order.refunded_amount, fen(800));
+    app.stop().await.expect("stop");
+}
