@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: NotifyCommand,
     },
+    /// A merchant's API keys: create (shown once), list, revoke.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// A merchant's webhook endpoint: set it, rotate its secret, redeliver an event.
     Webhook {
         #[command(subcommand)]
@@ -59,6 +64,29 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List the merchant's keys (prefixes only).
+    List {
+        #[arg(long)]
+        merchant: String,
+    },
+    /// Revoke one key by its id (`key_…`).
+    Revoke {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -188,6 +216,7 @@ pub fn main() -> ExitCode {
                 json,
             } => risk(config, limit, unknown_orders, json).await,
             Command::Webhook { command } => webhook(config, command).await,
+            Command::Apikey { command } => apikey(config, command).await,
             Command::Notify { .. } => unreachable!("handled before the configuration is read"),
         }
     });
@@ -265,6 +294,59 @@ async fn risk(
     }
     db.close().await;
     Ok(())
+}
+
+async fn apikey(config: Config, command: ApikeyCommand) -> Result<(), StartupError> {
+    use crate::api_keys;
+    let db = Db::connect(&config.database, 1).await?;
+    db.migrate().await?;
+    let query = |e: sqlx::Error| StartupError::Db(crate::db::DbError::Query(e));
+    let result = match command {
+        ApikeyCommand::Create { merchant, name } => {
+            if crate::merchants::get(&db, &merchant)
+                .await
+                .map_err(query)?
+                .is_none()
+            {
+                Err(StartupError::Command(format!("no merchant {merchant}")))
+            } else {
+                let (listed, key) = api_keys::create(&db, &merchant, &name)
+                    .await
+                    .map_err(query)?;
+                println!("{}  {key}", listed.id);
+                println!("(shown once: store it now; ScanPay keeps only its hash)");
+                Ok(())
+            }
+        }
+        ApikeyCommand::List { merchant } => {
+            for k in api_keys::list(&db, &merchant).await.map_err(query)? {
+                println!(
+                    "{}  {}…  {}  {}",
+                    k.id,
+                    k.prefix,
+                    if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "live"
+                    },
+                    k.name
+                );
+            }
+            Ok(())
+        }
+        ApikeyCommand::Revoke { merchant, id } => {
+            if api_keys::revoke(&db, &merchant, &id).await.map_err(query)? {
+                println!("{id} revoked");
+                Ok(())
+            } else {
+                Err(StartupError::Command(format!(
+                    "{merchant} has no live key {id}"
+                )))
+            }
+        }
+    };
+    db.close().await;
+    result
 }
 
 async fn webhook(config: Config, command: WebhookCommand) -> Result<(), StartupError> {

@@ -55,6 +55,9 @@ pub struct Config {
     /// Multiplies the merchant webhook retry waits (`SCANPAY_WEBHOOK_TIME_SCALE`; tests and
     /// demos shrink the 24-hour schedule).
     pub webhook_time_scale: f64,
+    /// Requests per minute one merchant API key may make on one node
+    /// (`SCANPAY_API_RATE_PER_MINUTE`).
+    pub api_rate_per_minute: u32,
 }
 
 /// `auto`: the sandbox serves each provider that has no real credentials; `on`: it serves
@@ -293,6 +296,11 @@ const KEYS: &[Key] = &[
     Key {
         file: "webhook_time_scale",
         env: "SCANPAY_WEBHOOK_TIME_SCALE",
+        secret: false,
+    },
+    Key {
+        file: "api_rate_per_minute",
+        env: "SCANPAY_API_RATE_PER_MINUTE",
         secret: false,
     },
 ];
@@ -639,9 +647,21 @@ impl Config {
             |s| s.parse::<f64>().ok().filter(|f| *f > 0.0 && *f <= 1.0),
         )?;
 
+        let api_rate_per_minute = layers.parse(
+            "api_rate_per_minute",
+            "a whole number of requests per minute from 1 to 1000000",
+            || 600,
+            |s| {
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+            },
+        )?;
+
         Ok(Config {
             demo,
             webhook_time_scale,
+            api_rate_per_minute,
             order_expiry_secs,
             active_query_after_secs,
             sandbox,

@@ -6,6 +6,7 @@
 //! reach) → `http` (routes and layers) → [`Application`] (bind, serve, shut down).
 //! See `docs/architecture.md`.
 
+pub mod api_keys;
 pub mod checkout;
 pub mod cli;
 pub mod config;
@@ -118,7 +119,19 @@ impl Application {
             config.order_expiry_secs,
         ));
         let webhooks = webhooks::Webhooks::new(db.clone(), config.webhook_time_scale);
-        let state = AppState::new(leptos_options, db, services, providers, payments, sandbox);
+        let state = AppState::new(
+            leptos_options,
+            db,
+            services,
+            providers,
+            payments,
+            sandbox,
+            state::HttpSettings {
+                public_url: public_url.clone(),
+                default_expiry_secs: config.order_expiry_secs,
+                api_rate_per_minute: config.api_rate_per_minute,
+            },
+        );
         Ok(Application {
             listener,
             local_addr,

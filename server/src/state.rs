@@ -23,9 +23,23 @@ pub struct AppState {
     pub payments: crate::payments::Payments,
     /// The in-process sandbox gateways, when they serve a provider (mounted at `/sandbox`).
     pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
+    /// The URL customers and providers reach this server at (no trailing slash).
+    pub public_url: String,
+    /// How long an order can be paid when its creator does not say.
+    pub default_expiry_secs: i64,
+    /// Requests per minute one API key may make (on each node).
+    pub api_rate_per_minute: u32,
     /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight
     /// requests finish.
     shutting_down: Arc<AtomicBool>,
+}
+
+/// The settings handlers read, from the configuration.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub public_url: String,
+    pub default_expiry_secs: i64,
+    pub api_rate_per_minute: u32,
 }
 
 impl AppState {
@@ -36,6 +50,7 @@ impl AppState {
         providers: Providers,
         payments: crate::payments::Payments,
         sandbox: Option<Arc<crate::sandbox::Sandbox>>,
+        settings: HttpSettings,
     ) -> Self {
         Self {
             leptos_options,
@@ -44,6 +59,9 @@ impl AppState {
             providers,
             payments,
             sandbox,
+            public_url: settings.public_url.trim_end_matches('/').to_string(),
+            default_expiry_secs: settings.default_expiry_secs,
+            api_rate_per_minute: settings.api_rate_per_minute,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -2,6 +2,7 @@
 //! files, and the layers every request passes through (request id, tracing, metrics).
 //! One file per resource, each with its handlers; [`router`] joins them.
 
+mod api_v1;
 mod health;
 mod metrics;
 mod notify;
@@ -41,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .route("/notify/{channel}", axum::routing::post(notify::receive))
+        .nest(
+            "/api/v1",
+            api_v1::router(state.clone(), state.api_rate_per_minute),
+        )
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let shell = shell.clone();
             let options = state.leptos_options.clone();

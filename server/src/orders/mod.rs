@@ -72,6 +72,8 @@ pub struct Order {
     pub expires_at: i64,
     pub paid_at: Option<i64>,
     pub created_at: i64,
+    /// The merchant's own key/value data (a JSON object), when given.
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl Order {
@@ -120,6 +122,15 @@ pub fn now_ms() -> i64 {
 
 /// Creates an order in status `created`, with its first timeline event.
 pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
+    create_with_metadata(db, new, None).await
+}
+
+/// [`create`] with the merchant's own key/value data (a JSON object, checked by the caller).
+pub async fn create_with_metadata(
+    db: &Db,
+    new: &NewOrder,
+    metadata: Option<&serde_json::Value>,
+) -> Result<Order, OrderError> {
     if new.amount.fen() < 1 {
         return Err(OrderError::ZeroAmount);
     }
@@ -129,13 +140,12 @@ pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
     if !(MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&new.expires_in_secs) {
         return Err(OrderError::Expiry);
     }
-    if let Some(url) = &new.return_url {
-        let ok = url.len() <= 512
-            && (url.starts_with("https://") || url.starts_with("http://"))
-            && url.parse::<http::Uri>().is_ok();
-        if !ok {
-            return Err(OrderError::ReturnUrl);
-        }
+    if new
+        .return_url
+        .as_deref()
+        .is_some_and(|u| !valid_return_url(u))
+    {
+        return Err(OrderError::ReturnUrl);
     }
     let id = OrderId::generate();
     let token = random_token();
@@ -143,8 +153,8 @@ pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
     let mut tx = db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO orders (id, merchant_id, amount, currency, subject, status, late, refunded_amount, return_url, \
-         expires_at, created_at, updated_at, aggregate_token) \
-         VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8, $9)",
+         expires_at, created_at, updated_at, aggregate_token, metadata) \
+         VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8, $9, $10)",
     )
     .bind(id.as_str())
     .bind(&new.merchant_id)
@@ -155,6 +165,7 @@ pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
     .bind(now + new.expires_in_secs * 1000)
     .bind(now)
     .bind(&token)
+    .bind(metadata.map(|m| m.to_string()))
     .execute(&mut *tx)
     .await?;
     insert_event(
@@ -168,6 +179,51 @@ pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
     get(db, id.as_str())
         .await?
         .ok_or_else(|| OrderError::NotFound(id.0.clone()))
+}
+
+/// Whether a return URL is acceptable: absolute http(s), at most 512 characters.
+pub fn valid_return_url(url: &str) -> bool {
+    url.len() <= 512
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && url.parse::<http::Uri>().is_ok()
+}
+
+/// A merchant's orders, newest first (by creation time, then id), optionally of one status,
+/// after the cursor `starting_after` (an order id: new orders arriving meanwhile never shift
+/// the pages after it), at most `limit`.
+pub async fn list(
+    db: &Db,
+    merchant_id: &str,
+    status: Option<OrderStatus>,
+    starting_after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Order>, OrderError> {
+    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1");
+    let mut n = 1;
+    if status.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND status = ${n}"));
+    }
+    if starting_after.is_some() {
+        n += 1;
+        let at = format!("(SELECT created_at FROM orders WHERE id = ${n})");
+        sql.push_str(&format!(
+            " AND (created_at < {at} OR (created_at = {at} AND id < ${n}))"
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT ${}",
+        n + 1
+    ));
+    let mut q = sqlx::query(&sql).bind(merchant_id);
+    if let Some(s) = status {
+        q = q.bind(s.as_str());
+    }
+    if let Some(c) = starting_after {
+        q = q.bind(c);
+    }
+    let rows = q.bind(limit).fetch_all(db.pool()).await?;
+    rows.iter().map(order_from_row).collect()
 }
 
 /// 128 random bits as 22 URL-safe characters: an unguessable token.
@@ -197,7 +253,7 @@ pub(crate) async fn insert_event(
 
 const ORDER_COLUMNS: &str =
     "id, merchant_id, amount, subject, status, late, refunded_amount, provider_trade_no, \
-     paid_channel, return_url, aggregate_token, expires_at, paid_at, created_at";
+     paid_channel, return_url, aggregate_token, expires_at, paid_at, created_at, metadata";
 
 /// Adds an event to an order's timeline on its own.
 pub async fn add_event(
@@ -255,6 +311,10 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order, OrderError> {
         expires_at: r.try_get("expires_at")?,
         paid_at: r.try_get("paid_at")?,
         created_at: r.try_get("created_at")?,
+        metadata: match r.try_get::<Option<String>, _>("metadata")? {
+            None => None,
+            Some(m) => Some(serde_json::from_str(&m).map_err(|_| corrupt("metadata"))?),
+        },
     })
 }
 

@@ -8,7 +8,7 @@
 //! attempt is still being opened is left for a later round.
 
 use super::{PaymentError, Payments};
-use crate::orders::{self, OrderError, OrderStatus};
+use crate::orders::{self, OrderStatus};
 use sqlx::Row;
 use std::time::Duration;
 
@@ -67,24 +67,11 @@ pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
 
 /// Expires one due order. `Ok(false)`: it was paid, or expired by someone else, meanwhile.
 async fn expire(payments: &Payments, id: &str) -> Result<bool, PaymentError> {
-    if let Some(attempt) = payments.live_attempt(id).await? {
-        if payments.close_or_record(&attempt, "expired").await? {
-            return Ok(false);
-        }
-    }
-    match orders::transition(
-        payments.db(),
-        id,
-        OrderStatus::Expired,
-        serde_json::json!({ "reason": "not paid before expires_at" }),
-    )
-    .await
-    {
-        Ok(_) => {
-            payments.live().publish(id, OrderStatus::Expired);
-            Ok(true)
-        }
-        Err(OrderError::Forbidden { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    payments
+        .end_unpaid(
+            id,
+            OrderStatus::Expired,
+            serde_json::json!({ "reason": "not paid before expires_at" }),
+        )
+        .await
 }

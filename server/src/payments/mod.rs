@@ -387,6 +387,36 @@ impl Payments {
         }
     }
 
+    /// Ends an unpaid order as `to` (`Expired`, or `Closed` by its merchant): its live
+    /// attempt is closed at the provider first, so no code can be paid after; if the provider
+    /// says it was paid meanwhile, the payment is recorded instead. `Ok(false)`: the order was
+    /// paid, or ended by someone else, meanwhile.
+    pub async fn end_unpaid(
+        &self,
+        order_id: &str,
+        to: OrderStatus,
+        detail: serde_json::Value,
+    ) -> Result<bool, PaymentError> {
+        if let Some(attempt) = self.live_attempt(order_id).await? {
+            let reason = if to == OrderStatus::Expired {
+                "expired"
+            } else {
+                "closed by the merchant"
+            };
+            if self.close_or_record(&attempt, reason).await? {
+                return Ok(false);
+            }
+        }
+        match orders::transition(&self.db, order_id, to, detail).await {
+            Ok(_) => {
+                self.live.publish(order_id, to);
+                Ok(true)
+            }
+            Err(orders::OrderError::Forbidden { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Closes a live attempt at its provider. A transient provider failure is an error: the
     /// attempt stays live and nothing else is opened. If the provider says the trade is paid,
     /// nothing is closed and the caller hears it.

@@ -133,6 +133,7 @@ pub fn test_config(db: &TestDb) -> Config {
         order_expiry_secs: 900,
         active_query_after_secs: 20,
         webhook_time_scale: 1.0,
+        api_rate_per_minute: 600,
     }
 }
 
