@@ -22,7 +22,7 @@ help:
 	@echo "make release build the optimised server and WASM bundle, and print the bundle size"
 	@echo "make migrate apply database migrations and exit"
 	@echo "make sandbox run only the sandbox gateways on 127.0.0.1:3100"
-	@echo "make bench   provider crypto, prepay round trips and checkout render time (release build)"
+	@echo "make bench   provider crypto, prepay round trips, checkout render time, verified callbacks/s (release build)"
 
 tools:
 	@scripts/tools.sh
@@ -43,6 +43,7 @@ sandbox: build
 bench: tools
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_providers
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_checkout
+	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_callbacks
 
 test: clean-test-dbs
 	@scripts/tools.sh --test
