@@ -149,15 +149,48 @@ async fn concurrent_refunds_never_exceed_the_paid_amount(db: TestDb) {
         (0..8).map(|_| refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(300), None)),
     )
     .await;
-    let ok = results
-        .iter()
-        .filter(|r| matches!(r, Ok(r) if r.status == RefundStatus::Succeeded))
-        .count();
+    // A provider may answer one of them with a transient fault (the sandbox's own SQLite can
+    // be busy under this burst): that refund stays pending, its amount reserved, and the
+    // worker finishes it.
+    let admitted: Vec<&refunds::Refund> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     let refused = results
         .iter()
         .filter(|r| matches!(r, Err(RefundError::TooMuch { .. })))
         .count();
-    assert_eq!((ok, refused), (3, 5), "{results:?}");
+    assert_eq!((admitted.len(), refused), (3, 5), "{results:?}");
+    for _ in 0..20 {
+        let pending: Vec<&&refunds::Refund> = admitted
+            .iter()
+            .filter(|r| r.status == RefundStatus::Pending)
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        sqlx::query("UPDATE refunds SET next_try_at = $1 WHERE status = 'pending'")
+            .bind(orders::now_ms() - 1)
+            .execute(app.db.pool())
+            .await
+            .expect("due");
+        refunds::run_once(&app.payments).await.expect("round");
+        let mut done = true;
+        for r in &pending {
+            let now = refunds::get(&app.payments, &r.id)
+                .await
+                .expect("read")
+                .expect("refund");
+            done &= now.status == RefundStatus::Succeeded;
+        }
+        if done {
+            break;
+        }
+    }
+    for r in &admitted {
+        let now = refunds::get(&app.payments, &r.id)
+            .await
+            .expect("read")
+            .expect("refund");
+        assert_eq!(now.status, RefundStatus::Succeeded, "{now:?}");
+    }
     let order = order_of(&app, &id).await;
     assert_eq!(order.refunded_amount, fen(900));
     assert_eq!(order.status, OrderStatus::PartiallyRefunded);
