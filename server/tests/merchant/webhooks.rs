@@ -2,10 +2,9 @@
 //! local receiver, signed (checked by Node's crypto as a merchant's receiver would), retried on
 //! the schedule (time scaled) until the first 2xx or given up, logged, redelivered by hand.
 
-mod common;
-
+use crate::common::{test_config, TestApp, TestDb};
+use crate::on_both_engines;
 use app::money::Amount;
-use common::{test_config, TestApp, TestDb};
 use server::config::SandboxMode;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder};
@@ -154,7 +153,7 @@ async fn wait_delivery(app: &TestApp, event_id: &str, want: &str) -> webhooks::D
 
 /// Node's crypto checks the signature header over the body with `secret`.
 fn verifies(secret: &str, seen: &Seen) -> bool {
-    let answer = common::node(serde_json::json!({
+    let answer = crate::common::node(serde_json::json!({
         "op": "webhook.verify",
         "secret": secret,
         "header": seen.signature,

@@ -2,10 +2,9 @@
 //! application with its built-in sandbox gateways (real HTTP, real signatures), on SQLite and
 //! on PostgreSQL.
 
-mod common;
-
+use crate::common::{test_config, TestApp, TestDb};
+use crate::on_both_engines;
 use app::money::Amount;
-use common::{test_config, TestApp, TestDb};
 use server::config::SandboxMode;
 use server::orders::{self, NewOrder, OrderStatus};
 use server::payments::{expiry, query, AttemptStatus, StartPayment};

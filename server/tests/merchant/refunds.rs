@@ -2,10 +2,9 @@
 //! up to the paid amount and never beyond (also when concurrent), the order's status, the
 //! outbox events, and a refund the provider could not take at once, finished by the worker.
 
-mod common;
-
+use crate::common::{test_config, TestApp, TestDb};
+use crate::on_both_engines;
 use app::money::Amount;
-use common::{test_config, TestApp, TestDb};
 use server::config::SandboxMode;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder, OrderStatus};

@@ -2,9 +2,8 @@
 //! format, idempotency (replay, conflict, concurrency), isolation between merchants, refunds
 //! against the sandbox, and the per-key rate limit.
 
-mod common;
-
-use common::{test_config, TestApp, TestDb};
+use crate::common::{test_config, TestApp, TestDb};
+use crate::on_both_engines;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use server::config::SandboxMode;

@@ -2,10 +2,9 @@
 //! real application with its built-in sandbox, and notifications the test signs itself with
 //! the sandbox gateways' keys (as the provider would), so every field can be chosen or forged.
 
-mod common;
-
+use crate::common::{test_config, TestApp, TestDb};
+use crate::on_both_engines;
 use app::money::Amount;
-use common::{test_config, TestApp, TestDb};
 use futures::StreamExt;
 use serde_json::json;
 use server::config::SandboxMode;
