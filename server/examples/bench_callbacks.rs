@@ -13,10 +13,12 @@
 //!
 //! Run with `make bench` (release build). Prints a Markdown table for docs/benchmarks.md.
 
+mod common;
+
 use app::money::Amount;
 use rsa::pkcs8::EncodePublicKey;
 use rsa::signature::{SignatureEncoding, Signer as _};
-use server::config::{Config, DatabaseUrl, Engine, SandboxMode};
+use server::config::{DatabaseUrl, Engine};
 use server::orders::{self, NewOrder};
 use server::payments::StartPayment;
 use server::providers::alipay::wire as alipay_wire;
@@ -101,32 +103,17 @@ async fn run(
 }
 
 async fn bench_engine(engine: Engine, url: String, verify_per_sec: f64) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let env = [
-        ("SCANPAY_LISTEN", "127.0.0.1:0".to_string()),
-        ("SCANPAY_DATA_DIR", dir.path().display().to_string()),
-        ("SCANPAY_LOG", "error".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let mut config = Config::from_sources(None, &env).expect("settings");
-    config.database = DatabaseUrl {
-        engine,
-        url: Secret::new(url),
-    };
-    config.sandbox = SandboxMode::Auto;
-    // No worker asks the sandbox about these orders while the benchmark runs.
-    config.active_query_after_secs = 3600;
-    let app = server::Application::build(config).await.expect("start");
-    let base = app.public_url().to_string();
-    let db = app.db().clone();
-    let payments = app.payments().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
-    let keys = SandboxKeys::load_or_create(&dir.path().join("sandbox/keys")).expect("keys");
+    let app = common::start(|config| {
+        config.database = DatabaseUrl {
+            engine,
+            url: Secret::new(url),
+        };
+        // No worker asks the sandbox about these orders while the benchmark runs.
+        config.active_query_after_secs = 3600;
+    })
+    .await;
+    let (base, db, payments) = (app.base.clone(), app.db.clone(), app.payments.clone());
+    let keys = SandboxKeys::load_or_create(&app.data_dir().join("sandbox/keys")).expect("keys");
     let client = reqwest::Client::new();
     let name = match engine {
         Engine::Sqlite => "SQLite",
@@ -201,8 +188,7 @@ async fn bench_engine(engine: Engine, url: String, verify_per_sec: f64) {
         run(name, channel, &client, &url, one, 1, verify_per_sec).await;
         run(name, channel, &client, &url, many, 16, verify_per_sec).await;
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    app.stop().await;
 }
 
 #[tokio::main]

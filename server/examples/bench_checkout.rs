@@ -9,8 +9,9 @@
 //!
 //! Run with `make bench`.
 
+mod common;
+
 use app::money::Amount;
-use server::config::{Config, SandboxMode};
 use server::orders::{self, NewOrder};
 use server::payments::StartPayment;
 use server::providers::Channel;
@@ -49,24 +50,8 @@ async fn run(client: &reqwest::Client, url: &str, total: usize, in_flight: usize
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let env = [
-        ("SCANPAY_LISTEN", "127.0.0.1:0".to_string()),
-        ("SCANPAY_DATA_DIR", dir.path().display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let mut config = Config::from_sources(None, &env).expect("settings");
-    config.sandbox = SandboxMode::Auto;
-    let app = server::Application::build(config).await.expect("start");
-    let base = app.public_url().to_string();
-    let db = app.db().clone();
-    let payments = app.payments().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let app = common::start(|_| {}).await;
+    let (base, db, payments) = (app.base.clone(), app.db.clone(), app.payments.clone());
 
     let order = orders::create(
         &db,
@@ -93,6 +78,5 @@ async fn main() {
     println!("|---|---|---|---|---|---|");
     run(&client, &url, 500, 1).await;
     run(&client, &url, 2000, 8).await;
-    let _ = stop.send(());
-    let _ = server.await;
+    app.stop().await;
 }
