@@ -196,11 +196,15 @@ impl Application {
         let delivery = state.sandbox.as_ref().map(|s| s.spawn_delivery());
         let expiry = payments::expiry::spawn(state.payments.clone(), payments::expiry::TICK);
         let active_query = payments::query::spawn(state.payments.clone(), payments::query::TICK);
-        let nonce_purge = payments::every(Duration::from_secs(60), "nonce purge", {
+        let nonce_purge = payments::every(Duration::from_secs(60), "inbox housekeeping", {
             let payments = state.payments.clone();
             move || {
                 let payments = payments.clone();
-                async move { payments::notify::forget_old_nonces(&payments).await }
+                async move {
+                    let nonces = payments::notify::forget_old_nonces(&payments).await?;
+                    let bodies = payments::inbox::forget_old_refused_bodies(payments.db()).await?;
+                    Ok(nonces + bodies)
+                }
             }
         });
         let webhook_sender = webhooks.spawn(webhooks::TICK);

@@ -106,6 +106,26 @@ pub struct Stored {
     pub order_id: Option<String>,
 }
 
+/// How long a refused notification keeps its body. The row (headers, size, reason, time)
+/// stays; only the body, which anyone on the internet can make up to 64 KiB long, is dropped.
+/// Accepted notifications keep theirs: they are the record of money received.
+pub const REFUSED_BODY_DAYS: i64 = 30;
+
+/// Drops the bodies of refused notifications older than [`REFUSED_BODY_DAYS`]; returns how
+/// many.
+pub async fn forget_old_refused_bodies(db: &Db) -> Result<usize, sqlx::Error> {
+    let cutoff = orders::now_ms() - REFUSED_BODY_DAYS * 24 * 3600 * 1000;
+    let done = sqlx::query(
+        "UPDATE notifications SET body = $1 WHERE outcome = 'rejected' AND received_at < $2 \
+         AND body_size > 0 AND processed_at IS NOT NULL",
+    )
+    .bind(Vec::<u8>::new())
+    .bind(cutoff)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() as usize)
+}
+
 /// Stores a notification as received; returns its row id.
 pub async fn store(db: &Db, r: &Received<'_>) -> Result<i64, sqlx::Error> {
     let mut headers = serde_json::Map::new();

@@ -569,6 +569,32 @@ async fn unreadable_bodies_get_a_clear_4xx_and_only_the_raw_record(db: TestDb) {
         risk_after, risk_before,
         "nothing stored beyond the raw record"
     );
+    // After the retention period a refused body is dropped; the record of it stays.
+    assert_eq!(
+        inbox::forget_old_refused_bodies(&rig.app.db)
+            .await
+            .expect("purge"),
+        0,
+        "nothing is old yet"
+    );
+    sqlx::query("UPDATE notifications SET received_at = $1")
+        .bind(orders::now_ms() - (inbox::REFUSED_BODY_DAYS * 24 * 3600 + 60) * 1000)
+        .execute(rig.app.db.pool())
+        .await
+        .expect("age");
+    assert_eq!(
+        inbox::forget_old_refused_bodies(&rig.app.db)
+            .await
+            .expect("purge"),
+        4
+    );
+    for s in inbox::recent(&rig.app.db, 10).await.expect("inbox") {
+        assert!(s.body.is_empty(), "{s:?}");
+        assert!(
+            s.body_size > 0 && s.reason.is_some(),
+            "the record stays: {s:?}"
+        );
+    }
     rig.app.stop().await.expect("stop");
 }
 
