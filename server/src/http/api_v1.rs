@@ -652,6 +652,15 @@ async fn list_orders(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit must be from 1 to 100"));
     }
+    if let Some(cursor) = q.starting_after.as_deref() {
+        // A cursor must be one of the caller's orders; anything else would page from nowhere.
+        if merchant_order(&state, &caller, cursor).await.is_err() {
+            return Err(ApiError::invalid(
+                "starting_after",
+                "starting_after must be the id of one of your orders (a next_cursor)",
+            ));
+        }
+    }
     let page = orders::list(
         &state.db,
         &caller.merchant_id,

@@ -283,6 +283,13 @@ async fn errors_are_json_and_name_the_field(db: TestDb) {
         (status, error["error"]["field"].clone()),
         (StatusCode::BAD_REQUEST, json!("limit"))
     );
+    let (status, error) = api
+        .get("/orders?starting_after=20261127000000NOSUCHORDER1")
+        .await;
+    assert_eq!(
+        (status, error["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("starting_after"))
+    );
     let (status, error) = api.get("/orders?status=lost").await;
     assert_eq!(
         (status, error["error"]["field"].clone()),
@@ -394,6 +401,11 @@ async fn merchants_never_see_each_others_orders(db: TestDb) {
             .await
             .0,
         StatusCode::NOT_FOUND
+    );
+    // Not even as a paging cursor.
+    assert_eq!(
+        b.get(&format!("/orders?starting_after={id}")).await.0,
+        StatusCode::BAD_REQUEST
     );
     let (_, listed) = b.get("/orders").await;
     assert_eq!(listed["data"], json!([]));
