@@ -117,32 +117,7 @@ enum WebhookCommand {
 enum NotifyCommand {
     /// Check a raw notification offline: does it verify, why not, what does it say.
     /// Exit status 0 when it verifies, 1 when not, 2 for unusable input.
-    Verify {
-        #[arg(long, value_parser = parse_channel)]
-        provider: crate::providers::Channel,
-        /// The raw body, exactly as received.
-        #[arg(long)]
-        body: PathBuf,
-        /// WeChat: the headers, one `Name: value` per line (or a JSON object).
-        #[arg(long)]
-        headers: Option<PathBuf>,
-        /// The provider's public key (PEM or base64).
-        #[arg(long)]
-        public_key: PathBuf,
-        /// WeChat: the APIv3 key file.
-        #[arg(long)]
-        apiv3_key_file: Option<PathBuf>,
-        /// WeChat: the public key id to trust (default: the one the notification names).
-        #[arg(long)]
-        key_id: Option<String>,
-        /// WeChat: check the ±300 s window at this Unix second instead of now.
-        #[arg(long)]
-        at: Option<i64>,
-    },
-}
-
-fn parse_channel(s: &str) -> Result<crate::providers::Channel, String> {
-    crate::providers::Channel::parse(s).ok_or_else(|| format!("{s:?}: alipay or wechat"))
+    Verify(crate::notify_check::VerifyRequest),
 }
 
 /// Parses the command line, runs the command, and turns any start-up error into a clear
@@ -151,27 +126,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Offline tools need no configuration.
     if let Some(Command::Notify {
-        command:
-            NotifyCommand::Verify {
-                provider,
-                body,
-                headers,
-                public_key,
-                apiv3_key_file,
-                key_id,
-                at,
-            },
+        command: NotifyCommand::Verify(request),
     }) = cli.command
     {
-        let request = crate::notify_check::VerifyRequest {
-            provider,
-            body,
-            headers,
-            public_key,
-            apiv3_key_file,
-            key_id,
-            at,
-        };
         return match crate::notify_check::verify(&request) {
             Ok(v) => {
                 print!("{}", v.report);

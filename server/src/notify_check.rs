@@ -15,22 +15,35 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What to check.
-#[derive(Clone, Debug)]
+/// What to check: the arguments of `scanpay notify verify`.
+#[derive(Clone, Debug, clap::Args)]
 pub struct VerifyRequest {
+    #[arg(long, value_parser = parse_channel)]
     pub provider: Channel,
-    /// The raw body file.
+    /// The raw body, exactly as received.
+    #[arg(long)]
     pub body: PathBuf,
-    /// WeChat: the request headers, one `Name: value` per line (or the inbox's JSON object).
+    /// WeChat: the headers, one `Name: value` per line (or the inbox's JSON object).
+    #[arg(long)]
     pub headers: Option<PathBuf>,
-    /// The provider's public key (Alipay public key / WeChat Pay public key or platform key).
+    /// The provider's public key (Alipay public key / WeChat Pay public key or platform key;
+    /// PEM or base64).
+    #[arg(long)]
     pub public_key: PathBuf,
     /// WeChat: the APIv3 key file (32 bytes).
+    #[arg(long)]
     pub apiv3_key_file: Option<PathBuf>,
-    /// WeChat: the key id to trust (default: the `Wechatpay-Serial` the notification names).
+    /// WeChat: the public key id to trust (default: the `Wechatpay-Serial` the notification
+    /// names).
+    #[arg(long)]
     pub key_id: Option<String>,
-    /// WeChat: check the timestamp window at this Unix second instead of now.
+    /// WeChat: check the ±300 s window at this Unix second instead of now.
+    #[arg(long)]
     pub at: Option<i64>,
+}
+
+fn parse_channel(s: &str) -> Result<Channel, String> {
+    Channel::parse(s).ok_or_else(|| format!("{s:?}: alipay or wechat"))
 }
 
 /// The verdict and a report for a person.

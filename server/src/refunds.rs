@@ -27,6 +27,16 @@ const FIRST_WAIT_MS: i64 = 10_000;
 const MAX_WAIT_MS: i64 = 600_000;
 const LEASE_MS: i64 = 60_000;
 const BATCH: i64 = 20;
+/// Pending refunds due to be asked about again that no worker holds.
+const CLAIM: crate::payments::Claim = crate::payments::Claim {
+    table: "refunds",
+    key: "id",
+    due: "status = 'pending' AND next_try_at <= $2 \
+          AND (claimed_until IS NULL OR claimed_until <= $2)",
+    order_by: "next_try_at",
+    set: "claimed_until = $1",
+    returning: "id",
+};
 /// The longest reason a provider accepts (Alipay 256, WeChat 80 characters).
 pub const MAX_REASON_CHARS: usize = 80;
 
@@ -407,21 +417,12 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 /// Returns how many it asked about.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
     let now = orders::now_ms();
-    let claimed: Vec<String> = sqlx::query(
-        "UPDATE refunds SET claimed_until = $1 \
-         WHERE id IN (SELECT id FROM refunds WHERE status = 'pending' AND next_try_at <= $2 \
-             AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY next_try_at LIMIT $3) \
-           AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= $2) \
-         RETURNING id",
-    )
-    .bind(now + LEASE_MS)
-    .bind(now)
-    .bind(BATCH)
-    .fetch_all(payments.db().pool())
-    .await?
-    .iter()
-    .map(|r| r.try_get("id"))
-    .collect::<Result<_, _>>()?;
+    let claimed: Vec<String> = CLAIM
+        .take(payments.db(), now + LEASE_MS, now, BATCH)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
     let n = claimed.len();
     for id in claimed {
         if let Err(e) = ask(payments, &id).await {

@@ -23,12 +23,8 @@ pub struct AppState {
     pub payments: crate::payments::Payments,
     /// The in-process sandbox gateways, when they serve a provider (mounted at `/sandbox`).
     pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
-    /// The URL customers and providers reach this server at (no trailing slash).
-    pub public_url: String,
-    /// How long an order can be paid when its creator does not say.
-    pub default_expiry_secs: i64,
-    /// Requests per minute one API key may make (on each node).
-    pub api_rate_per_minute: u32,
+    /// What handlers read from the configuration.
+    pub settings: HttpSettings,
     /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight
     /// requests finish.
     shutting_down: Arc<AtomicBool>,
@@ -37,8 +33,11 @@ pub struct AppState {
 /// The settings handlers read, from the configuration.
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
+    /// The URL customers and providers reach this server at (no trailing slash).
     pub public_url: String,
+    /// How long an order can be paid when its creator does not say.
     pub default_expiry_secs: i64,
+    /// Requests per minute one API key may make (on each node).
     pub api_rate_per_minute: u32,
 }
 
@@ -59,9 +58,10 @@ impl AppState {
             providers,
             payments,
             sandbox,
-            public_url: settings.public_url.trim_end_matches('/').to_string(),
-            default_expiry_secs: settings.default_expiry_secs,
-            api_rate_per_minute: settings.api_rate_per_minute,
+            settings: HttpSettings {
+                public_url: settings.public_url.trim_end_matches('/').to_string(),
+                ..settings
+            },
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

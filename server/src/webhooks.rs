@@ -31,6 +31,16 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const LEASE_MS: i64 = 60_000;
 /// How many events one round sends at most.
 const BATCH: i64 = 20;
+/// Events waiting for their (next) delivery that no worker holds.
+const CLAIM: crate::payments::Claim = crate::payments::Claim {
+    table: "outbox",
+    key: "id",
+    due: "delivery = 'pending' AND next_attempt_at <= $2 \
+          AND (claimed_until IS NULL OR claimed_until <= $2)",
+    order_by: "id",
+    set: "claimed_until = $1",
+    returning: "id",
+};
 /// How much of a receiver's answer is kept in the log.
 const RESPONSE_KEPT: usize = 500;
 
@@ -234,21 +244,12 @@ impl Webhooks {
     /// One round: claims due events and sends them. Returns how many were delivered.
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
         let now = orders::now_ms();
-        let claimed: Vec<i64> = sqlx::query(
-            "UPDATE outbox SET claimed_until = $1 \
-             WHERE id IN (SELECT id FROM outbox WHERE delivery = 'pending' AND next_attempt_at <= $2 \
-                 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY id LIMIT $3) \
-               AND delivery = 'pending' AND (claimed_until IS NULL OR claimed_until <= $2) \
-             RETURNING id",
-        )
-        .bind(now + LEASE_MS)
-        .bind(now)
-        .bind(BATCH)
-        .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?;
+        let claimed: Vec<i64> = CLAIM
+            .take(&self.db, now + LEASE_MS, now, BATCH)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
         let mut delivered = 0;
         for id in claimed {
             match self.deliver_scheduled(id).await {

@@ -40,8 +40,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 const MAX_METADATA_KEYS: usize = 20;
 
 /// The `/api/v1` routes, to be nested under `/api/v1`.
-pub fn router(state: AppState, rate_per_minute: u32) -> Router<AppState> {
-    let limiter = Arc::new(RateLimiter::new(rate_per_minute));
+pub fn router(state: AppState) -> Router<AppState> {
+    let limiter = Arc::new(RateLimiter::new(state.settings.api_rate_per_minute));
     Router::new()
         .route("/orders", post(create_order).get(list_orders))
         .route("/orders/{id}", get(get_order))
@@ -260,26 +260,20 @@ where
     };
     let pool = state.db.pool();
     let now = orders::now_ms();
-    // A key older than its 24 hours is free again.
-    if let Err(e) = sqlx::query(
-        "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND created_at < $3",
-    )
-    .bind(&caller.merchant_id)
-    .bind(key)
-    .bind(now - IDEMPOTENCY_TTL_MS)
-    .execute(pool)
-    .await
-    {
-        return ApiError::internal(e).into_response();
-    }
+    // Claim the key: a new one, or one whose 24 hours are over (taken over in the same
+    // statement). A live key claims nothing: the request is a repeat or a conflict.
     let claimed = sqlx::query(
         "INSERT INTO idempotency_keys (merchant_id, key, request_hash, state, created_at) \
-         VALUES ($1, $2, $3, 'running', $4) ON CONFLICT (merchant_id, key) DO NOTHING",
+         VALUES ($1, $2, $3, 'running', $4) \
+         ON CONFLICT (merchant_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+             state = 'running', response_status = NULL, response_body = NULL, created_at = excluded.created_at \
+         WHERE idempotency_keys.created_at < $5",
     )
     .bind(&caller.merchant_id)
     .bind(key)
     .bind(&hash)
     .bind(now)
+    .bind(now - IDEMPOTENCY_TTL_MS)
     .execute(pool)
     .await;
     match claimed {
@@ -414,7 +408,7 @@ fn refund_json(r: &Refund) -> Value {
 }
 
 fn base_url(state: &AppState) -> String {
-    state.public_url.trim_end_matches('/').to_string()
+    state.settings.public_url.clone()
 }
 
 // ---- request parsing ----
@@ -486,7 +480,7 @@ fn parse_create_order(
         .filter(|s| (1..=127).contains(&s.chars().count()))
         .ok_or_else(|| ApiError::invalid("subject", "subject must be 1 to 127 characters"))?;
     let expires_in = match m.get("expires_in") {
-        None | Some(Value::Null) => state.default_expiry_secs,
+        None | Some(Value::Null) => state.settings.default_expiry_secs,
         Some(v) => v
             .as_i64()
             .filter(|n| (orders::MIN_EXPIRY_SECS..=orders::MAX_EXPIRY_SECS).contains(n))

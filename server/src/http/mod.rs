@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/notify/{channel}", axum::routing::post(notify::receive))
         .nest(
             "/api/v1",
-            api_v1::router(state.clone(), state.api_rate_per_minute),
+            api_v1::router(state.clone()),
         )
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let shell = shell.clone();

@@ -19,6 +19,16 @@ const BATCH: i64 = 100;
 /// How long a claimed order is left to its worker (which may have died, or met a provider
 /// fault) before another round tries it again.
 const LEASE_MS: i64 = 10_000;
+/// Unpaid orders past their time that no worker holds.
+const CLAIM: super::Claim = super::Claim {
+    table: "orders",
+    key: "id",
+    due: "status IN ('created', 'pending') AND expires_at <= $2 \
+          AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= $2)",
+    order_by: "expires_at",
+    set: "expiry_claimed_until = $1",
+    returning: "id",
+};
 
 /// Runs [`run_once`] every `tick` until the task is dropped.
 pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> {
@@ -31,22 +41,12 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 /// One round: expires every due order it can. Returns how many it expired.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
     let now = orders::now_ms();
-    let due: Vec<String> = sqlx::query(
-        "UPDATE orders SET expiry_claimed_until = $1 \
-         WHERE id IN (SELECT id FROM orders WHERE status IN ('created', 'pending') AND expires_at <= $2 \
-             AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= $2) ORDER BY expires_at LIMIT $3) \
-           AND status IN ('created', 'pending') \
-           AND (expiry_claimed_until IS NULL OR expiry_claimed_until <= $2) \
-         RETURNING id",
-    )
-    .bind(now + LEASE_MS)
-    .bind(now)
-    .bind(BATCH)
-    .fetch_all(payments.db().pool())
-    .await?
-    .iter()
-    .map(|r| r.try_get("id"))
-    .collect::<Result<_, _>>()?;
+    let due: Vec<String> = CLAIM
+        .take(payments.db(), now + LEASE_MS, now, BATCH)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
     let mut expired = 0;
     for id in due {
         match expire(payments, &id).await {

@@ -694,6 +694,53 @@ async fn attempt_amount_fen(
         .try_get("amount")
 }
 
+/// How a background worker claims its due rows (a lease), so several workers — several
+/// nodes — never handle one row at once.
+pub(crate) struct Claim {
+    pub table: &'static str,
+    /// The row key the subquery selects by.
+    pub key: &'static str,
+    /// SQL over `$2` (now): the rows that are due and not claimed.
+    pub due: &'static str,
+    pub order_by: &'static str,
+    /// SQL over `$1` (the lease's end) that takes a row out of `due` until then.
+    pub set: &'static str,
+    pub returning: &'static str,
+}
+
+impl Claim {
+    /// Claims up to `batch` due rows in one conditional `UPDATE … RETURNING`. The outer
+    /// `WHERE` repeats `due`: of two workers racing for a row, the second finds it no longer
+    /// due (PostgreSQL re-checks the row after the first commits; SQLite has one writer), so
+    /// only one gets it. A worker that dies leaves its rows to the lease's end.
+    pub async fn take(
+        &self,
+        db: &Db,
+        lease_until: i64,
+        now: i64,
+        batch: i64,
+    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        let Claim {
+            table,
+            key,
+            due,
+            order_by,
+            set,
+            returning,
+        } = self;
+        sqlx::query(&format!(
+            "UPDATE {table} SET {set} \
+             WHERE {key} IN (SELECT {key} FROM {table} WHERE {due} ORDER BY {order_by} LIMIT $3) \
+               AND {due} RETURNING {returning}"
+        ))
+        .bind(lease_until)
+        .bind(now)
+        .bind(batch)
+        .fetch_all(db.pool())
+        .await
+    }
+}
+
 /// The provider trade number of an order's `seq`-th attempt.
 pub fn trade_no(order_id: &str, seq: i64) -> String {
     if seq == 1 {

@@ -152,9 +152,14 @@ async fn decide(
     let n = match provider.verify_notification(r.headers, r.body) {
         Ok(n) => n,
         Err(e) => {
-            let claimed = provider.claimed_trade(r.body);
+            // The trade it claims (never trusted) still files the refusal under its order; it
+            // is anyone's text, so only a trade-number-sized piece of it is kept.
+            let claimed = provider
+                .claimed_trade(r.body)
+                .map(|t| t.chars().take(64).collect::<String>());
+            let order_id = order_of(payments, claimed.as_deref()).await;
             return refusal
-                .refuse(claimed, None, e.label(), e.to_string())
+                .refuse(claimed, order_id, e.label(), e.to_string())
                 .await;
         }
     };
@@ -168,8 +173,14 @@ async fn decide(
             Ok(true) => apply(payments, &refusal, &n).await,
             Ok(false) => {
                 let m = Mismatch::Replay(guard.nonce.clone());
+                let order_id = order_of(payments, Some(&n.out_trade_no)).await;
                 Ok(refusal
-                    .refuse(Some(n.out_trade_no.clone()), None, m.label(), m.to_string())
+                    .refuse(
+                        Some(n.out_trade_no.clone()),
+                        order_id,
+                        m.label(),
+                        m.to_string(),
+                    )
                     .await)
             }
             Err(e) => Err(e.into()),
@@ -190,6 +201,17 @@ async fn decide(
             (Answer::Outcome(NotifyOutcome::RetryLater), decision)
         }
     }
+}
+
+/// The order of one of our attempts, if `out_trade_no` names one.
+async fn order_of(payments: &Payments, out_trade_no: Option<&str>) -> Option<String> {
+    let trade = out_trade_no?;
+    payments
+        .attempt(trade)
+        .await
+        .ok()
+        .flatten()
+        .map(|a| a.order_id)
 }
 
 /// Remembers a WeChat nonce. `Ok(true)`: first seen, or seen with this very notification (an
@@ -341,14 +363,6 @@ impl Refusal<'_> {
         reason: String,
     ) -> (Answer, Decision) {
         let payments = self.payments;
-        // A claimed (unverified) trade number still files the refusal under its order; it is
-        // anyone's text, so only a trade-number-sized piece of it is kept.
-        let out_trade_no = out_trade_no.map(|t| t.chars().take(64).collect::<String>());
-        let order_id = match (order_id, &out_trade_no) {
-            (Some(id), _) => Some(id),
-            (None, Some(t)) => payments.attempt(t).await.ok().flatten().map(|a| a.order_id),
-            (None, None) => None,
-        };
         ::metrics::counter!("notifications_rejected_total", "channel" => self.channel.as_str(), "reason" => kind)
             .increment(1);
         let event = RiskEvent {

@@ -22,6 +22,15 @@ pub const MAX_WAIT: Duration = Duration::from_secs(300);
 const LEASE_MS: i64 = 60_000;
 /// How many attempts one round asks about at most.
 const BATCH: i64 = 20;
+/// Open attempts whose question is due; claiming one moves its next question a lease ahead.
+const CLAIM: super::Claim = super::Claim {
+    table: "payment_attempts",
+    key: "out_trade_no",
+    due: "status = 'open' AND next_query_at <= $2",
+    order_by: "next_query_at",
+    set: "next_query_at = $1, query_count = query_count + 1",
+    returning: "out_trade_no, query_count",
+};
 
 /// Runs [`run_once`] every `tick` until the task is dropped.
 pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> {
@@ -35,21 +44,12 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 /// turned out paid.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
     let now = orders::now_ms();
-    let claimed: Vec<(String, i64)> = sqlx::query(
-        "UPDATE payment_attempts SET next_query_at = $1, query_count = query_count + 1 \
-         WHERE out_trade_no IN (SELECT out_trade_no FROM payment_attempts \
-             WHERE status = 'open' AND next_query_at <= $2 ORDER BY next_query_at LIMIT $3) \
-           AND status = 'open' AND next_query_at <= $2 \
-         RETURNING out_trade_no, query_count",
-    )
-    .bind(now + LEASE_MS)
-    .bind(now)
-    .bind(BATCH)
-    .fetch_all(payments.db().pool())
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("out_trade_no")?, r.try_get("query_count")?)))
-    .collect::<Result<_, sqlx::Error>>()?;
+    let claimed: Vec<(String, i64)> = CLAIM
+        .take(payments.db(), now + LEASE_MS, now, BATCH)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("out_trade_no")?, r.try_get("query_count")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
     let mut paid = 0;
     for (out_trade_no, count) in claimed {
         match ask(payments, &out_trade_no, count).await {

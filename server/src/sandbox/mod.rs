@@ -293,13 +293,10 @@ impl Sandbox {
         out_refund_no: &str,
         amount: i64,
     ) -> Result<Option<(String, bool)>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        // Take the write lock first: a deferred transaction that reads and then writes fails
-        // at once with SQLITE_BUSY when another connection wrote meanwhile (no busy wait).
-        sqlx::query("UPDATE sandbox_trades SET refunded = refunded WHERE id = ?1")
-            .bind(&trade.id)
-            .execute(&mut *tx)
-            .await?;
+        // Read, then write: take the write lock at BEGIN (waiting out the busy timeout). A
+        // deferred transaction that reads first fails at once with SQLITE_BUSY when another
+        // connection wrote meanwhile.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<(String,)> = sqlx::query_as(
             "SELECT refund_id FROM sandbox_refunds WHERE channel = ?1 AND out_refund_no = ?2",
         )

@@ -369,6 +369,16 @@ async fn idempotency_replays_refuses_reuse_and_never_creates_two_orders(db: Test
         );
     }
     assert_eq!(count_orders(&app, DEMO_MERCHANT_ID).await, 3);
+    // After 24 hours a key is free again: the same key with another body creates anew.
+    sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE key = 'order-1'")
+        .bind(server::orders::now_ms() - 25 * 3600 * 1000)
+        .execute(app.db.pool())
+        .await
+        .expect("age");
+    let (s6, h6, _) = post("order-1", tea(889).to_string()).await;
+    assert_eq!(s6, StatusCode::CREATED);
+    assert!(h6.get("idempotent-replayed").is_none());
+    assert_eq!(count_orders(&app, DEMO_MERCHANT_ID).await, 4);
     app.stop().await.expect("stop");
 }
 
