@@ -1,20 +1,14 @@
 //! The `scanpay` binary as an operator meets it: configuration errors, `migrate`, and a
 //! served process that stops cleanly on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn scanpay() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanpay"));
-    // Run where the repository's Leptos.toml is, as `make run` does.
-    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SCANPAY_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
+    common::scanpay_command()
 }
 
 /// Sends SIGTERM and waits (up to 20 s) for the process to exit.

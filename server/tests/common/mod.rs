@@ -137,6 +137,98 @@ pub fn test_config(db: &TestDb) -> Config {
     }
 }
 
+/// [`test_config`] with the in-process sandbox serving both providers, its notification
+/// redelivery waits scaled ×0.001.
+pub fn sandbox_config(db: &TestDb) -> Config {
+    let mut config = test_config(db);
+    config.sandbox = server::config::SandboxMode::Auto;
+    config.sandbox_time_scale = 0.001;
+    config
+}
+
+/// The `scanpay` binary, run from the repository root (where `Leptos.toml` is, as `make run`
+/// does), with none of this environment's `SCANPAY_*` settings.
+pub fn scanpay_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"));
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SCANPAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A new order of the demo merchant: `fen`, 15 minutes to pay, a return URL.
+pub async fn new_order(app: &TestApp, fen: i64) -> server::orders::Order {
+    server::orders::create(
+        &app.db,
+        &server::orders::NewOrder {
+            merchant_id: server::merchants::DEMO_MERCHANT_ID.into(),
+            amount: app::money::Amount::from_fen(fen).expect("amount"),
+            subject: "Flat white".into(),
+            expires_in_secs: 900,
+            return_url: Some("https://shop.example/thanks".into()),
+        },
+    )
+    .await
+    .expect("order")
+}
+
+/// A new order with a live code in `channel`.
+pub async fn order_with_code(
+    app: &TestApp,
+    fen: i64,
+    channel: server::providers::Channel,
+) -> (server::orders::Order, server::payments::Attempt) {
+    use server::payments::StartPayment;
+    let order = new_order(app, fen).await;
+    let attempt = app
+        .payments
+        .start_payment(order.id.as_str(), channel)
+        .await
+        .expect("prepay");
+    (order, attempt)
+}
+
+/// Presses "Pay" in the sandbox wallet behind a code URL, with optional faults.
+pub async fn pay_in_wallet(app: &TestApp, code_url: &str, faults: &str) {
+    let page = app
+        .client
+        .post(code_url)
+        .form(&[("action", "pay"), ("faults", faults)])
+        .send()
+        .await
+        .expect("wallet");
+    assert!(
+        page.status().is_success() || page.status().is_redirection(),
+        "{}",
+        page.status()
+    );
+}
+
+pub async fn status_of(app: &TestApp, id: &str) -> server::orders::OrderStatus {
+    server::orders::get(&app.db, id)
+        .await
+        .expect("read")
+        .expect("exists")
+        .status
+}
+
+/// Waits for an order to reach a status (the notification arrives asynchronously).
+pub async fn wait_for(app: &TestApp, id: &str, want: server::orders::OrderStatus) {
+    for _ in 0..200 {
+        if status_of(app, id).await == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "order {id} is {} after 5 s, not {want}",
+        status_of(app, id).await
+    );
+}
+
 /// A running application and an HTTP client for it.
 pub struct TestApp {
     pub addr: SocketAddr,

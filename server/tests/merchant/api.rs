@@ -2,11 +2,10 @@
 //! format, idempotency (replay, conflict, concurrency), isolation between merchants, refunds
 //! against the sandbox, and the per-key rate limit.
 
-use crate::common::{test_config, TestApp, TestDb};
+use crate::common::{pay_in_wallet, sandbox_config, TestApp, TestDb};
 use crate::on_both_engines;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use server::config::SandboxMode;
 use server::merchants::DEMO_MERCHANT_ID;
 use sqlx::Row;
 use std::time::Duration;
@@ -21,9 +20,7 @@ on_both_engines!(
 );
 
 async fn app_with(db: &TestDb, rate: u32) -> TestApp {
-    let mut config = test_config(db);
-    config.sandbox = SandboxMode::Auto;
-    config.sandbox_time_scale = 0.001;
+    let mut config = sandbox_config(db);
     config.api_rate_per_minute = rate;
     TestApp::spawn_with(config).await
 }
@@ -442,14 +439,7 @@ async fn refunds_through_the_api(db: TestDb) {
         (status, error["error"]["code"].clone()),
         (StatusCode::CONFLICT, json!("order_not_refundable"))
     );
-    let wallet = app
-        .client
-        .post(order["code_url"].as_str().expect("code"))
-        .form(&[("action", "pay"), ("faults", "")])
-        .send()
-        .await
-        .expect("wallet");
-    assert!(wallet.status().is_success() || wallet.status().is_redirection());
+    pay_in_wallet(&app, order["code_url"].as_str().expect("code"), "").await;
     for _ in 0..200 {
         if api.get(&format!("/orders/{id}")).await.1["status"] == "paid" {
             break;

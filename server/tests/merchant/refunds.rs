@@ -2,16 +2,13 @@
 //! up to the paid amount and never beyond (also when concurrent), the order's status, the
 //! outbox events, and a refund the provider could not take at once, finished by the worker.
 
-use crate::common::{test_config, TestApp, TestDb};
+use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use crate::on_both_engines;
 use app::money::Amount;
-use server::config::SandboxMode;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder, OrderStatus};
-use server::payments::StartPayment;
 use server::providers::Channel;
 use server::refunds::{self, RefundError, RefundStatus};
-use std::time::Duration;
 
 on_both_engines!(
     partial_refunds_sum_up_to_the_paid_amount_and_never_beyond,
@@ -21,10 +18,7 @@ on_both_engines!(
 );
 
 async fn app(db: &TestDb) -> TestApp {
-    let mut config = test_config(db);
-    config.sandbox = SandboxMode::Auto;
-    config.sandbox_time_scale = 0.001;
-    TestApp::spawn_with(config).await
+    TestApp::spawn_with(sandbox_config(db)).await
 }
 
 fn fen(n: i64) -> Amount {
@@ -33,39 +27,11 @@ fn fen(n: i64) -> Amount {
 
 /// An order of `total` fen paid in the sandbox wallet through `channel`.
 async fn paid_order(app: &TestApp, total: i64, channel: Channel) -> String {
-    let order = orders::create(
-        &app.db,
-        &NewOrder {
-            merchant_id: DEMO_MERCHANT_ID.into(),
-            amount: fen(total),
-            subject: "Longjing tea".into(),
-            expires_in_secs: 900,
-            return_url: None,
-        },
-    )
-    .await
-    .expect("order");
+    let (order, attempt) = order_with_code(app, total, channel).await;
     let id = order.id.as_str().to_string();
-    let attempt = app
-        .payments
-        .start_payment(&id, channel)
-        .await
-        .expect("prepay");
-    let wallet = app
-        .client
-        .post(attempt.code_url.expect("code"))
-        .form(&[("action", "pay"), ("faults", "")])
-        .send()
-        .await
-        .expect("wallet");
-    assert!(wallet.status().is_success() || wallet.status().is_redirection());
-    for _ in 0..200 {
-        if order_of(app, &id).await.status == OrderStatus::Paid {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("order {id} was not paid");
+    pay_in_wallet(app, attempt.code_url.as_deref().expect("code"), "").await;
+    wait_for(app, &id, OrderStatus::Paid).await;
+    id
 }
 
 async fn order_of(app: &TestApp, id: &str) -> orders::Order {

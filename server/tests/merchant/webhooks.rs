@@ -2,13 +2,9 @@
 //! local receiver, signed (checked by Node's crypto as a merchant's receiver would), retried on
 //! the schedule (time scaled) until the first 2xx or given up, logged, redelivered by hand.
 
-use crate::common::{test_config, TestApp, TestDb};
+use crate::common::{order_with_code, sandbox_config, TestApp, TestDb};
 use crate::on_both_engines;
-use app::money::Amount;
-use server::config::SandboxMode;
 use server::merchants::DEMO_MERCHANT_ID;
-use server::orders::{self, NewOrder};
-use server::payments::StartPayment;
 use server::providers::Channel;
 use server::webhooks::{self, SCHEDULE_SECS};
 use std::sync::{Arc, Mutex};
@@ -94,8 +90,7 @@ impl Receiver {
 }
 
 async fn app(db: &TestDb, time_scale: f64) -> TestApp {
-    let mut config = test_config(db);
-    config.sandbox = SandboxMode::Auto;
+    let mut config = sandbox_config(db);
     config.webhook_time_scale = time_scale;
     TestApp::spawn_with(config).await
 }
@@ -103,24 +98,8 @@ async fn app(db: &TestDb, time_scale: f64) -> TestApp {
 /// An order of the demo merchant made paid (its `order.paid` event enters the outbox);
 /// returns the order id and the event id.
 async fn paid_order(app: &TestApp) -> (String, String) {
-    let order = orders::create(
-        &app.db,
-        &NewOrder {
-            merchant_id: DEMO_MERCHANT_ID.into(),
-            amount: Amount::from_fen(2_580).expect("amount"),
-            subject: "Pu'er cake".into(),
-            expires_in_secs: 900,
-            return_url: None,
-        },
-    )
-    .await
-    .expect("order");
+    let (order, attempt) = order_with_code(app, 2_580, Channel::Wechat).await;
     let id = order.id.as_str().to_string();
-    let attempt = app
-        .payments
-        .start_payment(&id, Channel::Wechat)
-        .await
-        .expect("prepay");
     app.payments
         .record_payment(
             &attempt.out_trade_no,

@@ -2,14 +2,15 @@
 //! real application with its built-in sandbox, and notifications the test signs itself with
 //! the sandbox gateways' keys (as the provider would), so every field can be chosen or forged.
 
-use crate::common::{test_config, TestApp, TestDb};
+use crate::common::{
+    self, pay_in_wallet, sandbox_config, scanpay_command, status_of, wait_for, TestApp, TestDb,
+};
 use crate::on_both_engines;
 use app::money::Amount;
 use futures::StreamExt;
 use serde_json::json;
-use server::config::SandboxMode;
-use server::orders::{self, NewOrder, OrderStatus};
-use server::payments::{expiry, inbox, AttemptStatus, StartPayment};
+use server::orders::{self, OrderStatus};
+use server::payments::{expiry, inbox, AttemptStatus};
 use server::providers::alipay::wire as alipay_wire;
 use server::providers::Channel;
 use server::risk::{self, Scope};
@@ -42,9 +43,7 @@ struct Rig {
 
 async fn rig(db: &TestDb) -> Rig {
     let dir = tempfile::tempdir().expect("data dir");
-    let mut config = test_config(db);
-    config.sandbox = SandboxMode::Auto;
-    config.sandbox_time_scale = 0.001;
+    let mut config = sandbox_config(db);
     config.data_dir = dir.path().to_path_buf();
     let app = TestApp::spawn_with(config).await;
     let keys = SandboxKeys::load_or_create(&dir.path().join("sandbox/keys")).expect("keys");
@@ -53,24 +52,7 @@ async fn rig(db: &TestDb) -> Rig {
 
 /// A new order with a live code in `channel`; returns (order id, out_trade_no).
 async fn order_with_code(rig: &Rig, fen: i64, channel: Channel) -> (String, String) {
-    let order = orders::create(
-        &rig.app.db,
-        &NewOrder {
-            merchant_id: server::merchants::DEMO_MERCHANT_ID.into(),
-            amount: Amount::from_fen(fen).expect("amount"),
-            subject: "Oolong tea".into(),
-            expires_in_secs: 900,
-            return_url: None,
-        },
-    )
-    .await
-    .expect("order");
-    let attempt = rig
-        .app
-        .payments
-        .start_payment(order.id.as_str(), channel)
-        .await
-        .expect("prepay");
+    let (order, attempt) = common::order_with_code(&rig.app, fen, channel).await;
     (order.id.as_str().to_string(), attempt.out_trade_no)
 }
 
@@ -144,14 +126,6 @@ impl Rig {
         )
         .await
         .expect("reply")
-    }
-
-    async fn status(&self, id: &str) -> OrderStatus {
-        orders::get(&self.app.db, id)
-            .await
-            .expect("read")
-            .expect("exists")
-            .status
     }
 
     async fn count(&self, sql: &str, key: &str) -> i64 {
@@ -240,7 +214,11 @@ async fn a_hundred_copies_twenty_at_a_time_pay_once(db: TestDb) {
                 "{channel}: every copy answered success: {r:?}"
             );
         }
-        assert_eq!(rig.status(&id).await, OrderStatus::Paid, "{channel}");
+        assert_eq!(
+            status_of(&rig.app, &id).await,
+            OrderStatus::Paid,
+            "{channel}"
+        );
         assert_eq!(rig.paid_events(&id).await, 1, "{channel}: one paid event");
         assert_eq!(
             rig.outbox_rows(&id, "order.paid").await,
@@ -340,7 +318,7 @@ async fn forgeries_are_refused_recorded_and_change_nothing(db: TestDb) {
         let reply = rig.post(Channel::Alipay, &n).await;
         assert_eq!(reply, (400, "fail".to_string()), "alipay {what}");
         assert_eq!(
-            rig.status(&a_id).await,
+            status_of(&rig.app, &a_id).await,
             OrderStatus::Pending,
             "alipay {what}"
         );
@@ -448,7 +426,7 @@ async fn forgeries_are_refused_recorded_and_change_nothing(db: TestDb) {
         let fail: serde_json::Value = serde_json::from_str(&body).expect("JSON reply");
         assert_eq!(fail["code"], "FAIL", "wechat {what}");
         assert_eq!(
-            rig.status(&w_id).await,
+            status_of(&rig.app, &w_id).await,
             OrderStatus::Pending,
             "wechat {what}"
         );
@@ -474,7 +452,11 @@ async fn forgeries_are_refused_recorded_and_change_nothing(db: TestDb) {
     ));
     let replay = rig.wechat(&paid, now, "NONCEREUSED");
     assert_eq!(rig.post(Channel::Wechat, &replay).await.0, 400);
-    assert_eq!(rig.status(&w_id).await, OrderStatus::Pending, "replay");
+    assert_eq!(
+        status_of(&rig.app, &w_id).await,
+        OrderStatus::Pending,
+        "replay"
+    );
     assert_eq!(
         rig.risk_kinds(&w_id).await.last().map(String::as_str),
         Some("replay")
@@ -516,8 +498,8 @@ async fn forgeries_are_refused_recorded_and_change_nothing(db: TestDb) {
         Channel::Wechat,
         &rig.post(Channel::Wechat, &genuine).await
     ));
-    assert_eq!(rig.status(&a_id).await, OrderStatus::Paid);
-    assert_eq!(rig.status(&w_id).await, OrderStatus::Paid);
+    assert_eq!(status_of(&rig.app, &a_id).await, OrderStatus::Paid);
+    assert_eq!(status_of(&rig.app, &w_id).await, OrderStatus::Paid);
     rig.app.stop().await.expect("stop");
 }
 
@@ -668,15 +650,7 @@ async fn a_failure_reply_is_followed_by_a_redelivery_that_pays(db: TestDb) {
             .await
             .expect("read")
             .expect("attempt");
-        let wallet = rig
-            .app
-            .client
-            .post(attempt.code_url.expect("code"))
-            .form(&[("action", "pay"), ("faults", "")])
-            .send()
-            .await
-            .expect("wallet");
-        assert!(wallet.status().is_success() || wallet.status().is_redirection());
+        pay_in_wallet(&rig.app, attempt.code_url.as_deref().expect("code"), "").await;
         // The sandbox hears the failure and redelivers on the provider's (scaled) schedule.
         let mut stored = Vec::new();
         for _ in 0..400 {
@@ -695,7 +669,11 @@ async fn a_failure_reply_is_followed_by_a_redelivery_that_pays(db: TestDb) {
             stored.iter().any(|s| s.outcome == "accepted"),
             "{channel}: redelivered: {stored:?}"
         );
-        assert_eq!(rig.status(&id).await, OrderStatus::Paid, "{channel}");
+        assert_eq!(
+            status_of(&rig.app, &id).await,
+            OrderStatus::Paid,
+            "{channel}"
+        );
         assert_eq!(rig.paid_events(&id).await, 1);
         assert_eq!(rig.outbox_rows(&id, "order.paid").await, 1);
     }
@@ -716,16 +694,13 @@ async fn expiry_racing_a_payment_ends_paid_never_expired(db: TestDb) {
                 .expect("attempt");
             // Paid at the provider; the notification is on its way while the order runs out
             // of time and the expiry worker closes it.
-            let pay = rig
-                .app
-                .client
-                .post(attempt.code_url.expect("code"))
-                .form(&[
-                    ("action", "pay".to_string()),
-                    ("faults", format!("delay_ms={}", round * 20)),
-                ])
-                .send();
-            let (paid, _) = tokio::join!(pay, async {
+            let faults = format!("delay_ms={}", round * 20);
+            let pay = pay_in_wallet(
+                &rig.app,
+                attempt.code_url.as_deref().expect("code"),
+                &faults,
+            );
+            tokio::join!(pay, async {
                 sqlx::query("UPDATE orders SET expires_at = $1 WHERE id = $2")
                     .bind(orders::now_ms() - 1)
                     .bind(&id)
@@ -733,20 +708,13 @@ async fn expiry_racing_a_payment_ends_paid_never_expired(db: TestDb) {
                     .await
                     .expect("expire");
             });
-            let paid = paid.expect("wallet").status();
-            assert!(paid.is_success() || paid.is_redirection(), "{paid}");
             let (a, b) = tokio::join!(
                 expiry::run_once(&rig.app.payments),
                 expiry::run_once(&rig.app.payments)
             );
             a.expect("expiry round");
             b.expect("expiry round");
-            for _ in 0..200 {
-                if rig.status(&id).await == OrderStatus::Paid {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
+            wait_for(&rig.app, &id, OrderStatus::Paid).await;
             let order = orders::get(&rig.app.db, &id)
                 .await
                 .expect("read")
@@ -807,19 +775,6 @@ async fn a_late_payment_is_kept_flagged_and_recorded_as_risk(db: TestDb) {
     assert_eq!(paid.payload["late"], json!(true));
     assert_eq!(paid.payload["amount"], json!(1_500));
     rig.app.stop().await.expect("stop");
-}
-
-/// The `scanpay` binary, run from the repository root, with none of this environment's
-/// `SCANPAY_*` settings.
-fn scanpay_command() -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scanpay"));
-    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SCANPAY_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
 }
 
 /// The `scanpay` binary serving `rig`'s database and data directory, with fault points set.

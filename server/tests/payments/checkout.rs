@@ -2,11 +2,11 @@
 //! application with its built-in sandbox gateways (real HTTP, real signatures), on SQLite and
 //! on PostgreSQL.
 
-use crate::common::{test_config, TestApp, TestDb};
+use crate::common::{
+    new_order, order_with_code, pay_in_wallet, sandbox_config, status_of, wait_for, TestApp, TestDb,
+};
 use crate::on_both_engines;
-use app::money::Amount;
-use server::config::SandboxMode;
-use server::orders::{self, NewOrder, OrderStatus};
+use server::orders::{self, OrderStatus};
 use server::payments::{expiry, query, AttemptStatus, StartPayment};
 use server::providers::{Channel, TradeState};
 use std::time::Duration;
@@ -30,33 +30,7 @@ on_both_engines!(
 );
 
 async fn app(db: &TestDb) -> TestApp {
-    let mut config = test_config(db);
-    config.sandbox = SandboxMode::Auto;
-    config.sandbox_time_scale = 0.001;
-    TestApp::spawn_with(config).await
-}
-
-async fn new_order(app: &TestApp, fen: i64) -> orders::Order {
-    orders::create(
-        &app.db,
-        &NewOrder {
-            merchant_id: server::merchants::DEMO_MERCHANT_ID.into(),
-            amount: Amount::from_fen(fen).expect("amount"),
-            subject: "Flat white".into(),
-            expires_in_secs: 900,
-            return_url: Some("https://shop.example/thanks".into()),
-        },
-    )
-    .await
-    .expect("order")
-}
-
-async fn status_of(app: &TestApp, id: &str) -> OrderStatus {
-    orders::get(&app.db, id)
-        .await
-        .expect("read")
-        .expect("exists")
-        .status
+    TestApp::spawn_with(sandbox_config(db)).await
 }
 
 async fn events(app: &TestApp, id: &str, kind: &str) -> usize {
@@ -69,51 +43,6 @@ async fn events(app: &TestApp, id: &str, kind: &str) -> usize {
         .expect("count")
         .try_get::<i64, _>("n")
         .expect("n") as usize
-}
-
-/// A new order with a live code in `channel`.
-async fn order_with_code(
-    app: &TestApp,
-    fen: i64,
-    channel: Channel,
-) -> (orders::Order, server::payments::Attempt) {
-    let order = new_order(app, fen).await;
-    let attempt = app
-        .payments
-        .start_payment(order.id.as_str(), channel)
-        .await
-        .expect("prepay");
-    (order, attempt)
-}
-
-/// Presses "Pay" in the sandbox wallet behind a code URL, with optional faults.
-async fn pay_in_wallet(app: &TestApp, code_url: &str, faults: &str) {
-    let page = app
-        .client
-        .post(code_url)
-        .form(&[("action", "pay"), ("faults", faults)])
-        .send()
-        .await
-        .expect("wallet");
-    assert!(
-        page.status().is_success() || page.status().is_redirection(),
-        "{}",
-        page.status()
-    );
-}
-
-/// Waits for an order to reach a status (the notification arrives asynchronously).
-async fn wait_for(app: &TestApp, id: &str, want: OrderStatus) {
-    for _ in 0..200 {
-        if status_of(app, id).await == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!(
-        "order {id} is {} after 5 s, not {want}",
-        status_of(app, id).await
-    );
 }
 
 async fn a_payment_attempt_is_opened_once_and_reused(db: TestDb) {
@@ -519,8 +448,7 @@ async fn an_expired_order_can_be_renewed(db: TestDb) {
 }
 
 async fn a_provider_failure_shows_a_retry_and_opens_nothing(db: TestDb) {
-    let mut config = test_config(&db);
-    config.sandbox = SandboxMode::Auto;
+    let mut config = sandbox_config(&db);
     config.sandbox_faults = server::sandbox::Faults::parse("error_pct=100").expect("faults");
     let app = TestApp::spawn_with(config).await;
     let order = new_order(&app, 1234).await;
