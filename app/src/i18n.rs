@@ -6,6 +6,7 @@
 //! they are used (`lang.pick("Paid", "支付成功")`), so the two versions never drift apart.
 
 use crate::channel::Channel;
+use crate::status::OrderStatus;
 use leptos::prelude::*;
 
 /// The cookie that remembers a visitor's choice.
@@ -77,6 +78,19 @@ impl Lang {
         match self {
             Lang::En => "English",
             Lang::Zh => "中文",
+        }
+    }
+
+    /// An order status as the board shows it.
+    pub fn status(self, status: OrderStatus) -> &'static str {
+        match status {
+            OrderStatus::Created => self.pick("Created", "已创建"),
+            OrderStatus::Pending => self.pick("Awaiting payment", "待支付"),
+            OrderStatus::Paid => self.pick("Paid", "已支付"),
+            OrderStatus::PartiallyRefunded => self.pick("Partly refunded", "部分退款"),
+            OrderStatus::Refunded => self.pick("Refunded", "已退款"),
+            OrderStatus::Expired => self.pick("Expired", "已过期"),
+            OrderStatus::Closed => self.pick("Closed", "已关闭"),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod i18n;
 mod layout;
 pub mod live;
+pub mod merchant;
 pub mod money;
 pub mod pages;
 #[cfg(feature = "ssr")]
@@ -64,6 +65,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/checkout/:order_id") view=pages::CheckoutPage ssr=SsrMode::Async/>
                     <Route path=path!("/q/:token") view=pages::AggregatePage ssr=SsrMode::Async/>
                     <Route path=path!("/board") view=pages::BoardPage/>
+                    <Route path=path!("/board/orders/:order_id") view=pages::OrderPage/>
+                    <Route path=path!("/login") view=pages::LoginPage/>
                 </Routes>
             </layout::Layout>
         </Router>

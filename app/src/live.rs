@@ -1,5 +1,5 @@
 //! The browser's side of the live channel: one WebSocket per open order page (the
-//! `watch_order` server function). Each `Sync` ping makes the page re-read the order; when the
+//! `watch_order` server function) or board (`watch_board`). Each `Sync` ping makes the page re-read the order; when the
 //! socket drops, the page reconnects with backoff and the first ping of the new socket
 //! re-reads again, so a change made while it was away is never lost.
 
@@ -26,12 +26,32 @@ impl LiveState {
 /// Keeps a live channel open for the order in `order_id` while the calling component lives,
 /// bumping `refresh` on every `Sync`. Does nothing during server rendering.
 pub fn watch(order_id: Memo<String>, refresh: RwSignal<u32>, state: RwSignal<LiveState>) {
+    watch_target(
+        Memo::new(move |_| Target::Order(order_id.get())),
+        refresh,
+        state,
+    )
+}
+
+/// [`watch`] for the signed-in merchant's board: any change of any of its orders.
+pub fn watch_board(refresh: RwSignal<u32>, state: RwSignal<LiveState>) {
+    watch_target(Memo::new(|_| Target::Board), refresh, state)
+}
+
+/// What a live channel follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Order(String),
+    Board,
+}
+
+fn watch_target(target: Memo<Target>, refresh: RwSignal<u32>, state: RwSignal<LiveState>) {
     #[cfg(feature = "hydrate")]
     {
         use futures::future::{abortable, AbortHandle};
         let handle: StoredValue<Option<AbortHandle>> = StoredValue::new(None);
         Effect::new(move |_| {
-            let id = order_id.get();
+            let id = target.get();
             if let Some(h) = handle.get_value() {
                 h.abort();
             }
@@ -48,21 +68,28 @@ pub fn watch(order_id: Memo<String>, refresh: RwSignal<u32>, state: RwSignal<Liv
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (order_id, refresh, state);
+    let _ = (target, refresh, state);
 }
 
 #[cfg(feature = "hydrate")]
-async fn run(order_id: String, refresh: RwSignal<u32>, state: RwSignal<LiveState>) {
+async fn run(target: Target, refresh: RwSignal<u32>, state: RwSignal<LiveState>) {
     use crate::api::{watch_order, LivePing, WatchRequest};
+    use crate::merchant::watch_board;
     use futures::StreamExt;
     const FIRST_RETRY_MS: u64 = 500;
     const MAX_RETRY_MS: u64 = 5_000;
     let mut retry_ms = FIRST_RETRY_MS;
     loop {
-        let request = futures::stream::once(std::future::ready(Ok(WatchRequest {
-            order_id: order_id.clone(),
-        })));
-        if let Ok(mut pings) = watch_order(request.into()).await {
+        let order_id = match &target {
+            Target::Order(id) => id.clone(),
+            Target::Board => String::new(),
+        };
+        let request = futures::stream::once(std::future::ready(Ok(WatchRequest { order_id })));
+        let pings = match target {
+            Target::Order(_) => watch_order(request.into()).await,
+            Target::Board => watch_board(request.into()).await,
+        };
+        if let Ok(mut pings) = pings {
             while let Some(ping) = pings.next().await {
                 match ping {
                     Ok(LivePing::Sync) => {

@@ -5,6 +5,7 @@
 
 use crate::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
 use crate::channel::Channel;
+use crate::merchant::{BoardData, BoardFilter, Change, OrderDetail, SignedIn};
 use crate::money::Amount;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -54,6 +55,29 @@ pub trait AppServices: Send + Sync + 'static {
         token: String,
         wallet: Option<Channel>,
     ) -> BoxFuture<'_, Result<AggregateAnswer, ServiceError>>;
+    /// Who holds the session of this cookie token (`None`: no live session).
+    fn session(&self, token: String) -> BoxFuture<'_, Result<Option<SignedIn>, ServiceError>>;
+    /// One page of a merchant's board.
+    fn board(
+        &self,
+        merchant_id: String,
+        filter: BoardFilter,
+        after: Option<String>,
+    ) -> BoxFuture<'_, Result<BoardData, ServiceError>>;
+    /// One of a merchant's orders in full (`None`: not theirs, or no such order).
+    fn board_order(
+        &self,
+        merchant_id: String,
+        order_id: String,
+    ) -> BoxFuture<'_, Result<Option<OrderDetail>, ServiceError>>;
+    /// A change to a merchant's orders; a sentence for the person (a new order: its id).
+    fn board_action(
+        &self,
+        merchant_id: String,
+        action: Change,
+    ) -> BoxFuture<'_, Result<String, ServiceError>>;
+    /// The live pings of a merchant's board.
+    fn watch_merchant(&self, merchant_id: String) -> BoxStream<'static, LivePing>;
 }
 
 /// The services of the current request, or a server-function error if the server forgot to

@@ -81,6 +81,23 @@ async function handle(cmd) {
       const given = Buffer.from(parts.v1 || '', 'hex');
       return { valid: given.length === expected.length && crypto.timingSafeEqual(given, expected), t: Number(parts.t) };
     }
+    // The merchant API's answers against its OpenAPI 3.1 document, with Ajv (JSON Schema
+    // 2020-12, which OpenAPI 3.1 schemas are): each sample is {method, path, status, body},
+    // with `path` the document's template (`/orders/{id}`).
+    case 'openapi.validate': {
+      const Ajv2020 = require('ajv/dist/2020').default;
+      const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+      const doc = cmd.document;
+      return cmd.samples.map((s) => {
+        const op = (doc.paths[s.path] || {})[s.method.toLowerCase()];
+        const response = op && op.responses[String(s.status)];
+        const media = response && response.content && response.content['application/json'];
+        if (!media) return { ok: false, errors: [`no ${s.method} ${s.path} → ${s.status} in the document`] };
+        const validate = ajv.compile({ ...media.schema, components: doc.components });
+        const ok = validate(s.body);
+        return { ok, errors: ok ? [] : validate.errors.map((e) => `${e.instancePath} ${e.message}`) };
+      });
+    }
     default:
       throw new Error(`unknown op ${cmd.op}`);
   }

@@ -142,18 +142,20 @@ impl Checkout {
         }
         let lifetime = ((old.expires_at - old.created_at) / 1000)
             .clamp(orders::MIN_EXPIRY_SECS, orders::MAX_EXPIRY_SECS);
-        let new = orders::create(
-            self.db(),
-            &NewOrder {
-                merchant_id: old.merchant_id.clone(),
-                amount: old.amount,
-                subject: old.subject.clone(),
-                expires_in_secs: lifetime,
-                return_url: old.return_url.clone(),
-            },
-        )
-        .await
-        .map_err(internal)?;
+        let new = self
+            .payments
+            .create_order(
+                &NewOrder {
+                    merchant_id: old.merchant_id.clone(),
+                    amount: old.amount,
+                    subject: old.subject.clone(),
+                    expires_in_secs: lifetime,
+                    return_url: old.return_url.clone(),
+                },
+                None,
+            )
+            .await
+            .map_err(internal)?;
         orders::add_event(
             self.db(),
             order_id,
@@ -215,34 +217,37 @@ impl Checkout {
     }
 }
 
-/// A demo-shop order from the form on `/`.
-pub async fn create_demo_order(
-    db: &Db,
+/// An order typed in by a person: the demo shop's form on `/` (for the demo merchant) or the
+/// board's counter form (for the signed-in merchant). Errors name the form's field.
+pub async fn create_counter_order(
+    payments: &Payments,
+    merchant_id: &str,
     amount: app::money::Amount,
     subject: String,
     expires_in_secs: i64,
 ) -> Result<String, ServiceError> {
-    let order = orders::create(
-        db,
-        &NewOrder {
-            merchant_id: merchants::DEMO_MERCHANT_ID.into(),
-            amount,
-            subject,
-            expires_in_secs,
-            return_url: None,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        OrderError::ZeroAmount => ServiceError::Invalid("Amount: at least 0.01 yuan.".into()),
-        OrderError::Subject => ServiceError::Invalid("Subject: 1 to 127 characters.".into()),
-        OrderError::Expiry => ServiceError::Invalid(format!(
-            "Valid for: {} to {} seconds.",
-            orders::MIN_EXPIRY_SECS,
-            orders::MAX_EXPIRY_SECS
-        )),
-        other => internal(other),
-    })?;
+    let order = payments
+        .create_order(
+            &NewOrder {
+                merchant_id: merchant_id.into(),
+                amount,
+                subject,
+                expires_in_secs,
+                return_url: None,
+            },
+            None,
+        )
+        .await
+        .map_err(|e| match e {
+            OrderError::ZeroAmount => ServiceError::Invalid("Amount: at least 0.01 yuan.".into()),
+            OrderError::Subject => ServiceError::Invalid("Subject: 1 to 127 characters.".into()),
+            OrderError::Expiry => ServiceError::Invalid(format!(
+                "Valid for: {} to {} seconds.",
+                orders::MIN_EXPIRY_SECS,
+                orders::MAX_EXPIRY_SECS
+            )),
+            other => internal(other),
+        })?;
     Ok(order.id.as_str().to_string())
 }
 

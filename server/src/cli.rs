@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: NotifyCommand,
     },
+    /// Merchants and their board users: create one, or a new sign-in link for a user.
+    Merchant {
+        #[command(subcommand)]
+        command: MerchantCommand,
+    },
     /// A merchant's API keys: create (shown once), list, revoke.
     Apikey {
         #[command(subcommand)]
@@ -64,6 +69,26 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MerchantCommand {
+    /// Create a merchant with its first user, a first API key (shown once) and a one-time
+    /// sign-in link for the board.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// Print one JSON object (merchant_id, user_id, api_key, login_url).
+        #[arg(long)]
+        json: bool,
+    },
+    /// A new one-time sign-in link for a user (to set or reset their password).
+    LoginLink {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -174,6 +199,7 @@ pub fn main() -> ExitCode {
             } => risk(config, limit, unknown_orders, json).await,
             Command::Webhook { command } => webhook(config, command).await,
             Command::Apikey { command } => apikey(config, command).await,
+            Command::Merchant { command } => merchant(config, command).await,
             Command::Notify { .. } => unreachable!("handled before the configuration is read"),
         }
     });
@@ -251,6 +277,63 @@ async fn risk(
     }
     db.close().await;
     Ok(())
+}
+
+async fn merchant(config: Config, command: MerchantCommand) -> Result<(), StartupError> {
+    use crate::accounts;
+    let db = Db::connect(&config.database, 1).await?;
+    db.migrate().await?;
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let base = base.trim_end_matches('/');
+    let failed = |e: accounts::AccountError| match e {
+        accounts::AccountError::Db(e) => StartupError::Db(crate::db::DbError::Query(e)),
+        other => StartupError::Command(other.to_string()),
+    };
+    let result = match command {
+        MerchantCommand::Create { name, email, json } => {
+            match accounts::create_merchant(&db, &name, &email).await {
+                Ok(made) => {
+                    let login_url = format!("{base}/auth/link/{}", made.login_token);
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "merchant_id": made.merchant_id,
+                                "user_id": made.user_id,
+                                "email": accounts::normalise_email(&email),
+                                "api_key": made.api_key,
+                                "login_url": login_url,
+                            })
+                        );
+                    } else {
+                        println!("merchant  {}", made.merchant_id);
+                        println!("api key   {}  (shown once: store it now)", made.api_key);
+                        println!("sign in   {login_url}  (works once, for 24 hours)");
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(failed(e)),
+            }
+        }
+        MerchantCommand::LoginLink { email } => match accounts::user_by_email(&db, &email).await {
+            Ok(Some((user_id, _))) => match accounts::login_link(&db, &user_id).await {
+                Ok(token) => {
+                    println!("{base}/auth/link/{token}  (works once, for 24 hours)");
+                    Ok(())
+                }
+                Err(e) => Err(failed(e)),
+            },
+            Ok(None) => Err(StartupError::Command(format!(
+                "no user with the email {email}"
+            ))),
+            Err(e) => Err(failed(e)),
+        },
+    };
+    db.close().await;
+    result
 }
 
 async fn apikey(config: Config, command: ApikeyCommand) -> Result<(), StartupError> {

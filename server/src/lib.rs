@@ -6,7 +6,9 @@
 //! reach) → `http` (routes and layers) → [`Application`] (bind, serve, shut down).
 //! See `docs/architecture.md`.
 
+pub mod accounts;
 pub mod api_keys;
+pub mod board;
 pub mod checkout;
 pub mod cli;
 pub mod config;
@@ -100,6 +102,9 @@ impl Application {
             merchants::ensure_demo(&db)
                 .await
                 .map_err(db::DbError::Query)?;
+            accounts::ensure_demo_user(&db)
+                .await
+                .map_err(db::DbError::Query)?;
         }
         let payments = payments::Payments::new(
             db.clone(),
@@ -113,12 +118,13 @@ impl Application {
             payments: payments.clone(),
             public_url: public_url.trim_end_matches('/').to_string(),
         };
+        let webhooks = webhooks::Webhooks::new(db.clone(), config.webhook_time_scale);
         let services = Arc::new(services::Services::new(
             checkout,
+            webhooks.clone(),
             config.demo,
             config.order_expiry_secs,
         ));
-        let webhooks = webhooks::Webhooks::new(db.clone(), config.webhook_time_scale);
         let state = AppState::new(
             leptos_options,
             db,
@@ -130,6 +136,7 @@ impl Application {
                 public_url: public_url.clone(),
                 default_expiry_secs: config.order_expiry_secs,
                 api_rate_per_minute: config.api_rate_per_minute,
+                demo: config.demo,
             },
         );
         Ok(Application {
@@ -203,7 +210,8 @@ impl Application {
                 async move {
                     let nonces = payments::notify::forget_old_nonces(&payments).await?;
                     let bodies = payments::inbox::forget_old_refused_bodies(payments.db()).await?;
-                    Ok(nonces + bodies)
+                    let sessions = accounts::forget_expired(payments.db()).await?;
+                    Ok(nonces + bodies + sessions)
                 }
             }
         });

@@ -353,7 +353,9 @@ async fn settle(
     .await?;
     tx.commit().await?;
     if let Some(to) = moved {
-        payments.live().publish(&refund.order_id, to);
+        payments
+            .live()
+            .publish(&refund.merchant_id, &refund.order_id, to);
     }
     Ok(())
 }

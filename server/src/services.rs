@@ -5,6 +5,7 @@ use crate::checkout::{self, Checkout};
 use crate::db::Db;
 use app::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
 use app::channel::Channel;
+use app::merchant::{BoardData, BoardFilter, BoardUser, Change, OrderDetail, SignedIn};
 use app::money::Amount;
 use app::services::{AppServices, ServiceError};
 use futures::future::BoxFuture;
@@ -13,14 +14,21 @@ use futures::FutureExt;
 
 pub struct Services {
     checkout: Checkout,
+    webhooks: crate::webhooks::Webhooks,
     demo: bool,
     default_expiry_secs: i64,
 }
 
 impl Services {
-    pub fn new(checkout: Checkout, demo: bool, default_expiry_secs: i64) -> Self {
+    pub fn new(
+        checkout: Checkout,
+        webhooks: crate::webhooks::Webhooks,
+        demo: bool,
+        default_expiry_secs: i64,
+    ) -> Self {
         Self {
             checkout,
+            webhooks,
             demo,
             default_expiry_secs,
         }
@@ -79,7 +87,14 @@ impl AppServices for Services {
                 ));
             }
             let expires = expires_in_secs.unwrap_or(self.default_expiry_secs);
-            checkout::create_demo_order(self.db(), amount, subject, expires).await
+            checkout::create_counter_order(
+                &self.checkout.payments,
+                crate::merchants::DEMO_MERCHANT_ID,
+                amount,
+                subject,
+                expires,
+            )
+            .await
         }
         .boxed()
     }
@@ -90,5 +105,70 @@ impl AppServices for Services {
         wallet: Option<Channel>,
     ) -> BoxFuture<'_, Result<AggregateAnswer, ServiceError>> {
         async move { self.checkout.aggregate(&token, wallet).await }.boxed()
+    }
+
+    fn session(&self, token: String) -> BoxFuture<'_, Result<Option<SignedIn>, ServiceError>> {
+        async move {
+            let user = crate::accounts::session(self.db(), &token)
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            Ok(user.map(|u| SignedIn {
+                merchant_id: u.merchant_id,
+                user: BoardUser {
+                    email: u.email,
+                    merchant_name: u.merchant_name,
+                    csrf: u.csrf,
+                },
+            }))
+        }
+        .boxed()
+    }
+
+    fn board(
+        &self,
+        merchant_id: String,
+        filter: BoardFilter,
+        after: Option<String>,
+    ) -> BoxFuture<'_, Result<BoardData, ServiceError>> {
+        async move { crate::board::page(self.db(), &merchant_id, &filter, after).await }.boxed()
+    }
+
+    fn board_order(
+        &self,
+        merchant_id: String,
+        order_id: String,
+    ) -> BoxFuture<'_, Result<Option<OrderDetail>, ServiceError>> {
+        async move {
+            crate::board::detail(
+                &self.checkout.payments,
+                &self.checkout.public_url,
+                &merchant_id,
+                &order_id,
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn board_action(
+        &self,
+        merchant_id: String,
+        action: Change,
+    ) -> BoxFuture<'_, Result<String, ServiceError>> {
+        async move {
+            crate::board::change(
+                &self.checkout.payments,
+                &self.webhooks,
+                &merchant_id,
+                self.default_expiry_secs,
+                action,
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn watch_merchant(&self, merchant_id: String) -> BoxStream<'static, LivePing> {
+        self.checkout.payments.live().watch_merchant(merchant_id)
     }
 }

@@ -39,6 +39,8 @@ pub struct HttpSettings {
     pub default_expiry_secs: i64,
     /// Requests per minute one API key may make (on each node).
     pub api_rate_per_minute: u32,
+    /// Whether the demo shop (and its password-less board sign-in) is on.
+    pub demo: bool,
 }
 
 impl AppState {

@@ -322,3 +322,75 @@ fn notify_verify_tells_a_genuine_notification_from_an_altered_one() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--apiv3-key-file"));
 }
+
+#[test]
+fn merchant_create_prints_its_key_and_a_one_time_sign_in_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        scanpay()
+            .env("SCANPAY_DATA_DIR", dir.path())
+            .env("SCANPAY_PUBLIC_URL", "https://pay.example")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&[
+        "merchant",
+        "create",
+        "--name",
+        "Tea House",
+        "--email",
+        "Ann@Tea.example",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(
+        made["merchant_id"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("mer_")),
+        "{made}"
+    );
+    assert!(
+        made["api_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("sk_") && k.len() == 35),
+        "{made}"
+    );
+    assert!(
+        made["login_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://pay.example/auth/link/")),
+        "{made}"
+    );
+    assert_eq!(made["email"], "ann@tea.example");
+    // The same email again is refused, naming it; nothing else is created.
+    let again = run(&[
+        "merchant",
+        "create",
+        "--name",
+        "Copy",
+        "--email",
+        "ann@tea.example",
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("ann@tea.example exists already"));
+    let bad = run(&[
+        "merchant",
+        "create",
+        "--name",
+        "X",
+        "--email",
+        "not-an-email",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("email address is not valid"));
+    // A new link for the user; an unknown email is an error.
+    let link = run(&["merchant", "login-link", "--email", "ann@tea.example"]);
+    assert!(String::from_utf8_lossy(&link.stdout).starts_with("https://pay.example/auth/link/"));
+    let none = run(&["merchant", "login-link", "--email", "bob@tea.example"]);
+    assert!(!none.status.success());
+}

@@ -118,9 +118,13 @@ async fn home_page_is_server_rendered_with_the_hydration_bundle(db: TestDb) {
     assert!(html.contains("/pkg/scanpay.js"), "hydration script missing");
     assert!(html.contains("/pkg/scanpay.css"), "style sheet missing");
     assert!(html.contains(r#"data-testid="check-server""#));
+    // The board needs a session: without one it sends the browser to sign in.
     let board = app.get("/board").await;
-    assert_eq!(board.status(), 200);
-    assert!(board.text().await.expect("body").contains("Order board"));
+    assert_eq!(board.status(), 303);
+    assert_eq!(board.headers()["location"], "/login?next=%2Fboard");
+    let login = app.get("/login?next=%2Fboard").await;
+    assert_eq!(login.status(), 200);
+    assert!(login.text().await.expect("body").contains("Sign in to the order board"));
     app.stop().await.expect("clean stop");
 }
 

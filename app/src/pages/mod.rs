@@ -4,10 +4,14 @@ mod aggregate;
 mod board;
 mod checkout;
 mod home;
+mod login;
 mod not_found;
+mod order;
 
 pub use aggregate::AggregatePage;
 pub use board::BoardPage;
 pub use checkout::CheckoutPage;
 pub use home::HomePage;
+pub use login::LoginPage;
 pub use not_found::{NotFound, NotFoundMessage};
+pub use order::OrderPage;

@@ -3,6 +3,7 @@
 //! One file per resource, each with its handlers; [`router`] joins them.
 
 mod api_v1;
+mod auth;
 mod health;
 mod metrics;
 mod notify;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .route("/notify/{channel}", axum::routing::post(notify::receive))
+        .merge(auth::router())
         .nest(
             "/api/v1",
             api_v1::router(state.clone()),
@@ -52,6 +54,7 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(middleware::from_fn(record_metrics))
         .layer(
             ServiceBuilder::new()

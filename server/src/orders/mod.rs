@@ -188,41 +188,105 @@ pub fn valid_return_url(url: &str) -> bool {
         && url.parse::<http::Uri>().is_ok()
 }
 
-/// A merchant's orders, newest first (by creation time, then id), optionally of one status,
-/// after the cursor `starting_after` (an order id: new orders arriving meanwhile never shift
-/// the pages after it), at most `limit`.
+/// Which of a merchant's orders to list; every field narrows the list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Search {
+    pub status: Option<OrderStatus>,
+    /// Paid with this wallet, or (unpaid) offered a code of it.
+    pub channel: Option<app::channel::Channel>,
+    /// Created at or after (Unix ms).
+    pub created_from: Option<i64>,
+    /// Created before (Unix ms).
+    pub created_before: Option<i64>,
+    pub min_amount: Option<Amount>,
+    pub max_amount: Option<Amount>,
+    /// Part of the subject or order id (any case), or a provider trade number.
+    pub text: Option<String>,
+    /// The cursor: only orders after this one (an order id of the merchant). New orders
+    /// arriving meanwhile never shift the pages after it.
+    pub starting_after: Option<String>,
+}
+
+/// A merchant's orders matching `search`, newest first (by creation time, then id), at most
+/// `limit`.
 pub async fn list(
     db: &Db,
     merchant_id: &str,
-    status: Option<OrderStatus>,
-    starting_after: Option<&str>,
+    search: &Search,
     limit: i64,
 ) -> Result<Vec<Order>, OrderError> {
-    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1");
-    let mut n = 1;
-    if status.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND status = ${n}"));
+    enum Arg {
+        S(String),
+        I(i64),
     }
-    if starting_after.is_some() {
-        n += 1;
-        let at = format!("(SELECT created_at FROM orders WHERE id = ${n})");
+    let mut args = vec![Arg::S(merchant_id.to_string())];
+    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1");
+    let arg = |args: &mut Vec<Arg>, a: Arg| {
+        args.push(a);
+        format!("${}", args.len())
+    };
+    if let Some(s) = search.status {
+        let n = arg(&mut args, Arg::S(s.as_str().into()));
+        sql.push_str(&format!(" AND status = {n}"));
+    }
+    if let Some(c) = search.channel {
+        let n = arg(&mut args, Arg::S(c.as_str().into()));
         sql.push_str(&format!(
-            " AND (created_at < {at} OR (created_at = {at} AND id < ${n}))"
+            " AND (paid_channel = {n} OR (paid_channel IS NULL AND EXISTS \
+             (SELECT 1 FROM payment_attempts a WHERE a.order_id = orders.id AND a.channel = {n})))"
         ));
     }
-    sql.push_str(&format!(
-        " ORDER BY created_at DESC, id DESC LIMIT ${}",
-        n + 1
-    ));
-    let mut q = sqlx::query(&sql).bind(merchant_id);
-    if let Some(s) = status {
-        q = q.bind(s.as_str());
+    if let Some(t) = search.created_from {
+        let n = arg(&mut args, Arg::I(t));
+        sql.push_str(&format!(" AND created_at >= {n}"));
     }
-    if let Some(c) = starting_after {
-        q = q.bind(c);
+    if let Some(t) = search.created_before {
+        let n = arg(&mut args, Arg::I(t));
+        sql.push_str(&format!(" AND created_at < {n}"));
     }
-    let rows = q.bind(limit).fetch_all(db.pool()).await?;
+    if let Some(a) = search.min_amount {
+        let n = arg(&mut args, Arg::I(a.fen()));
+        sql.push_str(&format!(" AND amount >= {n}"));
+    }
+    if let Some(a) = search.max_amount {
+        let n = arg(&mut args, Arg::I(a.fen()));
+        sql.push_str(&format!(" AND amount <= {n}"));
+    }
+    if let Some(text) = search
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let like = arg(&mut args, Arg::S(format!("%{escaped}%")));
+        let exact = arg(&mut args, Arg::S(text.to_string()));
+        sql.push_str(&format!(
+            " AND (LOWER(subject) LIKE {like} ESCAPE '\\' OR LOWER(id) LIKE {like} ESCAPE '\\' \
+             OR provider_trade_no = {exact})"
+        ));
+    }
+    if let Some(c) = &search.starting_after {
+        let n = arg(&mut args, Arg::S(c.clone()));
+        let at = format!("(SELECT created_at FROM orders WHERE id = {n})");
+        sql.push_str(&format!(
+            " AND (created_at < {at} OR (created_at = {at} AND id < {n}))"
+        ));
+    }
+    let n = arg(&mut args, Arg::I(limit));
+    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {n}"));
+    let mut q = sqlx::query(&sql);
+    for a in args {
+        q = match a {
+            Arg::S(s) => q.bind(s),
+            Arg::I(i) => q.bind(i),
+        };
+    }
+    let rows = q.fetch_all(db.pool()).await?;
     rows.iter().map(order_from_row).collect()
 }
 
@@ -254,6 +318,31 @@ pub(crate) async fn insert_event(
 const ORDER_COLUMNS: &str =
     "id, merchant_id, amount, subject, status, late, refunded_amount, provider_trade_no, \
      paid_channel, return_url, aggregate_token, expires_at, paid_at, created_at, metadata";
+
+/// An order's timeline, oldest first: `(time, kind, detail)`.
+pub async fn events(
+    db: &Db,
+    order_id: &str,
+) -> Result<Vec<(i64, String, serde_json::Value)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT created_at, kind, detail FROM order_events WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let detail: Option<String> = r.try_get("detail")?;
+            Ok((
+                r.try_get("created_at")?,
+                r.try_get("kind")?,
+                detail
+                    .and_then(|d| serde_json::from_str(&d).ok())
+                    .unwrap_or(serde_json::Value::Null),
+            ))
+        })
+        .collect()
+}
 
 /// Adds an event to an order's timeline on its own.
 pub async fn add_event(
@@ -319,9 +408,11 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order, OrderError> {
 }
 
 /// The outcome of a transition that was allowed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transitioned {
     pub to: OrderStatus,
+    /// The order's merchant (whose board hears of the change).
+    pub merchant_id: String,
     /// A payment that reached an expired or closed order.
     pub late: bool,
 }
@@ -390,8 +481,8 @@ pub(crate) async fn transition_in(
         detail["late"] = serde_json::json!(true);
     }
     insert_event(tx, id, &format!("status.{to}"), &detail).await?;
+    let merchant_id: String = row.try_get("merchant_id")?;
     if let Some(topic) = outbox_topic(to) {
-        let merchant_id: String = row.try_get("merchant_id")?;
         let payload = serde_json::json!({
             "order_id": id,
             "status": to,
@@ -405,6 +496,7 @@ pub(crate) async fn transition_in(
     }
     Ok(Some(Transitioned {
         to,
+        merchant_id,
         late: late && to == OrderStatus::Paid,
     }))
 }

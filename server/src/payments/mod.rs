@@ -210,6 +210,18 @@ impl Payments {
         &self.live
     }
 
+    /// Creates an order (with the merchant's optional metadata) and tells its merchant's board.
+    pub async fn create_order(
+        &self,
+        new: &orders::NewOrder,
+        metadata: Option<&serde_json::Value>,
+    ) -> Result<orders::Order, orders::OrderError> {
+        let order = orders::create_with_metadata(&self.db, new, metadata).await?;
+        self.live
+            .publish(&order.merchant_id, order.id.as_str(), order.status);
+        Ok(order)
+    }
+
     /// The attempts matching `condition` (an SQL condition on `$1`), in `seq` order.
     async fn attempts_where(
         &self,
@@ -336,7 +348,8 @@ impl Payments {
                 .await?;
                 tx.commit().await?;
                 if moved.is_some() {
-                    self.live.publish(order.id.as_str(), OrderStatus::Pending);
+                    self.live
+                        .publish(&order.merchant_id, order.id.as_str(), OrderStatus::Pending);
                 }
                 Ok(self.attempt(&out_trade_no).await?)
             }
@@ -408,8 +421,8 @@ impl Payments {
             }
         }
         match orders::transition(&self.db, order_id, to, detail).await {
-            Ok(_) => {
-                self.live.publish(order_id, to);
+            Ok(t) => {
+                self.live.publish(&t.merchant_id, order_id, to);
                 Ok(true)
             }
             Err(orders::OrderError::Forbidden { .. }) => Ok(false),
@@ -509,8 +522,10 @@ impl Payments {
         let mut tx = self.db.pool().begin().await?;
         let moved =
             orders::transition_in(&mut tx, order_id, OrderStatus::Paid, detail.clone()).await?;
+        let mut paid_merchant = String::new();
         let outcome = match moved {
             Some(t) => {
+                paid_merchant = t.merchant_id;
                 sqlx::query(
                     "UPDATE orders SET provider_trade_no = $1, paid_channel = $2 WHERE id = $3",
                 )
@@ -593,7 +608,8 @@ impl Payments {
         if let Recorded::Paid { late } = outcome {
             ::metrics::counter!("payments_recorded_total", "channel" => attempt.channel.as_str(), "late" => late.to_string())
                 .increment(1);
-            self.live.publish(order_id, OrderStatus::Paid);
+            self.live
+                .publish(&paid_merchant, order_id, OrderStatus::Paid);
             // Another wallet's code of this order may still be live: close it so the customer
             // cannot pay twice. Best effort; a payment that still arrives is recorded as extra
             // when its notification comes.

@@ -17,6 +17,7 @@ on_both_engines!(
     merchants_never_see_each_others_orders,
     refunds_through_the_api,
     each_key_is_rate_limited,
+    the_openapi_document_describes_the_real_answers,
 );
 
 async fn app_with(db: &TestDb, rate: u32) -> TestApp {
@@ -495,5 +496,175 @@ async fn each_key_is_rate_limited(db: TestDb) {
         app: &app,
     };
     assert_eq!(other.get("/orders").await.0, StatusCode::OK);
+    app.stop().await.expect("stop");
+}
+
+/// The served OpenAPI document, checked by an independent validator (Ajv, JSON Schema
+/// 2020-12) against real answers of every endpoint, success and error alike.
+async fn the_openapi_document_describes_the_real_answers(db: TestDb) {
+    let app = app(&db).await;
+    let api = Api {
+        key: key_for(&app, DEMO_MERCHANT_ID).await,
+        app: &app,
+    };
+    // Public, and generated from the code: every route of the API is in it.
+    let r = app.get("/api/v1/openapi.json").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let document: Value = r.json().await.expect("JSON");
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        document["openapi"]
+    );
+    let mut routes: Vec<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(p, ops)| {
+            ops.as_object()
+                .expect("ops")
+                .keys()
+                .map(move |m| format!("{} {p}", m.to_uppercase()))
+        })
+        .collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            "GET /orders",
+            "GET /orders/{id}",
+            "GET /orders/{id}/refunds",
+            "POST /orders",
+            "POST /orders/{id}/close",
+            "POST /orders/{id}/refunds",
+        ]
+    );
+
+    let mut samples = Vec::new();
+    let mut sample = |method: &str, path: &str, (status, body): (StatusCode, Value)| {
+        samples.push(
+            json!({ "method": method, "path": path, "status": status.as_u16(), "body": body }),
+        );
+        body_of(&samples)
+    };
+    fn body_of(samples: &[Value]) -> Value {
+        samples
+            .last()
+            .map(|s| s["body"].clone())
+            .unwrap_or_default()
+    }
+    let mut with_meta = tea(1_000);
+    with_meta["metadata"] = json!({ "sku": "A1" });
+    with_meta["channel"] = json!("alipay");
+    let order = sample("POST", "/orders", api.post("/orders", with_meta).await);
+    let id = order["id"].as_str().expect("id").to_string();
+    let plain = sample("POST", "/orders", api.post("/orders", tea(200)).await);
+    let plain_id = plain["id"].as_str().expect("id").to_string();
+    sample(
+        "POST",
+        "/orders",
+        api.post(
+            "/orders",
+            json!({ "amount": "12.34", "currency": "CNY", "subject": "x" }),
+        )
+        .await,
+    );
+    sample(
+        "GET",
+        "/orders/{id}",
+        api.get(&format!("/orders/{id}")).await,
+    );
+    sample("GET", "/orders/{id}", api.get("/orders/ord_nope").await);
+    sample("GET", "/orders", api.get("/orders?limit=1").await);
+    sample("GET", "/orders", api.get("/orders?status=gone").await);
+    sample(
+        "POST",
+        "/orders/{id}/close",
+        api.post(&format!("/orders/{plain_id}/close"), json!({}))
+            .await,
+    );
+    sample(
+        "POST",
+        "/orders/{id}/refunds",
+        api.post(
+            &format!("/orders/{plain_id}/refunds"),
+            json!({ "amount": 1 }),
+        )
+        .await,
+    );
+    pay_in_wallet(&app, order["code_url"].as_str().expect("code"), "").await;
+    crate::common::wait_for(&app, &id, server::orders::OrderStatus::Paid).await;
+    sample(
+        "POST",
+        "/orders/{id}/close",
+        api.post(&format!("/orders/{id}/close"), json!({})).await,
+    );
+    sample(
+        "POST",
+        "/orders/{id}/refunds",
+        api.post(
+            &format!("/orders/{id}/refunds"),
+            json!({ "amount": 400, "reason": "spilt" }),
+        )
+        .await,
+    );
+    sample(
+        "POST",
+        "/orders/{id}/refunds",
+        api.post(&format!("/orders/{id}/refunds"), json!({ "amount": 601 }))
+            .await,
+    );
+    sample(
+        "GET",
+        "/orders/{id}/refunds",
+        api.get(&format!("/orders/{id}/refunds")).await,
+    );
+    sample(
+        "GET",
+        "/orders/{id}",
+        api.get(&format!("/orders/{id}")).await,
+    );
+    let stranger = Api {
+        key: "sk_not_a_key".into(),
+        app: &app,
+    };
+    sample("GET", "/orders", stranger.get("/orders").await);
+    let statuses: Vec<u64> = samples
+        .iter()
+        .map(|s| s["status"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(
+        statuses,
+        [201, 201, 400, 200, 404, 200, 400, 200, 409, 409, 201, 400, 200, 200, 401]
+    );
+
+    let verdicts = crate::common::node(
+        json!({ "op": "openapi.validate", "document": document, "samples": samples }),
+    );
+    for (s, v) in samples.iter().zip(verdicts.as_array().expect("verdicts")) {
+        assert_eq!(
+            v["ok"], true,
+            "{} {} → {}: {} in {}",
+            s["method"], s["path"], s["status"], v["errors"], s["body"]
+        );
+    }
+    // The validator does fail: an amount as a string, a missing field, an unknown status.
+    let mut wrong = samples[3].clone();
+    wrong["body"]["amount"] = json!("10.00");
+    let mut missing = samples[3].clone();
+    missing["body"]
+        .as_object_mut()
+        .expect("object")
+        .remove("checkout_url");
+    let mut unknown = samples[3].clone();
+    unknown["body"]["status"] = json!("teleported");
+    let verdicts = crate::common::node(
+        json!({ "op": "openapi.validate", "document": document, "samples": [wrong, missing, unknown] }),
+    );
+    for v in verdicts.as_array().expect("verdicts") {
+        assert_eq!(v["ok"], false, "{v}");
+    }
     app.stop().await.expect("stop");
 }

@@ -12,6 +12,8 @@
 //! - A per-key rate limit (`SCANPAY_API_RATE_PER_MINUTE`, a token bucket on each node): 429
 //!   with `Retry-After`.
 
+mod schema;
+
 use crate::api_keys::{self, Caller};
 use crate::orders::{self, NewOrder, Order, OrderError, OrderStatus};
 use crate::payments::{PaymentError, StartPayment};
@@ -26,12 +28,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
+use schema::{ErrorBody, OrderList, OrderObject, RefundList, RefundObject};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use utoipa::OpenApi;
 
 /// How long an idempotent response is kept.
 const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -55,9 +59,20 @@ pub fn router(state: AppState) -> Router<AppState> {
         })
         .layer(middleware::from_fn_with_state(state, authenticate))
         .layer(Extension(limiter))
+        // The document is public: it describes the API, not anyone's data.
+        .route("/openapi.json", get(openapi))
 }
 
-/// An API error as JSON.
+/// The OpenAPI 3.1 document of this API, generated from the handlers and their types.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    schema::ApiDoc::openapi()
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi_document())
+}
+
+/// An API error as JSON (`schema::ErrorBody`).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -364,47 +379,12 @@ async fn replay(state: &AppState, caller: &Caller, key: &str, hash: &str) -> Res
 
 // ---- views ----
 
-fn secs(ms: i64) -> i64 {
-    ms.div_euclid(1000)
-}
-
 fn order_json(o: &Order, base: &str) -> Value {
-    let id = o.id.as_str();
-    json!({
-        "id": id,
-        "object": "order",
-        "status": o.status,
-        "amount": o.amount.fen(),
-        "currency": "CNY",
-        "subject": o.subject,
-        "late": o.late,
-        "refunded_amount": o.refunded_amount.fen(),
-        "paid_channel": o.paid_channel,
-        "provider_trade_no": o.provider_trade_no,
-        "checkout_url": format!("{base}/checkout/{id}"),
-        "aggregate_url": o.aggregate_token.as_ref().map(|t| format!("{base}/q/{t}")),
-        "return_url": o.return_url,
-        "expires_at": secs(o.expires_at),
-        "paid_at": o.paid_at.map(secs),
-        "created_at": secs(o.created_at),
-        "metadata": o.metadata.clone().unwrap_or_else(|| json!({})),
-    })
+    serde_json::to_value(OrderObject::of(o, base)).unwrap_or(Value::Null)
 }
 
 fn refund_json(r: &Refund) -> Value {
-    json!({
-        "id": r.id,
-        "object": "refund",
-        "order_id": r.order_id,
-        "amount": r.amount.fen(),
-        "currency": "CNY",
-        "reason": r.reason,
-        "status": r.status.as_str(),
-        "provider_refund_no": r.provider_refund_no,
-        "failure": if r.status == refunds::RefundStatus::Failed { r.error.clone() } else { None },
-        "created_at": secs(r.created_at),
-        "updated_at": secs(r.updated_at),
-    })
+    serde_json::to_value(RefundObject::of(r)).unwrap_or(Value::Null)
 }
 
 fn base_url(state: &AppState) -> String {
@@ -553,6 +533,18 @@ fn parse_create_order(
 
 // ---- handlers ----
 
+/// Create an order (and, with `channel`, its wallet code).
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    request_body = schema::CreateOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    responses(
+        (status = 201, description = "Created", body = OrderObject),
+        (status = 400, description = "Invalid request (names the field)", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 409, description = "Idempotency key reused or in progress", body = ErrorBody),
+        (status = 429, description = "Rate limited (see Retry-After)", body = ErrorBody),
+        (status = 502, description = "The provider could not create the code", body = ErrorBody),
+    ))]
 async fn create_order(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -564,14 +556,15 @@ async fn create_order(
         Err(e) => return e.into_response(),
     };
     let run = || async {
-        let order =
-            match orders::create_with_metadata(&state.db, &request.new, request.metadata.as_ref())
-                .await
-            {
-                Ok(o) => o,
-                Err(OrderError::Db(e)) => return ApiError::internal(e).answer(),
-                Err(e) => return ApiError::invalid("order", e.to_string()).answer(),
-            };
+        let order = match state
+            .payments
+            .create_order(&request.new, request.metadata.as_ref())
+            .await
+        {
+            Ok(o) => o,
+            Err(OrderError::Db(e)) => return ApiError::internal(e).answer(),
+            Err(e) => return ApiError::invalid("order", e.to_string()).answer(),
+        };
         let base = base_url(&state);
         let mut view = order_json(&order, &base);
         if let Some(channel) = request.channel {
@@ -613,6 +606,14 @@ async fn merchant_order(state: &AppState, caller: &Caller, id: &str) -> Result<O
     }
 }
 
+/// One order.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderObject),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 404, description = "No such order of yours", body = ErrorBody),
+    ))]
 async fn get_order(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -625,10 +626,24 @@ async fn get_order(
 #[derive(serde::Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    channel: Option<String>,
     limit: Option<i64>,
     starting_after: Option<String>,
 }
 
+/// Your orders, newest first, by cursor.
+#[utoipa::path(get, path = "/orders", tag = "orders",
+    params(
+        ("status" = Option<String>, Query, description = "Only this status"),
+        ("channel" = Option<String>, Query, description = "alipay or wechat"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("starting_after" = Option<String>, Query, description = "A next_cursor"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = OrderList),
+        (status = 400, description = "Invalid filter (names it)", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+    ))]
 async fn list_orders(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -655,34 +670,54 @@ async fn list_orders(
             ));
         }
     }
-    let page = orders::list(
-        &state.db,
-        &caller.merchant_id,
+    let channel = match q.channel.as_deref() {
+        None => None,
+        Some(s) => Some(Channel::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "channel",
+                format!("{s:?} is not a channel (alipay, wechat)"),
+            )
+        })?),
+    };
+    let search = orders::Search {
         status,
-        q.starting_after.as_deref(),
-        limit + 1,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+        channel,
+        starting_after: q.starting_after.clone(),
+        ..orders::Search::default()
+    };
+    let page = orders::list(&state.db, &caller.merchant_id, &search, limit + 1)
+        .await
+        .map_err(ApiError::internal)?;
     let has_more = page.len() as i64 > limit;
     let base = base_url(&state);
-    let data: Vec<Value> = page
+    let data: Vec<OrderObject> = page
         .iter()
         .take(limit as usize)
-        .map(|o| order_json(o, &base))
+        .map(|o| OrderObject::of(o, &base))
         .collect();
-    let next = if has_more {
-        data.last()
-            .and_then(|o| o["id"].as_str())
-            .map(str::to_string)
+    let next_cursor = if has_more {
+        data.last().map(|o| o.id.clone())
     } else {
         None
     };
-    Ok(Json(
-        json!({ "object": "list", "data": data, "has_more": has_more, "next_cursor": next }),
-    ))
+    Ok(Json(json!(OrderList {
+        object: "list".into(),
+        data,
+        has_more,
+        next_cursor,
+    })))
 }
 
+/// Close an unpaid order (its code stops working).
+#[utoipa::path(post, path = "/orders/{id}/close", tag = "orders",
+    params(("id" = String, Path, description = "The order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    responses(
+        (status = 200, description = "Closed (also when it already was)", body = OrderObject),
+        (status = 404, description = "No such order of yours", body = ErrorBody),
+        (status = 409, description = "Paid or expired: not closable", body = ErrorBody),
+        (status = 502, description = "The provider could not close the code", body = ErrorBody),
+    ))]
 async fn close_order(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -749,6 +784,17 @@ async fn close_order(
     idempotent(&state, &caller, &headers, &route, &body, run).await
 }
 
+/// Refund all or part of a paid order.
+#[utoipa::path(post, path = "/orders/{id}/refunds", tag = "refunds",
+    request_body = schema::CreateRefundRequest,
+    params(("id" = String, Path, description = "The order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    responses(
+        (status = 201, description = "The refund as the provider left it", body = RefundObject),
+        (status = 400, description = "Invalid (an amount over what is refundable names `refundable`)", body = ErrorBody),
+        (status = 404, description = "No such order of yours", body = ErrorBody),
+        (status = 409, description = "Not a paid order", body = ErrorBody),
+    ))]
 async fn create_refund(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -819,6 +865,13 @@ async fn create_refund(
     idempotent(&state, &caller, &headers, &route, &body, run).await
 }
 
+/// An order's refunds.
+#[utoipa::path(get, path = "/orders/{id}/refunds", tag = "refunds",
+    params(("id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "Oldest first", body = RefundList),
+        (status = 404, description = "No such order of yours", body = ErrorBody),
+    ))]
 async fn list_refunds(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -828,9 +881,9 @@ async fn list_refunds(
     let list = refunds::for_order(&state.payments, &caller.merchant_id, &id)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({
-        "object": "list",
-        "data": list.iter().map(refund_json).collect::<Vec<_>>(),
-        "has_more": false,
+    Ok(Json(json!(RefundList {
+        object: "list".into(),
+        data: list.iter().map(RefundObject::of).collect(),
+        has_more: false,
     })))
 }

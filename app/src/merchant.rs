@@ -1,0 +1,322 @@
+//! The merchant's side of the UI: what the order board shows and does, and the server
+//! functions behind it.
+//!
+//! Every function here first finds the signed-in user from the session cookie and acts only
+//! on that user's merchant: another merchant's order is "not found", never "forbidden".
+//! Changes (refund, close, redeliver, new order) also carry the session's CSRF token.
+
+use crate::channel::Channel;
+use crate::money::Amount;
+use crate::status::OrderStatus;
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use serde::{Deserialize, Serialize};
+
+/// The session cookie (HttpOnly; set by `POST /auth/login`).
+pub const SESSION_COOKIE: &str = "scanpay_session";
+
+/// The signed-in person, as the board shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardUser {
+    pub email: String,
+    pub merchant_name: String,
+    /// Sent back with every change (and the sign-out form).
+    pub csrf: String,
+}
+
+/// A valid session: whose merchant it acts for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedIn {
+    pub merchant_id: String,
+    pub user: BoardUser,
+}
+
+/// The board's filters, as the browser sends them (the query string of `/board` and of the
+/// CSV export): every field optional, an empty one means "any". The server parses them and
+/// names the field of a bad one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardFilter {
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    /// `YYYY-MM-DD`, China time (UTC+8), inclusive.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Yuan, e.g. `12.50`.
+    pub min: Option<String>,
+    pub max: Option<String>,
+    pub q: Option<String>,
+}
+
+impl BoardFilter {
+    /// The filter as a query string (without `?`), for links and the CSV export.
+    pub fn query_string(&self) -> String {
+        let pairs = [
+            ("status", &self.status),
+            ("channel", &self.channel),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("min", &self.min),
+            ("max", &self.max),
+            ("q", &self.q),
+        ];
+        pairs
+            .iter()
+            .filter_map(|(k, v)| {
+                v.as_deref()
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| format!("{k}={}", encode(v.trim())))
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One order on the board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardRow {
+    pub id: String,
+    /// Unix ms.
+    pub created_at: i64,
+    pub subject: String,
+    pub amount: Amount,
+    pub refunded: Amount,
+    pub status: OrderStatus,
+    /// Paid after it had expired or been closed.
+    pub late: bool,
+    /// The wallet it was paid with, or (unpaid) the wallet of its latest code.
+    pub channel: Option<Channel>,
+    /// Risk events were recorded about it.
+    pub risky: bool,
+}
+
+/// Today's paid orders of one wallet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTotal {
+    pub channel: Channel,
+    pub count: i64,
+    pub amount: Amount,
+}
+
+/// One page of the board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardData {
+    pub rows: Vec<BoardRow>,
+    /// The cursor of the next (older) page, when there is one.
+    pub next_after: Option<String>,
+    /// Today (UTC+8): paid orders per wallet, late payments, risk events.
+    pub today: Vec<ChannelTotal>,
+    pub today_late: i64,
+    pub today_risk: i64,
+    pub server_now: i64,
+}
+
+/// One line of an order's timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Unix ms.
+    pub at: i64,
+    /// Where it comes from: `order`, `notification`, `risk`, `webhook`, `refund`.
+    pub source: String,
+    /// What happened, short: `status.paid`, `accepted`, `bad_signature`, `order.paid → 200`…
+    pub what: String,
+    /// The detail, for a person.
+    pub detail: String,
+    /// `ok`, `warn`, `bad` or `info`: how the line is coloured.
+    pub tone: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRow {
+    pub out_trade_no: String,
+    pub channel: Channel,
+    pub status: String,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRow {
+    pub id: String,
+    pub amount: Amount,
+    pub reason: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRow {
+    pub event_id: String,
+    pub topic: String,
+    /// `pending`, `delivered`, `failed` or `no_endpoint`.
+    pub delivery: String,
+    pub attempts: i64,
+    /// The last answer: `200`, `500`, or the connection error.
+    pub last_answer: Option<String>,
+}
+
+/// Everything the order page shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDetail {
+    pub row: BoardRow,
+    pub expires_at: i64,
+    pub paid_at: Option<i64>,
+    pub provider_trade_no: Option<String>,
+    pub checkout_url: String,
+    pub aggregate_url: Option<String>,
+    /// The aggregate code as SVG, while the order can be paid.
+    pub qr_svg: Option<String>,
+    /// What can still be refunded (paid minus refunded minus refunds in flight).
+    pub refundable: Amount,
+    pub closable: bool,
+    pub attempts: Vec<AttemptRow>,
+    pub refunds: Vec<RefundRow>,
+    pub webhooks: Vec<WebhookRow>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// A change the board makes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// `amount` in yuan; the reason is optional.
+    Refund {
+        order_id: String,
+        amount: String,
+        reason: String,
+    },
+    Close {
+        order_id: String,
+    },
+    Redeliver {
+        event_id: String,
+    },
+    /// The counter: the merchant types an amount and shows the customer the code.
+    NewOrder {
+        amount: String,
+        subject: String,
+    },
+}
+
+/// The signed-in user of this request, or a "sign in again" error (401).
+#[cfg(feature = "ssr")]
+pub async fn signed_in(
+    services: &std::sync::Arc<dyn crate::services::AppServices>,
+) -> Result<SignedIn, ServerFnError> {
+    let token = use_context::<http::request::Parts>()
+        .and_then(|p| cookie(&p.headers, SESSION_COOKIE))
+        .unwrap_or_default();
+    match services.session(token).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::UNAUTHORIZED);
+            }
+            Err(ServerFnError::new(SIGNED_OUT))
+        }
+        Err(e) => Err(crate::services::to_server_error(e)),
+    }
+}
+
+/// The error text of a request without a valid session.
+pub const SIGNED_OUT: &str = "signed_out";
+
+/// A cookie's value from request headers.
+#[cfg(feature = "ssr")]
+pub fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_string)
+}
+
+/// The signed-in user (`None` when signed out). Served at `POST /api/board/user`.
+#[server(endpoint = "board/user")]
+pub async fn who_am_i() -> Result<Option<BoardUser>, ServerFnError> {
+    let services = crate::services::use_services()?;
+    match signed_in(&services).await {
+        Ok(s) => Ok(Some(s.user)),
+        Err(e) if e.to_string().contains(SIGNED_OUT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One page of the board. Served at `POST /api/board/orders`.
+#[server(endpoint = "board/orders", input = Json)]
+pub async fn list_board(
+    filter: BoardFilter,
+    after: Option<String>,
+) -> Result<BoardData, ServerFnError> {
+    let services = crate::services::use_services()?;
+    let who = signed_in(&services).await?;
+    services
+        .board(who.merchant_id, filter, after)
+        .await
+        .map_err(crate::services::to_server_error)
+}
+
+/// One order of the signed-in merchant (`None`: no such order of theirs). Served at
+/// `POST /api/board/order`.
+#[server(endpoint = "board/order")]
+pub async fn load_order(order_id: String) -> Result<Option<OrderDetail>, ServerFnError> {
+    let services = crate::services::use_services()?;
+    let who = signed_in(&services).await?;
+    services
+        .board_order(who.merchant_id, order_id)
+        .await
+        .map_err(crate::services::to_server_error)
+}
+
+/// Makes a change; answers a sentence for the person (for a new order: its id). Served at
+/// `POST /api/board/action`.
+#[server(endpoint = "board/action", input = Json)]
+pub async fn change_order(csrf: String, action: Change) -> Result<String, ServerFnError> {
+    let services = crate::services::use_services()?;
+    let who = signed_in(&services).await?;
+    if !constant_time_eq(csrf.as_bytes(), who.user.csrf.as_bytes()) {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(http::StatusCode::FORBIDDEN);
+        }
+        return Err(ServerFnError::new(
+            "This page is out of date (its security token did not match). Reload it and try again.",
+        ));
+    }
+    services
+        .board_action(who.merchant_id, action)
+        .await
+        .map_err(crate::services::to_server_error)
+}
+
+#[cfg(feature = "ssr")]
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The board's live channel: a `Sync` whenever any of the merchant's orders changes (and on
+/// connect). Served as a WebSocket at `/api/board/watch`.
+#[server(protocol = leptos::server_fn::Websocket<leptos::server_fn::codec::JsonEncoding, leptos::server_fn::codec::JsonEncoding>, endpoint = "board/watch")]
+pub async fn watch_board(
+    input: leptos::server_fn::BoxedStream<crate::api::WatchRequest, ServerFnError>,
+) -> Result<leptos::server_fn::BoxedStream<crate::api::LivePing, ServerFnError>, ServerFnError> {
+    use futures::StreamExt;
+    let services = crate::services::use_services()?;
+    let who = signed_in(&services).await?;
+    drop(input);
+    Ok(services.watch_merchant(who.merchant_id).map(Ok).into())
+}

@@ -1,0 +1,266 @@
+//! `/board/orders/:order_id`: one order as its merchant sees it: amounts, attempts, refunds,
+//! webhooks, the whole timeline, and what can be done (refund, close, redeliver, show the
+//! code). Re-read live like the board.
+
+use super::board::{server_message, SignedOut};
+use crate::clock;
+use crate::i18n::{use_lang, T};
+use crate::live::{self, LiveState};
+use crate::merchant::{
+    load_order, who_am_i, Change, ChangeOrder, OrderDetail, TimelineEntry, WebhookRow, SIGNED_OUT,
+};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn OrderPage() -> impl IntoView {
+    let lang = use_lang();
+    let params = use_params_map();
+    let order_id = Memo::new(move |_| params.read().get("order_id").unwrap_or_default());
+    let refresh = RwSignal::new(0u32);
+    let live_state = RwSignal::new(LiveState::Connecting);
+    let detail = Resource::new(
+        move || (order_id.get(), refresh.get()),
+        |(id, _)| load_order(id),
+    );
+    let user = Resource::new(|| (), |_| who_am_i());
+    live::watch_board(refresh, live_state);
+    // One action for the page, so its answer survives the re-read it causes.
+    let act = ServerAction::<ChangeOrder>::new();
+    Effect::new(move |_| {
+        if act.version().get() > 0 {
+            refresh.update(|n| *n = n.wrapping_add(1));
+        }
+    });
+    let message = move || {
+        match act.value().get() {
+        Some(Ok(m)) => Some(view! { <p class="notice" role="status" data-testid="action-done">{m}</p> }.into_any()),
+        Some(Err(e)) => Some(view! { <p class="error" role="alert" data-testid="action-error">{server_message(&e)}</p> }.into_any()),
+        None => None,
+    }
+    };
+    view! {
+        <Title text=lang.get_untracked().pick("Order", "订单")/>
+        <p><A href="/board"><T en="← Order board" zh="← 订单看板"/></A></p>
+        {message}
+        <Transition fallback=move || view! { <p class="muted"><T en="Loading…" zh="加载中…"/></p> }>
+            {move || Suspend::new(async move {
+                let csrf = user.await.ok().flatten().map(|u| u.csrf).unwrap_or_default();
+                match detail.await {
+                    Ok(Some(d)) => view! { <Detail d csrf act/> }.into_any(),
+                    Ok(None) => view! {
+                        <p class="card" data-testid="order-missing"><T en="No such order." zh="没有这个订单。"/></p>
+                    }
+                    .into_any(),
+                    Err(e) if e.to_string().contains(SIGNED_OUT) => view! { <SignedOut/> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{server_message(&e)}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Detail(d: OrderDetail, csrf: String, act: ServerAction<ChangeOrder>) -> impl IntoView {
+    let lang = use_lang();
+    let status = d.row.status;
+    let channel = d.row.channel;
+    let order_id = d.row.id.clone();
+    let refund = (d.refundable.fen() > 0).then(|| {
+        let amount = RwSignal::new(d.refundable.yuan_string());
+        let reason = RwSignal::new(String::new());
+        let (csrf, order_id) = (csrf.clone(), order_id.clone());
+        view! {
+            <form class="card refund" data-testid="refund-form" on:submit=move |ev| {
+                ev.prevent_default();
+                act.dispatch(ChangeOrder {
+                    csrf: csrf.clone(),
+                    action: Change::Refund {
+                        order_id: order_id.clone(),
+                        amount: amount.get_untracked(),
+                        reason: reason.get_untracked(),
+                    },
+                });
+            }>
+                <h2><T en="Refund" zh="退款"/></h2>
+                <p class="muted">
+                    <T en="Up to" zh="最多可退"/> " " <strong data-testid="refundable">{d.refundable.to_string()}</strong>
+                </p>
+                <label>
+                    <span><T en="Amount (yuan)" zh="金额（元）"/></span>
+                    <input inputmode="decimal" required data-testid="refund-amount" bind:value=amount/>
+                </label>
+                <label>
+                    <span><T en="Reason (optional)" zh="原因（可选）"/></span>
+                    <input maxlength="80" data-testid="refund-reason" bind:value=reason/>
+                </label>
+                <button type="submit" class="primary" data-testid="refund-submit" disabled=move || act.pending().get()>
+                    <T en="Refund" zh="退款"/>
+                </button>
+            </form>
+        }
+    });
+    let close = d.closable.then(|| {
+        let (csrf, order_id) = (csrf.clone(), order_id.clone());
+        view! {
+            <button type="button" data-testid="close-order" disabled=move || act.pending().get() on:click=move |_| {
+                act.dispatch(ChangeOrder { csrf: csrf.clone(), action: Change::Close { order_id: order_id.clone() } });
+            }>
+                <T en="Close this order" zh="关闭订单"/>
+            </button>
+        }
+    });
+    let link = d
+        .aggregate_url
+        .clone()
+        .unwrap_or_else(|| d.checkout_url.clone());
+    let copy_link = link.clone();
+    let copied = RwSignal::new(false);
+    let qr = d
+        .qr_svg
+        .clone()
+        .map(|svg| view! { <div class="qr" data-testid="order-qr" inner_html=svg></div> });
+    let attempts = d
+        .attempts
+        .iter()
+        .map(|a| {
+            let c = a.channel;
+            view! {
+                <tr>
+                    <td><code>{a.out_trade_no.clone()}</code></td>
+                    <td>{move || lang.get().wallet(c)}</td>
+                    <td>{a.status.clone()}</td>
+                    <td>{clock::beijing(a.created_at)}</td>
+                    <td>{a.error.clone().unwrap_or_default()}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let refunds = d
+        .refunds
+        .iter()
+        .map(|r| {
+            view! {
+                <tr data-testid="refund-row" data-status=r.status.clone()>
+                    <td><code>{r.id.clone()}</code></td>
+                    <td class="num">{r.amount.to_string()}</td>
+                    <td>{r.status.clone()}</td>
+                    <td>{r.reason.clone().unwrap_or_default()}</td>
+                    <td>{clock::beijing(r.created_at)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let webhooks = d
+        .webhooks
+        .into_iter()
+        .map(|w| view! { <Webhook w csrf=csrf.clone() act/> })
+        .collect_view();
+    let timeline = d
+        .timeline
+        .into_iter()
+        .map(|e| view! { <Line e/> })
+        .collect_view();
+    view! {
+        <article class="order-detail" data-testid="order-detail" data-status=status.as_str()>
+            <header class="card">
+                <h1><code>{d.row.id.clone()}</code></h1>
+                <p class="amount">{d.row.amount.to_string()}</p>
+                <p>{d.row.subject.clone()}</p>
+                <dl class="facts">
+                    <dt><T en="Status" zh="状态"/></dt>
+                    <dd data-testid="detail-status">
+                        {move || lang.get().status(status)}
+                        {d.row.late.then(|| view! { " " <span class="badge warn"><T en="late" zh="逾期"/></span> })}
+                        {d.row.risky.then(|| view! { " " <span class="badge bad"><T en="risk" zh="风险"/></span> })}
+                    </dd>
+                    <dt><T en="Refunded" zh="已退款"/></dt>
+                    <dd data-testid="detail-refunded">{d.row.refunded.to_string()}</dd>
+                    <dt><T en="Wallet" zh="渠道"/></dt>
+                    <dd>{move || channel.map(|c| lang.get().wallet(c)).unwrap_or("—")}</dd>
+                    <dt><T en="Created" zh="创建时间"/></dt>
+                    <dd>{clock::beijing(d.row.created_at)}</dd>
+                    <dt><T en="Pay before" zh="支付截止"/></dt>
+                    <dd>{clock::beijing(d.expires_at)}</dd>
+                    <dt><T en="Paid" zh="支付时间"/></dt>
+                    <dd>{d.paid_at.map(clock::beijing).unwrap_or_else(|| "—".into())}</dd>
+                    <dt><T en="Provider trade no." zh="渠道交易号"/></dt>
+                    <dd>{d.provider_trade_no.clone().unwrap_or_else(|| "—".into())}</dd>
+                </dl>
+            </header>
+            <section class="card link">
+                <h2><T en="Payment link" zh="付款链接"/></h2>
+                <p><input readonly value=link data-testid="order-link" size="48"/></p>
+                <button type="button" data-testid="copy-link" on:click=move |_| {
+                    copy(&copy_link);
+                    copied.set(true);
+                }>
+                    {move || if copied.get() { lang.get().pick("Copied", "已复制") } else { lang.get().pick("Copy link", "复制链接") }}
+                </button>
+                {qr}
+                {close}
+            </section>
+            {refund}
+            <section class="card">
+                <h2><T en="Refunds" zh="退款记录"/></h2>
+                <table class="small"><tbody data-testid="refunds">{refunds}</tbody></table>
+            </section>
+            <section class="card wide">
+                <h2><T en="Payment attempts" zh="支付尝试"/></h2>
+                <table class="small"><tbody>{attempts}</tbody></table>
+            </section>
+            <section class="card">
+                <h2><T en="Webhooks" zh="Webhook 通知"/></h2>
+                <table class="small"><tbody data-testid="webhooks">{webhooks}</tbody></table>
+            </section>
+            <section class="card wide">
+                <h2><T en="Timeline" zh="时间线"/></h2>
+                <ol class="timeline" data-testid="timeline">{timeline}</ol>
+            </section>
+        </article>
+    }
+}
+
+#[component]
+fn Webhook(w: WebhookRow, csrf: String, act: ServerAction<ChangeOrder>) -> impl IntoView {
+    let event_id = w.event_id.clone();
+    view! {
+        <tr data-testid="webhook-row" data-delivery=w.delivery.clone()>
+            <td>{w.topic.clone()}</td>
+            <td>{w.delivery.clone()}</td>
+            <td>{w.attempts}</td>
+            <td>{w.last_answer.clone().unwrap_or_default()}</td>
+            <td>
+                <button type="button" class="link" on:click=move |_| {
+                    act.dispatch(ChangeOrder { csrf: csrf.clone(), action: Change::Redeliver { event_id: event_id.clone() } });
+                }>
+                    <T en="Send again" zh="重新发送"/>
+                </button>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn Line(e: TimelineEntry) -> impl IntoView {
+    view! {
+        <li class=format!("tone-{}", e.tone) data-source=e.source.clone()>
+            <time>{clock::beijing(e.at)}</time>
+            <span class="source">{e.source.clone()}</span>
+            <strong>{e.what.clone()}</strong>
+            <span class="detail">{e.detail.clone()}</span>
+        </li>
+    }
+}
+
+/// Puts text on the clipboard (best effort: a browser may refuse outside a secure context).
+fn copy(text: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(w) = web_sys::window() {
+        let _ = w.navigator().clipboard().write_text(text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
+}

@@ -1,0 +1,142 @@
+// The merchant's order board against the running server and its sandbox gateways: a merchant
+// made with `scanpay merchant create` signs in through its one-time link, watches an order
+// created through the API appear and turn paid without a reload, refunds part of it, reads the
+// timeline, exports CSV, signs out and back in with the password; a second merchant sees none
+// of it.
+import { expect, test, type Browser, type Page } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const binary = process.env.SCANPAY_E2E_BIN ?? path.join(repoRoot, 'target', 'debug', 'scanpay');
+
+type Made = { merchant_id: string; api_key: string; login_url: string };
+
+/** `scanpay merchant create --json` against the server's own database. */
+function createMerchant(name: string, email: string): Made {
+  const out = execFileSync(binary, ['merchant', 'create', '--name', name, '--email', email, '--json'], {
+    cwd: repoRoot,
+    env: { ...process.env, SCANPAY_DATA_DIR: process.env.SCANPAY_E2E_DATA!, SCANPAY_LOG: 'warn' },
+  });
+  return JSON.parse(out.toString());
+}
+
+/** Follows the one-time link, chooses a password, and lands on the hydrated board. */
+async function signInByLink(page: Page, made: Made, password: string) {
+  await page.goto(new URL(made.login_url).pathname);
+  await page.getByTestId('link-password').fill(password);
+  await page.getByTestId('link-submit').click();
+  await expect(page).toHaveURL(/\/board$/);
+  await page.locator('body[data-hydrated]').waitFor();
+  await expect(page.getByTestId('board-live')).toHaveAttribute('data-live', 'live');
+}
+
+async function payInWallet(browser: Browser, codeUrl: string) {
+  const phone = await browser.newContext();
+  const wallet = await phone.newPage();
+  await wallet.goto(codeUrl);
+  await wallet.getByTestId('wallet-pay').click();
+  await expect(wallet.locator('[data-state=paid]')).toBeVisible();
+  await phone.close();
+}
+
+test('a merchant watches a payment turn paid live, refunds part of it, exports; another merchant sees none of it', async ({ page, browser, request }, testInfo) => {
+  const stamp = Date.now();
+  const a = createMerchant('Tea House', `ann+${stamp}@tea.example`);
+  const b = createMerchant('Noodle Bar', `bo+${stamp}@noodle.example`);
+  await signInByLink(page, a, 'a long enough password');
+  await expect(page.getByTestId('merchant-name')).toHaveText('Tea House');
+  await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
+
+  // The shop creates an order through the API: it appears on the open board by itself.
+  const created = await request.post('/api/v1/orders', {
+    headers: { authorization: `Bearer ${a.api_key}` },
+    data: { amount: 1234, currency: 'CNY', subject: 'Longjing 50 g', channel: 'wechat' },
+  });
+  expect(created.status()).toBe(201);
+  const order = await created.json();
+  const row = page.locator(`[data-testid=order-row][data-order="${order.id}"]`);
+  await expect(row).toHaveAttribute('data-status', 'pending');
+  await expect(row).toContainText('¥12.34');
+
+  // The customer pays in the sandbox wallet: the row turns paid, and today's total counts it.
+  await payInWallet(browser, order.code_url);
+  await expect(row).toHaveAttribute('data-status', 'paid');
+  await expect(page.getByTestId('today-wechat')).toContainText('¥12.34');
+  expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1);
+  await page.screenshot({ path: testInfo.outputPath('board-paid.png'), fullPage: true });
+
+  // The order: refund ¥3.00 of it, then read the timeline.
+  await row.getByRole('link').click();
+  await expect(page.getByTestId('order-detail')).toHaveAttribute('data-status', 'paid');
+  await expect(page.getByTestId('refundable')).toHaveText('¥12.34');
+  await page.getByTestId('refund-amount').fill('3.00');
+  await page.getByTestId('refund-reason').fill('one cup short');
+  await page.getByTestId('refund-submit').click();
+  await expect(page.getByTestId('action-done')).toContainText('succeeded');
+  await expect(page.getByTestId('order-detail')).toHaveAttribute('data-status', 'partially_refunded');
+  await expect(page.getByTestId('detail-refunded')).toHaveText('¥3.00');
+  await expect(page.getByTestId('refundable')).toHaveText('¥9.34');
+  const timeline = page.getByTestId('timeline');
+  await expect(timeline).toContainText('status.paid');
+  await expect(timeline).toContainText('wechat accepted');
+  await expect(timeline).toContainText('refund.succeeded');
+  await page.screenshot({ path: testInfo.outputPath('order-detail.png'), fullPage: true });
+
+  // Too much is refused with the field named, and nothing changes.
+  await page.getByTestId('refund-amount').fill('9.35');
+  await page.getByTestId('refund-submit').click();
+  await expect(page.getByTestId('action-error')).toContainText('Refund amount');
+  await expect(page.getByTestId('detail-refunded')).toHaveText('¥3.00');
+
+  // The CSV export of the board's filtered orders.
+  await page.goto('/board?status=partially_refunded');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()]);
+  const csv = (await import('node:fs')).readFileSync(await download.path(), 'utf8');
+  expect(csv).toContain(`${order.id},`);
+  expect(csv).toContain(',Longjing 50 g,12.34,3.00,CNY,partially_refunded,false,wechat,');
+  expect(csv.trim().split('\n')).toHaveLength(2);
+
+  // Signing out ends the session; the password chosen through the link signs back in.
+  await page.goto('/board');
+  await page.locator('body[data-hydrated]').waitFor();
+  await page.getByTestId('sign-out').click();
+  await expect(page).toHaveURL(/\/login$/);
+  await page.goto('/board');
+  await expect(page).toHaveURL(/\/login\?next=%2Fboard$/);
+  await page.getByTestId('login-email').fill(`ANN+${stamp}@tea.example`);
+  await page.getByTestId('login-password').fill('a long enough password');
+  await page.getByTestId('login-submit').click();
+  await expect(page).toHaveURL(/\/board$/);
+  await expect(page.locator(`[data-testid=order-row][data-order="${order.id}"]`)).toBeVisible();
+
+  // The second merchant: an empty board, "no such order" for the first one's, and an empty export.
+  const other = await browser.newContext();
+  const bPage = await other.newPage();
+  await signInByLink(bPage, b, 'another long password');
+  await expect(bPage.getByTestId('merchant-name')).toHaveText('Noodle Bar');
+  await expect(bPage.getByTestId('orders')).toContainText('No orders match');
+  await expect(bPage.locator('[data-testid=order-row]')).toHaveCount(0);
+  await bPage.goto(`/board/orders/${order.id}`);
+  await expect(bPage.getByTestId('order-missing')).toBeVisible();
+  const bCsv = await bPage.context().request.get('/board/orders.csv');
+  expect(bCsv.status()).toBe(200);
+  expect(await bCsv.text()).not.toContain(order.id);
+  await other.close();
+});
+
+test('the board speaks Chinese and the sign-in page explains a wrong password', async ({ page }) => {
+  const anonymous = await page.request.get('/board', { maxRedirects: 0 });
+  expect(anonymous.status()).toBe(303);
+  expect(anonymous.headers()['location']).toBe('/login?next=%2Fboard');
+  await page.goto('/login?lang=zh');
+  await page.getByTestId('login-email').fill('nobody@nowhere.example');
+  await page.getByTestId('login-password').fill('not a password at all');
+  await page.getByTestId('login-submit').click();
+  await expect(page.getByTestId('login-error')).toHaveText('邮箱或密码错误。');
+  // The demo shop's board opens without a password (the demo is on in this server).
+  await page.getByTestId('login-demo').click();
+  await expect(page).toHaveURL(/\/board$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('订单看板');
+  await expect(page.getByTestId('merchant-name')).toHaveText('ScanPay Demo Shop');
+});

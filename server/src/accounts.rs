@@ -1,0 +1,442 @@
+//! Board accounts: a merchant's users, their passwords, one-time sign-in links and sessions.
+//!
+//! - Passwords are argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes), stored as PHC
+//!   strings; a sign-in with an unknown email still runs one verification, so timing does not
+//!   tell which emails exist.
+//! - A session is 256 random bits in an HttpOnly cookie; the database keeps only its SHA-256,
+//!   its expiry and the session's CSRF token, which every change the board makes sends back.
+//! - Sign-in links are one-time (a conditional update claims them) and expire after a day.
+//! - Failed sign-ins are limited per email and per address ([`LoginLimiter`], per node).
+
+use crate::db::Db;
+use crate::orders::{self, now_ms};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Argon2, PasswordVerifier};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a sign-in lasts.
+pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+/// How long a sign-in link can be used.
+pub const LINK_TTL_MS: i64 = 24 * 3600 * 1000;
+pub const MIN_PASSWORD_CHARS: usize = 10;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+/// The demo merchant's user (no password: the demo's "sign in" button is the only way in, and
+/// only while the demo is on).
+pub const DEMO_EMAIL: &str = "demo@scanpay.local";
+
+/// Who a valid session belongs to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    pub user_id: String,
+    pub email: String,
+    pub merchant_id: String,
+    pub merchant_name: String,
+    pub csrf: String,
+}
+
+impl std::fmt::Debug for SessionUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionUser")
+            .field("user_id", &self.user_id)
+            .field("merchant_id", &self.merchant_id)
+            .field("csrf", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("the email address is not valid")]
+    Email,
+    #[error("a user with the email {0} exists already")]
+    EmailTaken(String),
+    #[error("the merchant name must be 1 to 64 characters")]
+    Name,
+    #[error("the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
+    Password,
+    #[error("no such user")]
+    NoUser,
+    #[error("this sign-in link is unknown, used or expired; ask for a new one")]
+    Link,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// What `scanpay merchant create` made.
+#[derive(Clone)]
+pub struct CreatedMerchant {
+    pub merchant_id: String,
+    pub user_id: String,
+    pub api_key: String,
+    pub login_token: String,
+}
+
+pub(crate) fn digest(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
+}
+
+fn random_secret() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 43)
+}
+
+/// An email as stored: trimmed and lower-cased; `None` when it does not look like one.
+pub fn normalise_email(email: &str) -> Option<String> {
+    let e = email.trim().to_lowercase();
+    let (local, domain) = e.split_once('@')?;
+    let ok = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then_some(e)
+}
+
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        return Err(AccountError::Password);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Creates a merchant, its first user (no password yet), a first API key and a one-time
+/// sign-in link.
+pub async fn create_merchant(
+    db: &Db,
+    name: &str,
+    email: &str,
+) -> Result<CreatedMerchant, AccountError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(AccountError::Name);
+    }
+    let email = normalise_email(email).ok_or(AccountError::Email)?;
+    let merchant_id = format!("mer_{}", orders::random_token());
+    let user_id = format!("usr_{}", orders::random_token());
+    let now = now_ms();
+    let mut tx = db.pool().begin().await?;
+    sqlx::query("INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(&merchant_id)
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, merchant_id, email, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(&user_id)
+    .bind(&merchant_id)
+    .bind(&email)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(AccountError::EmailTaken(email));
+    }
+    tx.commit().await?;
+    let (_, api_key) = crate::api_keys::create(db, &merchant_id, "first key").await?;
+    let login_token = login_link(db, &user_id).await?;
+    Ok(CreatedMerchant {
+        merchant_id,
+        user_id,
+        api_key,
+        login_token,
+    })
+}
+
+/// The user with this email (lower-cased), if any: `(user id, merchant id)`.
+pub async fn user_by_email(db: &Db, email: &str) -> Result<Option<(String, String)>, AccountError> {
+    let Some(email) = normalise_email(email) else {
+        return Ok(None);
+    };
+    let row = sqlx::query("SELECT id, merchant_id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("merchant_id")?)))
+        .transpose()?)
+}
+
+/// A new one-time sign-in link token for a user (older unused links stay valid until they
+/// expire).
+pub async fn login_link(db: &Db, user_id: &str) -> Result<String, AccountError> {
+    let token = random_secret();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO login_links (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(digest(&token))
+    .bind(user_id)
+    .bind(now)
+    .bind(now + LINK_TTL_MS)
+    .execute(db.pool())
+    .await?;
+    Ok(token)
+}
+
+/// Whether a link token can still be used (for the page that asks for a password).
+pub async fn link_usable(db: &Db, token: &str) -> Result<bool, AccountError> {
+    let row = sqlx::query(
+        "SELECT 1 AS one FROM login_links WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(digest(token))
+    .bind(now_ms())
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Uses a sign-in link once: sets the user's password and opens a session (its cookie token).
+pub async fn redeem_link(db: &Db, token: &str, password: &str) -> Result<String, AccountError> {
+    let hash = hash_password(password)?;
+    let now = now_ms();
+    let mut tx = db.pool().begin().await?;
+    let row = sqlx::query(
+        "UPDATE login_links SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+         RETURNING user_id",
+    )
+    .bind(now)
+    .bind(digest(token))
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AccountError::Link)?;
+    let user_id: String = row.try_get("user_id")?;
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(&hash)
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    open_session(db, &user_id).await
+}
+
+/// A hash to verify against when the email is unknown, so both cases cost the same.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password, never valid").unwrap_or_default())
+}
+
+/// Checks an email and password; a session's cookie token when they match.
+pub async fn sign_in(db: &Db, email: &str, password: &str) -> Result<Option<String>, AccountError> {
+    let row = match normalise_email(email) {
+        Some(e) => {
+            sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
+                .bind(e)
+                .fetch_optional(db.pool())
+                .await?
+        }
+        None => None,
+    };
+    let (user_id, hash): (Option<String>, Option<String>) = match &row {
+        Some(r) => (Some(r.try_get("id")?), r.try_get("password_hash")?),
+        None => (None, None),
+    };
+    let candidate = hash.clone().unwrap_or_else(|| decoy_hash().to_string());
+    let password = password.to_string();
+    let matches = tokio::task::spawn_blocking(move || password_matches(&candidate, &password))
+        .await
+        .unwrap_or(false);
+    match (user_id, hash.is_some() && matches) {
+        (Some(user_id), true) => Ok(Some(open_session(db, &user_id).await?)),
+        _ => Ok(None),
+    }
+}
+
+/// Opens a session for a user; returns the cookie token.
+pub async fn open_session(db: &Db, user_id: &str) -> Result<String, AccountError> {
+    let token = random_secret();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(digest(&token))
+    .bind(user_id)
+    .bind(random_secret())
+    .bind(now)
+    .bind(now + SESSION_TTL_MS)
+    .execute(db.pool())
+    .await?;
+    Ok(token)
+}
+
+/// The user of a live session.
+pub async fn session(db: &Db, token: &str) -> Result<Option<SessionUser>, sqlx::Error> {
+    if token.is_empty() || token.len() > 128 {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT s.user_id, s.csrf, u.email, u.merchant_id, m.name FROM sessions s \
+         JOIN users u ON u.id = s.user_id JOIN merchants m ON m.id = u.merchant_id \
+         WHERE s.token_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(digest(token))
+    .bind(now_ms())
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| {
+        Ok(SessionUser {
+            user_id: r.try_get("user_id")?,
+            email: r.try_get("email")?,
+            merchant_id: r.try_get("merchant_id")?,
+            merchant_name: r.try_get("name")?,
+            csrf: r.try_get("csrf")?,
+        })
+    })
+    .transpose()
+}
+
+/// Ends a session (signing out).
+pub async fn end_session(db: &Db, token: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(digest(token))
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Drops expired sessions and sign-in links; returns how many rows went.
+pub async fn forget_expired(db: &Db) -> Result<usize, sqlx::Error> {
+    let now = now_ms();
+    let s = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    let l = sqlx::query("DELETE FROM login_links WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    Ok((s.rows_affected() + l.rows_affected()) as usize)
+}
+
+/// The demo merchant's user, created with the demo merchant.
+pub async fn ensure_demo_user(db: &Db) -> Result<String, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, merchant_id, email, created_at) VALUES ('usr_demo', $1, $2, $3) \
+         ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(crate::merchants::DEMO_MERCHANT_ID)
+    .bind(DEMO_EMAIL)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok("usr_demo".to_string())
+}
+
+/// Failed sign-ins allowed per email in one window.
+pub const FAILURES_PER_EMAIL: u32 = 5;
+/// Failed sign-ins allowed per remote address in one window.
+pub const FAILURES_PER_ADDRESS: u32 = 20;
+/// The window.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Counts failed sign-ins per email and per address in fixed windows; once either is over
+/// its limit, further attempts are refused (before any password check) until the window ends.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    fn keys(email: &str, addr: &str) -> [(String, u32); 2] {
+        [
+            (
+                format!("email:{}", email.trim().to_lowercase()),
+                FAILURES_PER_EMAIL,
+            ),
+            (format!("addr:{addr}"), FAILURES_PER_ADDRESS),
+        ]
+    }
+
+    /// `Err(seconds to wait)` when this email or address must wait.
+    pub fn check(&self, email: &str, addr: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, start)| now.duration_since(*start) < FAILURE_WINDOW);
+        for (key, limit) in Self::keys(email, addr) {
+            if let Some((n, start)) = map.get(&key) {
+                if *n >= limit {
+                    let left = FAILURE_WINDOW.saturating_sub(now.duration_since(*start));
+                    return Err(left.as_secs().max(1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn failed(&self, email: &str, addr: &str) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, _) in Self::keys(email, addr) {
+            map.entry(key).or_insert((0, now)).0 += 1;
+        }
+    }
+
+    pub fn succeeded(&self, email: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&format!("email:{}", email.trim().to_lowercase()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse battery").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(password_matches(&h, "correct horse battery"));
+        assert!(!password_matches(&h, "correct horse batterY"));
+        assert!(matches!(
+            hash_password("short"),
+            Err(AccountError::Password)
+        ));
+    }
+
+    #[test]
+    fn emails_are_normalised_or_refused() {
+        assert_eq!(
+            normalise_email("  Ann@Shop.CN ").as_deref(),
+            Some("ann@shop.cn")
+        );
+        for bad in ["ann", "ann@shop", "@shop.cn", "a b@shop.cn", "ann@.cn"] {
+            assert_eq!(normalise_email(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_limiter_stops_an_email_after_its_failures_and_forgets_on_success() {
+        let l = LoginLimiter::default();
+        for _ in 0..FAILURES_PER_EMAIL {
+            assert!(l.check("a@b.cn", "1.2.3.4").is_ok());
+            l.failed("a@b.cn", "1.2.3.4");
+        }
+        let wait = l.check("A@b.cn", "5.6.7.8").expect_err("limited");
+        assert!(wait > 0 && wait <= FAILURE_WINDOW.as_secs());
+        assert!(l.check("other@b.cn", "1.2.3.4").is_ok());
+        l.succeeded("a@b.cn");
+        assert!(l.check("a@b.cn", "1.2.3.4").is_ok());
+    }
+}

@@ -1,0 +1,580 @@
+//! The order board's queries: a merchant's orders by the board's filters, today's totals, one
+//! order in full (attempts, refunds, webhooks and a timeline merged from the order's events,
+//! its provider notifications and its webhook deliveries), and the board's changes. Every
+//! function takes the merchant's id and touches nothing of another merchant's.
+
+use crate::db::Db;
+use crate::orders::{self, Order, OrderStatus, Search};
+use crate::payments::{PaymentError, Payments};
+use crate::refunds::{self, RefundError};
+use crate::webhooks::{WebhookError, Webhooks};
+use app::channel::Channel;
+use app::merchant::{
+    AttemptRow, BoardData, BoardFilter, BoardRow, Change, ChannelTotal, OrderDetail, RefundRow,
+    TimelineEntry, WebhookRow,
+};
+use app::money::Amount;
+use app::services::ServiceError;
+use sqlx::Row;
+
+/// Orders per board page.
+pub const PAGE: i64 = 50;
+/// Orders fetched per round trip by the CSV export.
+pub const EXPORT_BATCH: i64 = 500;
+/// The business day's offset from UTC: China time, no daylight saving.
+const DAY_OFFSET_MS: i64 = 8 * 3600 * 1000;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+fn invalid(message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(message.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+/// Midnight (China time) starting the day `YYYY-MM-DD`, in Unix ms.
+fn day_start(date: &str, field: &str) -> Result<i64, ServiceError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(date.trim(), &format)
+        .map_err(|_| invalid(format!("{field}: a date like 2026-11-27")))?;
+    Ok(day.midnight().assume_utc().unix_timestamp() * 1000 - DAY_OFFSET_MS)
+}
+
+/// The start of today (China time) in Unix ms.
+pub fn today_start(now_ms: i64) -> i64 {
+    (now_ms + DAY_OFFSET_MS).div_euclid(DAY_MS) * DAY_MS - DAY_OFFSET_MS
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The board's filters as a search; a bad field is named.
+pub fn search_of(filter: &BoardFilter) -> Result<Search, ServiceError> {
+    let status = given(&filter.status)
+        .map(|s| OrderStatus::parse(s).ok_or_else(|| invalid(format!("Status: {s:?} is unknown"))))
+        .transpose()?;
+    let channel = given(&filter.channel)
+        .map(|c| Channel::parse(c).ok_or_else(|| invalid(format!("Wallet: {c:?} is unknown"))))
+        .transpose()?;
+    let amount = |v: &Option<String>, field: &str| {
+        given(v)
+            .map(|a| Amount::parse_yuan(a).map_err(|e| invalid(format!("{field}: {e}"))))
+            .transpose()
+    };
+    let search = Search {
+        status,
+        channel,
+        created_from: given(&filter.from)
+            .map(|d| day_start(d, "From"))
+            .transpose()?,
+        created_before: given(&filter.to)
+            .map(|d| day_start(d, "To").map(|t| t + DAY_MS))
+            .transpose()?,
+        min_amount: amount(&filter.min, "Min amount")?,
+        max_amount: amount(&filter.max, "Max amount")?,
+        text: given(&filter.q).map(|q| q.chars().take(100).collect()),
+        starting_after: None,
+    };
+    Ok(search)
+}
+
+/// The board rows of orders: the wallet (paid with, or of the latest code) and the risk flag.
+async fn rows_of(db: &Db, orders: Vec<Order>) -> Result<Vec<BoardRow>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(orders.len());
+    for o in orders {
+        let extra = sqlx::query(
+            "SELECT (SELECT a.channel FROM payment_attempts a WHERE a.order_id = $1 ORDER BY a.seq DESC LIMIT 1) AS channel, \
+             (SELECT COUNT(*) FROM risk_events r WHERE r.order_id = $1) AS risks",
+        )
+        .bind(o.id.as_str())
+        .fetch_one(db.pool())
+        .await?;
+        let latest: Option<String> = extra.try_get("channel")?;
+        let risks: i64 = extra.try_get("risks")?;
+        rows.push(BoardRow {
+            id: o.id.as_str().to_string(),
+            created_at: o.created_at,
+            subject: o.subject,
+            amount: o.amount,
+            refunded: o.refunded_amount,
+            status: o.status,
+            late: o.late,
+            channel: o
+                .paid_channel
+                .or_else(|| latest.as_deref().and_then(Channel::parse)),
+            risky: risks > 0,
+        });
+    }
+    Ok(rows)
+}
+
+/// One page of a merchant's board.
+pub async fn page(
+    db: &Db,
+    merchant_id: &str,
+    filter: &BoardFilter,
+    after: Option<String>,
+) -> Result<BoardData, ServiceError> {
+    let mut search = search_of(filter)?;
+    if let Some(a) = &after {
+        // A cursor must be one of the merchant's orders; anything else pages from the start.
+        let ok = orders::get(db, a)
+            .await
+            .map_err(internal)?
+            .is_some_and(|o| o.merchant_id == merchant_id);
+        search.starting_after = ok.then(|| a.clone());
+    }
+    let mut found = orders::list(db, merchant_id, &search, PAGE + 1)
+        .await
+        .map_err(internal)?;
+    let more = found.len() as i64 > PAGE;
+    found.truncate(PAGE as usize);
+    let next_after = more
+        .then(|| found.last().map(|o| o.id.as_str().to_string()))
+        .flatten();
+    let rows = rows_of(db, found).await.map_err(internal)?;
+    let now = orders::now_ms();
+    let since = today_start(now);
+    let totals = sqlx::query(
+        "SELECT paid_channel, COUNT(*) AS n, CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM orders \
+         WHERE merchant_id = $1 AND paid_at >= $2 AND paid_channel IS NOT NULL GROUP BY paid_channel",
+    )
+    .bind(merchant_id)
+    .bind(since)
+    .fetch_all(db.pool())
+    .await
+    .map_err(internal)?;
+    let mut today = Vec::new();
+    for c in Channel::ALL {
+        let row = totals.iter().find(|r| {
+            r.try_get::<String, _>("paid_channel")
+                .is_ok_and(|p| p == c.as_str())
+        });
+        let (count, fen) = match row {
+            Some(r) => (
+                r.try_get::<i64, _>("n").map_err(internal)?,
+                r.try_get::<i64, _>("total").map_err(internal)?,
+            ),
+            None => (0, 0),
+        };
+        today.push(ChannelTotal {
+            channel: c,
+            count,
+            amount: Amount::from_fen(fen).unwrap_or(Amount::ZERO),
+        });
+    }
+    let counts = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM orders WHERE merchant_id = $1 AND late = 1 AND paid_at >= $2) AS late, \
+         (SELECT COUNT(*) FROM risk_events r JOIN orders o ON o.id = r.order_id \
+          WHERE o.merchant_id = $1 AND r.created_at >= $2) AS risk",
+    )
+    .bind(merchant_id)
+    .bind(since)
+    .fetch_one(db.pool())
+    .await
+    .map_err(internal)?;
+    Ok(BoardData {
+        rows,
+        next_after,
+        today,
+        today_late: counts.try_get("late").map_err(internal)?,
+        today_risk: counts.try_get("risk").map_err(internal)?,
+        server_now: now,
+    })
+}
+
+/// One of the merchant's orders in full; `None` for no such order or another merchant's.
+pub async fn detail(
+    payments: &Payments,
+    public_url: &str,
+    merchant_id: &str,
+    order_id: &str,
+) -> Result<Option<OrderDetail>, ServiceError> {
+    let db = payments.db();
+    let Some(order) = orders::get(db, order_id)
+        .await
+        .map_err(internal)?
+        .filter(|o| o.merchant_id == merchant_id)
+    else {
+        return Ok(None);
+    };
+    let pending: i64 = sqlx::query("SELECT refund_pending FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(db.pool())
+        .await
+        .and_then(|r| r.try_get("refund_pending"))
+        .map_err(internal)?;
+    let now = orders::now_ms();
+    let refundable = if matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::PartiallyRefunded
+    ) {
+        order.amount.fen() - order.refunded_amount.fen() - pending
+    } else {
+        0
+    };
+    let aggregate_url = order
+        .aggregate_token
+        .as_ref()
+        .map(|t| format!("{public_url}/q/{t}"));
+    let qr_svg = aggregate_url
+        .as_deref()
+        .filter(|_| order.is_payable(now))
+        .map(crate::checkout::qr_svg);
+    let attempts = payments
+        .attempts(order_id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|a| AttemptRow {
+            out_trade_no: a.out_trade_no,
+            channel: a.channel,
+            status: a.status.as_str().to_string(),
+            created_at: a.created_at,
+            closed_at: a.closed_at,
+            error: a.error,
+        })
+        .collect();
+    let refunds = refunds::for_order(payments, merchant_id, order_id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|r| RefundRow {
+            id: r.id,
+            amount: r.amount,
+            reason: r.reason,
+            status: r.status.as_str().to_string(),
+            created_at: r.created_at,
+            error: r.error,
+        })
+        .collect();
+    let mut timeline = Vec::new();
+    let mut webhooks = Vec::new();
+    for event in crate::outbox::for_order(db, order_id)
+        .await
+        .map_err(internal)?
+    {
+        let state = crate::webhooks::state(db, &event.event_id)
+            .await
+            .map_err(internal)?;
+        let log = crate::webhooks::log(db, &event.event_id)
+            .await
+            .map_err(internal)?;
+        for a in &log {
+            let answer = a
+                .status
+                .map(|s| s.to_string())
+                .or_else(|| a.error.clone())
+                .unwrap_or_default();
+            let ok = a.status.is_some_and(|s| (200..300).contains(&s));
+            timeline.push(TimelineEntry {
+                at: a.at,
+                source: "webhook".into(),
+                what: format!("{} → {answer}", event.topic),
+                detail: format!(
+                    "{} attempt {}{}, {} ms: {}",
+                    a.url,
+                    a.attempt,
+                    if a.manual { " (by hand)" } else { "" },
+                    a.duration_ms,
+                    a.response.clone().unwrap_or_default()
+                ),
+                tone: if ok { "ok" } else { "warn" }.into(),
+            });
+        }
+        webhooks.push(WebhookRow {
+            event_id: event.event_id.clone(),
+            topic: event.topic.clone(),
+            delivery: state.delivery,
+            attempts: state.attempts,
+            last_answer: log.last().map(|a| {
+                a.status
+                    .map(|s| s.to_string())
+                    .or_else(|| a.error.clone())
+                    .unwrap_or_default()
+            }),
+        });
+    }
+    for (at, kind, detail) in orders::events(db, order_id).await.map_err(internal)? {
+        let tone = if kind.starts_with("risk.") || kind == "refund.failed" {
+            "bad"
+        } else if kind == "status.paid" || kind == "refund.succeeded" {
+            "ok"
+        } else {
+            "info"
+        };
+        timeline.push(TimelineEntry {
+            at,
+            source: "order".into(),
+            what: kind,
+            detail: summary(&detail),
+            tone: tone.into(),
+        });
+    }
+    for n in crate::payments::inbox::for_order(db, order_id)
+        .await
+        .map_err(internal)?
+    {
+        let tone = match n.outcome.as_str() {
+            "accepted" => "ok",
+            "duplicate" => "info",
+            "retry" | "received" => "warn",
+            _ => "bad",
+        };
+        timeline.push(TimelineEntry {
+            at: n.received_at,
+            source: "notification".into(),
+            what: format!("{} {}", n.channel, n.outcome),
+            detail: format!(
+                "{}{} bytes from {}",
+                n.reason.map(|r| format!("{r}; ")).unwrap_or_default(),
+                n.body_size,
+                n.remote_addr.unwrap_or_else(|| "?".into())
+            ),
+            tone: tone.into(),
+        });
+    }
+    timeline.sort_by_key(|e| e.at);
+    let closable = matches!(order.status, OrderStatus::Created | OrderStatus::Pending);
+    let row = rows_of(db, vec![order.clone()])
+        .await
+        .map_err(internal)?
+        .pop()
+        .ok_or_else(|| internal("the order vanished"))?;
+    Ok(Some(OrderDetail {
+        row,
+        expires_at: order.expires_at,
+        paid_at: order.paid_at,
+        provider_trade_no: order.provider_trade_no.clone(),
+        checkout_url: format!("{public_url}/checkout/{order_id}"),
+        aggregate_url,
+        qr_svg,
+        refundable: Amount::from_fen(refundable.max(0)).unwrap_or(Amount::ZERO),
+        closable,
+        attempts,
+        refunds,
+        webhooks,
+        timeline,
+    }))
+}
+
+/// A timeline event's detail as one line: `key: value` pairs of its JSON object.
+fn summary(detail: &serde_json::Value) -> String {
+    match detail {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}: {s}"),
+                other => format!("{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A change made on the board; a sentence for the person (a new order: its id).
+pub async fn change(
+    payments: &Payments,
+    webhooks: &Webhooks,
+    merchant_id: &str,
+    default_expiry_secs: i64,
+    action: Change,
+) -> Result<String, ServiceError> {
+    match action {
+        Change::Refund {
+            order_id,
+            amount,
+            reason,
+        } => {
+            let amount = Amount::parse_yuan(amount.trim())
+                .map_err(|e| invalid(format!("Refund amount: {e}")))?;
+            let refund = refunds::request(
+                payments,
+                merchant_id,
+                &order_id,
+                amount,
+                Some(reason.as_str()),
+            )
+            .await
+            .map_err(|e| match e {
+                RefundError::Db(e) => internal(e),
+                RefundError::TooMuch { available } => invalid(format!(
+                    "Refund amount: at most {} can still be refunded.",
+                    Amount::from_fen(available).unwrap_or(Amount::ZERO)
+                )),
+                other => invalid(format!("Refund: {other}.")),
+            })?;
+            Ok(format!(
+                "Refund {} of {}: {}.",
+                refund.id,
+                refund.amount,
+                refund.status.as_str()
+            ))
+        }
+        Change::Close { order_id } => {
+            let order = orders::get(payments.db(), &order_id)
+                .await
+                .map_err(internal)?
+                .filter(|o| o.merchant_id == merchant_id)
+                .ok_or_else(|| invalid(format!("No order {order_id}.")))?;
+            if !matches!(order.status, OrderStatus::Created | OrderStatus::Pending) {
+                return Err(invalid(format!(
+                    "The order is {}; only an unpaid order can be closed.",
+                    order.status
+                )));
+            }
+            match payments
+                .end_unpaid(
+                    &order_id,
+                    OrderStatus::Closed,
+                    serde_json::json!({ "reason": "closed by the merchant on the board" }),
+                )
+                .await
+            {
+                Ok(true) => Ok("The order is closed.".into()),
+                Ok(false) => {
+                    Ok("The order was paid or ended meanwhile; nothing was closed.".into())
+                }
+                Err(PaymentError::Provider { channel, source }) => Err(invalid(format!(
+                    "{channel} could not close the code ({source}); nothing changed, try again."
+                ))),
+                Err(PaymentError::Busy) => Err(invalid(
+                    "A code for this order is being created; try again in a moment.",
+                )),
+                Err(e) => Err(internal(e)),
+            }
+        }
+        Change::Redeliver { event_id } => match webhooks.redeliver(merchant_id, &event_id).await {
+            Ok(true) => Ok("Delivered.".into()),
+            Ok(false) => Ok("Sent; the endpoint did not answer 2xx (see the log).".into()),
+            Err(WebhookError::NoEndpoint) => {
+                Err(invalid("No webhook endpoint is set (scanpay webhook set)."))
+            }
+            Err(WebhookError::NoEvent(_)) => Err(invalid(format!("No event {event_id}."))),
+            Err(e) => Err(internal(e)),
+        },
+        Change::NewOrder { amount, subject } => {
+            let amount =
+                Amount::parse_yuan(amount.trim()).map_err(|e| invalid(format!("Amount: {e}")))?;
+            crate::checkout::create_counter_order(
+                payments,
+                merchant_id,
+                amount,
+                subject.trim().to_string(),
+                default_expiry_secs,
+            )
+            .await
+        }
+    }
+}
+
+/// One CSV field: quoted when needed, and a leading `=`, `+`, `-`, `@` (a spreadsheet
+/// formula) defused with a `'`, since subjects come from shops' customers.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// The CSV export's header line.
+pub const CSV_HEADER: &str = "order_id,created_at,subject,amount,refunded,currency,status,late,channel,paid_at,provider_trade_no\r\n";
+
+/// Orders as CSV lines (money as yuan with two places, times in China time).
+pub fn csv_lines(orders: &[Order]) -> String {
+    let mut out = String::new();
+    for o in orders {
+        let fields = [
+            o.id.as_str().to_string(),
+            app::clock::beijing(o.created_at),
+            o.subject.clone(),
+            o.amount.yuan_string(),
+            o.refunded_amount.yuan_string(),
+            "CNY".to_string(),
+            o.status.as_str().to_string(),
+            o.late.to_string(),
+            o.paid_channel
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            o.paid_at.map(app::clock::beijing).unwrap_or_default(),
+            o.provider_trade_no.clone().unwrap_or_default(),
+        ];
+        out.push_str(
+            &fields
+                .iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_start_at_midnight_china_time() {
+        // 2026-11-27 00:00 +08:00 = 2026-11-26 16:00 UTC.
+        let start = day_start("2026-11-27", "From").expect("date");
+        assert_eq!(start, 1_795_737_600_000 - 8 * 3600 * 1000);
+        assert_eq!(today_start(start + 5), start);
+        assert_eq!(today_start(start - 1), start - DAY_MS);
+        assert!(day_start("27/11/2026", "From").is_err());
+    }
+
+    #[test]
+    fn filters_name_the_bad_field() {
+        let bad = |f: BoardFilter| match search_of(&f) {
+            Err(ServiceError::Invalid(m)) => m,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert!(bad(BoardFilter {
+            min: Some("1.234".into()),
+            ..Default::default()
+        })
+        .starts_with("Min amount"));
+        assert!(bad(BoardFilter {
+            status: Some("gone".into()),
+            ..Default::default()
+        })
+        .starts_with("Status"));
+        assert!(bad(BoardFilter {
+            to: Some("tomorrow".into()),
+            ..Default::default()
+        })
+        .starts_with("To"));
+        let s = search_of(&BoardFilter {
+            status: Some("paid".into()),
+            channel: Some(String::new()),
+            max: Some("12.50".into()),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(s.status, Some(OrderStatus::Paid));
+        assert_eq!(s.channel, None);
+        assert_eq!(s.max_amount.map(|a| a.fen()), Some(1250));
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("tea"), "tea");
+        assert_eq!(csv_field("tea, green"), "\"tea, green\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-1+1,x"), "\"'-1+1,x\"");
+    }
+}

@@ -1,0 +1,420 @@
+//! Signing in and out of the order board, its one-time links, the CSV export, and the guard
+//! every request passes:
+//!
+//! - `POST /auth/login` (form: email, password, next): a session cookie (HttpOnly,
+//!   SameSite=Lax, Secure when the public URL is https) and a redirect to the board; failures
+//!   go back to `/login?error=…`; too many failures answer 429 with `Retry-After`.
+//! - `POST /auth/logout` (form: csrf), `POST /auth/demo` (the demo shop, while the demo is on).
+//! - `GET|POST /auth/link/{token}`: a one-time sign-in link; the person chooses a password.
+//! - `GET /board/orders.csv?<filters>`: the filtered orders, streamed.
+//! - [`guard`]: a state-changing request from another origin is refused (403) when it carries
+//!   our session cookie or targets `/auth/`; a board page without a session redirects to
+//!   `/login`. Changes made by the board also carry the session's CSRF token
+//!   (`app::merchant::change_order`).
+
+use crate::accounts::{self, AccountError, LoginLimiter};
+use crate::state::AppState;
+use app::merchant::{cookie, BoardFilter, SESSION_COOKIE};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/demo", post(demo))
+        .route("/auth/link/{token}", get(link_page).post(redeem_link))
+        .route("/board/orders.csv", get(export_csv))
+        .layer(Extension(Arc::new(LoginLimiter::default())))
+}
+
+fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> HeaderValue {
+    let secure = if state.settings.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A redirect that also sets the session cookie.
+fn signed_in_redirect(state: &AppState, token: &str, next: &str) -> Response {
+    let mut response = Redirect::to(safe_next(next)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(state, token, accounts::SESSION_TTL_MS / 1000),
+    );
+    response
+}
+
+/// Where to go after signing in: a board path, never another site.
+fn safe_next(next: &str) -> &str {
+    let board_path = next == "/board" || next.starts_with("/board/") || next.starts_with("/board?");
+    if board_path && !next.contains("//") && !next.contains('\\') {
+        next
+    } else {
+        "/board"
+    }
+}
+
+fn client_address(request_addr: Option<&ConnectInfo<SocketAddr>>) -> String {
+    request_addr
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<LoginLimiter>>,
+    addr: Option<Extension<ConnectInfo<SocketAddr>>>,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return Redirect::to("/login?error=bad").into_response();
+    };
+    let addr = client_address(addr.as_ref().map(|e| &e.0));
+    if let Err(wait) = limiter.check(&form.email, &addr) {
+        ::metrics::counter!("board_logins_total", "outcome" => "limited").increment(1);
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(format!(
+                "<!DOCTYPE html><meta charset=utf-8><title>Too many attempts</title>\
+                 <p>Too many failed sign-ins. Try again in {} minutes. <a href=\"/login\">Back</a></p>",
+                wait.div_ceil(60)
+            )),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
+    match accounts::sign_in(&state.db, &form.email, &form.password).await {
+        Ok(Some(token)) => {
+            limiter.succeeded(&form.email);
+            ::metrics::counter!("board_logins_total", "outcome" => "ok").increment(1);
+            signed_in_redirect(&state, &token, &form.next)
+        }
+        Ok(None) => {
+            limiter.failed(&form.email, &addr);
+            ::metrics::counter!("board_logins_total", "outcome" => "refused").increment(1);
+            tracing::info!(%addr, "board sign-in refused");
+            let next = app::merchant::encode(safe_next(&form.next));
+            Redirect::to(&format!("/login?error=bad&next={next}")).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "board sign-in failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. Please try again.",
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LogoutForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    match accounts::session(&state.db, &token).await {
+        Ok(Some(user)) if user.csrf == csrf => {
+            if let Err(e) = accounts::end_session(&state.db, &token).await {
+                return internal(e);
+            }
+        }
+        Ok(Some(_)) => {
+            return (
+                StatusCode::FORBIDDEN,
+                "The sign-out form is out of date; reload the board.",
+            )
+                .into_response()
+        }
+        Ok(None) => {}
+        Err(e) => return internal(e),
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    response
+}
+
+#[derive(serde::Deserialize)]
+struct NextForm {
+    #[serde(default)]
+    next: String,
+}
+
+/// Signs in as the demo shop's user, while the demo is on.
+async fn demo(
+    State(state): State<AppState>,
+    form: Result<Form<NextForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if !state.settings.demo {
+        return Redirect::to("/login?error=demo").into_response();
+    }
+    let next = form.map(|Form(f)| f.next).unwrap_or_default();
+    let user_id = match accounts::ensure_demo_user(&state.db).await {
+        Ok(id) => id,
+        Err(e) => return internal(e),
+    };
+    match accounts::open_session(&state.db, &user_id).await {
+        Ok(token) => signed_in_redirect(&state, &token, &next),
+        Err(e) => internal(e),
+    }
+}
+
+fn link_token_ok(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 64 && token.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The page of a sign-in link: choose a password (the link works once).
+async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    if !link_token_ok(&token) {
+        return Redirect::to("/login?error=link").into_response();
+    }
+    match accounts::link_usable(&state.db, &token).await {
+        Ok(true) => Html(format!(
+            "<!DOCTYPE html><html lang=en><meta charset=utf-8>\
+             <meta name=viewport content=\"width=device-width, initial-scale=1\">\
+             <title>Choose a password · ScanPay</title><link rel=stylesheet href=\"/pkg/scanpay.css\">\
+             <main class=site-main><section class=\"card login\"><h1>Welcome to ScanPay</h1>\
+             <p>Choose the password you will sign in with (at least {min} characters). \
+             This link works once.</p>\
+             <form method=post action=\"/auth/link/{token}\" class=form>\
+             <label><span>Password</span><input type=password name=password minlength={min} \
+             autocomplete=new-password required data-testid=link-password></label>\
+             <button type=submit class=primary data-testid=link-submit>Save and open the board</button>\
+             </form></section></main></html>",
+            min = accounts::MIN_PASSWORD_CHARS
+        ))
+        .into_response(),
+        Ok(false) => Redirect::to("/login?error=link").into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PasswordForm {
+    password: String,
+}
+
+async fn redeem_link(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    form: Result<Form<PasswordForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return Redirect::to(&format!("/auth/link/{token}")).into_response();
+    };
+    if !link_token_ok(&token) {
+        return Redirect::to("/login?error=link").into_response();
+    }
+    match accounts::redeem_link(&state.db, &token, &form.password).await {
+        Ok(session) => signed_in_redirect(&state, &session, "/board"),
+        Err(AccountError::Password) => Redirect::to("/login?error=password").into_response(),
+        Err(AccountError::Link) => Redirect::to("/login?error=link").into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// The filtered orders as CSV, streamed in batches (yuan with two decimals, China time), with
+/// a UTF-8 byte-order mark so spreadsheets read Chinese subjects correctly.
+async fn export_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<BoardFilter>,
+) -> Response {
+    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    let user = match accounts::session(&state.db, &token).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return (StatusCode::UNAUTHORIZED, "Sign in to export orders.").into_response(),
+        Err(e) => return internal(e),
+    };
+    let search = match crate::board::search_of(&filter) {
+        Ok(s) => s,
+        Err(app::services::ServiceError::Invalid(m)) => {
+            return (StatusCode::BAD_REQUEST, m).into_response()
+        }
+        Err(app::services::ServiceError::Internal(m)) => return internal(m),
+    };
+    let db = state.db.clone();
+    let merchant = user.merchant_id;
+    let first = futures::stream::once(async {
+        Ok::<_, std::io::Error>(format!("\u{feff}{}", crate::board::CSV_HEADER))
+    });
+    let batches = futures::stream::unfold(Some(search), move |search| {
+        let (db, merchant) = (db.clone(), merchant.clone());
+        async move {
+            let mut search = search?;
+            match crate::orders::list(&db, &merchant, &search, crate::board::EXPORT_BATCH).await {
+                Ok(batch) if batch.is_empty() => None,
+                Ok(batch) => {
+                    let full = batch.len() as i64 == crate::board::EXPORT_BATCH;
+                    search.starting_after = batch.last().map(|o| o.id.as_str().to_string());
+                    let lines = crate::board::csv_lines(&batch);
+                    Some((Ok(lines), full.then_some(search)))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "CSV export failed midway");
+                    Some((Err(std::io::Error::other("export failed")), None))
+                }
+            }
+        }
+    });
+    let date = app::clock::beijing(crate::orders::now_ms())
+        .get(..10)
+        .unwrap_or("orders")
+        .replace('-', "");
+    let mut response = Body::from_stream(futures::StreamExt::chain(first, batches)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"scanpay-orders-{date}.csv\""
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Whether a request comes from a page of another origin, by `Origin` (or, without it,
+/// `Sec-Fetch-Site`). Requests without either (curl, servers) are not from a browser page.
+fn cross_origin(headers: &HeaderMap, public_url: &str) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let same_host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|h| h == host);
+        return !(same_host || origin == public_url);
+    }
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|s| s == "cross-site" || s == "same-site")
+}
+
+/// The guard in front of every route (see the module documentation).
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let has_session = cookie(request.headers(), SESSION_COOKIE).is_some();
+    let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes
+        && (has_session || path.starts_with("/auth/"))
+        && cross_origin(request.headers(), &state.settings.public_url)
+    {
+        ::metrics::counter!("cross_origin_refused_total").increment(1);
+        return (
+            StatusCode::FORBIDDEN,
+            "Refused: this request came from another site.",
+        )
+            .into_response();
+    }
+    let board_page =
+        (path == "/board" || path.starts_with("/board/")) && path != "/board/orders.csv";
+    if method == Method::GET && board_page {
+        let token = cookie(request.headers(), SESSION_COOKIE).unwrap_or_default();
+        match accounts::session(&state.db, &token).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let wanted = request
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/board");
+                return Redirect::to(&format!("/login?next={}", app::merchant::encode(wanted)))
+                    .into_response();
+            }
+            Err(e) => return internal(e),
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_board_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next("/board/orders/x"), "/board/orders/x");
+        assert_eq!(safe_next("/board?status=paid"), "/board?status=paid");
+        for bad in [
+            "https://evil.example/board",
+            "//evil.example",
+            "/boardroom",
+            "/board/..//x",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), "/board", "{bad}");
+        }
+    }
+
+    #[test]
+    fn another_origin_is_told_apart_from_ours() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:3000"));
+        assert!(
+            !cross_origin(&h, "http://127.0.0.1:3000"),
+            "no Origin: not a page"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:3000"),
+        );
+        assert!(!cross_origin(&h, "https://pay.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://pay.example"),
+        );
+        assert!(!cross_origin(&h, "https://pay.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(cross_origin(&h, "https://pay.example"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(cross_origin(&h, "https://pay.example"));
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(cross_origin(&h, "https://pay.example"));
+    }
+}

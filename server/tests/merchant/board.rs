@@ -1,0 +1,727 @@
+//! The order board's server side over HTTP, on SQLite and PostgreSQL: accounts (one-time
+//! links, passwords, sessions, sign-in limit, the cross-origin guard, sign-out), the board's
+//! server functions scoped to the signed-in merchant and guarded by the CSRF token, filters,
+//! today's totals, refunds and closing from the board, the CSV export, and the live pings a
+//! board hears.
+
+use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
+use crate::on_both_engines;
+use app::money::Amount;
+use futures::{FutureExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use server::orders::{NewOrder, OrderStatus};
+use server::payments::StartPayment;
+use server::providers::Channel;
+
+on_both_engines!(
+    links_passwords_sessions_and_the_guard,
+    board_functions_act_only_for_the_signed_in_merchant,
+    filters_totals_and_the_csv_export,
+    a_board_hears_only_its_merchants_changes,
+);
+
+/// The session token a response sets, if any.
+fn session_of(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("scanpay_session="))
+        .map(|c| c.split(';').next().unwrap_or_default().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A merchant with a user whose password is set through the one-time link; its session.
+async fn merchant(app: &TestApp, name: &str, email: &str) -> (String, String) {
+    let made = server::accounts::create_merchant(&app.db, name, email)
+        .await
+        .expect("merchant");
+    let r = app
+        .client
+        .post(app.url(&format!("/auth/link/{}", made.login_token)))
+        .form(&[("password", "a long enough password")])
+        .send()
+        .await
+        .expect("link");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    (made.merchant_id, session_of(&r).expect("session cookie"))
+}
+
+/// Calls a board server function as the holder of `session`.
+async fn call(
+    app: &TestApp,
+    session: Option<&str>,
+    endpoint: &str,
+    body: Value,
+) -> (StatusCode, String) {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/api/board/{endpoint}")))
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(body.to_string());
+    if let Some(s) = session {
+        req = req.header("cookie", format!("scanpay_session={s}"));
+    }
+    let r = req.send().await.expect("server function");
+    (r.status(), r.text().await.expect("body"))
+}
+
+async fn load_order(app: &TestApp, session: &str, id: &str) -> (StatusCode, String) {
+    let r = app
+        .client
+        .post(app.url("/api/board/order"))
+        .header("cookie", format!("scanpay_session={session}"))
+        .form(&[("order_id", id)])
+        .send()
+        .await
+        .expect("load");
+    (r.status(), r.text().await.expect("body"))
+}
+
+async fn csrf_of(app: &TestApp, session: &str) -> String {
+    let r = app
+        .client
+        .post(app.url("/api/board/user"))
+        .header("cookie", format!("scanpay_session={session}"))
+        .send()
+        .await
+        .expect("user");
+    let user: Value = r.json().await.expect("JSON");
+    user["csrf"].as_str().expect("signed in").to_string()
+}
+
+async fn order_of(app: &TestApp, merchant_id: &str, fen: i64, subject: &str) -> String {
+    app.payments
+        .create_order(
+            &NewOrder {
+                merchant_id: merchant_id.into(),
+                amount: Amount::from_fen(fen).expect("amount"),
+                subject: subject.into(),
+                expires_in_secs: 900,
+                return_url: None,
+            },
+            None,
+        )
+        .await
+        .expect("order")
+        .id
+        .as_str()
+        .to_string()
+}
+
+async fn paid_order(
+    app: &TestApp,
+    merchant_id: &str,
+    fen: i64,
+    subject: &str,
+    channel: Channel,
+) -> String {
+    let id = order_of(app, merchant_id, fen, subject).await;
+    let attempt = app
+        .payments
+        .start_payment(&id, channel)
+        .await
+        .expect("prepay");
+    pay_in_wallet(app, attempt.code_url.as_deref().expect("code"), "").await;
+    wait_for(app, &id, OrderStatus::Paid).await;
+    id
+}
+
+async fn links_passwords_sessions_and_the_guard(db: TestDb) {
+    let app = TestApp::spawn_with(sandbox_config(&db)).await;
+    let made = server::accounts::create_merchant(&app.db, "Tea House", "Ann@Tea.example")
+        .await
+        .expect("merchant");
+    assert!(matches!(
+        server::accounts::create_merchant(&app.db, "Copy", "ann@tea.example").await,
+        Err(server::accounts::AccountError::EmailTaken(_))
+    ));
+    let link = format!("/auth/link/{}", made.login_token);
+    let page = app.get(&link).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("page").contains("name=password"));
+    // A short password is refused and the link stays usable.
+    let short = app
+        .client
+        .post(app.url(&link))
+        .form(&[("password", "short")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(location(&short), "/login?error=password");
+    assert!(session_of(&short).is_none());
+    let ok = app
+        .client
+        .post(app.url(&link))
+        .form(&[("password", "correct horse battery")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        (ok.status(), location(&ok).as_str()),
+        (StatusCode::SEE_OTHER, "/board")
+    );
+    let cookie = ok
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http: no Secure flag ({cookie})"
+    );
+    let session = session_of(&ok).expect("session");
+    // The link works once.
+    let again = app
+        .client
+        .post(app.url(&link))
+        .form(&[("password", "another long password")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(location(&again), "/login?error=link");
+    assert_eq!(location(&app.get(&link).await), "/login?error=link");
+
+    // The board: redirected to sign in without a session, shown with one.
+    let anonymous = app.get("/board?status=paid").await;
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&anonymous), "/login?next=%2Fboard%3Fstatus%3Dpaid");
+    let board = app
+        .client
+        .get(app.url("/board"))
+        .header("cookie", format!("scanpay_session={session}"))
+        .send()
+        .await
+        .expect("board");
+    assert_eq!(board.status(), StatusCode::OK);
+    assert!(board.text().await.expect("html").contains("Tea House"));
+
+    // Password sign-in: a wrong password goes back to the form, the right one signs in.
+    let sign_in = |password: &'static str| {
+        app.client
+            .post(app.url("/auth/login"))
+            .form(&[
+                ("email", "ann@tea.example"),
+                ("password", password),
+                ("next", "/board?q=tea"),
+            ])
+            .send()
+    };
+    let wrong = sign_in("not the password").await.expect("post");
+    assert!(
+        location(&wrong).starts_with("/login?error=bad"),
+        "{}",
+        location(&wrong)
+    );
+    assert!(session_of(&wrong).is_none());
+    let right = sign_in("correct horse battery").await.expect("post");
+    assert_eq!(location(&right), "/board?q=tea");
+    assert!(session_of(&right).is_some());
+    // An open redirect is not followed.
+    let away = app
+        .client
+        .post(app.url("/auth/login"))
+        .form(&[
+            ("email", "ann@tea.example"),
+            ("password", "correct horse battery"),
+            ("next", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(location(&away), "/board");
+
+    // Five failures stop the email, even with the right password, and say when to return.
+    for _ in 0..server::accounts::FAILURES_PER_EMAIL {
+        let r = sign_in("wrong again, sorry").await.expect("post");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let limited = sign_in("correct horse battery").await.expect("post");
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(wait > 0 && wait <= 900, "{wait}");
+    assert!(session_of(&limited).is_none());
+
+    // Another site cannot post our forms.
+    let forged = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("email", "x@y.example"), ("password", "whatever it is")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let csrf = csrf_of(&app, &session).await;
+    let cross = app
+        .client
+        .post(app.url("/api/board/action"))
+        .header("cookie", format!("scanpay_session={session}"))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/json")
+        .body(
+            json!({ "csrf": csrf, "action": { "NewOrder": { "amount": "1.00", "subject": "x" } } })
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+
+    // Signing out needs the session's token, then the session is gone.
+    let bad_out = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", format!("scanpay_session={session}"))
+        .form(&[("csrf", "not-the-token")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad_out.status(), StatusCode::FORBIDDEN);
+    let out = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", format!("scanpay_session={session}"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(location(&out), "/login");
+    assert!(server::accounts::session(&app.db, &session)
+        .await
+        .expect("read")
+        .is_none());
+    let (status, _) = call(
+        &app,
+        Some(&session),
+        "orders",
+        json!({ "filter": {}, "after": null }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The demo shop's board opens without a password while the demo is on.
+    let demo = app
+        .client
+        .post(app.url("/auth/demo"))
+        .form(&[("next", "/board")])
+        .send()
+        .await
+        .expect("demo");
+    assert_eq!(location(&demo), "/board");
+    let demo_session = session_of(&demo).expect("demo session");
+    let who = server::accounts::session(&app.db, &demo_session)
+        .await
+        .expect("read")
+        .expect("live");
+    assert_eq!(who.merchant_id, server::merchants::DEMO_MERCHANT_ID);
+    app.stop().await.expect("stop");
+}
+
+async fn board_functions_act_only_for_the_signed_in_merchant(db: TestDb) {
+    let app = TestApp::spawn_with(sandbox_config(&db)).await;
+    let (a, a_session) = merchant(&app, "Shop A", "a@shop.example").await;
+    let (_b, b_session) = merchant(&app, "Shop B", "b@shop.example").await;
+    let unpaid = order_of(&app, &a, 1_500, "Oolong").await;
+    let paid = paid_order(&app, &a, 2_000, "Pu-erh", Channel::Alipay).await;
+
+    // A sees its orders; B sees none of them; nobody signed out sees anything.
+    let (status, page) = call(
+        &app,
+        Some(&a_session),
+        "orders",
+        json!({ "filter": {}, "after": null }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let page: Value = serde_json::from_str(&page).expect("JSON");
+    let ids: Vec<&str> = page["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![paid.as_str(), unpaid.as_str()], "newest first");
+    let (_, b_page) = call(
+        &app,
+        Some(&b_session),
+        "orders",
+        json!({ "filter": {}, "after": null }),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&b_page).expect("JSON")["rows"],
+        json!([])
+    );
+    let (status, _) = call(&app, None, "orders", json!({ "filter": {}, "after": null })).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = load_order(&app, &b_session, &paid).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "null"),
+        "another merchant's order is not found"
+    );
+
+    // The detail: timeline with the payment and its notification, the refundable amount.
+    let (status, detail) = load_order(&app, &a_session, &paid).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let detail: Value = serde_json::from_str(&detail).expect("JSON");
+    assert_eq!(detail["refundable"], 2_000);
+    let whats: Vec<&str> = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| e["what"].as_str().unwrap_or_default())
+        .collect();
+    assert!(whats.contains(&"status.paid"), "{whats:?}");
+    assert!(whats.contains(&"alipay accepted"), "{whats:?}");
+    assert_eq!(detail["webhooks"][0]["topic"], "order.paid");
+
+    let a_csrf = csrf_of(&app, &a_session).await;
+    let b_csrf = csrf_of(&app, &b_session).await;
+    let act = |session: &str, csrf: &str, action: Value| {
+        let (session, body) = (
+            session.to_string(),
+            json!({ "csrf": csrf, "action": action }),
+        );
+        let app = &app;
+        async move { call(app, Some(&session), "action", body).await }
+    };
+    // Without the session's CSRF token nothing changes.
+    let (status, _) = act(
+        &a_session,
+        "forged",
+        json!({ "Close": { "order_id": unpaid } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // B cannot touch A's orders, even with its own valid token.
+    let (status, body) = act(
+        &b_session,
+        &b_csrf,
+        json!({ "Close": { "order_id": unpaid } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = act(
+        &b_session,
+        &b_csrf,
+        json!({ "Refund": { "order_id": paid, "amount": "1.00", "reason": "" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        crate::common::status_of(&app, &unpaid).await,
+        OrderStatus::Created
+    );
+    assert_eq!(
+        crate::common::status_of(&app, &paid).await,
+        OrderStatus::Paid
+    );
+
+    // A closes its unpaid order and refunds part of the paid one; too much is refused.
+    let (status, body) = act(
+        &a_session,
+        &a_csrf,
+        json!({ "Close": { "order_id": unpaid } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        crate::common::status_of(&app, &unpaid).await,
+        OrderStatus::Closed
+    );
+    let (status, body) = act(
+        &a_session,
+        &a_csrf,
+        json!({ "Refund": { "order_id": paid, "amount": "5.00", "reason": "chipped cup" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("succeeded"), "{body}");
+    let (status, body) = act(
+        &a_session,
+        &a_csrf,
+        json!({ "Refund": { "order_id": paid, "amount": "15.01", "reason": "" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("Refund amount") && body.contains("¥15.00"),
+        "{body}"
+    );
+    let order = server::orders::get(&app.db, &paid)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(
+        (order.status, order.refunded_amount.fen()),
+        (OrderStatus::PartiallyRefunded, 500)
+    );
+    let (_, detail) = load_order(&app, &a_session, &paid).await;
+    let detail: Value = serde_json::from_str(&detail).expect("JSON");
+    assert_eq!(detail["refundable"], 1_500);
+    assert_eq!(detail["refunds"][0]["status"], "succeeded");
+    assert_eq!(detail["refunds"][0]["reason"], "chipped cup");
+
+    // The counter: a new order of A's, whose id comes back.
+    let (status, body) = act(
+        &a_session,
+        &a_csrf,
+        json!({ "NewOrder": { "amount": "8.80", "subject": "Counter sale" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new_id: String = serde_json::from_str(&body).expect("id");
+    let new = server::orders::get(&app.db, &new_id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(
+        (new.merchant_id.as_str(), new.amount.fen()),
+        (a.as_str(), 880)
+    );
+    let (status, body) = act(
+        &a_session,
+        &a_csrf,
+        json!({ "NewOrder": { "amount": "8.888", "subject": "x" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Amount"), "{body}");
+    app.stop().await.expect("stop");
+}
+
+async fn filters_totals_and_the_csv_export(db: TestDb) {
+    let app = TestApp::spawn_with(sandbox_config(&db)).await;
+    let (a, session) = merchant(&app, "Shop A", "a@shop.example").await;
+    let (b, b_session) = merchant(&app, "Shop B", "b@shop.example").await;
+    let green = paid_order(&app, &a, 1_234, "Green tea, \"Longjing\"", Channel::Wechat).await;
+    let _black = paid_order(&app, &a, 5_000, "=cmd|' /C calc'!A0", Channel::Alipay).await;
+    let open = order_of(&app, &a, 990, "Jasmine").await;
+    order_of(&app, &b, 7_777, "B's secret order").await;
+
+    let rows = |filter: Value| {
+        let app = &app;
+        let session = session.clone();
+        async move {
+            let (status, page) = call(
+                app,
+                Some(&session),
+                "orders",
+                json!({ "filter": filter, "after": null }),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let page: Value = serde_json::from_str(&page).expect("JSON");
+            page
+        }
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let all = rows(json!({})).await;
+    assert_eq!(ids(&all).len(), 3);
+    assert_eq!(ids(&rows(json!({ "status": "pending" })).await).len(), 0);
+    assert_eq!(
+        ids(&rows(json!({ "status": "created" })).await),
+        vec![open.clone()]
+    );
+    assert_eq!(
+        ids(&rows(json!({ "channel": "wechat" })).await),
+        vec![green.clone()]
+    );
+    assert_eq!(
+        ids(&rows(json!({ "q": "LONGJING" })).await),
+        vec![green.clone()]
+    );
+    assert_eq!(
+        ids(&rows(json!({ "q": "100%" })).await).len(),
+        0,
+        "% is a character, not a wildcard"
+    );
+    assert_eq!(
+        ids(&rows(json!({ "min": "10", "max": "20" })).await),
+        vec![green.clone()]
+    );
+    let today = app::clock::beijing(server::orders::now_ms())[..10].to_string();
+    assert_eq!(
+        ids(&rows(json!({ "from": today, "to": today })).await).len(),
+        3
+    );
+    assert_eq!(ids(&rows(json!({ "to": "2020-01-01" })).await).len(), 0);
+    let (status, body) = call(
+        &app,
+        Some(&session),
+        "orders",
+        json!({ "filter": { "min": "1.234" }, "after": null }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Min amount"), "{body}");
+
+    // Today's totals: one payment per wallet; nothing late, no risk.
+    let totals: Vec<(String, i64, i64)> = all["today"]
+        .as_array()
+        .expect("today")
+        .iter()
+        .map(|t| {
+            (
+                t["channel"].as_str().expect("c").to_string(),
+                t["count"].as_i64().expect("n"),
+                t["amount"].as_i64().expect("fen"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        vec![("alipay".into(), 1, 5_000), ("wechat".into(), 1, 1_234)]
+    );
+    assert_eq!(
+        (all["today_late"].as_i64(), all["today_risk"].as_i64()),
+        (Some(0), Some(0))
+    );
+
+    // Paging by cursor: a row created meanwhile does not shift the second page.
+    let (_, first) = call(
+        &app,
+        Some(&session),
+        "orders",
+        json!({ "filter": {}, "after": null }),
+    )
+    .await;
+    let first: Value = serde_json::from_str(&first).expect("JSON");
+    let last = ids(&first).last().cloned().expect("rows");
+    order_of(&app, &a, 100, "Arrived meanwhile").await;
+    let (_, after_last) = call(
+        &app,
+        Some(&session),
+        "orders",
+        json!({ "filter": {}, "after": last }),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&after_last).expect("JSON")["rows"],
+        json!([])
+    );
+
+    // The export: every matching order, yuan with two places, formulas defused, quoted.
+    let csv = |query: &str, session: &str| {
+        app.client
+            .get(app.url(&format!("/board/orders.csv{query}")))
+            .header("cookie", format!("scanpay_session={session}"))
+            .send()
+    };
+    let r = csv("?status=paid", &session).await.expect("csv");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("attachment"));
+    let text = r.text().await.expect("text");
+    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines[0], server::board::CSV_HEADER.trim_end());
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("{green},"))
+            && l.contains(",\"Green tea, \"\"Longjing\"\"\",12.34,0.00,CNY,paid,false,wechat,")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(",'=cmd|' /C calc'!A0,50.00,")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("B's secret"),
+        "another merchant's order leaked"
+    );
+    let all_csv = csv("", &session)
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(all_csv.lines().count(), 1 + 4);
+    let b_csv = csv("", &b_session)
+        .await
+        .expect("csv")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(b_csv.lines().count(), 2);
+    assert!(b_csv.contains("B's secret order,77.77"));
+    let anonymous = app.get("/board/orders.csv").await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let bad = csv("?max=lots", &session).await.expect("csv");
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    app.stop().await.expect("stop");
+}
+
+async fn a_board_hears_only_its_merchants_changes(db: TestDb) {
+    let app = TestApp::spawn_with(sandbox_config(&db)).await;
+    let mut board = app.payments.live().watch_merchant("mer_a".into());
+    assert_eq!(
+        board.next().await,
+        Some(app::api::LivePing::Sync),
+        "a board re-reads on connect"
+    );
+    for m in ["mer_a", "mer_b"] {
+        sqlx::query("INSERT INTO merchants (id, name, created_at) VALUES ($1, $1, 0)")
+            .bind(m)
+            .execute(app.db.pool())
+            .await
+            .expect("merchant");
+    }
+    // Another merchant's new order: published before create_order returns, and not heard.
+    order_of(&app, "mer_b", 100, "B").await;
+    tokio::task::yield_now().await;
+    assert_eq!(
+        board.next().now_or_never(),
+        None,
+        "B's order reached A's board"
+    );
+    // Its own: a new order, then its payment.
+    let id = order_of(&app, "mer_a", 100, "A").await;
+    assert_eq!(board.next().await, Some(app::api::LivePing::Sync));
+    let attempt = app
+        .payments
+        .start_payment(&id, Channel::Wechat)
+        .await
+        .expect("prepay");
+    assert_eq!(
+        board.next().await,
+        Some(app::api::LivePing::Sync),
+        "pending"
+    );
+    pay_in_wallet(&app, attempt.code_url.as_deref().expect("code"), "").await;
+    assert_eq!(board.next().await, Some(app::api::LivePing::Sync), "paid");
+    wait_for(&app, &id, OrderStatus::Paid).await;
+    app.stop().await.expect("stop");
+}
