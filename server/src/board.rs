@@ -80,34 +80,52 @@ pub fn search_of(filter: &BoardFilter) -> Result<Search, ServiceError> {
     Ok(search)
 }
 
-/// The board rows of orders: the wallet (paid with, or of the latest code) and the risk flag.
+/// The board rows of orders: the wallet (paid with, or of the latest code) and the risk flag,
+/// read for all of them in one query.
 async fn rows_of(db: &Db, orders: Vec<Order>) -> Result<Vec<BoardRow>, sqlx::Error> {
-    let mut rows = Vec::with_capacity(orders.len());
-    for o in orders {
-        let extra = sqlx::query(
-            "SELECT (SELECT a.channel FROM payment_attempts a WHERE a.order_id = $1 ORDER BY a.seq DESC LIMIT 1) AS channel, \
-             (SELECT COUNT(*) FROM risk_events r WHERE r.order_id = $1) AS risks",
-        )
-        .bind(o.id.as_str())
-        .fetch_one(db.pool())
-        .await?;
-        let latest: Option<String> = extra.try_get("channel")?;
-        let risks: i64 = extra.try_get("risks")?;
-        rows.push(BoardRow {
-            id: o.id.as_str().to_string(),
-            created_at: o.created_at,
-            subject: o.subject,
-            amount: o.amount,
-            refunded: o.refunded_amount,
-            status: o.status,
-            late: o.late,
-            channel: o
-                .paid_channel
-                .or_else(|| latest.as_deref().and_then(Channel::parse)),
-            risky: risks > 0,
-        });
+    if orders.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(rows)
+    let ids = (1..=orders.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT o.id, \
+         (SELECT a.channel FROM payment_attempts a WHERE a.order_id = o.id ORDER BY a.seq DESC LIMIT 1) AS channel, \
+         (SELECT COUNT(*) FROM risk_events r WHERE r.order_id = o.id) AS risks \
+         FROM orders o WHERE o.id IN ({ids})"
+    );
+    let mut q = sqlx::query(&sql);
+    for o in &orders {
+        q = q.bind(o.id.as_str());
+    }
+    let mut extra = std::collections::HashMap::new();
+    for r in q.fetch_all(db.pool()).await? {
+        let id: String = r.try_get("id")?;
+        let latest: Option<String> = r.try_get("channel")?;
+        let risks: i64 = r.try_get("risks")?;
+        extra.insert(id, (latest, risks));
+    }
+    Ok(orders
+        .into_iter()
+        .map(|o| {
+            let (latest, risks) = extra.remove(o.id.as_str()).unwrap_or((None, 0));
+            BoardRow {
+                id: o.id.as_str().to_string(),
+                created_at: o.created_at,
+                subject: o.subject,
+                amount: o.amount,
+                refunded: o.refunded_amount,
+                status: o.status,
+                late: o.late,
+                channel: o
+                    .paid_channel
+                    .or_else(|| latest.as_deref().and_then(Channel::parse)),
+                risky: risks > 0,
+            }
+        })
+        .collect())
 }
 
 /// One page of a merchant's board.

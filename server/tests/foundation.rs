@@ -124,7 +124,11 @@ async fn home_page_is_server_rendered_with_the_hydration_bundle(db: TestDb) {
     assert_eq!(board.headers()["location"], "/login?next=%2Fboard");
     let login = app.get("/login?next=%2Fboard").await;
     assert_eq!(login.status(), 200);
-    assert!(login.text().await.expect("body").contains("Sign in to the order board"));
+    assert!(login
+        .text()
+        .await
+        .expect("body")
+        .contains("Sign in to the order board"));
     app.stop().await.expect("clean stop");
 }
 
