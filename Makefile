@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help tools run build test lint unit e2e release migrate bench sandbox clean-test-dbs
+.PHONY: help tools run build test lint unit e2e release migrate bench sandbox cluster clean-test-dbs
 
 # npm's binaryen (wasm-opt) must come before anything else called wasm-opt.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
@@ -23,6 +23,7 @@ help:
 	@echo "make migrate apply database migrations and exit"
 	@echo "make sandbox run only the sandbox gateways on 127.0.0.1:3100"
 	@echo "make bench   provider crypto, prepay round trips, checkout render time, verified callbacks/s (release build)"
+	@echo "make cluster three nodes on 127.0.0.1:3001-3003 sharing the local PostgreSQL, and the sandbox on :3100"
 
 tools:
 	@scripts/tools.sh
@@ -39,11 +40,16 @@ migrate: build
 sandbox: build
 	./target/debug/scanpay sandbox --listen 127.0.0.1:3100
 
+# Three nodes on loopback against the local PostgreSQL and the standalone sandbox (Ctrl-C stops).
+cluster: build
+	scripts/cluster.sh
+
 # A benchmark, not a test: figures go to docs/benchmarks.md with the machine stated.
 bench: tools
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_providers
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_checkout
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_callbacks
+	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_cluster
 
 test: clean-test-dbs
 	@scripts/tools.sh --test

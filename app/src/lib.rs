@@ -66,6 +66,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/q/:token") view=pages::AggregatePage ssr=SsrMode::Async/>
                     <Route path=path!("/board") view=pages::BoardPage/>
                     <Route path=path!("/board/orders/:order_id") view=pages::OrderPage/>
+                    <Route path=path!("/board/cluster") view=pages::ClusterPage/>
                     <Route path=path!("/login") view=pages::LoginPage/>
                 </Routes>
             </layout::Layout>

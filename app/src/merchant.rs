@@ -22,6 +22,8 @@ pub struct BoardUser {
     pub merchant_name: String,
     /// Sent back with every change (and the sign-out form).
     pub csrf: String,
+    /// May see the cluster page.
+    pub admin: bool,
 }
 
 /// A valid session: whose merchant it acts for.
@@ -319,4 +321,51 @@ pub async fn watch_board(
     let who = signed_in(&services).await?;
     drop(input);
     Ok(services.watch_merchant(who.merchant_id).map(Ok).into())
+}
+
+/// One node on the cluster page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRow {
+    pub id: String,
+    pub url: String,
+    /// `starting`, `ready` or `draining`.
+    pub state: String,
+    pub heartbeat_age_ms: i64,
+    pub in_flight: u64,
+    pub latency_us: u64,
+    /// Parts per million: error rate, CPU share of the machine, database pool in use.
+    pub error_ppm: u64,
+    pub cpu_ppm: u64,
+    pub pool_ppm: u64,
+    /// Payment flows (prepay calls) it ran in the window.
+    pub flows: i64,
+}
+
+/// The cluster as one node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// The node that answered.
+    pub this_node: String,
+    /// Whether flows may go to other nodes (PostgreSQL and a cluster secret).
+    pub forwarding: bool,
+    pub window_secs: i64,
+    pub nodes: Vec<NodeRow>,
+}
+
+/// The cluster page's figures; for operators only (others get "not found"). Served at
+/// `POST /api/board/cluster`.
+#[server(endpoint = "board/cluster")]
+pub async fn load_cluster() -> Result<ClusterView, ServerFnError> {
+    let services = crate::services::use_services()?;
+    let who = signed_in(&services).await?;
+    if !who.user.admin {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(http::StatusCode::NOT_FOUND);
+        }
+        return Err(ServerFnError::new("No such page."));
+    }
+    services
+        .cluster()
+        .await
+        .map_err(crate::services::to_server_error)
 }

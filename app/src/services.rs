@@ -78,6 +78,8 @@ pub trait AppServices: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<String, ServiceError>>;
     /// The live pings of a merchant's board.
     fn watch_merchant(&self, merchant_id: String) -> BoxStream<'static, LivePing>;
+    /// The nodes of the cluster and their load (for operators).
+    fn cluster(&self) -> BoxFuture<'_, Result<crate::merchant::ClusterView, ServiceError>>;
 }
 
 /// The services of the current request, or a server-function error if the server forgot to

@@ -139,4 +139,20 @@ test('the board speaks Chinese and the sign-in page explains a wrong password', 
   await expect(page).toHaveURL(/\/board$/);
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('订单看板');
   await expect(page.getByTestId('merchant-name')).toHaveText('ScanPay Demo Shop');
+  // The demo user is an operator: the cluster page lists this node, ready, re-read live.
+  await page.locator('body[data-hydrated]').waitFor();
+  await page.getByTestId('cluster-link').click();
+  await expect(page).toHaveURL(/\/board\/cluster$/);
+  const node = page.locator('[data-testid=node-row]');
+  await expect(node).toHaveCount(1);
+  await expect(node).toHaveAttribute('data-state', 'ready');
+  await expect(page.getByTestId('cluster-mode')).toContainText('本节点');
+});
+
+test('a merchant who is not an operator has no cluster page', async ({ page }) => {
+  const made = createMerchant('Plain Shop', `plain+${Date.now()}@shop.example`);
+  await signInByLink(page, made, 'a long enough password');
+  await expect(page.getByTestId('cluster-link')).toHaveCount(0);
+  await page.goto('/board/cluster');
+  await expect(page.getByTestId('cluster')).toContainText('No such page.');
 });

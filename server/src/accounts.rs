@@ -36,6 +36,8 @@ pub struct SessionUser {
     pub merchant_id: String,
     pub merchant_name: String,
     pub csrf: String,
+    /// May see the cluster page (an operator).
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for SessionUser {
@@ -125,6 +127,7 @@ pub async fn create_merchant(
     db: &Db,
     name: &str,
     email: &str,
+    admin: bool,
 ) -> Result<CreatedMerchant, AccountError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
@@ -142,13 +145,14 @@ pub async fn create_merchant(
         .execute(&mut *tx)
         .await?;
     let inserted = sqlx::query(
-        "INSERT INTO users (id, merchant_id, email, created_at) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO users (id, merchant_id, email, created_at, admin) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (email) DO NOTHING",
     )
     .bind(&user_id)
     .bind(&merchant_id)
     .bind(&email)
     .bind(now)
+    .bind(i64::from(admin))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -287,7 +291,7 @@ pub async fn session(db: &Db, token: &str) -> Result<Option<SessionUser>, sqlx::
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT s.user_id, s.csrf, u.email, u.merchant_id, m.name FROM sessions s \
+        "SELECT s.user_id, s.csrf, u.email, u.merchant_id, u.admin, m.name FROM sessions s \
          JOIN users u ON u.id = s.user_id JOIN merchants m ON m.id = u.merchant_id \
          WHERE s.token_hash = $1 AND s.expires_at > $2",
     )
@@ -302,6 +306,7 @@ pub async fn session(db: &Db, token: &str) -> Result<Option<SessionUser>, sqlx::
             merchant_id: r.try_get("merchant_id")?,
             merchant_name: r.try_get("name")?,
             csrf: r.try_get("csrf")?,
+            admin: r.try_get::<i64, _>("admin")? == 1,
         })
     })
     .transpose()
@@ -330,11 +335,12 @@ pub async fn forget_expired(db: &Db) -> Result<usize, sqlx::Error> {
     Ok((s.rows_affected() + l.rows_affected()) as usize)
 }
 
-/// The demo merchant's user, created with the demo merchant.
+/// The demo merchant's user, created with the demo merchant. It may see the cluster page:
+/// the demo is someone trying ScanPay on their own machine.
 pub async fn ensure_demo_user(db: &Db) -> Result<String, sqlx::Error> {
     sqlx::query(
-        "INSERT INTO users (id, merchant_id, email, created_at) VALUES ('usr_demo', $1, $2, $3) \
-         ON CONFLICT (email) DO NOTHING",
+        "INSERT INTO users (id, merchant_id, email, created_at, admin) VALUES ('usr_demo', $1, $2, $3, 1) \
+         ON CONFLICT (email) DO UPDATE SET admin = 1",
     )
     .bind(crate::merchants::DEMO_MERCHANT_ID)
     .bind(DEMO_EMAIL)

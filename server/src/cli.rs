@@ -84,6 +84,9 @@ enum MerchantCommand {
         /// Print one JSON object (merchant_id, user_id, api_key, login_url).
         #[arg(long)]
         json: bool,
+        /// The user may also see the cluster page (an operator).
+        #[arg(long)]
+        admin: bool,
     },
     /// A new one-time sign-in link for a user (to set or reset their password).
     LoginLink {
@@ -293,31 +296,34 @@ async fn merchant(config: Config, command: MerchantCommand) -> Result<(), Startu
         other => StartupError::Command(other.to_string()),
     };
     let result = match command {
-        MerchantCommand::Create { name, email, json } => {
-            match accounts::create_merchant(&db, &name, &email).await {
-                Ok(made) => {
-                    let login_url = format!("{base}/auth/link/{}", made.login_token);
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({
-                                "merchant_id": made.merchant_id,
-                                "user_id": made.user_id,
-                                "email": accounts::normalise_email(&email),
-                                "api_key": made.api_key,
-                                "login_url": login_url,
-                            })
-                        );
-                    } else {
-                        println!("merchant  {}", made.merchant_id);
-                        println!("api key   {}  (shown once: store it now)", made.api_key);
-                        println!("sign in   {login_url}  (works once, for 24 hours)");
-                    }
-                    Ok(())
+        MerchantCommand::Create {
+            name,
+            email,
+            json,
+            admin,
+        } => match accounts::create_merchant(&db, &name, &email, admin).await {
+            Ok(made) => {
+                let login_url = format!("{base}/auth/link/{}", made.login_token);
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "merchant_id": made.merchant_id,
+                            "user_id": made.user_id,
+                            "email": accounts::normalise_email(&email),
+                            "api_key": made.api_key,
+                            "login_url": login_url,
+                        })
+                    );
+                } else {
+                    println!("merchant  {}", made.merchant_id);
+                    println!("api key   {}  (shown once: store it now)", made.api_key);
+                    println!("sign in   {login_url}  (works once, for 24 hours)");
                 }
-                Err(e) => Err(failed(e)),
+                Ok(())
             }
-        }
+            Err(e) => Err(failed(e)),
+        },
         MerchantCommand::LoginLink { email } => match accounts::user_by_email(&db, &email).await {
             Ok(Some((user_id, _))) => match accounts::login_link(&db, &user_id).await {
                 Ok(token) => {

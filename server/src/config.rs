@@ -58,6 +58,16 @@ pub struct Config {
     /// Requests per minute one merchant API key may make on one node
     /// (`SCANPAY_API_RATE_PER_MINUTE`).
     pub api_rate_per_minute: u32,
+    /// This node's name in the cluster (`SCANPAY_NODE_ID`; generated when not set).
+    pub node_id: Option<String>,
+    /// The URL the other nodes reach this one at (`SCANPAY_NODE_URL`; the public URL when
+    /// not set).
+    pub node_url: Option<String>,
+    /// Signs the calls between nodes (`SCANPAY_CLUSTER_SECRET`); without it a node never
+    /// forwards nor accepts forwarded flows.
+    pub cluster_secret: Option<Secret<String>>,
+    /// A node whose heartbeat is older than this is out (`SCANPAY_NODE_TTL_SECS`).
+    pub node_ttl_secs: u64,
 }
 
 /// `auto`: the sandbox serves each provider that has no real credentials; `on`: it serves
@@ -301,6 +311,26 @@ const KEYS: &[Key] = &[
     Key {
         file: "api_rate_per_minute",
         env: "SCANPAY_API_RATE_PER_MINUTE",
+        secret: false,
+    },
+    Key {
+        file: "node_id",
+        env: "SCANPAY_NODE_ID",
+        secret: false,
+    },
+    Key {
+        file: "node_url",
+        env: "SCANPAY_NODE_URL",
+        secret: false,
+    },
+    Key {
+        file: "cluster_secret",
+        env: "SCANPAY_CLUSTER_SECRET",
+        secret: true,
+    },
+    Key {
+        file: "node_ttl_secs",
+        env: "SCANPAY_NODE_TTL_SECS",
         secret: false,
     },
 ];
@@ -665,7 +695,41 @@ impl Config {
             },
         )?;
 
+        let node_id = layers.parse(
+            "node_id",
+            "1 to 64 characters of letters, digits, '-' and '_'",
+            || None,
+            |s| {
+                let ok = (1..=64).contains(&s.len())
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                ok.then(|| Some(s.to_string()))
+            },
+        )?;
+        let node_url = layers.parse(
+            "node_url",
+            "an absolute http:// or https:// URL such as http://10.0.0.2:3000",
+            || None,
+            |s| parse_public_url(s).map(Some),
+        )?;
+        let cluster_secret = layers.parse(
+            "cluster_secret",
+            "at least 16 characters, the same on every node",
+            || None,
+            |s| (s.len() >= 16).then(|| Some(Secret::new(s.to_string()))),
+        )?;
+        let node_ttl_secs = layers.parse(
+            "node_ttl_secs",
+            "a whole number of seconds from 2 to 300",
+            || 5,
+            |s| s.parse::<u64>().ok().filter(|n| (2..=300).contains(n)),
+        )?;
+
         Ok(Config {
+            node_id,
+            node_url,
+            cluster_secret,
+            node_ttl_secs,
             demo,
             webhook_time_scale,
             api_rate_per_minute,

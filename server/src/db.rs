@@ -36,6 +36,50 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    #[error(
+        "another scanpay node is serving {path}: an embedded SQLite database serves one node; \
+         for several nodes use PostgreSQL (SCANPAY_DATABASE_URL=postgres://…)"
+    )]
+    SecondNode { path: String },
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Holds the lock that makes an SQLite database single-node while it lives.
+#[derive(Debug)]
+pub struct NodeLock(#[allow(dead_code)] Option<std::fs::File>);
+
+/// Takes the single-node lock of an SQLite database file (`<file>.node-lock`, an exclusive
+/// OS lock, released when the process ends however it ends). PostgreSQL and in-memory
+/// databases need none.
+pub fn lock_single_node(url: &DatabaseUrl) -> Result<NodeLock, DbError> {
+    let raw = url.url.expose();
+    let Some(file) = (url.engine == Engine::Sqlite)
+        .then(|| sqlite_file(raw))
+        .flatten()
+    else {
+        return Ok(NodeLock(None));
+    };
+    let path = format!("{file}.node-lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DbError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    match lock_file.try_lock() {
+        Ok(()) => Ok(NodeLock(Some(lock_file))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DbError::SecondNode {
+            path: file.to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(DbError::Lock { path, source }),
+    }
 }
 
 /// The process's database handle. Cheap to clone: clones share one pool.

@@ -20,6 +20,8 @@ pub enum Action {
     Abort,
     /// The caller returns [`Injected`], which it treats as a transient fault.
     Error,
+    /// The caller waits this many milliseconds (at [`pause`] points): a slow node.
+    Delay(u64),
 }
 
 #[derive(Debug)]
@@ -72,7 +74,10 @@ pub fn arm_from_spec(spec: &str) -> Result<usize, String> {
         let action = match action {
             "abort" => Action::Abort,
             "error" => Action::Error,
-            other => return Err(format!("{item:?}: unknown action {other:?}")),
+            other => match other.strip_prefix("delay:").map(str::parse::<u64>) {
+                Some(Ok(ms)) => Action::Delay(ms),
+                _ => return Err(format!("{item:?}: unknown action {other:?}")),
+            },
         };
         arm(point.trim(), None, action, times);
         count += 1;
@@ -82,8 +87,24 @@ pub fn arm_from_spec(spec: &str) -> Result<usize, String> {
 
 /// Passes through `point` with `key`: nothing happens unless a matching point is armed.
 pub fn hit(point: &str, key: &str) -> Result<(), Injected> {
+    match fired(point, key) {
+        None | Some(Action::Delay(_)) => Ok(()),
+        Some(Action::Abort) => std::process::abort(),
+        Some(Action::Error) => Err(Injected(point.to_string())),
+    }
+}
+
+/// A point where an armed `delay:<ms>` makes the caller wait (points: `flow.start`, before a
+/// node runs a payment flow).
+pub async fn pause(point: &str, key: &str) {
+    if let Some(Action::Delay(ms)) = fired(point, key) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
+fn fired(point: &str, key: &str) -> Option<Action> {
     if !ANY.load(Ordering::Acquire) {
-        return Ok(());
+        return None;
     }
     let action = {
         let mut armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
@@ -91,7 +112,7 @@ pub fn hit(point: &str, key: &str) -> Result<(), Injected> {
             a.point == point && a.key.as_deref().is_none_or(|k| k == key) && a.remaining != Some(0)
         });
         match found {
-            None => return Ok(()),
+            None => return None,
             Some(a) => {
                 if let Some(n) = a.remaining.as_mut() {
                     *n -= 1;
@@ -100,11 +121,10 @@ pub fn hit(point: &str, key: &str) -> Result<(), Injected> {
             }
         }
     };
-    tracing::warn!(point, key, ?action, "fault point fired");
-    match action {
-        Action::Abort => std::process::abort(),
-        Action::Error => Err(Injected(point.to_string())),
+    if !matches!(action, Action::Delay(_)) {
+        tracing::warn!(point, key, ?action, "fault point fired");
     }
+    Some(action)
 }
 
 #[cfg(test)]
@@ -130,5 +150,9 @@ mod tests {
         assert!(arm_from_spec("nonsense").is_err());
         assert!(arm_from_spec("p=explode").is_err());
         assert!(arm_from_spec("p=error*x").is_err());
+        assert_eq!(arm_from_spec("test.spec_b=delay:5"), Ok(1));
+        assert_eq!(fired("test.spec_b", "any"), Some(Action::Delay(5)));
+        assert_eq!(hit("test.spec_b", "any"), Ok(()), "a delay is not an error");
+        assert!(arm_from_spec("p=delay:soon").is_err());
     }
 }

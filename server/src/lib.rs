@@ -11,6 +11,7 @@ pub mod api_keys;
 pub mod board;
 pub mod checkout;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod failpoints;
@@ -72,12 +73,20 @@ pub struct Application {
     state: AppState,
     webhooks: webhooks::Webhooks,
     shutdown_grace: Duration,
+    /// Cluster mode on PostgreSQL: the database URL and this node's outgoing live pings.
+    live_bridge: Option<(
+        String,
+        tokio::sync::mpsc::UnboundedReceiver<payments::live::OrderChange>,
+    )>,
+    /// SQLite: held while the process runs, so a second node is refused.
+    _node_lock: db::NodeLock,
 }
 
 impl Application {
     /// Connects to and migrates the database, binds the listen address, opens the sandbox
     /// gateways when they serve a provider, and parses the providers' keys.
     pub async fn build(mut config: Config) -> Result<Application, StartupError> {
+        let node_lock = db::lock_single_node(&config.database)?;
         let db = Db::connect(&config.database, config.database_max_connections).await?;
         db.migrate().await?;
         let listener =
@@ -106,21 +115,51 @@ impl Application {
                 .await
                 .map_err(db::DbError::Query)?;
         }
+        let node_id = config.node_id.clone().unwrap_or_else(|| {
+            format!("node-{}", &orders::random_token()[..8].to_ascii_lowercase())
+        });
+        let (live, live_bridge) = if db.engine() == config::Engine::Postgres {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (
+                payments::live::LiveHub::with_outward(tx),
+                Some((config.database.url.expose().clone(), rx)),
+            )
+        } else {
+            (payments::live::LiveHub::new(), None)
+        };
         let payments = payments::Payments::new(
             db.clone(),
             providers.clone(),
             &public_url,
-            payments::live::LiveHub::new(),
+            live,
             Duration::from_secs(config.active_query_after_secs),
+        )
+        .on_node(&node_id, Duration::from_secs(config.node_ttl_secs));
+        let cluster = cluster::Cluster::new(
+            cluster::ClusterSettings {
+                node_id,
+                node_url: config
+                    .node_url
+                    .clone()
+                    .unwrap_or_else(|| public_url.clone()),
+                secret: config.cluster_secret.clone(),
+                ttl: Duration::from_secs(config.node_ttl_secs),
+            },
+            db.clone(),
+            payments.clone(),
         );
+        let start: Arc<dyn payments::StartPayment> = Arc::new(cluster::ClusterStart {
+            cluster: cluster.clone(),
+        });
         let checkout = checkout::Checkout {
-            start: Arc::new(payments.clone()),
+            start: start.clone(),
             payments: payments.clone(),
             public_url: public_url.trim_end_matches('/').to_string(),
         };
         let webhooks = webhooks::Webhooks::new(db.clone(), config.webhook_time_scale);
         let services = Arc::new(services::Services::new(
             checkout,
+            cluster.clone(),
             webhooks.clone(),
             config.demo,
             config.order_expiry_secs,
@@ -131,6 +170,8 @@ impl Application {
             services,
             providers,
             payments,
+            cluster,
+            start,
             sandbox,
             state::HttpSettings {
                 public_url: public_url.clone(),
@@ -146,6 +187,8 @@ impl Application {
             state,
             webhooks,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            live_bridge,
+            _node_lock: node_lock,
         })
     }
 
@@ -189,8 +232,22 @@ impl Application {
             state,
             webhooks,
             shutdown_grace,
+            live_bridge,
+            _node_lock,
             ..
         } = self;
+        let heartbeat = state.cluster.spawn_heartbeat();
+        let bridge = live_bridge
+            .map(|(url, rx)| {
+                cluster::spawn_live_bridge(
+                    url,
+                    state.db.clone(),
+                    state.payments.live().clone(),
+                    state.cluster.node_id().to_string(),
+                    rx,
+                )
+            })
+            .unwrap_or_default();
         let metrics = telemetry::metrics();
         let upkeep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -211,7 +268,8 @@ impl Application {
                     let nonces = payments::notify::forget_old_nonces(&payments).await?;
                     let bodies = payments::inbox::forget_old_refused_bodies(payments.db()).await?;
                     let sessions = accounts::forget_expired(payments.db()).await?;
-                    Ok(nonces + bodies + sessions)
+                    let calls = cluster::internal::forget_old_nonces(payments.db()).await?;
+                    Ok(nonces + bodies + sessions + calls)
                 }
             }
         });
@@ -219,12 +277,15 @@ impl Application {
         let refund_worker = refunds::spawn(state.payments.clone(), refunds::TICK);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let stop_state = state.clone();
+        let drain_cluster = state.cluster.clone();
         let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // No new flows are chosen for this node from now; those it runs finish first.
+            drain_cluster.drain(shutdown_grace).await;
             tracing::info!("shutting down: finishing in-flight requests");
             stop_state.begin_shutdown();
             let _ = stopping_tx.send(true);
@@ -251,9 +312,14 @@ impl Application {
         nonce_purge.abort();
         webhook_sender.abort();
         refund_worker.abort();
+        heartbeat.abort();
+        for task in bridge {
+            task.abort();
+        }
         if let Some(d) = delivery {
             d.abort();
         }
+        state.cluster.leave().await;
         state.db.close().await;
         result
     }

@@ -14,6 +14,7 @@ use futures::FutureExt;
 
 pub struct Services {
     checkout: Checkout,
+    cluster: crate::cluster::Cluster,
     webhooks: crate::webhooks::Webhooks,
     demo: bool,
     default_expiry_secs: i64,
@@ -22,12 +23,14 @@ pub struct Services {
 impl Services {
     pub fn new(
         checkout: Checkout,
+        cluster: crate::cluster::Cluster,
         webhooks: crate::webhooks::Webhooks,
         demo: bool,
         default_expiry_secs: i64,
     ) -> Self {
         Self {
             checkout,
+            cluster,
             webhooks,
             demo,
             default_expiry_secs,
@@ -118,6 +121,7 @@ impl AppServices for Services {
                     email: u.email,
                     merchant_name: u.merchant_name,
                     csrf: u.csrf,
+                    admin: u.admin,
                 },
             }))
         }
@@ -170,5 +174,38 @@ impl AppServices for Services {
 
     fn watch_merchant(&self, merchant_id: String) -> BoxStream<'static, LivePing> {
         self.checkout.payments.live().watch_merchant(merchant_id)
+    }
+
+    fn cluster(&self) -> BoxFuture<'_, Result<app::merchant::ClusterView, ServiceError>> {
+        async move {
+            const WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+            let c = &self.cluster;
+            let (nodes, flows) = crate::cluster::overview(self.db(), c.settings().ttl, WINDOW)
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let now = crate::orders::now_ms();
+            let ppm = |x: f64| (x.clamp(0.0, 1.0) * 1e6) as u64;
+            Ok(app::merchant::ClusterView {
+                this_node: c.node_id().to_string(),
+                forwarding: c.forwarding(),
+                window_secs: WINDOW.as_secs() as i64,
+                nodes: nodes
+                    .into_iter()
+                    .map(|n| app::merchant::NodeRow {
+                        flows: flows.get(&n.id).copied().unwrap_or(0),
+                        heartbeat_age_ms: now - n.heartbeat_at,
+                        state: n.state.as_str().to_string(),
+                        in_flight: n.in_flight,
+                        latency_us: n.latency.as_micros() as u64,
+                        error_ppm: ppm(n.error_rate),
+                        cpu_ppm: ppm(n.cpu),
+                        pool_ppm: ppm(n.pool),
+                        url: n.url,
+                        id: n.id,
+                    })
+                    .collect(),
+            })
+        }
+        .boxed()
     }
 }

@@ -21,6 +21,10 @@ pub struct AppState {
     pub providers: Providers,
     /// This node's payment flows (prepay, close, record) and its live hub.
     pub payments: crate::payments::Payments,
+    /// This node of the cluster (a cluster of one on SQLite).
+    pub cluster: crate::cluster::Cluster,
+    /// Where a payment flow starts: selection in front of `payments`.
+    pub start: Arc<dyn crate::payments::StartPayment>,
     /// The in-process sandbox gateways, when they serve a provider (mounted at `/sandbox`).
     pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
     /// What handlers read from the configuration.
@@ -44,12 +48,15 @@ pub struct HttpSettings {
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)] // one per shared handle; built once, in lib.rs
     pub fn new(
         leptos_options: LeptosOptions,
         db: Db,
         services: Arc<dyn AppServices>,
         providers: Providers,
         payments: crate::payments::Payments,
+        cluster: crate::cluster::Cluster,
+        start: Arc<dyn crate::payments::StartPayment>,
         sandbox: Option<Arc<crate::sandbox::Sandbox>>,
         settings: HttpSettings,
     ) -> Self {
@@ -59,6 +66,8 @@ impl AppState {
             services,
             providers,
             payments,
+            cluster,
+            start,
             sandbox,
             settings: HttpSettings {
                 public_url: settings.public_url.trim_end_matches('/').to_string(),

@@ -110,6 +110,7 @@ fn Account(user: BoardUser) -> impl IntoView {
         <div class="account">
             <span class="merchant-name" data-testid="merchant-name">{user.merchant_name}</span>
             <span class="muted">{user.email}</span>
+            {user.admin.then(|| view! { <A href="/board/cluster" attr:data-testid="cluster-link"><T en="Cluster" zh="集群"/></A> })}
             <form method="post" action="/auth/logout">
                 <input type="hidden" name="csrf" value=user.csrf/>
                 <button type="submit" class="link" data-testid="sign-out"><T en="Sign out" zh="退出登录"/></button>

@@ -3,6 +3,7 @@
 mod aggregate;
 mod board;
 mod checkout;
+mod cluster;
 mod home;
 mod login;
 mod not_found;
@@ -11,6 +12,7 @@ mod order;
 pub use aggregate::AggregatePage;
 pub use board::BoardPage;
 pub use checkout::CheckoutPage;
+pub use cluster::ClusterPage;
 pub use home::HomePage;
 pub use login::LoginPage;
 pub use not_found::{NotFound, NotFoundMessage};

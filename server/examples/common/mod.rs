@@ -8,6 +8,7 @@ pub struct Running {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     pub db: server::db::Db,
+    #[allow(dead_code)] // not every benchmark runs payments itself
     pub payments: server::payments::Payments,
     /// The data directory (embedded database, sandbox keys); removed on drop.
     dir: tempfile::TempDir,

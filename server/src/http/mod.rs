@@ -5,6 +5,7 @@
 mod api_v1;
 mod auth;
 mod health;
+mod internal;
 mod metrics;
 mod notify;
 
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/notify/{channel}", axum::routing::post(notify::receive))
         .merge(auth::router())
+        .merge(internal::router())
         .nest(
             "/api/v1",
             api_v1::router(state.clone()),

@@ -16,6 +16,8 @@ use tokio::sync::broadcast;
 /// A committed change of one order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderChange {
+    /// Every listener re-reads (this node may have missed changes made elsewhere).
+    pub all: bool,
     pub merchant_id: Arc<str>,
     pub order_id: Arc<str>,
     pub status: OrderStatus,
@@ -28,6 +30,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct LiveHub {
     tx: broadcast::Sender<OrderChange>,
+    /// Where this node's own changes also go, for the other nodes (cluster mode).
+    outward: Option<tokio::sync::mpsc::UnboundedSender<OrderChange>>,
 }
 
 impl Default for LiveHub {
@@ -39,16 +43,49 @@ impl Default for LiveHub {
 impl LiveHub {
     pub fn new() -> LiveHub {
         let (tx, _) = broadcast::channel(1024);
-        LiveHub { tx }
+        LiveHub { tx, outward: None }
+    }
+
+    /// A hub whose own changes are also sent to `outward` (the cluster's live bridge).
+    pub fn with_outward(outward: tokio::sync::mpsc::UnboundedSender<OrderChange>) -> LiveHub {
+        LiveHub {
+            outward: Some(outward),
+            ..LiveHub::new()
+        }
     }
 
     /// Announces a committed change (a new order is a change to `created`). Never fails: with
     /// no listener the change is simply not heard (pages re-read on connect).
     pub fn publish(&self, merchant_id: &str, order_id: &str, status: OrderStatus) {
-        let _ = self.tx.send(OrderChange {
+        let change = OrderChange {
+            all: false,
             merchant_id: merchant_id.into(),
             order_id: order_id.into(),
             status,
+        };
+        if let Some(out) = &self.outward {
+            let _ = out.send(change.clone());
+        }
+        let _ = self.tx.send(change);
+    }
+
+    /// A change made on another node: told to this node's pages only.
+    pub fn publish_local(&self, merchant_id: &str, order_id: &str, status: OrderStatus) {
+        let _ = self.tx.send(OrderChange {
+            all: false,
+            merchant_id: merchant_id.into(),
+            order_id: order_id.into(),
+            status,
+        });
+    }
+
+    /// Makes every page on this node re-read (after changes elsewhere may have been missed).
+    pub fn resync_all(&self) {
+        let _ = self.tx.send(OrderChange {
+            all: true,
+            merchant_id: "".into(),
+            order_id: "".into(),
+            status: OrderStatus::Created,
         });
     }
 
@@ -82,7 +119,9 @@ impl LiveHub {
                 loop {
                     match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
                         Err(_) => return Some((LivePing::Heartbeat, rx)),
-                        Ok(Ok(change)) if concerns(&change) => return Some((LivePing::Sync, rx)),
+                        Ok(Ok(change)) if change.all || concerns(&change) => {
+                            return Some((LivePing::Sync, rx))
+                        }
                         Ok(Ok(_)) => continue,
                         // Missed messages: make the page re-read.
                         Ok(Err(broadcast::error::RecvError::Lagged(_))) => {

@@ -31,7 +31,8 @@ use sqlx::Row;
 use std::time::Duration;
 
 /// What an attempt is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AttemptStatus {
     /// The prepay call is running.
     Opening,
@@ -70,7 +71,7 @@ impl AttemptStatus {
 }
 
 /// One trade at one provider for an order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attempt {
     pub out_trade_no: String,
     pub order_id: String,
@@ -161,7 +162,15 @@ pub struct Payments {
     live: LiveHub,
     /// How long after a code is shown the provider is first asked about it.
     query_after: Duration,
+    /// The node this process is, recorded on the attempts whose prepay it runs.
+    node_id: std::sync::Arc<str>,
+    /// A node whose heartbeat is older than this has stopped.
+    node_ttl: Duration,
 }
+
+/// An attempt still `opening` after this was abandoned whatever its node says: a prepay call
+/// times out after 10 s.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
 /// How long a request waits for a concurrent prepay of the same order before giving up.
 const OPENING_WAIT: Duration = Duration::from_secs(15);
@@ -180,7 +189,54 @@ impl Payments {
             notify_base: format!("{}/notify", public_url.trim_end_matches('/')),
             live,
             query_after,
+            node_id: "local".into(),
+            node_ttl: Duration::from_secs(5),
         }
+    }
+
+    /// The same, recording `node_id` on the attempts it opens (cluster mode); a node whose
+    /// heartbeat is older than `node_ttl` is taken to have stopped.
+    pub fn on_node(mut self, node_id: &str, node_ttl: Duration) -> Payments {
+        self.node_id = node_id.into();
+        self.node_ttl = node_ttl;
+        self
+    }
+
+    /// Sets aside an `opening` attempt whose node stopped before it finished (its heartbeat
+    /// is older than the TTL, or it is a previous run of this process), or that has been
+    /// opening for longer than any prepay call can take. Its code was never shown to anyone;
+    /// the attempt becomes `failed` and the order can open a new one. `true` when it did.
+    async fn take_over_abandoned(&self, attempt: &Attempt) -> Result<bool, PaymentError> {
+        if attempt.status != AttemptStatus::Opening {
+            return Ok(false);
+        }
+        let now = orders::now_ms();
+        let mut tx = self.db.pool().begin().await?;
+        let taken = sqlx::query(
+            "UPDATE payment_attempts SET status = 'failed', closed_at = $1, \
+             error = 'abandoned: the node opening it stopped' \
+             WHERE out_trade_no = $2 AND status = 'opening' AND (created_at < $3 OR \
+             (node_id IS NOT NULL AND node_id <> $4 AND NOT EXISTS \
+              (SELECT 1 FROM nodes n WHERE n.id = payment_attempts.node_id AND n.heartbeat_at > $5)))",
+        )
+        .bind(now)
+        .bind(&attempt.out_trade_no)
+        .bind(now - ABANDONED_AFTER.as_millis() as i64)
+        .bind(&*self.node_id)
+        .bind(now - self.node_ttl.as_millis() as i64)
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() == 1 {
+            orders::insert_event(
+                &mut tx,
+                &attempt.order_id,
+                "attempt.abandoned",
+                &serde_json::json!({ "out_trade_no": attempt.out_trade_no, "channel": attempt.channel }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(taken.rows_affected() == 1)
     }
 
     /// Sets when the active-query worker next asks about an attempt: the first wait, doubled
@@ -293,14 +349,15 @@ impl Payments {
         let out_trade_no = trade_no(order.id.as_str(), seq);
         let now = orders::now_ms();
         let inserted = sqlx::query(
-            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at) \
-             VALUES ($1, $2, $3, $4, 'opening', $5)",
+            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at, node_id) \
+             VALUES ($1, $2, $3, $4, 'opening', $5, $6)",
         )
         .bind(&out_trade_no)
         .bind(order.id.as_str())
         .bind(seq)
         .bind(channel.as_str())
         .bind(now)
+        .bind(&*self.node_id)
         .execute(self.db.pool())
         .await;
         match inserted {
@@ -649,8 +706,12 @@ impl StartPayment for Payments {
                         return Err(PaymentError::NotPayable(OrderStatus::Paid));
                     }
                 }
-                Some(_) => {
-                    // Another request is opening one: wait for it to finish.
+                Some(a) => {
+                    // Another request is opening one: wait for it to finish, unless the node
+                    // running it stopped (then nobody ever saw its code: it is set aside).
+                    if self.take_over_abandoned(&a).await? {
+                        continue;
+                    }
                     if tokio::time::Instant::now() >= deadline {
                         return Err(PaymentError::Busy);
                     }

@@ -134,6 +134,10 @@ pub fn test_config(db: &TestDb) -> Config {
         active_query_after_secs: 20,
         webhook_time_scale: 1.0,
         api_rate_per_minute: 600,
+        node_id: None,
+        node_url: None,
+        cluster_secret: None,
+        node_ttl_secs: 5,
     }
 }
 

@@ -42,7 +42,7 @@ fn location(r: &reqwest::Response) -> String {
 
 /// A merchant with a user whose password is set through the one-time link; its session.
 async fn merchant(app: &TestApp, name: &str, email: &str) -> (String, String) {
-    let made = server::accounts::create_merchant(&app.db, name, email)
+    let made = server::accounts::create_merchant(&app.db, name, email, false)
         .await
         .expect("merchant");
     let r = app
@@ -139,11 +139,11 @@ async fn paid_order(
 
 async fn links_passwords_sessions_and_the_guard(db: TestDb) {
     let app = TestApp::spawn_with(sandbox_config(&db)).await;
-    let made = server::accounts::create_merchant(&app.db, "Tea House", "Ann@Tea.example")
+    let made = server::accounts::create_merchant(&app.db, "Tea House", "Ann@Tea.example", false)
         .await
         .expect("merchant");
     assert!(matches!(
-        server::accounts::create_merchant(&app.db, "Copy", "ann@tea.example").await,
+        server::accounts::create_merchant(&app.db, "Copy", "ann@tea.example", false).await,
         Err(server::accounts::AccountError::EmailTaken(_))
     ));
     let link = format!("/auth/link/{}", made.login_token);
@@ -342,6 +342,8 @@ async fn board_functions_act_only_for_the_signed_in_merchant(db: TestDb) {
     let (a, a_session) = merchant(&app, "Shop A", "a@shop.example").await;
     let (_b, b_session) = merchant(&app, "Shop B", "b@shop.example").await;
     let unpaid = order_of(&app, &a, 1_500, "Oolong").await;
+    // A later millisecond: within one, newest-first falls back to the (random) id order.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     let paid = paid_order(&app, &a, 2_000, "Pu-erh", Channel::Alipay).await;
 
     // A sees its orders; B sees none of them; nobody signed out sees anything.

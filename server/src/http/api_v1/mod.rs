@@ -16,7 +16,7 @@ mod schema;
 
 use crate::api_keys::{self, Caller};
 use crate::orders::{self, NewOrder, Order, OrderError, OrderStatus};
-use crate::payments::{PaymentError, StartPayment};
+use crate::payments::PaymentError;
 use crate::providers::Channel;
 use crate::refunds::{self, Refund, RefundError};
 use crate::state::AppState;
@@ -569,7 +569,7 @@ async fn create_order(
         let mut view = order_json(&order, &base);
         if let Some(channel) = request.channel {
             match state
-                .payments
+                .start
                 .start_payment(order.id.as_str(), channel)
                 .await
             {
