@@ -214,7 +214,11 @@ pub async fn link_usable(db: &Db, token: &str) -> Result<bool, AccountError> {
 
 /// Uses a sign-in link once: sets the user's password and opens a session (its cookie token).
 pub async fn redeem_link(db: &Db, token: &str, password: &str) -> Result<String, AccountError> {
-    let hash = hash_password(password)?;
+    // Hashing is deliberately slow: off the async workers.
+    let password = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))??;
     let now = now_ms();
     let mut tx = db.pool().begin().await?;
     let row = sqlx::query(

@@ -284,10 +284,11 @@ impl Application {
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
-            // No new flows are chosen for this node from now; those it runs finish first.
+            // `/readyz` turns 503 (a load balancer stops sending), no new flows are chosen
+            // for this node, and those it runs finish before it stops accepting.
+            stop_state.begin_shutdown();
             drain_cluster.drain(shutdown_grace).await;
             tracing::info!("shutting down: finishing in-flight requests");
-            stop_state.begin_shutdown();
             let _ = stopping_tx.send(true);
         });
         let grace_expired = async move {

@@ -251,6 +251,8 @@ impl Cluster {
             ::metrics::gauge!("cluster_node_error_rate", &labels).set(n.error_rate);
             ::metrics::gauge!("cluster_node_cpu", &labels).set(n.cpu);
             ::metrics::gauge!("cluster_node_pool_saturation", &labels).set(n.pool);
+            // Flows the node ran since it started: rate() of it is each node's share.
+            ::metrics::gauge!("cluster_node_flows_total", &labels).set(n.flows_total as f64);
             ::metrics::gauge!("cluster_node_ready", &labels).set(if n.state == NodeState::Ready {
                 1.0
             } else {

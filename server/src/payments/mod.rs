@@ -210,20 +210,38 @@ impl Payments {
         if attempt.status != AttemptStatus::Opening {
             return Ok(false);
         }
+        const ABANDONED: &str = "out_trade_no = $1 AND status = 'opening' AND (created_at < $2 OR \
+             (node_id IS NOT NULL AND node_id <> $3 AND NOT EXISTS \
+              (SELECT 1 FROM nodes n WHERE n.id = payment_attempts.node_id AND n.heartbeat_at > $4)))";
         let now = orders::now_ms();
-        let mut tx = self.db.pool().begin().await?;
-        let taken = sqlx::query(
-            "UPDATE payment_attempts SET status = 'failed', closed_at = $1, \
-             error = 'abandoned: the node opening it stopped' \
-             WHERE out_trade_no = $2 AND status = 'opening' AND (created_at < $3 OR \
-             (node_id IS NOT NULL AND node_id <> $4 AND NOT EXISTS \
-              (SELECT 1 FROM nodes n WHERE n.id = payment_attempts.node_id AND n.heartbeat_at > $5)))",
-        )
-        .bind(now)
+        let (old, stale) = (
+            now - ABANDONED_AFTER.as_millis() as i64,
+            now - self.node_ttl.as_millis() as i64,
+        );
+        // A read first: while the other request is alive (nearly always) no write lock is taken.
+        let abandoned = sqlx::query(&format!(
+            "SELECT 1 AS one FROM payment_attempts WHERE {ABANDONED}"
+        ))
         .bind(&attempt.out_trade_no)
-        .bind(now - ABANDONED_AFTER.as_millis() as i64)
+        .bind(old)
         .bind(&*self.node_id)
-        .bind(now - self.node_ttl.as_millis() as i64)
+        .bind(stale)
+        .fetch_optional(self.db.pool())
+        .await?
+        .is_some();
+        if !abandoned {
+            return Ok(false);
+        }
+        let mut tx = self.db.pool().begin().await?;
+        let taken = sqlx::query(&format!(
+            "UPDATE payment_attempts SET status = 'failed', closed_at = $5, \
+             error = 'abandoned: the node opening it stopped' WHERE {ABANDONED}"
+        ))
+        .bind(&attempt.out_trade_no)
+        .bind(old)
+        .bind(&*self.node_id)
+        .bind(stale)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         if taken.rows_affected() == 1 {
