@@ -49,6 +49,7 @@ bench: tools
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_providers
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_checkout
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_callbacks
+	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_board
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) cargo run --release -p server --example bench_cluster
 
 test: clean-test-dbs
