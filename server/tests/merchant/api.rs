@@ -542,6 +542,26 @@ async fn the_openapi_document_describes_the_real_answers(db: TestDb) {
         ]
     );
 
+    let params: Vec<(String, String)> = document["paths"]["/orders/{id}/close"]["post"]
+        ["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["in"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        params,
+        [
+            ("id".to_string(), "path".to_string()),
+            ("Idempotency-Key".to_string(), "header".to_string())
+        ]
+    );
+
     let mut samples = Vec::new();
     let mut sample = |method: &str, path: &str, (status, body): (StatusCode, Value)| {
         samples.push(

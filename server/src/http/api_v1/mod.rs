@@ -536,7 +536,7 @@ fn parse_create_order(
 /// Create an order (and, with `channel`, its wallet code).
 #[utoipa::path(post, path = "/orders", tag = "orders",
     request_body = schema::CreateOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    params(schema::Idempotency),
     responses(
         (status = 201, description = "Created", body = OrderObject),
         (status = 400, description = "Invalid request (names the field)", body = ErrorBody),
@@ -608,7 +608,7 @@ async fn merchant_order(state: &AppState, caller: &Caller, id: &str) -> Result<O
 
 /// One order.
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "The order id")),
+    params(schema::OrderPath),
     responses(
         (status = 200, description = "The order", body = OrderObject),
         (status = 401, description = "No valid API key", body = ErrorBody),
@@ -710,8 +710,7 @@ async fn list_orders(
 
 /// Close an unpaid order (its code stops working).
 #[utoipa::path(post, path = "/orders/{id}/close", tag = "orders",
-    params(("id" = String, Path, description = "The order id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    params(schema::OrderPath, schema::Idempotency),
     responses(
         (status = 200, description = "Closed (also when it already was)", body = OrderObject),
         (status = 404, description = "No such order of yours", body = ErrorBody),
@@ -787,8 +786,7 @@ async fn close_order(
 /// Refund all or part of a paid order.
 #[utoipa::path(post, path = "/orders/{id}/refunds", tag = "refunds",
     request_body = schema::CreateRefundRequest,
-    params(("id" = String, Path, description = "The order id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    params(schema::OrderPath, schema::Idempotency),
     responses(
         (status = 201, description = "The refund as the provider left it", body = RefundObject),
         (status = 400, description = "Invalid (an amount over what is refundable names `refundable`)", body = ErrorBody),
@@ -867,7 +865,7 @@ async fn create_refund(
 
 /// An order's refunds.
 #[utoipa::path(get, path = "/orders/{id}/refunds", tag = "refunds",
-    params(("id" = String, Path, description = "The order id")),
+    params(schema::OrderPath),
     responses(
         (status = 200, description = "Oldest first", body = RefundList),
         (status = 404, description = "No such order of yours", body = ErrorBody),

@@ -243,6 +243,25 @@ pub struct CreateRefundRequest {
     pub reason: Option<String>,
 }
 
+/// The order a route is about.
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OrderPath {
+    /// The order id.
+    pub id: String,
+}
+
+/// A POST's idempotency key.
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct Idempotency {
+    /// Replays the first answer for 24 h; another body under the key is a 409.
+    #[param(rename = "Idempotency-Key")]
+    pub idempotency_key: Option<String>,
+}
+
 struct BearerKey;
 
 impl Modify for BearerKey {
