@@ -5,7 +5,7 @@
 
 use crate::db::Db;
 use crate::orders::{self, Order, OrderStatus, Search};
-use crate::payments::{PaymentError, Payments};
+use crate::payments::{CloseError, PaymentError, Payments};
 use crate::refunds::{self, RefundError};
 use crate::webhooks::{WebhookError, Webhooks};
 use app::channel::Channel;
@@ -435,36 +435,22 @@ pub async fn change(
             ))
         }
         Change::Close { order_id } => {
-            let order = orders::get(payments.db(), &order_id)
-                .await
-                .map_err(internal)?
-                .filter(|o| o.merchant_id == merchant_id)
-                .ok_or_else(|| invalid(format!("No order {order_id}.")))?;
-            if !matches!(order.status, OrderStatus::Created | OrderStatus::Pending) {
-                return Err(invalid(format!(
-                    "The order is {}; only an unpaid order can be closed.",
-                    order.status
-                )));
-            }
             match payments
-                .end_unpaid(
-                    &order_id,
-                    OrderStatus::Closed,
-                    serde_json::json!({ "reason": "closed by the merchant on the board" }),
-                )
+                .close_for_merchant(merchant_id, &order_id, "board")
                 .await
             {
-                Ok(true) => Ok("The order is closed.".into()),
-                Ok(false) => {
-                    Ok("The order was paid or ended meanwhile; nothing was closed.".into())
+                Ok(_) => Ok("The order is closed.".into()),
+                Err(CloseError::NotFound(_)) => Err(invalid(format!("No order {order_id}."))),
+                Err(e @ CloseError::NotClosable(_)) => Err(invalid(format!("{e}."))),
+                Err(CloseError::Payment(PaymentError::Provider { channel, source })) => {
+                    Err(invalid(format!(
+                        "{channel} could not close the code ({source}); nothing changed, try again."
+                    )))
                 }
-                Err(PaymentError::Provider { channel, source }) => Err(invalid(format!(
-                    "{channel} could not close the code ({source}); nothing changed, try again."
-                ))),
-                Err(PaymentError::Busy) => Err(invalid(
+                Err(CloseError::Payment(PaymentError::Busy)) => Err(invalid(
                     "A code for this order is being created; try again in a moment.",
                 )),
-                Err(e) => Err(internal(e)),
+                Err(CloseError::Payment(e)) => Err(internal(e)),
             }
         }
         Change::Redeliver { event_id } => match webhooks.redeliver(merchant_id, &event_id).await {

@@ -226,7 +226,7 @@ impl StartAnswer {
                 transient,
             } => Err(PaymentError::Provider {
                 channel,
-                source: super::remote_provider_error(message, transient),
+                source: crate::providers::ProviderError::Relayed { message, transient },
             }),
         }
     }

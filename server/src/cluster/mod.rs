@@ -18,7 +18,7 @@ use crate::config::Engine;
 use crate::db::Db;
 use crate::payments::live::LiveHub;
 use crate::payments::{Attempt, PaymentError, Payments, StartPayment};
-use crate::providers::{Channel, ProviderError};
+use crate::providers::Channel;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use select::{ErrorWindow, Load, PeakEwma};
@@ -560,15 +560,6 @@ impl StartPayment for ClusterStart {
         }
         ::metrics::counter!("cluster_flows_total", "via" => "fallback_local").increment(1);
         cluster.run_local(order_id, channel).await
-    }
-}
-
-/// A provider failure that happened on another node, as that node described it.
-pub fn remote_provider_error(message: String, transient: bool) -> ProviderError {
-    if transient {
-        ProviderError::Connect(message)
-    } else {
-        ProviderError::Malformed(message)
     }
 }
 

@@ -107,6 +107,18 @@ pub enum PaymentError {
     Injected(#[from] crate::failpoints::Injected),
 }
 
+/// Why [`Payments::close_for_merchant`] closed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    #[error("the order {0} does not exist")]
+    NotFound(String),
+    #[error("the order is {0}; only an unpaid order can be closed")]
+    NotClosable(OrderStatus),
+    /// The provider could not close the code, a code is being created, or a database fault.
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+}
+
 impl From<orders::OrderError> for PaymentError {
     fn from(e: orders::OrderError) -> Self {
         match e {
@@ -502,6 +514,44 @@ impl Payments {
             }
             Err(orders::OrderError::Forbidden { .. }) => Ok(false),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Closes one of `merchant_id`'s unpaid orders for its merchant (the API's close, the
+    /// board's): its live code first, at the provider. A closed order closes again without
+    /// error; another merchant's order is `NotFound`. `via` says where it was asked for.
+    pub async fn close_for_merchant(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+        via: &str,
+    ) -> Result<Order, CloseError> {
+        let mine = |o: Option<Order>| {
+            o.filter(|o| o.merchant_id == merchant_id)
+                .ok_or_else(|| CloseError::NotFound(order_id.to_string()))
+        };
+        let order = mine(
+            orders::get(&self.db, order_id)
+                .await
+                .map_err(PaymentError::from)?,
+        )?;
+        match order.status {
+            OrderStatus::Closed => return Ok(order),
+            OrderStatus::Created | OrderStatus::Pending => {}
+            other => return Err(CloseError::NotClosable(other)),
+        }
+        let detail = serde_json::json!({ "reason": "closed by the merchant", "via": via });
+        self.end_unpaid(order_id, OrderStatus::Closed, detail)
+            .await?;
+        let now = mine(
+            orders::get(&self.db, order_id)
+                .await
+                .map_err(PaymentError::from)?,
+        )?;
+        match now.status {
+            OrderStatus::Closed => Ok(now),
+            // Paid (or expired) meanwhile.
+            other => Err(CloseError::NotClosable(other)),
         }
     }
 

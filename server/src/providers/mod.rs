@@ -170,6 +170,9 @@ pub enum ProviderError {
     },
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
+    /// A provider failure another node of the cluster met, as it described it.
+    #[error("{message}")]
+    Relayed { message: String, transient: bool },
 }
 
 impl ProviderError {
@@ -178,6 +181,7 @@ impl ProviderError {
         match self {
             ProviderError::Connect(_) | ProviderError::Timeout(_) => true,
             ProviderError::Status { status } => *status >= 500,
+            ProviderError::Relayed { transient, .. } => *transient,
             _ => false,
         }
     }

@@ -16,7 +16,7 @@ mod schema;
 
 use crate::api_keys::{self, Caller};
 use crate::orders::{self, NewOrder, Order, OrderError, OrderStatus};
-use crate::payments::PaymentError;
+use crate::payments::{CloseError, PaymentError};
 use crate::providers::Channel;
 use crate::refunds::{self, Refund, RefundError};
 use crate::state::AppState;
@@ -730,54 +730,29 @@ async fn close_order(
     };
     let route = format!("POST /orders/{id}/close");
     let run = || async {
-        let conflict = |status: OrderStatus| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "order_not_closable",
-                format!("the order is {status}; only an unpaid order can be closed"),
-            )
-        };
-        if !matches!(order.status, OrderStatus::Created | OrderStatus::Pending) {
-            if order.status == OrderStatus::Closed {
-                return Answer(StatusCode::OK, order_json(&order, &base_url(&state)));
-            }
-            return conflict(order.status).answer();
-        }
-        let ended = state
+        match state
             .payments
-            .end_unpaid(
-                &id,
-                OrderStatus::Closed,
-                json!({ "reason": "closed by the merchant" }),
+            .close_for_merchant(&caller.merchant_id, order.id.as_str(), "api")
+            .await
+        {
+            Ok(closed) => Answer(StatusCode::OK, order_json(&closed, &base_url(&state))),
+            Err(CloseError::NotFound(_)) => ApiError::not_found(&id).answer(),
+            Err(e @ CloseError::NotClosable(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "order_not_closable", e.to_string()).answer()
+            }
+            Err(CloseError::Payment(PaymentError::Provider { channel, source })) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_unavailable",
+                format!("{channel} could not close the code: {source}; nothing changed, retry"),
             )
-            .await;
-        match ended {
-            Ok(_) => {}
-            Err(PaymentError::Provider { channel, source }) => {
-                return ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "provider_unavailable",
-                    format!("{channel} could not close the code: {source}; nothing changed, retry"),
-                )
-                .answer()
-            }
-            Err(PaymentError::Busy) => {
-                return ApiError::new(
-                    StatusCode::CONFLICT,
-                    "request_in_progress",
-                    "a code for this order is being created; retry shortly",
-                )
-                .answer()
-            }
-            Err(e) => return ApiError::internal(e).answer(),
-        }
-        match orders::get(&state.db, &id).await {
-            Ok(Some(now)) if now.status == OrderStatus::Closed => {
-                Answer(StatusCode::OK, order_json(&now, &base_url(&state)))
-            }
-            Ok(Some(now)) => conflict(now.status).answer(),
-            Ok(None) => ApiError::not_found(&id).answer(),
-            Err(e) => ApiError::internal(e).answer(),
+            .answer(),
+            Err(CloseError::Payment(PaymentError::Busy)) => ApiError::new(
+                StatusCode::CONFLICT,
+                "request_in_progress",
+                "a code for this order is being created; retry shortly",
+            )
+            .answer(),
+            Err(CloseError::Payment(e)) => ApiError::internal(e).answer(),
         }
     };
     idempotent(&state, &caller, &headers, &route, &body, run).await
