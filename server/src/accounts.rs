@@ -341,18 +341,31 @@ pub async fn forget_expired(db: &Db) -> Result<usize, sqlx::Error> {
 
 /// The demo merchant's user, created with the demo merchant. It may see the cluster page:
 /// the demo is someone trying ScanPay on their own machine.
+///
+/// Safe when several nodes start at once against one database: the insert gives way to a
+/// conflict on any unique key (a targeted `ON CONFLICT (email)` still fails on PostgreSQL
+/// when two inserts race on the primary key), and the admin flag is set by its own
+/// conditional update, which also upgrades a demo user made before the flag existed.
 pub async fn ensure_demo_user(db: &Db) -> Result<String, sqlx::Error> {
     sqlx::query(
-        "INSERT INTO users (id, merchant_id, email, created_at, admin) VALUES ('usr_demo', $1, $2, $3, 1) \
-         ON CONFLICT (email) DO UPDATE SET admin = 1",
+        "INSERT INTO users (id, merchant_id, email, created_at, admin) VALUES ($1, $2, $3, $4, 1) \
+         ON CONFLICT DO NOTHING",
     )
+    .bind(DEMO_USER_ID)
     .bind(crate::merchants::DEMO_MERCHANT_ID)
     .bind(DEMO_EMAIL)
     .bind(now_ms())
     .execute(db.pool())
     .await?;
-    Ok("usr_demo".to_string())
+    sqlx::query("UPDATE users SET admin = 1 WHERE id = $1 AND admin = 0")
+        .bind(DEMO_USER_ID)
+        .execute(db.pool())
+        .await?;
+    Ok(DEMO_USER_ID.to_string())
 }
+
+/// The id of the demo merchant's user.
+pub const DEMO_USER_ID: &str = "usr_demo";
 
 /// Failed sign-ins allowed per email in one window.
 pub const FAILURES_PER_EMAIL: u32 = 5;

@@ -19,7 +19,7 @@ pub struct Merchant {
 /// Creates the demo merchant unless it exists (safe to run on every start, on every node).
 pub async fn ensure_demo(db: &Db) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(DEMO_MERCHANT_ID)
     .bind(DEMO_MERCHANT_NAME)

@@ -19,6 +19,7 @@ on_both_engines!(
     board_functions_act_only_for_the_signed_in_merchant,
     filters_totals_and_the_csv_export,
     a_board_hears_only_its_merchants_changes,
+    nodes_starting_together_seed_one_demo_user,
 );
 
 /// The session token a response sets, if any.
@@ -726,4 +727,54 @@ async fn a_board_hears_only_its_merchants_changes(db: TestDb) {
     assert_eq!(board.next().await, Some(app::api::LivePing::Sync), "paid");
     wait_for(&app, &id, OrderStatus::Paid).await;
     app.stop().await.expect("stop");
+}
+
+/// Several nodes starting at once against one fresh database each seed the demo merchant and
+/// its user: every one of them succeeds (CI once saw a node die on the users primary key), one
+/// row results, and a demo user from before the admin flag is upgraded, not duplicated.
+async fn nodes_starting_together_seed_one_demo_user(db: TestDb) {
+    let store = server::db::Db::connect(&db.url, 8).await.expect("db");
+    store.migrate().await.expect("migrate");
+    // The race is narrow (two inserts between their primary-key and email index entries), so
+    // it is run many times over.
+    for round in 0..25 {
+        sqlx::query("DELETE FROM users")
+            .execute(store.pool())
+            .await
+            .expect("clear");
+        let starts = (0..8).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                server::merchants::ensure_demo(&store).await?;
+                server::accounts::ensure_demo_user(&store).await
+            })
+        });
+        for start in futures::future::join_all(starts).await {
+            let seeded = start.expect("task");
+            assert_eq!(
+                seeded.as_deref().map_err(|e| format!("round {round}: {e}")),
+                Ok(server::accounts::DEMO_USER_ID)
+            );
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, CAST(admin AS BIGINT) FROM users")
+                .fetch_all(store.pool())
+                .await
+                .expect("users");
+        assert_eq!(rows, vec![(server::accounts::DEMO_USER_ID.to_string(), 1)]);
+    }
+    sqlx::query("UPDATE users SET admin = 0")
+        .execute(store.pool())
+        .await
+        .expect("demote");
+    server::accounts::ensure_demo_user(&store)
+        .await
+        .expect("again");
+    let admin: i64 = sqlx::query_scalar("SELECT CAST(admin AS BIGINT) FROM users WHERE id = $1")
+        .bind(server::accounts::DEMO_USER_ID)
+        .fetch_one(store.pool())
+        .await
+        .expect("admin");
+    assert_eq!(admin, 1, "the demo user is an admin again");
+    store.close().await;
 }
