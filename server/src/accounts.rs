@@ -6,17 +6,17 @@
 //! - A session is 256 random bits in an HttpOnly cookie; the database keeps only its SHA-256,
 //!   its expiry and the session's CSRF token, which every change the board makes sends back.
 //! - Sign-in links are one-time (a conditional update claims them) and expire after a day.
-//! - Failed sign-ins are limited per email and per address ([`LoginLimiter`], per node).
+//! - Failed sign-ins are limited per email and per address ([`LoginLimiter`]; the whole
+//!   cluster's on PostgreSQL, see `limits.rs`).
 
 use crate::db::Db;
+use crate::limits::{LimitError, Limiter, Rate};
 use crate::orders::{self, now_ms};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a sign-in lasts.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
@@ -371,54 +371,62 @@ pub const DEMO_USER_ID: &str = "usr_demo";
 pub const FAILURES_PER_EMAIL: u32 = 5;
 /// Failed sign-ins allowed per remote address in one window.
 pub const FAILURES_PER_ADDRESS: u32 = 20;
-/// The window.
+/// The window over which those failures are allowed (one more comes back every
+/// window / count).
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// Counts failed sign-ins per email and per address in fixed windows; once either is over
-/// its limit, further attempts are refused (before any password check) until the window ends.
-#[derive(Default)]
+/// Limits failed sign-ins per email and per address: each may fail its count at once, then
+/// once per window / count (GCRA, `limits.rs`); a limited attempt is refused before any
+/// password is checked.
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    limiter: Limiter,
 }
 
 impl LoginLimiter {
-    fn keys(email: &str, addr: &str) -> [(String, u32); 2] {
+    pub fn new(limiter: Limiter) -> LoginLimiter {
+        LoginLimiter { limiter }
+    }
+
+    fn window(count: u32) -> Rate {
+        Rate {
+            count,
+            per: FAILURE_WINDOW,
+        }
+    }
+
+    /// The address's allowance and the email's (lower-cased), in the order they are taken.
+    fn keys(email: &str, addr: &str) -> [(String, Rate); 2] {
         [
             (
-                format!("email:{}", email.trim().to_lowercase()),
-                FAILURES_PER_EMAIL,
+                format!("login-addr:{addr}"),
+                Self::window(FAILURES_PER_ADDRESS),
             ),
-            (format!("addr:{addr}"), FAILURES_PER_ADDRESS),
+            (
+                format!("login-email:{}", email.trim().to_lowercase()),
+                Self::window(FAILURES_PER_EMAIL),
+            ),
         ]
     }
 
-    /// `Err(seconds to wait)` when this email or address must wait.
-    pub fn check(&self, email: &str, addr: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, start)| now.duration_since(*start) < FAILURE_WINDOW);
-        for (key, limit) in Self::keys(email, addr) {
-            if let Some((n, start)) = map.get(&key) {
-                if *n >= limit {
-                    let left = FAILURE_WINDOW.saturating_sub(now.duration_since(*start));
-                    return Err(left.as_secs().max(1));
-                }
-            }
+    /// Before a password is checked: takes one attempt from the address and one from the
+    /// email, or says how long to wait (taking nothing). Taken first, not counted after, so
+    /// many guesses sent at once cannot all pass while the first ones are being verified.
+    pub async fn begin(&self, email: &str, addr: &str) -> Result<(), LimitError> {
+        let [(addr_key, addr_rate), (email_key, email_rate)] = Self::keys(email, addr);
+        self.limiter.take(&addr_key, addr_rate).await?;
+        if let Err(e) = self.limiter.take(&email_key, email_rate).await {
+            self.limiter.give_back(&addr_key, addr_rate).await?;
+            return Err(e);
         }
         Ok(())
     }
 
-    pub fn failed(&self, email: &str, addr: &str) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, _) in Self::keys(email, addr) {
-            map.entry(key).or_insert((0, now)).0 += 1;
-        }
-    }
-
-    pub fn succeeded(&self, email: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&format!("email:{}", email.trim().to_lowercase()));
+    /// The password was right: only failures count, so the address gets its attempt back
+    /// and the email starts afresh.
+    pub async fn succeeded(&self, email: &str, addr: &str) -> Result<(), sqlx::Error> {
+        let [(addr_key, addr_rate), (email_key, _)] = Self::keys(email, addr);
+        self.limiter.give_back(&addr_key, addr_rate).await?;
+        self.limiter.forget(&email_key).await
     }
 }
 
@@ -449,17 +457,50 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_limiter_stops_an_email_after_its_failures_and_forgets_on_success() {
-        let l = LoginLimiter::default();
+    #[tokio::test]
+    async fn the_limiter_stops_an_email_after_its_failures_and_forgets_on_success() {
+        let l = LoginLimiter::new(Limiter::local());
         for _ in 0..FAILURES_PER_EMAIL {
-            assert!(l.check("a@b.cn", "1.2.3.4").is_ok());
-            l.failed("a@b.cn", "1.2.3.4");
+            l.begin("a@b.cn", "1.2.3.4")
+                .await
+                .expect("within the allowance");
         }
-        let wait = l.check("A@b.cn", "5.6.7.8").expect_err("limited");
-        assert!(wait > 0 && wait <= FAILURE_WINDOW.as_secs());
-        assert!(l.check("other@b.cn", "1.2.3.4").is_ok());
-        l.succeeded("a@b.cn");
-        assert!(l.check("a@b.cn", "1.2.3.4").is_ok());
+        let Err(LimitError::Limited(wait)) = l.begin("A@b.cn", "5.6.7.8").await else {
+            panic!("the email is limited from any address");
+        };
+        let interval = FAILURE_WINDOW.as_secs() / u64::from(FAILURES_PER_EMAIL);
+        assert_eq!(
+            wait.retry_after_secs, interval,
+            "one more attempt per interval"
+        );
+        l.begin("other@b.cn", "1.2.3.4")
+            .await
+            .expect("another email from the same address");
+        l.succeeded("a@b.cn", "1.2.3.4").await.expect("success");
+        l.begin("a@b.cn", "1.2.3.4")
+            .await
+            .expect("forgotten on success");
+    }
+
+    #[tokio::test]
+    async fn the_limiter_stops_an_address_and_successes_do_not_count() {
+        let l = LoginLimiter::new(Limiter::local());
+        // Successful sign-ins from one address (a shop's staff behind one NAT) never add up.
+        for i in 0..FAILURES_PER_ADDRESS * 2 {
+            let email = format!("staff{i}@shop.cn");
+            l.begin(&email, "9.9.9.9").await.expect("a colleague");
+            l.succeeded(&email, "9.9.9.9").await.expect("success");
+        }
+        // Failures do, across emails; a refused email does not use up the address.
+        for i in 0..FAILURES_PER_ADDRESS {
+            l.begin(&format!("guess{i}@shop.cn"), "9.9.9.9")
+                .await
+                .expect("within the address's allowance");
+        }
+        assert!(matches!(
+            l.begin("guess-next@shop.cn", "9.9.9.9").await,
+            Err(LimitError::Limited(_))
+        ));
+        assert!(l.begin("guess-next@shop.cn", "8.8.8.8").await.is_ok());
     }
 }

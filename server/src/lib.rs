@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod failpoints;
 pub mod http;
+pub mod limits;
 pub mod merchants;
 pub mod notify_check;
 pub mod orders;
@@ -269,7 +270,8 @@ impl Application {
                     let bodies = payments::inbox::forget_old_refused_bodies(payments.db()).await?;
                     let sessions = accounts::forget_expired(payments.db()).await?;
                     let calls = cluster::internal::forget_old_nonces(payments.db()).await?;
-                    Ok(nonces + bodies + sessions + calls)
+                    let limits = limits::forget_idle(payments.db()).await?;
+                    Ok(nonces + bodies + sessions + calls + limits)
                 }
             }
         });

@@ -13,6 +13,7 @@
 //!   (`app::merchant::change_order`).
 
 use crate::accounts::{self, AccountError, LoginLimiter};
+use crate::limits::{LimitError, Limited, Limiter};
 use crate::state::AppState;
 use app::merchant::{cookie, BoardFilter, SESSION_COOKIE};
 use axum::body::Body;
@@ -25,14 +26,16 @@ use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/auth/demo", post(demo))
         .route("/auth/link/{token}", get(link_page).post(redeem_link))
         .route("/board/orders.csv", get(export_csv))
-        .layer(Extension(Arc::new(LoginLimiter::default())))
+        .layer(Extension(Arc::new(LoginLimiter::new(Limiter::for_db(
+            &state.db,
+        )))))
 }
 
 fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> HeaderValue {
@@ -91,7 +94,12 @@ async fn login(
         return Redirect::to("/login?error=bad").into_response();
     };
     let addr = client_address(addr.as_ref().map(|e| &e.0));
-    if let Err(wait) = limiter.check(&form.email, &addr) {
+    let wait = match limiter.begin(&form.email, &addr).await {
+        Ok(()) => None,
+        Err(LimitError::Limited(Limited { retry_after_secs })) => Some(retry_after_secs),
+        Err(LimitError::Store(e)) => return internal(e),
+    };
+    if let Some(wait) = wait {
         ::metrics::counter!("board_logins_total", "outcome" => "limited").increment(1);
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
@@ -109,12 +117,13 @@ async fn login(
     }
     match accounts::sign_in(&state.db, &form.email, &form.password).await {
         Ok(Some(token)) => {
-            limiter.succeeded(&form.email);
+            if let Err(e) = limiter.succeeded(&form.email, &addr).await {
+                tracing::warn!(error = %e, "could not reset the sign-in limit");
+            }
             ::metrics::counter!("board_logins_total", "outcome" => "ok").increment(1);
             signed_in_redirect(&state, &token, &form.next)
         }
         Ok(None) => {
-            limiter.failed(&form.email, &addr);
             ::metrics::counter!("board_logins_total", "outcome" => "refused").increment(1);
             tracing::info!(%addr, "board sign-in refused");
             let next = app::merchant::encode(safe_next(&form.next));

@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .route("/notify/{channel}", axum::routing::post(notify::receive))
-        .merge(auth::router())
+        .merge(auth::router(&state))
         .merge(internal::router())
         .nest(
             "/api/v1",

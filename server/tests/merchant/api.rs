@@ -17,6 +17,7 @@ on_both_engines!(
     merchants_never_see_each_others_orders,
     refunds_through_the_api,
     each_key_is_rate_limited,
+    limits_kept_in_the_database_are_atomic,
     the_openapi_document_describes_the_real_answers,
 );
 
@@ -497,6 +498,103 @@ async fn each_key_is_rate_limited(db: TestDb) {
     };
     assert_eq!(other.get("/orders").await.0, StatusCode::OK);
     app.stop().await.expect("stop");
+}
+
+/// The database form of the limits (what every PostgreSQL deployment uses), run on both
+/// engines so its SQL is checked on each: take, check, charge, give back, forget, the
+/// housekeeping of idle keys, and concurrent takes that never exceed the burst.
+async fn limits_kept_in_the_database_are_atomic(db: TestDb) {
+    use server::limits::{LimitError, Limiter, Rate};
+    let store = server::db::Db::connect(&db.url, 8).await.expect("db");
+    store.migrate().await.expect("migrate");
+    let limiter = std::sync::Arc::new(Limiter::Shared(store.clone()));
+    let rate = Rate {
+        count: 5,
+        per: Duration::from_secs(600),
+    };
+    let takes = (0..20).map(|_| {
+        let limiter = limiter.clone();
+        tokio::spawn(async move { limiter.take("api:burst", rate).await })
+    });
+    let mut allowed = 0;
+    for take in futures::future::join_all(takes).await {
+        match take.expect("task") {
+            Ok(()) => allowed += 1,
+            Err(LimitError::Limited(wait)) => {
+                // One interval (120 s), give or take the rounding up of the moment each began.
+                assert!((119..=121).contains(&wait.retry_after_secs), "{wait:?}")
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(allowed, 5, "twenty at once, exactly the burst goes");
+    assert!(matches!(
+        limiter.check("api:burst", rate).await,
+        Err(LimitError::Limited(_))
+    ));
+    limiter.check("api:other", rate).await.expect("another key");
+    limiter
+        .give_back("api:burst", rate)
+        .await
+        .expect("give back");
+    limiter
+        .take("api:burst", rate)
+        .await
+        .expect("the one given back");
+    limiter.forget("api:burst").await.expect("forget");
+    for _ in 0..5 {
+        limiter
+            .take("api:burst", rate)
+            .await
+            .expect("the burst again");
+    }
+    for _ in 0..3 {
+        limiter.charge("login-email:x", rate).await.expect("charge");
+    }
+    limiter
+        .check("login-email:x", rate)
+        .await
+        .expect("two left");
+    // Housekeeping leaves keys still limiting and drops the rest.
+    sqlx::query("INSERT INTO rate_limits (key, tat) VALUES ('idle', 1)")
+        .execute(store.pool())
+        .await
+        .expect("an idle key");
+    assert_eq!(server::limits::forget_idle(&store).await.expect("sweep"), 1);
+    let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM rate_limits ORDER BY key")
+        .fetch_all(store.pool())
+        .await
+        .expect("keys");
+    assert_eq!(keys, vec!["api:burst", "login-email:x"]);
+    store.close().await;
+}
+
+/// Two nodes on one PostgreSQL database share each key's allowance: the configured rate is
+/// the cluster's, not each node's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_is_the_clusters_not_each_nodes() {
+    let db = TestDb::postgres().await;
+    let one = app_with(&db, 4).await;
+    let two = app_with(&db, 4).await;
+    let key = key_for(&one, DEMO_MERCHANT_ID).await;
+    for app in [&one, &two, &one, &two] {
+        let api = Api {
+            key: key.clone(),
+            app,
+        };
+        assert_eq!(api.get("/orders").await.0, StatusCode::OK);
+    }
+    for app in [&one, &two] {
+        let api = Api {
+            key: key.clone(),
+            app,
+        };
+        let (status, headers, _) = api.send(reqwest::Method::GET, "/orders", None, None).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "on either node");
+        assert!(headers.contains_key("retry-after"));
+    }
+    one.stop().await.expect("stop");
+    two.stop().await.expect("stop");
 }
 
 /// The served OpenAPI document, checked by an independent validator (Ajv, JSON Schema

@@ -9,12 +9,14 @@
 //!   byte to the same request (`Idempotent-Replayed: true`); the same key with another body
 //!   is a 409; while the first is still running a repeat gets 409 `request_in_progress`; a
 //!   request that fails validation stores nothing.
-//! - A per-key rate limit (`SCANPAY_API_RATE_PER_MINUTE`, a token bucket on each node): 429
-//!   with `Retry-After`.
+//! - A per-key rate limit (`SCANPAY_API_RATE_PER_MINUTE`, a burst of that many then that
+//!   many a minute; the whole cluster's on PostgreSQL, see `limits.rs`): 429 with
+//!   `Retry-After`.
 
 mod schema;
 
 use crate::api_keys::{self, Caller};
+use crate::limits::{LimitError, Limited, Limiter, Rate};
 use crate::orders::{self, NewOrder, Order, OrderError, OrderStatus};
 use crate::payments::{CloseError, PaymentError};
 use crate::providers::Channel;
@@ -32,9 +34,7 @@ use schema::{ErrorBody, OrderList, OrderObject, RefundList, RefundObject};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 use utoipa::OpenApi;
 
 /// How long an idempotent response is kept.
@@ -45,7 +45,10 @@ const MAX_METADATA_KEYS: usize = 20;
 
 /// The `/api/v1` routes, to be nested under `/api/v1`.
 pub fn router(state: AppState) -> Router<AppState> {
-    let limiter = Arc::new(RateLimiter::new(state.settings.api_rate_per_minute));
+    let limit = Arc::new(ApiLimit {
+        limiter: Limiter::for_db(&state.db),
+        rate: Rate::per_minute(state.settings.api_rate_per_minute),
+    });
     Router::new()
         .route("/orders", post(create_order).get(list_orders))
         .route("/orders/{id}", get(get_order))
@@ -58,7 +61,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
         })
         .layer(middleware::from_fn_with_state(state, authenticate))
-        .layer(Extension(limiter))
+        .layer(Extension(limit))
         // The document is public: it describes the API, not anyone's data.
         .route("/openapi.json", get(openapi))
 }
@@ -157,42 +160,15 @@ fn respond(status: StatusCode, body: String) -> Response {
 
 // ---- authentication and rate limit ----
 
-/// Token buckets per API key on this node.
-struct RateLimiter {
-    per_minute: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-impl RateLimiter {
-    fn new(per_minute: u32) -> RateLimiter {
-        RateLimiter {
-            per_minute: f64::from(per_minute.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Ok(())` to go ahead, or `Err(seconds)` to wait.
-    fn take(&self, key: &str) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let (tokens, last) = buckets
-            .entry(key.to_string())
-            .or_insert((self.per_minute, now));
-        let refill = now.duration_since(*last).as_secs_f64() * self.per_minute / 60.0;
-        *tokens = (*tokens + refill).min(self.per_minute);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) * 60.0 / self.per_minute).ceil().max(1.0) as u64)
-        }
-    }
+/// The per-key limit: where it is kept (the whole cluster's, on PostgreSQL) and its rate.
+struct ApiLimit {
+    limiter: Limiter,
+    rate: Rate,
 }
 
 async fn authenticate(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<RateLimiter>>,
+    Extension(limit): Extension<Arc<ApiLimit>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -220,17 +196,27 @@ async fn authenticate(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     };
-    if let Err(wait) = limiter.take(&caller.key_id) {
-        ::metrics::counter!("api_rate_limited_total").increment(1);
-        let mut r = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many requests with this key; retry in {wait} s"),
-        )
-        .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return r;
+    match limit
+        .limiter
+        .take(&format!("api:{}", caller.key_id), limit.rate)
+        .await
+    {
+        Ok(()) => {}
+        Err(LimitError::Store(e)) => return ApiError::internal(e).into_response(),
+        Err(LimitError::Limited(Limited {
+            retry_after_secs: wait,
+        })) => {
+            ::metrics::counter!("api_rate_limited_total").increment(1);
+            let mut r = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests with this key; retry in {wait} s"),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return r;
+        }
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
