@@ -67,6 +67,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/board") view=pages::BoardPage/>
                     <Route path=path!("/board/orders/:order_id") view=pages::OrderPage/>
                     <Route path=path!("/board/cluster") view=pages::ClusterPage/>
+                    <Route path=path!("/board/developers") view=pages::DevelopersPage/>
                     <Route path=path!("/login") view=pages::LoginPage/>
                 </Routes>
             </layout::Layout>

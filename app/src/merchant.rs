@@ -291,23 +291,102 @@ pub async fn load_order(order_id: String) -> Result<Option<OrderDetail>, ServerF
 pub async fn change_order(csrf: String, action: Change) -> Result<String, ServerFnError> {
     let services = crate::services::use_services()?;
     let who = signed_in(&services).await?;
-    if !constant_time_eq(csrf.as_bytes(), who.user.csrf.as_bytes()) {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(http::StatusCode::FORBIDDEN);
-        }
-        return Err(ServerFnError::new(
-            "This page is out of date (its security token did not match). Reload it and try again.",
-        ));
-    }
+    check_csrf(&who, &csrf)?;
     services
         .board_action(who.merchant_id, action)
         .await
         .map_err(crate::services::to_server_error)
 }
 
+/// A change's CSRF token must be its session's (compared in constant time); otherwise 403.
+#[cfg(feature = "ssr")]
+fn check_csrf(who: &SignedIn, csrf: &str) -> Result<(), ServerFnError> {
+    if constant_time_eq(csrf.as_bytes(), who.user.csrf.as_bytes()) {
+        return Ok(());
+    }
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::FORBIDDEN);
+    }
+    Err(ServerFnError::new(
+        "This page is out of date (its security token did not match). Reload it and try again.",
+    ))
+}
+
 #[cfg(feature = "ssr")]
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One API key as the board lists it (never the key itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    /// The key's first characters, e.g. `sk_Ab12Cd3`.
+    pub prefix: String,
+    /// Unix ms.
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+/// The developers page: how the merchant's shop connects (API keys, the webhook endpoint).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevelopersView {
+    pub keys: Vec<KeyRow>,
+    pub webhook_url: Option<String>,
+    /// The endpoint's signing secret exists (it is shown only when set or rotated).
+    pub has_secret: bool,
+}
+
+/// A change on the developers page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Setting {
+    CreateKey { name: String },
+    RevokeKey { key_id: String },
+    SetWebhook { url: String },
+    RotateSecret,
+}
+
+/// What a change on the developers page answers: a sentence, and a secret shown this once
+/// (a new API key, or the webhook signing secret).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingDone {
+    pub message: String,
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for SettingDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingDone")
+            .field("message", &self.message)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The signed-in merchant's API keys and webhook endpoint. Served at
+/// `POST /api/board/developers`.
+#[server(endpoint = "board/developers", input = Json)]
+pub async fn load_developers() -> Result<DevelopersView, ServerFnError> {
+    let services = crate::services::use_services()?;
+    let who = signed_in(&services).await?;
+    services
+        .developers(who.merchant_id)
+        .await
+        .map_err(crate::services::to_server_error)
+}
+
+/// Creates or revokes an API key, sets the webhook endpoint or rotates its secret, for the
+/// signed-in merchant. Served at `POST /api/board/settings`.
+#[server(endpoint = "board/settings", input = Json)]
+pub async fn change_setting(csrf: String, change: Setting) -> Result<SettingDone, ServerFnError> {
+    let services = crate::services::use_services()?;
+    let who = signed_in(&services).await?;
+    check_csrf(&who, &csrf)?;
+    services
+        .setting(who.merchant_id, change)
+        .await
+        .map_err(crate::services::to_server_error)
 }
 
 /// The board's live channel: a `Sync` whenever any of the merchant's orders changes (and on

@@ -78,6 +78,17 @@ pub trait AppServices: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<String, ServiceError>>;
     /// The live pings of a merchant's board.
     fn watch_merchant(&self, merchant_id: String) -> BoxStream<'static, LivePing>;
+    /// A merchant's API keys and webhook endpoint.
+    fn developers(
+        &self,
+        merchant_id: String,
+    ) -> BoxFuture<'_, Result<crate::merchant::DevelopersView, ServiceError>>;
+    /// A change to a merchant's API keys or webhook endpoint.
+    fn setting(
+        &self,
+        merchant_id: String,
+        change: crate::merchant::Setting,
+    ) -> BoxFuture<'_, Result<crate::merchant::SettingDone, ServiceError>>;
     /// The nodes of the cluster and their load (for operators).
     fn cluster(&self) -> BoxFuture<'_, Result<crate::merchant::ClusterView, ServiceError>>;
 }

@@ -156,3 +156,44 @@ test('a merchant who is not an operator has no cluster page', async ({ page }) =
   await page.goto('/board/cluster');
   await expect(page.getByTestId('cluster')).toContainText('No such page.');
 });
+
+test('a merchant connects their shop on the developers page: a key shown once, revoked; a webhook endpoint and its secret', async ({ page, request }, testInfo) => {
+  const made = createMerchant('Dumpling Stall', `dee+${Date.now()}@dumpling.example`);
+  await signInByLink(page, made, 'a long enough password');
+  await page.getByTestId('developers-link').click();
+  await expect(page).toHaveURL(/\/board\/developers$/);
+  await expect(page.locator('[data-testid=key-row]')).toHaveCount(1); // the key `merchant create` made
+
+  // A new key, shown this once; the shop's first call with it works.
+  await page.getByTestId('key-name').fill('web shop');
+  await page.getByTestId('create-key').click();
+  await expect(page.getByTestId('setting-done')).toContainText('not shown again');
+  const key = (await page.getByTestId('shown-secret').textContent())!.trim();
+  expect(key).toMatch(/^sk_[A-Za-z0-9]{32}$/);
+  await expect(page.locator('[data-testid=key-row]')).toHaveCount(2);
+  const auth = { authorization: `Bearer ${key}` };
+  expect((await request.get('/api/v1/orders', { headers: auth })).status()).toBe(200);
+  await page.screenshot({ path: testInfo.outputPath('developers.png'), fullPage: true });
+
+  // Revoked: the row greys out and the key stops working.
+  const row = page.locator('[data-testid=key-row]', { hasText: 'web shop' });
+  await row.getByTestId('revoke-key').click();
+  await expect(row).toHaveAttribute('data-revoked', 'true');
+  expect((await request.get('/api/v1/orders', { headers: auth })).status()).toBe(401);
+
+  // The webhook endpoint: saving shows its signing secret once; rotating shows a new one.
+  await page.getByTestId('webhook-url').fill('https://dumpling.example/scanpay/events');
+  await page.getByTestId('save-webhook').click();
+  await expect(page.getByTestId('webhook-current')).toHaveText('https://dumpling.example/scanpay/events');
+  const secret = (await page.getByTestId('shown-secret').textContent())!.trim();
+  expect(secret.length).toBeGreaterThan(20);
+  await page.getByTestId('rotate-secret').click();
+  await expect(page.getByTestId('setting-done')).toContainText('New signing secret');
+  await expect(page.getByTestId('shown-secret')).not.toHaveText(secret);
+
+  // After a reload nothing secret is on the page.
+  await page.reload();
+  await page.locator('body[data-hydrated]').waitFor();
+  await expect(page.getByTestId('shown-secret')).toHaveCount(0);
+  expect(await page.content()).not.toContain(key);
+});

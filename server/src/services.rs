@@ -176,6 +176,21 @@ impl AppServices for Services {
         self.checkout.payments.live().watch_merchant(merchant_id)
     }
 
+    fn developers(
+        &self,
+        merchant_id: String,
+    ) -> BoxFuture<'_, Result<app::merchant::DevelopersView, ServiceError>> {
+        async move { crate::board::developers(self.db(), &merchant_id).await }.boxed()
+    }
+
+    fn setting(
+        &self,
+        merchant_id: String,
+        change: app::merchant::Setting,
+    ) -> BoxFuture<'_, Result<app::merchant::SettingDone, ServiceError>> {
+        async move { crate::board::setting(self.db(), &merchant_id, change).await }.boxed()
+    }
+
     fn cluster(&self) -> BoxFuture<'_, Result<app::merchant::ClusterView, ServiceError>> {
         async move {
             const WINDOW: std::time::Duration = std::time::Duration::from_secs(300);

@@ -110,6 +110,7 @@ fn Account(user: BoardUser) -> impl IntoView {
         <div class="account">
             <span class="merchant-name" data-testid="merchant-name">{user.merchant_name}</span>
             <span class="muted">{user.email}</span>
+            <A href="/board/developers" attr:data-testid="developers-link"><T en="Developers" zh="开发者"/></A>
             {user.admin.then(|| view! { <A href="/board/cluster" attr:data-testid="cluster-link"><T en="Cluster" zh="集群"/></A> })}
             <form method="post" action="/auth/logout">
                 <input type="hidden" name="csrf" value=user.csrf/>

@@ -256,7 +256,7 @@ fn Line(e: TimelineEntry) -> impl IntoView {
 }
 
 /// Puts text on the clipboard (best effort: a browser may refuse outside a secure context).
-fn copy(text: &str) {
+pub(crate) fn copy(text: &str) {
     #[cfg(feature = "hydrate")]
     if let Some(w) = web_sys::window() {
         let _ = w.navigator().clipboard().write_text(text);

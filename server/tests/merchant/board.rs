@@ -20,6 +20,7 @@ on_both_engines!(
     filters_totals_and_the_csv_export,
     a_board_hears_only_its_merchants_changes,
     nodes_starting_together_seed_one_demo_user,
+    the_developers_page_manages_keys_and_the_webhook_endpoint,
 );
 
 /// The session token a response sets, if any.
@@ -777,4 +778,196 @@ async fn nodes_starting_together_seed_one_demo_user(db: TestDb) {
         .expect("admin");
     assert_eq!(admin, 1, "the demo user is an admin again");
     store.close().await;
+}
+
+/// The developers page: a merchant creates an API key (shown once, and it works), cannot
+/// touch another merchant's, revokes it (it stops working); sets a webhook endpoint (its
+/// secret shown once), changes it (the secret stays), rotates the secret (events are signed
+/// with the new one). Bad input changes nothing and names the field; a stale CSRF token is
+/// refused; the other merchant's page shows none of it.
+async fn the_developers_page_manages_keys_and_the_webhook_endpoint(db: TestDb) {
+    let app = TestApp::spawn_with(sandbox_config(&db)).await;
+    let (a, a_session) = merchant(&app, "Tea House", "ann@tea.example").await;
+    let (_b, b_session) = merchant(&app, "Noodle Bar", "bo@noodle.example").await;
+    let (a_csrf, b_csrf) = (
+        csrf_of(&app, &a_session).await,
+        csrf_of(&app, &b_session).await,
+    );
+    let page = |session: &str| {
+        let (app, session) = (&app, session.to_string());
+        async move {
+            let (status, body) = call(app, Some(&session), "developers", json!({})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            serde_json::from_str::<Value>(&body).expect("JSON")
+        }
+    };
+    let set = |session: &str, csrf: &str, change: Value| {
+        let (app, session) = (&app, session.to_string());
+        let body = json!({ "csrf": csrf, "change": change });
+        async move { call(app, Some(&session), "settings", body).await }
+    };
+    let api_status = |key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/api/v1/orders"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("api")
+                .status()
+        }
+    };
+    let keys_before = page(&a_session).await["keys"]
+        .as_array()
+        .expect("keys")
+        .len();
+
+    // A new key: refused with a stale token or no name (nothing made), then made and shown once.
+    let (status, _) = set(
+        &a_session,
+        "stale",
+        json!({ "CreateKey": { "name": "web shop" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = set(
+        &a_session,
+        &a_csrf,
+        json!({ "CreateKey": { "name": "  " } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Key name"), "{body}");
+    assert_eq!(
+        page(&a_session).await["keys"].as_array().map(Vec::len),
+        Some(keys_before)
+    );
+    let (status, body) = set(
+        &a_session,
+        &a_csrf,
+        json!({ "CreateKey": { "name": "web shop" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let done: Value = serde_json::from_str(&body).expect("JSON");
+    let key = done["secret"]
+        .as_str()
+        .expect("the key, shown once")
+        .to_string();
+    assert!(key.starts_with("sk_"), "{key}");
+    assert_eq!(api_status(key.clone()).await, StatusCode::OK);
+    let listed = page(&a_session).await;
+    let row = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == "web shop")
+        .expect("listed")
+        .clone();
+    assert_eq!(row["revoked"], false);
+    assert!(key.starts_with(row["prefix"].as_str().expect("prefix")));
+    assert!(
+        !listed.to_string().contains(&key),
+        "the page never shows a key again"
+    );
+    let key_id = row["id"].as_str().expect("id").to_string();
+
+    // The other merchant sees none of it and cannot revoke it.
+    let b_page = page(&b_session).await;
+    assert!(!b_page.to_string().contains(&key_id), "{b_page}");
+    let (status, body) = set(
+        &b_session,
+        &b_csrf,
+        json!({ "RevokeKey": { "key_id": key_id } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(api_status(key.clone()).await, StatusCode::OK);
+    // Its owner can.
+    let (status, body) = set(
+        &a_session,
+        &a_csrf,
+        json!({ "RevokeKey": { "key_id": key_id } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(api_status(key).await, StatusCode::UNAUTHORIZED);
+    let row = page(&a_session).await["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["id"] == key_id.as_str())
+        .expect("still listed")
+        .clone();
+    assert_eq!(row["revoked"], true);
+
+    // The webhook endpoint.
+    let (status, body) = set(&a_session, &a_csrf, json!("RotateSecret")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no endpoint yet: {body}");
+    let (status, body) = set(
+        &a_session,
+        &a_csrf,
+        json!({ "SetWebhook": { "url": "ftp://shop.example/x" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Webhook URL"), "{body}");
+    assert_eq!(page(&a_session).await["webhook_url"], Value::Null);
+    let (status, body) = set(
+        &a_session,
+        &a_csrf,
+        json!({ "SetWebhook": { "url": "https://tea.example/scanpay" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first: Value = serde_json::from_str(&body).expect("JSON");
+    let first_secret = first["secret"].as_str().expect("shown once").to_string();
+    let stored = || {
+        let app = &app;
+        let a = a.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT webhook_secret FROM merchants WHERE id = $1",
+            )
+            .bind(a)
+            .fetch_one(app.db.pool())
+            .await
+            .expect("secret")
+            .expect("set")
+        }
+    };
+    assert_eq!(stored().await, first_secret);
+    let (status, body) = set(
+        &a_session,
+        &a_csrf,
+        json!({ "SetWebhook": { "url": "https://tea.example/scanpay/v2" } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let again: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        again["secret"],
+        Value::Null,
+        "an unchanged secret is not shown again"
+    );
+    let listed = page(&a_session).await;
+    assert_eq!(listed["webhook_url"], "https://tea.example/scanpay/v2");
+    assert_eq!(listed["has_secret"], true);
+    assert!(!listed.to_string().contains(&first_secret));
+    let (status, body) = set(&a_session, &a_csrf, json!("RotateSecret")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rotated: Value = serde_json::from_str(&body).expect("JSON");
+    let new_secret = rotated["secret"]
+        .as_str()
+        .expect("the new secret")
+        .to_string();
+    assert_ne!(new_secret, first_secret);
+    assert_eq!(stored().await, new_secret);
+    assert_eq!(page(&b_session).await["webhook_url"], Value::Null);
+
+    // Signed out: nothing.
+    let (status, _) = call(&app, None, "developers", json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.stop().await.expect("stop");
 }
