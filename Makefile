@@ -22,7 +22,7 @@ help:
 	@echo "make release build the optimised server and WASM bundle, and print the bundle size"
 	@echo "make migrate apply database migrations and exit"
 	@echo "make sandbox run only the sandbox gateways on 127.0.0.1:3100"
-	@echo "make bench   provider crypto, prepay round trips, checkout render, callbacks/s, board reads, selection simulation (release)"
+	@echo "make bench   provider crypto, prepay round trips, checkout render, callbacks/s, board reads, API + rate limit, selection simulation (release)"
 	@echo "make cluster three nodes on 127.0.0.1:3001-3003 sharing the local PostgreSQL, and the sandbox on :3100"
 
 tools:

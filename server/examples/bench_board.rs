@@ -4,7 +4,9 @@
 //! on a fresh PostgreSQL database; seeds one merchant with 20,000 orders (two thirds paid,
 //! split between the wallets), signs in, then over loopback: the board's first page (50 rows
 //! and today's totals), a text search, a page deep behind a cursor, and the CSV export of all
-//! orders. Prints a Markdown table for docs/benchmarks.md.
+//! orders; then the merchant API's `GET /orders/{id}` and, alone, the per-key rate limit every
+//! API request takes (in the process on SQLite, an upsert in `rate_limits` on PostgreSQL).
+//! Prints Markdown tables for docs/benchmarks.md.
 //!
 //! Run with `make bench`.
 
@@ -19,7 +21,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn seed(db: &server::db::Db) -> String {
+/// The merchant's id and a signed-in session.
+async fn seed(db: &server::db::Db) -> (String, String) {
     let made = server::accounts::create_merchant(db, "Bench Tea", "bench@tea.example", false)
         .await
         .expect("merchant");
@@ -54,9 +57,77 @@ async fn seed(db: &server::db::Db) -> String {
         .expect("user")
         .expect("exists")
         .0;
-    server::accounts::open_session(db, &user)
+    let session = server::accounts::open_session(db, &user)
         .await
-        .expect("session")
+        .expect("session");
+    (made.merchant_id, session)
+}
+
+fn p50_p99(mut lat: Vec<Duration>) -> (Duration, Duration) {
+    lat.sort();
+    (percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
+/// The API's `GET /orders/{id}` one call at a time, and the rate limit it takes, alone: one
+/// at a time, then 16 tasks at once on one key (the hot row of one busy shop).
+async fn api_and_limit(engine: &str, app: &common::Running, merchant: &str) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let key = server::api_keys::create(&app.db, merchant, "bench")
+        .await
+        .expect("key")
+        .1;
+    let ms = |d: Duration| format!("{:.4}", d.as_secs_f64() * 1000.0);
+    let mut lat = Vec::with_capacity(500);
+    for i in 0..500 {
+        let t = Instant::now();
+        let r = client
+            .get(format!("{}/api/v1/orders/bench{:021}", app.base, i * 7))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("api");
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await.expect("body");
+        lat.push(t.elapsed());
+    }
+    let (api50, api99) = p50_p99(lat);
+    let limiter = app.limiter.clone();
+    let rate = server::limits::Rate::per_minute(u32::MAX);
+    let mut lat = Vec::with_capacity(2_000);
+    for _ in 0..2_000 {
+        let t = Instant::now();
+        limiter.take("api:bench-one", rate).await.expect("take");
+        lat.push(t.elapsed());
+    }
+    let (take50, take99) = p50_p99(lat);
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                for _ in 0..250 {
+                    limiter.take("api:bench-hot", rate).await.expect("take");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let hot = 4_000.0 / t.elapsed().as_secs_f64();
+    vec![
+        format!(
+            "| {engine} | API `GET /orders/{{id}}` (500 calls, one at a time) | {} | {} | |",
+            ms(api50),
+            ms(api99)
+        ),
+        format!(
+            "| {engine} | its rate limit alone (2,000 takes, one at a time) | {} | {} | |",
+            ms(take50),
+            ms(take99)
+        ),
+        format!("| {engine} | rate-limit takes, 16 at once on one key (4,000) | | | {hot:.0}/s |"),
+    ]
 }
 
 async fn timed(
@@ -81,14 +152,20 @@ async fn timed(
         let _ = r.bytes().await.expect("body");
         lat.push(t.elapsed());
     }
-    lat.sort();
-    (percentile(&lat, 0.5), percentile(&lat, 0.99))
+    p50_p99(lat)
 }
 
-async fn bench(engine: &str, tune: impl FnOnce(&mut server::config::Config)) {
-    let app = common::start(tune).await;
+/// The board's rows are printed as they are measured; the API's are returned for a table of
+/// their own.
+async fn bench(engine: &str, tune: impl FnOnce(&mut server::config::Config)) -> Vec<String> {
+    let app = common::start(|c| {
+        // The benchmark measures the limit's cost, not its refusals.
+        c.api_rate_per_minute = u32::MAX;
+        tune(c)
+    })
+    .await;
     let seeding = Instant::now();
-    let session = seed(&app.db).await;
+    let (merchant, session) = seed(&app.db).await;
     let seeded = seeding.elapsed();
     let client = reqwest::Client::new();
     let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
@@ -134,14 +211,16 @@ async fn bench(engine: &str, tune: impl FnOnce(&mut server::config::Config)) {
         lines as f64 / took.as_secs_f64()
     );
     eprintln!("({engine}: seeding {ORDERS} orders took {seeded:?})");
+    let api = api_and_limit(engine, &app, &merchant).await;
     app.stop().await;
+    api
 }
 
 #[tokio::main]
 async fn main() {
     println!("| engine | board read (200 calls, one at a time) | p50 ms | p99 ms |");
     println!("|---|---|---|---|");
-    bench("SQLite", |_| {}).await;
+    let mut api = bench("SQLite", |_| {}).await;
     let admin = std::env::var("SCANPAY_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let name = format!("scanpay_bench_{}", std::process::id());
@@ -157,14 +236,16 @@ async fn main() {
     };
     if created {
         let url = format!("{admin}/{name}");
-        bench("PostgreSQL", |c| {
-            c.database = server::config::DatabaseUrl {
-                engine: server::config::Engine::Postgres,
-                url: server::secret::Secret::new(url),
-            };
-            c.database_max_connections = 10;
-        })
-        .await;
+        api.extend(
+            bench("PostgreSQL", |c| {
+                c.database = server::config::DatabaseUrl {
+                    engine: server::config::Engine::Postgres,
+                    url: server::secret::Secret::new(url),
+                };
+                c.database_max_connections = 10;
+            })
+            .await,
+        );
         use sqlx::Connection;
         if let Ok(mut c) = sqlx::PgConnection::connect(&format!("{admin}/postgres")).await {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -173,5 +254,11 @@ async fn main() {
         }
     } else {
         eprintln!("PostgreSQL not reachable: SQLite only");
+    }
+    println!();
+    println!("| engine | merchant API and its rate limit | p50 ms | p99 ms | throughput |");
+    println!("|---|---|---|---|---|");
+    for row in api {
+        println!("{row}");
     }
 }

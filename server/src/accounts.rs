@@ -379,11 +379,11 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// once per window / count (GCRA, `limits.rs`); a limited attempt is refused before any
 /// password is checked.
 pub struct LoginLimiter {
-    limiter: Limiter,
+    limiter: std::sync::Arc<Limiter>,
 }
 
 impl LoginLimiter {
-    pub fn new(limiter: Limiter) -> LoginLimiter {
+    pub fn new(limiter: std::sync::Arc<Limiter>) -> LoginLimiter {
         LoginLimiter { limiter }
     }
 
@@ -459,7 +459,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_limiter_stops_an_email_after_its_failures_and_forgets_on_success() {
-        let l = LoginLimiter::new(Limiter::local());
+        let l = LoginLimiter::new(std::sync::Arc::new(Limiter::local()));
         for _ in 0..FAILURES_PER_EMAIL {
             l.begin("a@b.cn", "1.2.3.4")
                 .await
@@ -484,7 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_limiter_stops_an_address_and_successes_do_not_count() {
-        let l = LoginLimiter::new(Limiter::local());
+        let l = LoginLimiter::new(std::sync::Arc::new(Limiter::local()));
         // Successful sign-ins from one address (a shop's staff behind one NAT) never add up.
         for i in 0..FAILURES_PER_ADDRESS * 2 {
             let email = format!("staff{i}@shop.cn");

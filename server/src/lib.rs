@@ -180,6 +180,7 @@ impl Application {
                 api_rate_per_minute: config.api_rate_per_minute,
                 demo: config.demo,
             },
+            Arc::new(limits::Limiter::for_deployment(&config.database).await?),
         );
         Ok(Application {
             listener,
@@ -220,6 +221,11 @@ impl Application {
     /// This node's payment flows.
     pub fn payments(&self) -> &payments::Payments {
         &self.state.payments
+    }
+
+    /// The rate limits this process applies.
+    pub fn limiter(&self) -> &Arc<limits::Limiter> {
+        &self.state.limiter
     }
 
     /// Serves until `shutdown` completes, then stops accepting connections and lets in-flight

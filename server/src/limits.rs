@@ -11,10 +11,11 @@
 //! Where it is kept follows the engine. SQLite is one node by construction (the file is
 //! locked), so the numbers live in this process. On PostgreSQL every node of a cluster uses
 //! the `rate_limits` table, so N nodes allow the configured rate, not N times it, and a
-//! restart forgets nothing.
+//! restart forgets nothing (through a pool of its own whose commits skip the wait for the
+//! disk: half the cost, and a crash can only forget the last moments of a limit).
 
-use crate::config::Engine;
-use crate::db::Db;
+use crate::config::{DatabaseUrl, Engine};
+use crate::db::{Db, DbError};
 use crate::orders::now_ms;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,7 +40,8 @@ impl Rate {
         i64::try_from(self.per.as_millis()).unwrap_or(i64::MAX / 4)
     }
 
-    /// Milliseconds one request uses up.
+    /// Milliseconds one request uses up (at least one: a rate above one per millisecond
+    /// is held to that, with its whole burst).
     fn interval_ms(&self) -> i64 {
         (self.per_ms() / i64::from(self.count.max(1))).max(1)
     }
@@ -88,13 +90,18 @@ pub enum Limiter {
 /// Local keys kept before idle ones are dropped (an idle key is the same as a missing one).
 const LOCAL_KEYS: usize = 10_000;
 
+/// Connections of the shared limiter's own pool.
+const SHARED_POOL: u32 = 4;
+
 impl Limiter {
-    /// The limiter for a deployment on `db`: shared on PostgreSQL, local on SQLite.
-    pub fn for_db(db: &Db) -> Limiter {
-        match db.engine() {
-            Engine::Postgres => Limiter::Shared(db.clone()),
+    /// The limiter of a deployment on `url`: on PostgreSQL shared, through a small pool of
+    /// its own whose commits do not wait for the disk ([`Db::connect_relaxed`]: a crash may
+    /// forget the last moments of a limit, which costs nothing); local on SQLite.
+    pub async fn for_deployment(url: &DatabaseUrl) -> Result<Limiter, DbError> {
+        Ok(match url.engine {
+            Engine::Postgres => Limiter::Shared(Db::connect_relaxed(url, SHARED_POOL).await?),
             Engine::Sqlite => Limiter::local(),
-        }
+        })
     }
 
     pub fn local() -> Limiter {

@@ -29,6 +29,9 @@ pub struct AppState {
     pub sandbox: Option<Arc<crate::sandbox::Sandbox>>,
     /// What handlers read from the configuration.
     pub settings: HttpSettings,
+    /// The rate limits (the API's per key, sign-in attempts): the whole cluster's on
+    /// PostgreSQL.
+    pub limiter: Arc<crate::limits::Limiter>,
     /// Set when shutdown begins, so `/readyz` turns away new traffic while in-flight
     /// requests finish.
     shutting_down: Arc<AtomicBool>,
@@ -41,7 +44,7 @@ pub struct HttpSettings {
     pub public_url: String,
     /// How long an order can be paid when its creator does not say.
     pub default_expiry_secs: i64,
-    /// Requests per minute one API key may make (on each node).
+    /// Requests per minute one API key may make (for the whole cluster).
     pub api_rate_per_minute: u32,
     /// Whether the demo shop (and its password-less board sign-in) is on.
     pub demo: bool,
@@ -59,6 +62,7 @@ impl AppState {
         start: Arc<dyn crate::payments::StartPayment>,
         sandbox: Option<Arc<crate::sandbox::Sandbox>>,
         settings: HttpSettings,
+        limiter: Arc<crate::limits::Limiter>,
     ) -> Self {
         Self {
             leptos_options,
@@ -73,6 +77,7 @@ impl AppState {
                 public_url: settings.public_url.trim_end_matches('/').to_string(),
                 ..settings
             },
+            limiter,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -10,6 +10,8 @@ pub struct Running {
     pub db: server::db::Db,
     #[allow(dead_code)] // not every benchmark runs payments itself
     pub payments: server::payments::Payments,
+    #[allow(dead_code)] // not every benchmark measures the rate limits
+    pub limiter: std::sync::Arc<server::limits::Limiter>,
     /// The data directory (embedded database, sandbox keys); removed on drop.
     dir: tempfile::TempDir,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -36,6 +38,7 @@ pub async fn start(tune: impl FnOnce(&mut Config)) -> Running {
         base: app.public_url().to_string(),
         db: app.db().clone(),
         payments: app.payments().clone(),
+        limiter: app.limiter().clone(),
         dir,
         stop,
         server: tokio::spawn(app.run_until(async {

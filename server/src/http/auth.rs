@@ -13,7 +13,7 @@
 //!   (`app::merchant::change_order`).
 
 use crate::accounts::{self, AccountError, LoginLimiter};
-use crate::limits::{LimitError, Limited, Limiter};
+use crate::limits::{LimitError, Limited};
 use crate::state::AppState;
 use app::merchant::{cookie, BoardFilter, SESSION_COOKIE};
 use axum::body::Body;
@@ -33,9 +33,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/auth/demo", post(demo))
         .route("/auth/link/{token}", get(link_page).post(redeem_link))
         .route("/board/orders.csv", get(export_csv))
-        .layer(Extension(Arc::new(LoginLimiter::new(Limiter::for_db(
-            &state.db,
-        )))))
+        .layer(Extension(Arc::new(LoginLimiter::new(
+            state.limiter.clone(),
+        ))))
 }
 
 fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> HeaderValue {

@@ -46,7 +46,7 @@ const MAX_METADATA_KEYS: usize = 20;
 /// The `/api/v1` routes, to be nested under `/api/v1`.
 pub fn router(state: AppState) -> Router<AppState> {
     let limit = Arc::new(ApiLimit {
-        limiter: Limiter::for_db(&state.db),
+        limiter: state.limiter.clone(),
         rate: Rate::per_minute(state.settings.api_rate_per_minute),
     });
     Router::new()
@@ -162,7 +162,7 @@ fn respond(status: StatusCode, body: String) -> Response {
 
 /// The per-key limit: where it is kept (the whole cluster's, on PostgreSQL) and its rate.
 struct ApiLimit {
-    limiter: Limiter,
+    limiter: Arc<Limiter>,
     rate: Rate,
 }
 
