@@ -55,7 +55,7 @@ pub struct Config {
     /// Multiplies the merchant webhook retry waits (`SCANPAY_WEBHOOK_TIME_SCALE`; tests and
     /// demos shrink the 24-hour schedule).
     pub webhook_time_scale: f64,
-    /// Requests per minute one merchant API key may make on one node
+    /// Requests per minute one merchant API key may make, across the cluster
     /// (`SCANPAY_API_RATE_PER_MINUTE`).
     pub api_rate_per_minute: u32,
     /// This node's name in the cluster (`SCANPAY_NODE_ID`; generated when not set).
@@ -68,6 +68,9 @@ pub struct Config {
     pub cluster_secret: Option<Secret<String>>,
     /// A node whose heartbeat is older than this is out (`SCANPAY_NODE_TTL_SECS`).
     pub node_ttl_secs: u64,
+    /// Our own proxies (a load balancer in front of the nodes), whose `X-Forwarded-For`
+    /// tells the client's address to the sign-in limiter (`SCANPAY_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
 }
 
 /// `auto`: the sandbox serves each provider that has no real credentials; `on`: it serves
@@ -327,6 +330,11 @@ const KEYS: &[Key] = &[
         file: "cluster_secret",
         env: "SCANPAY_CLUSTER_SECRET",
         secret: true,
+    },
+    Key {
+        file: "trusted_proxies",
+        env: "SCANPAY_TRUSTED_PROXIES",
+        secret: false,
     },
     Key {
         file: "node_ttl_secs",
@@ -725,7 +733,15 @@ impl Config {
             |s| s.parse::<u64>().ok().filter(|n| (2..=300).contains(n)),
         )?;
 
+        let trusted_proxies = layers.parse(
+            "trusted_proxies",
+            "comma-separated IP addresses or networks, such as 10.0.0.0/8,127.0.0.1",
+            Default::default,
+            crate::http::client_addr::TrustedProxies::parse,
+        )?;
+
         Ok(Config {
+            trusted_proxies,
             node_id,
             node_url,
             cluster_secret,

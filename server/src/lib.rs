@@ -179,6 +179,7 @@ impl Application {
                 default_expiry_secs: config.order_expiry_secs,
                 api_rate_per_minute: config.api_rate_per_minute,
                 demo: config.demo,
+                trusted_proxies: config.trusted_proxies.clone(),
             },
             Arc::new(limits::Limiter::for_deployment(&config.database).await?),
         );

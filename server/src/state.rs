@@ -48,6 +48,8 @@ pub struct HttpSettings {
     pub api_rate_per_minute: u32,
     /// Whether the demo shop (and its password-less board sign-in) is on.
     pub demo: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (for the sign-in limiter).
+    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
 }
 
 impl AppState {

@@ -70,9 +70,20 @@ fn safe_next(next: &str) -> &str {
     }
 }
 
-fn client_address(request_addr: Option<&ConnectInfo<SocketAddr>>) -> String {
+/// The client's address: the connection's, or what a trusted proxy says it was.
+fn client_address(
+    state: &AppState,
+    request_addr: Option<&ConnectInfo<SocketAddr>>,
+    headers: &HeaderMap,
+) -> String {
     request_addr
-        .map(|c| c.0.ip().to_string())
+        .map(|c| {
+            state
+                .settings
+                .trusted_proxies
+                .client(c.0.ip(), headers)
+                .to_string()
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -88,12 +99,13 @@ async fn login(
     State(state): State<AppState>,
     Extension(limiter): Extension<Arc<LoginLimiter>>,
     addr: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
         return Redirect::to("/login?error=bad").into_response();
     };
-    let addr = client_address(addr.as_ref().map(|e| &e.0));
+    let addr = client_address(&state, addr.as_ref().map(|e| &e.0), &headers);
     let wait = match limiter.begin(&form.email, &addr).await {
         Ok(()) => None,
         Err(LimitError::Limited(Limited { retry_after_secs })) => Some(retry_after_secs),

@@ -4,6 +4,7 @@
 
 mod api_v1;
 mod auth;
+pub mod client_addr;
 mod health;
 mod internal;
 mod metrics;

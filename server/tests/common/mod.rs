@@ -138,6 +138,7 @@ pub fn test_config(db: &TestDb) -> Config {
         node_url: None,
         cluster_secret: None,
         node_ttl_secs: 5,
+        trusted_proxies: Default::default(),
     }
 }
 

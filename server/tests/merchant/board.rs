@@ -21,6 +21,7 @@ on_both_engines!(
     a_board_hears_only_its_merchants_changes,
     nodes_starting_together_seed_one_demo_user,
     the_developers_page_manages_keys_and_the_webhook_endpoint,
+    behind_a_trusted_proxy_the_sign_in_limit_is_per_client,
 );
 
 /// The session token a response sets, if any.
@@ -969,5 +970,53 @@ async fn the_developers_page_manages_keys_and_the_webhook_endpoint(db: TestDb) {
     // Signed out: nothing.
     let (status, _) = call(&app, None, "developers", json!({})).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.stop().await.expect("stop");
+}
+
+/// Behind our own load balancer (`SCANPAY_TRUSTED_PROXIES`) every connection comes from the
+/// balancer, so the per-address sign-in limit must count the client it names in
+/// `X-Forwarded-For`: one client's failures stop that client only (not everyone), and a
+/// client cannot dodge the limit by writing its own header.
+async fn behind_a_trusted_proxy_the_sign_in_limit_is_per_client(db: TestDb) {
+    let mut config = sandbox_config(&db);
+    config.trusted_proxies =
+        server::http::client_addr::TrustedProxies::parse("127.0.0.1,::1").expect("list");
+    let app = TestApp::spawn_with(config).await;
+    let sign_in = |email: String, forwarded_for: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/auth/login"))
+                .header("x-forwarded-for", forwarded_for)
+                .form(&[("email", email.as_str()), ("password", "not the password")])
+                .send()
+                .await
+                .expect("post")
+                .status()
+        }
+    };
+    for i in 0..server::accounts::FAILURES_PER_ADDRESS {
+        let status = sign_in(format!("guess{i}@shop.example"), "203.0.113.7").await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "failure {i} is let through");
+    }
+    assert_eq!(
+        sign_in("guess-more@shop.example".into(), "203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "that client has used its attempts"
+    );
+    assert_eq!(
+        sign_in(
+            "guess-more@shop.example".into(),
+            "198.51.100.4, 203.0.113.7"
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a made-up address left of the balancer's entry changes nothing"
+    );
+    assert_eq!(
+        sign_in("someone@shop.example".into(), "203.0.113.8").await,
+        StatusCode::SEE_OTHER,
+        "another client behind the same balancer is not stopped"
+    );
     app.stop().await.expect("stop");
 }
