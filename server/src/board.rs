@@ -543,6 +543,19 @@ pub async fn developers(db: &Db, merchant_id: &str) -> Result<DevelopersView, Se
         })
         .collect();
     keys.sort_by_key(|k| k.revoked); // stable: newest first within each group
+    let (webhook_url, has_secret) = webhook_endpoint(db, merchant_id).await?;
+    Ok(DevelopersView {
+        keys,
+        webhook_url,
+        has_secret,
+    })
+}
+
+/// A merchant's webhook URL, and whether its signing secret exists.
+async fn webhook_endpoint(
+    db: &Db,
+    merchant_id: &str,
+) -> Result<(Option<String>, bool), ServiceError> {
     let row = sqlx::query(
         "SELECT webhook_url, CAST(CASE WHEN webhook_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_secret \
          FROM merchants WHERE id = $1",
@@ -551,19 +564,14 @@ pub async fn developers(db: &Db, merchant_id: &str) -> Result<DevelopersView, Se
     .fetch_optional(db.pool())
     .await
     .map_err(internal)?;
-    let (webhook_url, has_secret) = match row {
-        Some(r) => (
+    match row {
+        Some(r) => Ok((
             r.try_get::<Option<String>, _>("webhook_url")
                 .map_err(internal)?,
             r.try_get::<i64, _>("has_secret").map_err(internal)? == 1,
-        ),
-        None => (None, false),
-    };
-    Ok(DevelopersView {
-        keys,
-        webhook_url,
-        has_secret,
-    })
+        )),
+        None => Ok((None, false)),
+    }
 }
 
 /// A change on a merchant's developers page. A new key or secret is answered this once.
@@ -605,7 +613,7 @@ pub async fn setting(
             )
         }
         Setting::SetWebhook { url } => {
-            let had_secret = developers(db, merchant_id).await?.has_secret;
+            let (_, had_secret) = webhook_endpoint(db, merchant_id).await?;
             let secret = crate::webhooks::set_endpoint(db, merchant_id, url.trim())
                 .await
                 .map_err(|e| match e {
@@ -628,7 +636,7 @@ pub async fn setting(
             }
         }
         Setting::RotateSecret => {
-            if developers(db, merchant_id).await?.webhook_url.is_none() {
+            if webhook_endpoint(db, merchant_id).await?.0.is_none() {
                 return Err(invalid("Set a webhook endpoint first."));
             }
             let secret = crate::webhooks::rotate_secret(db, merchant_id)

@@ -184,13 +184,15 @@ impl Cluster {
             .clone()
     }
 
+    /// This node's own prepay latency estimate and error rate at `now`.
+    fn local_load(&self, now: Instant) -> (Duration, f64) {
+        let mut l = lock(&self.inner.local);
+        (l.0.estimate(), l.1.rate(now))
+    }
+
     /// This node's own load now.
     pub fn own_view(&self) -> NodeView {
-        let now = Instant::now();
-        let (latency, error_rate) = {
-            let mut l = lock(&self.inner.local);
-            (l.0.estimate(), l.1.rate(now))
-        };
+        let (latency, error_rate) = self.local_load(Instant::now());
         let pool = self.inner.db.pool();
         let max = pool.options().get_max_connections().max(1);
         let busy = pool.size().saturating_sub(pool.num_idle() as u32);
@@ -232,10 +234,9 @@ impl Cluster {
         .execute(self.inner.db.pool())
         .await?;
         let fresh_after = me.heartbeat_at - self.inner.settings.ttl.as_millis() as i64;
-        let rows = sqlx::query(
-            "SELECT id, url, state, started_at, heartbeat_at, in_flight, latency_us, error_ppm, cpu_ppm, \
-             pool_ppm, flows_total FROM nodes WHERE heartbeat_at > $1 AND id <> $2 ORDER BY id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {NODE_COLUMNS} FROM nodes WHERE heartbeat_at > $1 AND id <> $2 ORDER BY id"
+        ))
         .bind(fresh_after)
         .bind(&me.id)
         .fetch_all(self.inner.db.pool())
@@ -309,7 +310,8 @@ impl Cluster {
         order_id: &str,
         channel: Channel,
     ) -> Result<Attempt, PaymentError> {
-        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        // Counted until this returns or is dropped (a client that hangs up mid-flow).
+        let _in_flight = Counted::enter(&self.inner.in_flight);
         self.inner.flows_total.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         crate::failpoints::pause("flow.start", order_id).await;
@@ -320,7 +322,6 @@ impl Cluster {
             l.0.observe(now - started, now);
             l.1.record(!is_node_fault(&result), now);
         }
-        self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
         result
     }
 
@@ -339,10 +340,7 @@ impl Cluster {
                 },
             )];
         }
-        let (latency, error_rate) = {
-            let mut l = lock(&self.inner.local);
-            (l.0.estimate(), l.1.rate(now))
-        };
+        let (latency, error_rate) = self.local_load(now);
         let mut out = vec![(
             None,
             Load {
@@ -383,10 +381,7 @@ impl Cluster {
         let Some(secret) = &self.inner.settings.secret else {
             return Forwarded::Unreachable("no cluster secret".into());
         };
-        {
-            let mut observed = lock(&self.inner.observed);
-            observed.entry(peer.id.clone()).or_default().outstanding += 1;
-        }
+        let outstanding = Outstanding::enter(self, &peer.id);
         let started = Instant::now();
         let body = serde_json::json!({ "order_id": order_id, "channel": channel }).to_string();
         let headers = internal::sign(
@@ -421,10 +416,10 @@ impl Cluster {
                 Err(e) => Forwarded::Unreachable(format!("unreadable answer: {e}")),
             },
         };
+        drop(outstanding);
         let now = Instant::now();
         let mut observed = lock(&self.inner.observed);
         let o = observed.entry(peer.id.clone()).or_default();
-        o.outstanding = o.outstanding.saturating_sub(1);
         match &outcome {
             Forwarded::Done(result) => {
                 o.latency.observe(now - started, now);
@@ -436,6 +431,47 @@ impl Cluster {
             }
         }
         outcome
+    }
+}
+
+/// One unit of a counter, held while a flow runs and given back when it ends or its future
+/// is dropped.
+struct Counted<'a>(&'a AtomicU64);
+
+impl<'a> Counted<'a> {
+    fn enter(counter: &'a AtomicU64) -> Counted<'a> {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A forward to `peer` counted in this node's view of it until it ends or is dropped.
+struct Outstanding<'a> {
+    cluster: &'a Cluster,
+    peer: &'a str,
+}
+
+impl<'a> Outstanding<'a> {
+    fn enter(cluster: &'a Cluster, peer: &'a str) -> Outstanding<'a> {
+        lock(&cluster.inner.observed)
+            .entry(peer.to_string())
+            .or_default()
+            .outstanding += 1;
+        Outstanding { cluster, peer }
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        if let Some(o) = lock(&self.cluster.inner.observed).get_mut(self.peer) {
+            o.outstanding = o.outstanding.saturating_sub(1);
+        }
     }
 }
 
@@ -463,6 +499,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The columns of a `nodes` row that [`view_of`] reads.
+const NODE_COLUMNS: &str =
+    "id, url, state, started_at, heartbeat_at, in_flight, latency_us, error_ppm, cpu_ppm, pool_ppm, flows_total";
+
 fn view_of(r: &sqlx::any::AnyRow) -> Result<NodeView, sqlx::Error> {
     let ratio = |v: i64| v as f64 / 1_000_000.0;
     Ok(NodeView {
@@ -488,10 +528,9 @@ pub async fn overview(
     window: Duration,
 ) -> Result<(Vec<NodeView>, HashMap<String, i64>), sqlx::Error> {
     let now = crate::orders::now_ms();
-    let rows = sqlx::query(
-        "SELECT id, url, state, started_at, heartbeat_at, in_flight, latency_us, error_ppm, cpu_ppm, \
-         pool_ppm, flows_total FROM nodes WHERE heartbeat_at > $1 ORDER BY id",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {NODE_COLUMNS} FROM nodes WHERE heartbeat_at > $1 ORDER BY id"
+    ))
     .bind(now - ttl.as_millis() as i64)
     .fetch_all(db.pool())
     .await?;
@@ -690,6 +729,25 @@ pub fn spawn_live_bridge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_flow_dropped_midway_is_no_longer_counted_in_flight() {
+        let in_flight = AtomicU64::new(0);
+        let flow = async {
+            let _counted = Counted::enter(&in_flight);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        };
+        // The client hangs up: the flow's future is dropped before it finishes.
+        let cut = tokio::time::timeout(Duration::from_millis(10), flow).await;
+        assert!(cut.is_err(), "the flow was cut short");
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+        {
+            let _one = Counted::enter(&in_flight);
+            let _two = Counted::enter(&in_flight);
+            assert_eq!(in_flight.load(Ordering::Acquire), 2);
+        }
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+    }
 
     #[test]
     fn cpu_ticks_are_read_from_proc() {
