@@ -526,15 +526,15 @@ impl Payments {
         order_id: &str,
         via: &str,
     ) -> Result<Order, CloseError> {
-        let mine = |o: Option<Order>| {
-            o.filter(|o| o.merchant_id == merchant_id)
-                .ok_or_else(|| CloseError::NotFound(order_id.to_string()))
-        };
-        let order = mine(
+        // The order, if it is this merchant's.
+        let mine = async || -> Result<Order, CloseError> {
             orders::get(&self.db, order_id)
                 .await
-                .map_err(PaymentError::from)?,
-        )?;
+                .map_err(PaymentError::from)?
+                .filter(|o| o.merchant_id == merchant_id)
+                .ok_or_else(|| CloseError::NotFound(order_id.to_string()))
+        };
+        let order = mine().await?;
         match order.status {
             OrderStatus::Closed => return Ok(order),
             OrderStatus::Created | OrderStatus::Pending => {}
@@ -543,11 +543,7 @@ impl Payments {
         let detail = serde_json::json!({ "reason": "closed by the merchant", "via": via });
         self.end_unpaid(order_id, OrderStatus::Closed, detail)
             .await?;
-        let now = mine(
-            orders::get(&self.db, order_id)
-                .await
-                .map_err(PaymentError::from)?,
-        )?;
+        let now = mine().await?;
         match now.status {
             OrderStatus::Closed => Ok(now),
             // Paid (or expired) meanwhile.
