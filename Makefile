@@ -3,13 +3,14 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help tools run build test lint unit e2e release migrate bench sandbox cluster clean-test-dbs
+.PHONY: help tools run build watch test lint unit e2e release migrate bench sandbox cluster clean-test-dbs
 
 # npm's binaryen (wasm-opt) must come before anything else called wasm-opt.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
-# cargo-leptos builds the debug profile with `--cfg erase_components` and bakes the bundle name
-# in at compile time. cargo test and clippy use the same values so they reuse its artefacts.
+# The server is built with `--cfg erase_components` and the bundle name baked in at compile
+# time (as cargo-leptos would); cargo test and clippy use the same values so they reuse its
+# artefacts. scripts/site.sh builds the browser bundle the same way.
 OUTPUT_NAME := $(shell sed -n 's/^output-name *= *"\(.*\)"/\1/p' Cargo.toml)
 CARGO_ENV := LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg RUSTFLAGS="--cfg erase_components"
 # Release builds erase component types too: the same code the tests run, and a smaller WASM
@@ -29,10 +30,15 @@ tools:
 	@scripts/tools.sh
 
 build: tools
-	cargo leptos build
+	scripts/site.sh
+	$(CARGO_ENV) cargo build -p server --bin scanpay
 
 run: build
 	./target/debug/scanpay serve
+
+# Live reload while editing the UI; needs cargo-leptos (cargo install cargo-leptos --version 0.3.10).
+watch: tools
+	cargo leptos watch
 
 migrate: build
 	./target/debug/scanpay migrate
@@ -55,7 +61,7 @@ bench: tools
 test: clean-test-dbs
 	@scripts/tools.sh --test
 	@$(MAKE) --no-print-directory lint
-	cargo leptos build
+	@$(MAKE) --no-print-directory build
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 
@@ -64,15 +70,24 @@ lint:
 	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
 	$(CARGO_ENV) cargo clippy -p app --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
-# Unit and integration tests, on SQLite and on the local PostgreSQL (fresh databases per test).
+# Unit and integration tests, on SQLite and on the local PostgreSQL (fresh databases per test),
+# each test in a process of its own with a time limit (.config/nextest.toml); plain cargo test
+# where cargo-nextest is missing.
 unit:
-	$(CARGO_ENV) cargo test --workspace
+	@if cargo nextest --version >/dev/null 2>&1; then \
+	  echo "$(CARGO_ENV) cargo nextest run --workspace"; \
+	  $(CARGO_ENV) cargo nextest run --workspace; \
+	else \
+	  echo "$(CARGO_ENV) cargo test --workspace"; \
+	  $(CARGO_ENV) cargo test --workspace; \
+	fi
 
 e2e:
 	cd end2end && npx playwright test
 
 release: tools
-	$(RELEASE_ENV) cargo leptos build --release
+	scripts/site.sh --release
+	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg cargo build --release -p server --bin scanpay
 	@scripts/bundle-size.sh
 
 # Test databases are dropped by each test; this removes any left by a killed run.

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing ScanPay needs and a fresh machine lacks; skips what is
 # present. Idempotent: a second run takes a second or two.
-#   scripts/tools.sh          build tools (wasm32 target, cargo-leptos, wasm-bindgen, npm deps)
+#   scripts/tools.sh          build tools (wasm32 target, wasm-bindgen, npm deps)
 #   scripts/tools.sh --test   also what the tests need (Debian chromium, a running PostgreSQL)
 # Versions are pinned where toolchain facts require it (see README "Toolchain").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_LEPTOS_VERSION=0.3.10
 say() { printf '\033[1m[tools]\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=0
@@ -22,11 +21,8 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# cargo-leptos: 0.3.11 needs a newer rustc than this toolchain, so pin 0.3.10.
-if ! cargo leptos --version 2>/dev/null | grep -q " ${CARGO_LEPTOS_VERSION}\$"; then
-  say "installing cargo-leptos ${CARGO_LEPTOS_VERSION} (about 20 minutes on 2 cores, once per machine)"
-  cargo install cargo-leptos --version "${CARGO_LEPTOS_VERSION}" --locked
-fi
+# No cargo-leptos: scripts/site.sh builds the site with cargo and wasm-bindgen (cargo-leptos
+# took 16 minutes to compile on a bare machine; `make watch` still uses it when installed).
 
 # wasm-bindgen CLI at exactly the version Cargo.lock pins (a mismatch breaks the page at load).
 wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)

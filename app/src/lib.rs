@@ -29,6 +29,23 @@ use leptos_router::{
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = i18n::initial();
+    // The demo posture says so on every page, outside the hydrated app (after it, so
+    // hydration never meets it).
+    #[cfg(feature = "ssr")]
+    let no_real_money = use_context::<std::sync::Arc<dyn services::AppServices>>()
+        .is_some_and(|s| s.no_real_money());
+    #[cfg(not(feature = "ssr"))]
+    let no_real_money = false;
+    let banner = no_real_money.then(|| {
+        view! {
+            <div class="sandbox-banner" role="note" data-testid="sandbox-banner">
+                {lang.pick(
+                    "Sandbox: no real money. Payments here are simulated.",
+                    "沙箱环境：不涉及真实资金，此处的支付均为模拟。",
+                )}
+            </div>
+        }
+    });
     view! {
         <!DOCTYPE html>
         <html lang=lang.tag()>
@@ -43,6 +60,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </head>
             <body>
                 <App/>
+                {banner}
             </body>
         </html>
     }

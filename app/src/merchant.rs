@@ -301,7 +301,8 @@ pub async fn change_order(csrf: String, action: Change) -> Result<String, Server
 /// A change's CSRF token must be its session's (compared in constant time); otherwise 403.
 #[cfg(feature = "ssr")]
 fn check_csrf(who: &SignedIn, csrf: &str) -> Result<(), ServerFnError> {
-    if constant_time_eq(csrf.as_bytes(), who.user.csrf.as_bytes()) {
+    use subtle::ConstantTimeEq;
+    if bool::from(csrf.as_bytes().ct_eq(who.user.csrf.as_bytes())) {
         return Ok(());
     }
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
@@ -310,11 +311,6 @@ fn check_csrf(who: &SignedIn, csrf: &str) -> Result<(), ServerFnError> {
     Err(ServerFnError::new(
         "This page is out of date (its security token did not match). Reload it and try again.",
     ))
-}
-
-#[cfg(feature = "ssr")]
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// One API key as the board lists it (never the key itself).

@@ -42,6 +42,8 @@ pub trait AppServices: Send + Sync + 'static {
     fn renew(&self, order_id: String) -> BoxFuture<'_, Result<String, ServiceError>>;
     /// Whether the demo shop and its form exist.
     fn demo_enabled(&self) -> bool;
+    /// The demo posture: every provider is the sandbox, and every page says so.
+    fn no_real_money(&self) -> bool;
     /// A demo-shop order; its id.
     fn create_demo_order(
         &self,

@@ -422,6 +422,7 @@ pub async fn change(
             .await
             .map_err(|e| match e {
                 RefundError::Db(e) => internal(e),
+                RefundError::Zero => invalid("Refund amount: at least 0.01 yuan."),
                 RefundError::TooMuch { available } => invalid(format!(
                     "Refund amount: at most {} can still be refunded.",
                     Amount::from_fen(available).unwrap_or(Amount::ZERO)
@@ -577,6 +578,7 @@ async fn webhook_endpoint(
 /// A change on a merchant's developers page. A new key or secret is answered this once.
 pub async fn setting(
     db: &Db,
+    webhooks: &Webhooks,
     merchant_id: &str,
     change: Setting,
 ) -> Result<SettingDone, ServiceError> {
@@ -614,12 +616,11 @@ pub async fn setting(
         }
         Setting::SetWebhook { url } => {
             let (_, had_secret) = webhook_endpoint(db, merchant_id).await?;
-            let secret = crate::webhooks::set_endpoint(db, merchant_id, url.trim())
+            let secret = webhooks
+                .set_endpoint(merchant_id, url.trim())
                 .await
                 .map_err(|e| match e {
-                    WebhookError::Url => invalid(
-                        "Webhook URL: an http:// or https:// address of at most 512 characters.",
-                    ),
+                    WebhookError::Url(why) => invalid(format!("Webhook URL: {why}.")),
                     other => internal(other),
                 })?;
             if had_secret {

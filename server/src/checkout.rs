@@ -120,14 +120,17 @@ impl Checkout {
             server_now: orders::now_ms(),
             paid_at: order.paid_at,
             paid_channel: order.paid_channel,
+            channels: self.payments.providers().channels_for(&order.merchant_id),
             return_url: order.return_url,
-            channels: self.payments.providers().channels(),
             code,
             problem,
         }))
     }
 
     /// A new order like an expired one: same shop, amount, subject, return link and lifetime.
+    /// One per expired order: asking again answers the same new order, so anyone holding a
+    /// checkout link cannot make orders without end (the new one can be renewed in turn once
+    /// it has expired).
     pub async fn renew(&self, order_id: &str) -> Result<String, ServiceError> {
         let refused = || ServiceError::Invalid("This payment cannot be renewed.".into());
         if OrderId::parse(order_id).is_none() {
@@ -139,6 +142,15 @@ impl Checkout {
             .ok_or_else(refused)?;
         if old.status != OrderStatus::Expired {
             return Err(refused());
+        }
+        let renewed = orders::events(self.db(), order_id)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .find(|(_, kind, _)| kind == "order.renewed")
+            .and_then(|(_, _, detail)| detail["new_order_id"].as_str().map(str::to_string));
+        if let Some(new_id) = renewed {
+            return Ok(new_id);
         }
         let lifetime = ((old.expires_at - old.created_at) / 1000)
             .clamp(orders::MIN_EXPIRY_SECS, orders::MAX_EXPIRY_SECS);
@@ -212,7 +224,7 @@ impl Checkout {
             amount: order.amount,
             status: order.status,
             payable,
-            channels: self.payments.providers().channels(),
+            channels: self.payments.providers().channels_for(&order.merchant_id),
         }))
     }
 }

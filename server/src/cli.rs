@@ -399,17 +399,21 @@ async fn webhook(config: Config, command: WebhookCommand) -> Result<(), StartupE
     use crate::webhooks;
     let db = Db::connect(&config.database, 1).await?;
     db.migrate().await?;
+    let sender = webhooks::Webhooks::new(
+        db.clone(),
+        config.outbound_policy(),
+        config.webhook_time_scale,
+    );
     let result = match command {
-        WebhookCommand::Set { merchant, url } => webhooks::set_endpoint(&db, &merchant, &url)
-            .await
-            .map(|secret| {
+        WebhookCommand::Set { merchant, url } => {
+            sender.set_endpoint(&merchant, &url).await.map(|secret| {
                 format!("webhook endpoint of {merchant}: {url}\nsigning secret: {secret}")
-            }),
+            })
+        }
         WebhookCommand::RotateSecret { merchant } => webhooks::rotate_secret(&db, &merchant)
             .await
             .map(|secret| format!("new signing secret of {merchant}: {secret}")),
         WebhookCommand::Redeliver { merchant, event } => {
-            let sender = webhooks::Webhooks::new(db.clone(), config.webhook_time_scale);
             match sender.redeliver(&merchant, &event).await {
                 Ok(delivered) => {
                     let last = webhooks::log(&db, &event)

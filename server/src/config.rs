@@ -19,6 +19,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "scanpay.toml";
 pub struct Config {
     /// Where the HTTP server listens (`SCANPAY_LISTEN`).
     pub listen: SocketAddr,
+    /// Where `/metrics` is served instead of the main address (`SCANPAY_METRICS_LISTEN`),
+    /// so a private address can carry it; `None`: on the main address.
+    pub metrics_listen: Option<SocketAddr>,
     /// The database (`SCANPAY_DATABASE_URL`): `sqlite:…` (embedded) or `postgres://…`.
     pub database: DatabaseUrl,
     /// How many database connections this process may hold at most.
@@ -45,8 +48,13 @@ pub struct Config {
     pub sandbox_time_scale: f64,
     /// Faults the sandbox applies to every trade (`SCANPAY_SANDBOX_FAULTS`).
     pub sandbox_faults: crate::sandbox::Faults,
-    /// Whether the demo merchant and the "new payment" form on `/` exist (`SCANPAY_DEMO`).
+    /// Whether the demo merchant and the "new payment" form on `/` exist (`SCANPAY_DEMO`;
+    /// by default on in the demo posture, off in the live one).
     pub demo: bool,
+    /// Lets the sandbox or the demo run beside real credentials, or the sandbox behind an
+    /// https public URL (`SCANPAY_UNSAFE_SANDBOX_BESIDE_LIVE`). Off: such a mix refuses to
+    /// start (see [`Config::posture`]).
+    pub unsafe_sandbox_beside_live: bool,
     /// How long an order can be paid when its creator does not say (`SCANPAY_ORDER_EXPIRY_SECS`).
     pub order_expiry_secs: i64,
     /// How long after a code is shown the provider is first asked about it, if no
@@ -71,15 +79,28 @@ pub struct Config {
     /// Our own proxies (a load balancer in front of the nodes), whose `X-Forwarded-For`
     /// tells the client's address to the sign-in limiter (`SCANPAY_TRUSTED_PROXIES`).
     pub trusted_proxies: crate::http::client_addr::TrustedProxies,
+    /// Private networks that merchant-supplied URLs (webhooks) may reach
+    /// (`SCANPAY_ALLOW_PRIVATE_TARGETS`); by default only public addresses are.
+    pub allow_private_targets: crate::net::Networks,
 }
 
-/// `auto`: the sandbox serves each provider that has no real credentials; `on`: it serves
-/// both, whatever is configured; `off`: never (a provider without credentials is disabled).
+/// `auto`: the sandbox serves both providers when no real credentials are configured (the
+/// demo posture), none otherwise; `on`: it serves each provider that has no real credentials
+/// (beside real ones only with `SCANPAY_UNSAFE_SANDBOX_BESIDE_LIVE`), never replacing real
+/// credentials; `off`: never (a provider without credentials is disabled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxMode {
     Auto,
     On,
     Off,
+}
+
+/// What a deployment is for. Derived from the credentials: none configured is the demo (the
+/// sandbox gateways and the demo shop, no real money), any real one is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posture {
+    Demo,
+    Live,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +120,84 @@ pub struct DatabaseUrl {
 pub enum Engine {
     Sqlite,
     Postgres,
+}
+
+impl Config {
+    /// The posture, or why this configuration mixes real money with the sandbox or the demo:
+    /// the demo beside real credentials, the sandbox forced on beside them, or the sandbox
+    /// served behind an https public URL (a real site). Each is refused unless
+    /// `unsafe_sandbox_beside_live` is set.
+    pub fn posture(&self) -> Result<Posture, ConfigError> {
+        let real: Vec<&str> = [
+            self.alipay.as_ref().map(|_| "SCANPAY_ALIPAY_APP_ID"),
+            self.wechat.as_ref().map(|_| "SCANPAY_WECHAT_MCHID"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let posture = if real.is_empty() {
+            Posture::Demo
+        } else {
+            Posture::Live
+        };
+        if self.unsafe_sandbox_beside_live {
+            return Ok(posture);
+        }
+        let mixed = |what: String, fix| Err(ConfigError::Mixed { what, fix });
+        let beside = || format!("beside real credentials ({})", real.join(", "));
+        if posture == Posture::Live && self.demo {
+            return mixed(
+                format!("SCANPAY_DEMO is on {}", beside()),
+                "Remove SCANPAY_DEMO (it is off by default in the live posture)",
+            );
+        }
+        if posture == Posture::Live && self.sandbox == SandboxMode::On {
+            return mixed(
+                format!(
+                    "SCANPAY_SANDBOX=on would serve the unconfigured provider {}",
+                    beside()
+                ),
+                "Remove SCANPAY_SANDBOX, or configure both providers",
+            );
+        }
+        let public_https = self
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        if posture == Posture::Demo && self.sandbox != SandboxMode::Off && public_https {
+            return mixed(
+                "the sandbox gateways would take \"payments\" at an https public URL \
+                 (SCANPAY_PUBLIC_URL), where customers expect real ones"
+                    .to_string(),
+                "Configure real credentials, or set SCANPAY_SANDBOX=off",
+            );
+        }
+        Ok(posture)
+    }
+
+    /// Whether the in-process sandbox serves `channel`: in the demo posture both (unless
+    /// `off`); in the live posture only a provider without credentials, and only when
+    /// `SCANPAY_SANDBOX=on` was allowed beside real ones. Never in place of real credentials.
+    pub fn sandbox_serves(&self, channel: crate::providers::Channel) -> bool {
+        use crate::providers::Channel;
+        let configured = match channel {
+            Channel::Alipay => self.alipay.is_some(),
+            Channel::Wechat => self.wechat.is_some(),
+        };
+        let no_credentials = self.alipay.is_none() && self.wechat.is_none();
+        match self.sandbox {
+            SandboxMode::Off => false,
+            SandboxMode::Auto => no_credentials,
+            SandboxMode::On => !configured,
+        }
+    }
+
+    /// What merchant-supplied URLs may reach.
+    pub fn outbound_policy(&self) -> crate::outbound::Policy {
+        crate::outbound::Policy {
+            allow_private: self.allow_private_targets.clone(),
+        }
+    }
 }
 
 impl Engine {
@@ -134,8 +233,14 @@ pub enum ConfigError {
         key: String,
         known: String,
     },
-    #[error("{path}: setting {key:?} must be a string or a number")]
+    #[error("{path}: setting {key:?} must be a string, a number or a boolean")]
     NotScalar { path: PathBuf, key: String },
+    #[error(
+        "refusing to start: {what}. In front of real money the sandbox and the demo stay \
+         off. {fix}, or set SCANPAY_UNSAFE_SANDBOX_BESIDE_LIVE=true to run this mix anyway \
+         (never where customers pay)"
+    )]
+    Mixed { what: String, fix: &'static str },
     #[error("{provider} is partly configured: {missing} is missing (set all of {required}, or none to disable it)")]
     Incomplete {
         provider: &'static str,
@@ -174,6 +279,11 @@ const KEYS: &[Key] = &[
     Key {
         file: "listen",
         env: "SCANPAY_LISTEN",
+        secret: false,
+    },
+    Key {
+        file: "metrics_listen",
+        env: "SCANPAY_METRICS_LISTEN",
         secret: false,
     },
     Key {
@@ -297,6 +407,11 @@ const KEYS: &[Key] = &[
         secret: false,
     },
     Key {
+        file: "unsafe_sandbox_beside_live",
+        env: "SCANPAY_UNSAFE_SANDBOX_BESIDE_LIVE",
+        secret: false,
+    },
+    Key {
         file: "order_expiry_secs",
         env: "SCANPAY_ORDER_EXPIRY_SECS",
         secret: false,
@@ -334,6 +449,11 @@ const KEYS: &[Key] = &[
     Key {
         file: "trusted_proxies",
         env: "SCANPAY_TRUSTED_PROXIES",
+        secret: false,
+    },
+    Key {
+        file: "allow_private_targets",
+        env: "SCANPAY_ALLOW_PRIVATE_TARGETS",
         secret: false,
     },
     Key {
@@ -494,6 +614,10 @@ impl Config {
                 let raw = match value {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
+                    // Each key's own parser judges the value (`demo = false`,
+                    // `sandbox_time_scale = 0.001`).
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
                     _ => {
                         return Err(ConfigError::NotScalar {
                             path: path.to_path_buf(),
@@ -516,6 +640,12 @@ impl Config {
             "a socket address such as 127.0.0.1:3000",
             || SocketAddr::from(([127, 0, 0, 1], 3000)),
             |s| s.parse().ok(),
+        )?;
+        let metrics_listen = layers.parse(
+            "metrics_listen",
+            "a socket address such as 127.0.0.1:9300",
+            || None,
+            |s| s.parse().ok().map(Some),
         )?;
         let data_dir = layers.parse(
             "data_dir",
@@ -657,10 +787,22 @@ impl Config {
             |s| crate::sandbox::Faults::parse(s).ok(),
         )?;
 
+        let unsafe_sandbox_beside_live = layers.parse(
+            "unsafe_sandbox_beside_live",
+            "true or false",
+            || false,
+            |s| match s {
+                "true" | "on" => Some(true),
+                "false" | "off" => Some(false),
+                _ => None,
+            },
+        )?;
+        // The demo shop is there by default only where no real credentials are.
+        let demo_default = alipay.is_none() && wechat.is_none();
         let demo = layers.parse(
             "demo",
             "on or off",
-            || true,
+            || demo_default,
             |s| match s {
                 "on" | "true" => Some(true),
                 "off" | "false" => Some(false),
@@ -740,13 +882,23 @@ impl Config {
             crate::http::client_addr::TrustedProxies::parse,
         )?;
 
+        let allow_private_targets = layers.parse(
+            "allow_private_targets",
+            "comma-separated IP addresses or networks, such as 10.20.0.0/16,127.0.0.1",
+            Default::default,
+            crate::net::Networks::parse,
+        )?;
+
         Ok(Config {
+            metrics_listen,
+            allow_private_targets,
             trusted_proxies,
             node_id,
             node_url,
             cluster_secret,
             node_ttl_secs,
             demo,
+            unsafe_sandbox_beside_live,
             webhook_time_scale,
             api_rate_per_minute,
             order_expiry_secs,
@@ -769,16 +921,16 @@ impl Config {
 }
 
 fn parse_database_url(s: &str) -> Option<DatabaseUrl> {
-    let engine = if s.starts_with("sqlite:") {
-        Engine::Sqlite
+    let (engine, s) = if s.starts_with("sqlite:") {
+        (Engine::Sqlite, crate::db::sqlite_url_creating_file(s))
     } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        Engine::Postgres
+        (Engine::Postgres, s.to_string())
     } else {
         return None;
     };
     Some(DatabaseUrl {
         engine,
-        url: Secret::new(s.to_string()),
+        url: Secret::new(s),
     })
 }
 

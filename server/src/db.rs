@@ -63,6 +63,7 @@ pub fn lock_single_node(url: &DatabaseUrl) -> Result<NodeLock, DbError> {
     else {
         return Ok(NodeLock(None));
     };
+    create_parent_dir(file)?;
     let path = format!("{file}.node-lock");
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
@@ -113,15 +114,8 @@ impl Db {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10));
         if engine == Engine::Sqlite {
-            if let Some(dir) =
-                sqlite_file(raw).and_then(|f| Path::new(f).parent().map(Path::to_path_buf))
-            {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&dir).map_err(|source| DbError::CreateDir {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
-                }
+            if let Some(file) = sqlite_file(raw) {
+                create_parent_dir(file)?;
             }
             if sqlite_file(raw).is_none() {
                 // An in-memory database lives as long as its one connection.
@@ -208,6 +202,37 @@ impl Db {
 }
 
 /// The file path of a `sqlite:` URL, or `None` for an in-memory database.
+/// Creates the folder an SQLite database file lives in, when it is missing (a fresh clone
+/// has no `data/`).
+fn create_parent_dir(file: &str) -> Result<(), DbError> {
+    match Path::new(file).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An `sqlite:` URL that creates its file when missing: without a `mode` parameter sqlx opens
+/// an existing file only (`unable to open database file`), which nobody writing
+/// `sqlite:///var/lib/scanpay/scanpay.db` expects. An explicit `mode` is kept.
+pub fn sqlite_url_creating_file(url: &str) -> String {
+    if sqlite_file(url).is_none() {
+        return url.to_string();
+    }
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    if query.split('&').any(|kv| kv.starts_with("mode=")) {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
 fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -220,6 +245,21 @@ fn sqlite_file(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::sqlite_file;
+
+    #[test]
+    fn sqlite_urls_without_a_mode_create_their_file() {
+        use super::sqlite_url_creating_file as f;
+        assert_eq!(
+            f("sqlite:///var/lib/scanpay/scanpay.db"),
+            "sqlite:///var/lib/scanpay/scanpay.db?mode=rwc"
+        );
+        assert_eq!(
+            f("sqlite://x.db?cache=shared"),
+            "sqlite://x.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(f("sqlite://x.db?mode=ro"), "sqlite://x.db?mode=ro");
+        assert_eq!(f("sqlite::memory:"), "sqlite::memory:");
+    }
 
     #[test]
     fn sqlite_urls_name_their_file_or_memory() {

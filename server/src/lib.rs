@@ -18,8 +18,10 @@ pub mod failpoints;
 pub mod http;
 pub mod limits;
 pub mod merchants;
+pub mod net;
 pub mod notify_check;
 pub mod orders;
+pub mod outbound;
 pub mod outbox;
 pub mod payments;
 pub mod providers;
@@ -36,7 +38,7 @@ pub mod webhooks;
 use crate::config::Config;
 use crate::db::Db;
 use crate::state::AppState;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +71,8 @@ pub enum StartupError {
 /// A started (bound, migrated) but not yet serving ScanPay.
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics` on an address of its own, when configured.
+    metrics_listener: Option<TcpListener>,
     local_addr: SocketAddr,
     public_url: String,
     state: AppState,
@@ -87,6 +91,8 @@ impl Application {
     /// Connects to and migrates the database, binds the listen address, opens the sandbox
     /// gateways when they serve a provider, and parses the providers' keys.
     pub async fn build(mut config: Config) -> Result<Application, StartupError> {
+        // Before anything opens: a mix of real money and the sandbox or demo stops here.
+        let posture = config.posture()?;
         let node_lock = db::lock_single_node(&config.database)?;
         let db = Db::connect(&config.database, config.database_max_connections).await?;
         db.migrate().await?;
@@ -101,12 +107,25 @@ impl Application {
             addr: config.listen,
             source,
         })?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let public_url = config
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local_addr}"));
+        let sandboxed: Vec<providers::Channel> = providers::Channel::ALL
+            .into_iter()
+            .filter(|c| config.sandbox_serves(*c))
+            .collect();
         let sandbox = sandbox::wire_in_process(&mut config, &public_url, local_addr).await?;
-        let providers = providers::config::Providers::from_config(&config)?;
+        let providers =
+            providers::config::Providers::from_config(&config)?.posture(posture, &sandboxed);
         let leptos_options = site::leptos_options(local_addr)?;
         if config.demo {
             merchants::ensure_demo(&db)
@@ -157,12 +176,17 @@ impl Application {
             payments: payments.clone(),
             public_url: public_url.trim_end_matches('/').to_string(),
         };
-        let webhooks = webhooks::Webhooks::new(db.clone(), config.webhook_time_scale);
+        let webhooks = webhooks::Webhooks::new(
+            db.clone(),
+            config.outbound_policy(),
+            config.webhook_time_scale,
+        );
         let services = Arc::new(services::Services::new(
             checkout,
             cluster.clone(),
             webhooks.clone(),
             config.demo,
+            posture,
             config.order_expiry_secs,
         ));
         let state = AppState::new(
@@ -185,6 +209,7 @@ impl Application {
         );
         Ok(Application {
             listener,
+            metrics_listener,
             local_addr,
             public_url,
             state,
@@ -237,6 +262,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             state,
             webhooks,
             shutdown_grace,
@@ -264,7 +290,16 @@ impl Application {
                 metrics.run_upkeep();
             }
         });
-        let router = http::router(state.clone());
+        let mut router = http::router(state.clone());
+        let metrics_server = match metrics_listener {
+            Some(l) => Some(tokio::spawn(
+                axum::serve(l, http::metrics_router()).into_future(),
+            )),
+            None => {
+                router = router.merge(http::metrics_router());
+                None
+            }
+        };
         let delivery = state.sandbox.as_ref().map(|s| s.spawn_delivery());
         let expiry = payments::expiry::spawn(state.payments.clone(), payments::expiry::TICK);
         let active_query = payments::query::spawn(state.payments.clone(), payments::query::TICK);
@@ -328,6 +363,9 @@ impl Application {
         }
         if let Some(d) = delivery {
             d.abort();
+        }
+        if let Some(m) = metrics_server {
+            m.abort();
         }
         state.cluster.leave().await;
         state.db.close().await;

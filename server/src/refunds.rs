@@ -94,6 +94,8 @@ pub enum RefundError {
     TooMuch { available: i64 },
     #[error("the reason must be at most {MAX_REASON_CHARS} characters")]
     Reason,
+    #[error("a refund is at least 0.01 yuan")]
+    Zero,
     #[error("{0} is not enabled on this server")]
     ChannelDisabled(Channel),
     #[error("database error: {0}")]
@@ -109,6 +111,9 @@ pub async fn request(
     amount: Amount,
     reason: Option<&str>,
 ) -> Result<Refund, RefundError> {
+    if amount.fen() == 0 {
+        return Err(RefundError::Zero);
+    }
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
         return Err(RefundError::Reason);

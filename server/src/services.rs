@@ -17,6 +17,7 @@ pub struct Services {
     cluster: crate::cluster::Cluster,
     webhooks: crate::webhooks::Webhooks,
     demo: bool,
+    posture: crate::config::Posture,
     default_expiry_secs: i64,
 }
 
@@ -26,6 +27,7 @@ impl Services {
         cluster: crate::cluster::Cluster,
         webhooks: crate::webhooks::Webhooks,
         demo: bool,
+        posture: crate::config::Posture,
         default_expiry_secs: i64,
     ) -> Self {
         Self {
@@ -33,6 +35,7 @@ impl Services {
             cluster,
             webhooks,
             demo,
+            posture,
             default_expiry_secs,
         }
     }
@@ -75,6 +78,10 @@ impl AppServices for Services {
 
     fn demo_enabled(&self) -> bool {
         self.demo
+    }
+
+    fn no_real_money(&self) -> bool {
+        self.posture == crate::config::Posture::Demo
     }
 
     fn create_demo_order(
@@ -188,7 +195,8 @@ impl AppServices for Services {
         merchant_id: String,
         change: app::merchant::Setting,
     ) -> BoxFuture<'_, Result<app::merchant::SettingDone, ServiceError>> {
-        async move { crate::board::setting(self.db(), &merchant_id, change).await }.boxed()
+        async move { crate::board::setting(self.db(), &self.webhooks, &merchant_id, change).await }
+            .boxed()
     }
 
     fn cluster(&self) -> BoxFuture<'_, Result<app::merchant::ClusterView, ServiceError>> {

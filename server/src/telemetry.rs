@@ -27,6 +27,32 @@ pub fn init_tracing(filter: &str, format: LogFormat) {
             .with_current_span(true)
             .try_init(),
     };
+    log_panics();
+}
+
+/// A panic inside a span (a request's) is logged as one ERROR event carrying that span (its
+/// request id) instead of the default hook's stderr text; elsewhere the default hook runs.
+fn log_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if tracing::Span::current().is_none() {
+                return default(info);
+            }
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            tracing::error!(%location, "panic: {message}");
+        }));
+    });
 }
 
 /// Latency buckets in seconds: fine below 100 ms where pages and callbacks should be, coarse

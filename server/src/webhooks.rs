@@ -16,6 +16,7 @@
 
 use crate::db::Db;
 use crate::orders;
+use crate::outbound::{Outbound, SendError, TargetError};
 use crate::outbox::OutboxEvent;
 use sqlx::Row;
 use std::time::{Duration, Instant};
@@ -79,8 +80,8 @@ fn new_secret() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    #[error("the endpoint must be an absolute http:// or https:// URL of at most 512 characters")]
-    Url,
+    #[error("the endpoint is refused: {0}")]
+    Url(#[from] TargetError),
     #[error("no merchant {0}")]
     NoMerchant(String),
     #[error("no event {0}")]
@@ -92,14 +93,15 @@ pub enum WebhookError {
 }
 
 /// Sets a merchant's endpoint; creates its secret if it has none. Returns the secret, to be
-/// shown to the merchant (the only way they learn it).
-pub async fn set_endpoint(db: &Db, merchant_id: &str, url: &str) -> Result<String, WebhookError> {
-    let ok = url.len() <= 512
-        && (url.starts_with("https://") || url.starts_with("http://"))
-        && url.parse::<http::Uri>().is_ok();
-    if !ok {
-        return Err(WebhookError::Url);
-    }
+/// shown to the merchant (the only way they learn it). The URL must pass the guarded
+/// client's check (`outbound`): a public http(s) address, or one the operator allows.
+pub async fn set_endpoint(
+    db: &Db,
+    outbound: &Outbound,
+    merchant_id: &str,
+    url: &str,
+) -> Result<String, WebhookError> {
+    outbound.check_url(url).await?;
     let done = sqlx::query(
         "UPDATE merchants SET webhook_url = $1, webhook_secret = COALESCE(webhook_secret, $2) WHERE id = $3",
     )
@@ -204,7 +206,7 @@ pub async fn log(db: &Db, event_id: &str) -> Result<Vec<DeliveryAttempt>, sqlx::
 #[derive(Clone)]
 pub struct Webhooks {
     db: Db,
-    http: reqwest::Client,
+    http: Outbound,
     time_scale: f64,
 }
 
@@ -225,12 +227,17 @@ struct Sent {
 }
 
 impl Webhooks {
-    pub fn new(db: Db, time_scale: f64) -> Webhooks {
+    pub fn new(db: Db, policy: crate::outbound::Policy, time_scale: f64) -> Webhooks {
         Webhooks {
             db,
-            http: crate::providers::http_client(Duration::from_secs(3), TIMEOUT),
+            http: Outbound::new(policy, Duration::from_secs(3), TIMEOUT),
             time_scale,
         }
+    }
+
+    /// Sets a merchant's endpoint through this sender's guarded client ([`set_endpoint`]).
+    pub async fn set_endpoint(&self, merchant_id: &str, url: &str) -> Result<String, WebhookError> {
+        set_endpoint(&self.db, &self.http, merchant_id, url).await
     }
 
     /// Runs [`Webhooks::run_once`] every `tick` until the task is dropped.
@@ -384,29 +391,27 @@ impl Webhooks {
         let body = body(event);
         let at = orders::now_ms();
         let started = Instant::now();
+        let signature = signature(secret, at / 1000, body.as_bytes());
         let answer = self
             .http
-            .post(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(
-                SIGNATURE_HEADER,
-                signature(secret, at / 1000, body.as_bytes()),
+            .post(
+                url,
+                &[
+                    ("content-type", "application/json"),
+                    (SIGNATURE_HEADER, &signature),
+                    ("ScanPay-Event-Id", &event.event_id),
+                ],
+                body,
             )
-            .header("ScanPay-Event-Id", &event.event_id)
-            .body(body)
-            .send()
             .await;
         let (status, response, error) = match answer {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let text = r.text().await.unwrap_or_default();
-                (
-                    Some(i64::from(status)),
-                    Some(text.chars().take(RESPONSE_KEPT).collect()),
-                    None,
-                )
-            }
-            Err(e) => (None, None, Some(e.to_string())),
+            Ok(a) => (
+                Some(i64::from(a.status)),
+                Some(a.body.chars().take(RESPONSE_KEPT).collect()),
+                None,
+            ),
+            Err(SendError::Target(t)) => (None, None, Some(format!("refused: {t}"))),
+            Err(SendError::Transport(e)) => (None, None, Some(e)),
         };
         Sent {
             ok: status.is_some_and(|s| (200..300).contains(&s)),

@@ -31,6 +31,105 @@ fn stop_with_sigterm(child: &mut std::process::Child) -> std::process::ExitStatu
     }
 }
 
+/// Starts `cmd` (a `scanpay serve`), waits for the line that names its URL and asks
+/// `/healthz`; the process and its URL. A process that exits first fails the test with what
+/// it printed.
+fn serve_until_healthy(mut cmd: Command) -> (std::process::Child, String) {
+    let mut child = cmd
+        .env("SCANPAY_LISTEN", "127.0.0.1:0")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) else {
+        let status = child.wait().expect("wait");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+            .expect("stderr");
+        panic!("scanpay serve did not start ({status}): {line}{err}");
+    };
+    let url = url.to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let status = rt
+        .block_on(async {
+            common::test_client()
+                .get(format!("{url}/healthz"))
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+        .expect("healthz");
+    assert_eq!(status, 200);
+    (child, url)
+}
+
+/// What `make run` does on a fresh clone: no data directory yet. It crashed with `cannot
+/// lock data/scanpay.db.node-lock: No such file or directory`.
+#[test]
+fn serve_starts_in_an_empty_folder_without_a_data_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = scanpay();
+    cmd.current_dir(dir.path());
+    let (mut child, _) = serve_until_healthy(cmd);
+    assert!(
+        dir.path().join("data").join("scanpay.db").is_file(),
+        "the default database was created under ./data"
+    );
+    assert!(stop_with_sigterm(&mut child).success());
+}
+
+/// The URL anyone writes, without `?mode=rwc`, stopped with `unable to open database file`.
+#[test]
+fn a_plain_sqlite_url_creates_its_database_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("var").join("lib").join("scanpay.db");
+    let mut cmd = scanpay();
+    cmd.env("SCANPAY_DATA_DIR", dir.path()).env(
+        "SCANPAY_DATABASE_URL",
+        format!("sqlite://{}", file.display()),
+    );
+    let (mut child, _) = serve_until_healthy(cmd);
+    assert!(file.is_file(), "{} was created", file.display());
+    assert!(stop_with_sigterm(&mut child).success());
+}
+
+/// A live start with the demo beside real credentials exits non-zero, naming the keys.
+#[test]
+fn a_live_start_with_the_demo_beside_real_credentials_exits_naming_the_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = scanpay()
+        .env("SCANPAY_DATA_DIR", dir.path())
+        .env("SCANPAY_LISTEN", "127.0.0.1:0")
+        .env("SCANPAY_ALIPAY_APP_ID", "2021000000000001")
+        .env("SCANPAY_ALIPAY_SELLER_ID", "2088000000000001")
+        .env(
+            "SCANPAY_ALIPAY_PRIVATE_KEY_FILE",
+            common::vector_path("alipay/app-private-key-pkcs1.pem"),
+        )
+        .env(
+            "SCANPAY_ALIPAY_PUBLIC_KEY_FILE",
+            common::vector_path("alipay/response-sign-public-key.pem"),
+        )
+        .env("SCANPAY_DEMO", "on")
+        .arg("serve")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for named in [
+        "refusing to start",
+        "SCANPAY_DEMO",
+        "SCANPAY_ALIPAY_APP_ID",
+        "SCANPAY_UNSAFE_SANDBOX_BESIDE_LIVE",
+    ] {
+        assert!(err.contains(named), "{named} not in: {err}");
+    }
+}
+
 #[test]
 fn a_bad_setting_stops_startup_naming_the_key() {
     let out = scanpay()

@@ -203,7 +203,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
     let database_url = db.url.url.expose().clone();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_sandbox, sandbox) = start_sandbox(&dir.path().join("sandbox"));
-    let client = reqwest::Client::new();
+    let client = common::test_client();
     // Node C runs every flow 300 ms slower (a slow machine, a distant provider route).
     let a = start_node("node-a", &database_url, &sandbox, &[], dir.path());
     let b = start_node("node-b", &database_url, &sandbox, &[], dir.path());
@@ -529,4 +529,102 @@ async fn a_second_node_on_one_sqlite_file_is_refused() {
         "{err}"
     );
     drop(first);
+}
+
+/// The attack: answers to forwarded flows were not authenticated, so anyone on the node
+/// network answering in a peer's place could hand customers a code of their own. Here a
+/// "node" registered in the shared database answers every flow with a forged attempt (a real
+/// attempt of another order, its code replaced); the customer still only ever sees a code
+/// the shared database holds for its own order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_answer_to_a_forwarded_flow_never_reaches_a_customer() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    const EVIL: &str = "weixin://wxpay/bizpayurl?pr=EVILCODE";
+    let db = TestDb::postgres().await;
+    let mut config = common::sandbox_config(&db);
+    config.cluster_secret = Some(server::secret::Secret::new(SECRET.to_string()));
+    config.node_id = Some("node-real".into());
+    let app = common::TestApp::spawn_with(config).await;
+    // A real attempt of another order, to dress the forgery in.
+    let (_, template) =
+        common::order_with_code(&app, 100, server::providers::Channel::Wechat).await;
+    let mut forged = serde_json::to_value(&template).expect("attempt");
+    forged["code_url"] = json!(EVIL);
+    let asked = Arc::new(AtomicU32::new(0));
+    let fake = {
+        let asked = asked.clone();
+        let answer = json!({ "outcome": "started", "attempt": forged });
+        axum::Router::new().route(
+            "/internal/v1/payments/start",
+            axum::routing::post(move || {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let answer = answer.clone();
+                async move { axum::Json(answer) }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let fake_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, fake).await });
+    // The impostor's registry row says it is idle and fast; its heartbeat is kept fresh.
+    let beat = {
+        let db = app.db.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = server::orders::now_ms();
+                let _ = sqlx::query(
+                    "INSERT INTO nodes (id, url, state, started_at, heartbeat_at, latency_us) \
+                     VALUES ('node-evil', $1, 'ready', $2, $2, 1) \
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = $2",
+                )
+                .bind(&fake_url)
+                .bind(now)
+                .execute(db.pool())
+                .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the peer list refreshes
+    let (_, key) = server::api_keys::create(&app.db, server::merchants::DEMO_MERCHANT_ID, "t")
+        .await
+        .expect("key");
+    let client = common::test_client();
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let (order_id, code) = flow(&client, &format!("http://{}", app.addr), &key)
+            .await
+            .expect("flow");
+        codes.push((order_id, code));
+        if asked.load(Ordering::SeqCst) > 0 && codes.len() >= 2 {
+            break;
+        }
+    }
+    beat.abort();
+    assert!(
+        asked.load(Ordering::SeqCst) > 0,
+        "the impostor was never asked, so this test proved nothing"
+    );
+    for (order_id, code) in &codes {
+        assert_ne!(
+            code, EVIL,
+            "a forged code reached the customer of {order_id}"
+        );
+        let stored: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT code_url FROM payment_attempts WHERE order_id = $1 AND status = 'open'",
+        )
+        .bind(order_id)
+        .fetch_all(app.db.pool())
+        .await
+        .expect("attempts");
+        assert_eq!(
+            stored,
+            vec![Some(code.clone())],
+            "the code shown is the stored one"
+        );
+    }
+    app.stop().await.expect("stop");
 }

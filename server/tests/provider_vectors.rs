@@ -1,4 +1,5 @@
-//! Known-answer tests on every vector in `shared/vectors` (see shared/docs/providers.md §4):
+//! Known-answer tests on every vector in `server/tests/vectors` (copied from the project's
+//! shared vectors; see shared/docs/providers.md §4):
 //! Alipay notification and sync-response rules, deterministic RSA2 signing, WeChat W1–W4.
 
 mod common;

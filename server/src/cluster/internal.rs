@@ -121,7 +121,7 @@ pub fn verify(
     if nonce.len() < 16 || nonce.len() > 64 || node.len() > 128 {
         return Err(Refusal::Missing);
     }
-    if (now_secs - ts).abs() > WINDOW_SECS {
+    if now_secs.abs_diff(ts) > WINDOW_SECS.unsigned_abs() {
         return Err(Refusal::Stale);
     }
     let tag = (0..signature.len())

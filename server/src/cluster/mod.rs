@@ -377,6 +377,39 @@ impl Cluster {
         out
     }
 
+    /// A peer's answer as far as the shared database bears it out. Answers are not signed:
+    /// anyone on the node network could answer in a peer's place, and a code URL of their
+    /// own would send customers' money to them. So a started attempt is read back from the
+    /// database (the peer wrote it there before answering) and only what is stored there is
+    /// shown: its code, for this order and wallet. An answer the database does not bear out
+    /// is treated like no answer (the flow runs elsewhere).
+    async fn believed(
+        &self,
+        answer: Result<Attempt, PaymentError>,
+        order_id: &str,
+        channel: Channel,
+    ) -> Forwarded {
+        let claimed = match answer {
+            Ok(a) => a,
+            other => return Forwarded::Done(other),
+        };
+        match self.inner.payments.attempt(&claimed.out_trade_no).await {
+            Ok(Some(stored))
+                if stored.order_id.as_str() == order_id && stored.channel == channel =>
+            {
+                if stored.code_url != claimed.code_url {
+                    tracing::warn!(order = order_id, "a forwarded flow's answer named another code than the database; the stored one is shown");
+                }
+                Forwarded::Done(Ok(stored))
+            }
+            Ok(_) => {
+                tracing::warn!(order = order_id, out_trade_no = %claimed.out_trade_no, "a forwarded flow's answer names no attempt of this order: refused");
+                Forwarded::Unreachable("an answer the shared database does not bear out".into())
+            }
+            Err(e) => Forwarded::Unreachable(format!("cannot check the answer: {e}")),
+        }
+    }
+
     async fn forward(&self, peer: &NodeView, order_id: &str, channel: Channel) -> Forwarded {
         let Some(secret) = &self.inner.settings.secret else {
             return Forwarded::Unreachable("no cluster secret".into());
@@ -412,7 +445,7 @@ impl Cluster {
                 Forwarded::Unreachable(format!("answered {}", r.status()))
             }
             Ok(r) => match r.json::<internal::StartAnswer>().await {
-                Ok(answer) => Forwarded::Done(answer.into_result()),
+                Ok(answer) => self.believed(answer.into_result(), order_id, channel).await,
                 Err(e) => Forwarded::Unreachable(format!("unreadable answer: {e}")),
             },
         };

@@ -168,7 +168,12 @@ async fn logout(
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
     match accounts::session(&state.db, &token).await {
-        Ok(Some(user)) if user.csrf == csrf => {
+        Ok(Some(user))
+            if bool::from(subtle::ConstantTimeEq::ct_eq(
+                user.csrf.as_bytes(),
+                csrf.as_bytes(),
+            )) =>
+        {
             if let Err(e) = accounts::end_session(&state.db, &token).await {
                 return internal(e);
             }

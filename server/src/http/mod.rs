@@ -1,5 +1,8 @@
 //! The HTTP surface: operational endpoints, the Leptos pages and server functions, static
-//! files, and the layers every request passes through (request id, tracing, metrics).
+//! files, and the layers every request passes through: request id, a span and an INFO access
+//! line per request (method, route pattern, status, latency; never the query or a body),
+//! metrics, a panic turned into a 500 naming the request id, a time limit, and per-address
+//! limits on the costly public routes (`throttle`).
 //! One file per resource, each with its handlers; [`router`] joins them.
 
 mod api_v1;
@@ -9,21 +12,25 @@ mod health;
 mod internal;
 mod metrics;
 mod notify;
+mod throttle;
 
 use crate::state::AppState;
 use app::services::AppServices;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures::FutureExt;
 use http::HeaderName;
+use http::StatusCode;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -43,37 +50,85 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render))
         .route("/notify/{channel}", axum::routing::post(notify::receive))
         .merge(auth::router(&state))
         .merge(internal::router())
-        .nest(
-            "/api/v1",
-            api_v1::router(state.clone()),
-        )
+        .nest("/api/v1", api_v1::router(state.clone()))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let shell = shell.clone();
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            throttle::throttle,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn(catch_panic))
         .layer(middleware::from_fn(record_metrics))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    // The path only: query strings may carry tokens.
-                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-                }))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let id = req
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default();
+                            // No path here: raw paths carry tokens (`/q/…`, `/auth/link/…`); the
+                            // access line names the route pattern.
+                            tracing::info_span!("request", request_id = %id)
+                        })
+                        .on_request(())
+                        .on_response(())
+                        .on_failure(()),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
         .with_state(state)
+}
+
+/// `/metrics` alone: on the main router unless it has a listener of its own
+/// (`SCANPAY_METRICS_LISTEN`).
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(metrics::render))
+}
+
+/// How long one request may take before it is answered 503 (provider calls take at most
+/// 10 s; streamed bodies such as the CSV export are not cut by it).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A handler that panics answers 500 naming the request id instead of dropping the
+/// connection. The panic itself is logged once, by the process's panic hook
+/// (`telemetry::log_panics`), inside the request's span.
+async fn catch_panic(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Internal error. Request id: {id}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Counts requests and records their latency by method, route pattern and status. The route
@@ -92,8 +147,16 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         ("route", route),
         ("status", response.status().as_u16().to_string()),
     ];
+    let elapsed = start.elapsed();
+    // The access line, inside the request's span (its request id).
+    tracing::info!(
+        target: "access",
+        method = %labels[0].1,
+        route = %labels[1].1,
+        status = %labels[2].1,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+    );
     ::metrics::counter!("http_requests_total", &labels).increment(1);
-    ::metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    ::metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     response
 }

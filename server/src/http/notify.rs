@@ -17,6 +17,9 @@ use std::net::SocketAddr;
 
 /// Past this many bytes an oversized body is no longer read at all.
 const DISCARD_AFTER: u64 = 16 * 1024 * 1024;
+/// A body that takes longer than this to arrive is taken as it is (a provider sends a few
+/// KiB at once; a slow sender only holds a connection).
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -51,12 +54,13 @@ pub async fn receive(
 }
 
 /// Reads the body, keeping the first [`MAX_BODY`] bytes, and counts the rest (up to
-/// [`DISCARD_AFTER`]). A body that breaks off counts what arrived.
+/// [`DISCARD_AFTER`], for at most [`BODY_WAIT`]). A body that breaks off counts what arrived.
 async fn read_capped(body: Body) -> (Vec<u8>, u64) {
     let mut body = body;
     let mut kept = Vec::new();
     let mut size: u64 = 0;
-    while let Some(Ok(frame)) = body.frame().await {
+    let deadline = tokio::time::Instant::now() + BODY_WAIT;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
         let Ok(data) = frame.into_data() else {
             continue;
         };

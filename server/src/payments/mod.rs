@@ -164,6 +164,9 @@ pub enum Recorded {
     Extra,
 }
 
+/// The most attempts (each a prepay call) one order may have.
+pub const MAX_ATTEMPTS_PER_ORDER: i64 = 20;
+
 /// The payment flows of this node: prepay, switch, close, record.
 #[derive(Clone)]
 pub struct Payments {
@@ -760,7 +763,7 @@ impl StartPayment for Payments {
         let deadline = tokio::time::Instant::now() + OPENING_WAIT;
         loop {
             let order = self.payable_order(order_id).await?;
-            if self.providers.get(channel).is_none() {
+            if !self.providers.takes_orders_of(channel, &order.merchant_id) {
                 return Err(PaymentError::ChannelDisabled(channel));
             }
             match self.live_attempt(order_id).await? {
@@ -782,6 +785,22 @@ impl StartPayment for Payments {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 None => {
+                    // Each new attempt is a prepay call: switching wallets back and forth
+                    // cannot make a provider call per click without end.
+                    let made: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM payment_attempts WHERE order_id = $1",
+                    )
+                    .bind(order_id)
+                    .fetch_one(self.db.pool())
+                    .await?;
+                    if made >= MAX_ATTEMPTS_PER_ORDER {
+                        tracing::warn!(
+                            order = order_id,
+                            made,
+                            "attempt limit reached: no new prepay"
+                        );
+                        return Err(PaymentError::Busy);
+                    }
                     if let Some(a) = self.open_attempt(&order, channel).await? {
                         return Ok(a);
                     }

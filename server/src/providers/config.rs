@@ -33,9 +33,28 @@ pub enum ProviderSetupError {
 pub struct Providers {
     pub alipay: Option<Arc<dyn PaymentProvider>>,
     pub wechat: Option<Arc<dyn PaymentProvider>>,
+    /// Live posture: the channels the sandbox serves take no order of a live merchant.
+    sandbox_only_for_demo: Vec<Channel>,
 }
 
 impl Providers {
+    /// Marks the channels the sandbox serves; in the live posture they serve the demo
+    /// merchant alone, so a sandbox "payment" can never pay a live merchant's order.
+    pub fn posture(mut self, posture: crate::config::Posture, sandboxed: &[Channel]) -> Providers {
+        self.sandbox_only_for_demo = match posture {
+            crate::config::Posture::Live => sandboxed.to_vec(),
+            crate::config::Posture::Demo => Vec::new(),
+        };
+        self
+    }
+
+    /// Whether `channel` may take a payment for an order of `merchant_id`.
+    pub fn takes_orders_of(&self, channel: Channel, merchant_id: &str) -> bool {
+        self.get(channel).is_some()
+            && (!self.sandbox_only_for_demo.contains(&channel)
+                || merchant_id == crate::merchants::DEMO_MERCHANT_ID)
+    }
+
     /// The provider of a channel, when enabled.
     pub fn get(&self, channel: Channel) -> Option<&Arc<dyn PaymentProvider>> {
         match channel {
@@ -49,6 +68,14 @@ impl Providers {
         Channel::ALL
             .into_iter()
             .filter(|c| self.get(*c).is_some())
+            .collect()
+    }
+
+    /// The channels that take orders of `merchant_id`, Alipay first.
+    pub fn channels_for(&self, merchant_id: &str) -> Vec<Channel> {
+        Channel::ALL
+            .into_iter()
+            .filter(|c| self.takes_orders_of(*c, merchant_id))
             .collect()
     }
 
@@ -76,7 +103,11 @@ impl Providers {
             }
             None => tracing::info!("WeChat Pay disabled: no credentials (SCANPAY_WECHAT_MCHID, …)"),
         }
-        Ok(Providers { alipay, wechat })
+        Ok(Providers {
+            alipay,
+            wechat,
+            sandbox_only_for_demo: Vec::new(),
+        })
     }
 }
 

@@ -69,12 +69,11 @@ pub fn read_key_file(path: &std::path::Path) -> Result<String, KeyError> {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
+    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 
     fn vector(path: &str) -> String {
-        std::fs::read_to_string(format!("{VECTORS}/{path}")).unwrap_or_else(|e| {
-            panic!("cannot read {VECTORS}/{path}: {e}. shared/vectors must sit beside the repository (../shared)")
-        })
+        std::fs::read_to_string(format!("{VECTORS}/{path}"))
+            .unwrap_or_else(|e| panic!("cannot read {VECTORS}/{path}: {e}"))
     }
 
     #[test]

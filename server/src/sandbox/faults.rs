@@ -28,7 +28,21 @@ pub struct Faults {
     pub timeout_pct: u32,
 }
 
+/// The most extra copies of one notification the sandbox sends.
+pub const MAX_DUPLICATES: u32 = 100;
+/// The longest wait the sandbox adds (before a notification, or to a gateway call).
+pub const MAX_WAIT_MS: u64 = 10 * 60 * 1000;
+
 impl Faults {
+    /// These faults within the sandbox's limits, whoever asked for them (a wallet form is
+    /// anyone's to post).
+    pub fn capped(mut self) -> Faults {
+        self.duplicates = self.duplicates.min(MAX_DUPLICATES);
+        self.delay_ms = self.delay_ms.min(MAX_WAIT_MS);
+        self.latency_ms = self.latency_ms.min(MAX_WAIT_MS);
+        self
+    }
+
     pub fn parse(s: &str) -> Result<Faults, String> {
         let mut f = Faults::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -49,7 +63,7 @@ impl Faults {
             };
             match name {
                 "drop" => f.drop = true,
-                "duplicates" => f.duplicates = number(value)?.min(1000) as u32,
+                "duplicates" => f.duplicates = number(value)?.min(u64::from(MAX_DUPLICATES)) as u32,
                 "delay_ms" => f.delay_ms = number(value)?,
                 "out_of_order" => f.out_of_order = true,
                 "bad_signature" => f.bad_signature = true,
@@ -61,7 +75,7 @@ impl Faults {
                 other => return Err(format!("unknown fault {other:?}")),
             }
         }
-        Ok(f)
+        Ok(f.capped())
     }
 
     /// These faults and `other`'s together.

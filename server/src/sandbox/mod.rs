@@ -378,11 +378,9 @@ pub async fn wire_in_process(
     public_url: &str,
     local_addr: std::net::SocketAddr,
 ) -> Result<Option<Arc<Sandbox>>, SandboxError> {
-    use crate::config::SandboxMode;
-    let serve_alipay = config.sandbox == SandboxMode::On
-        || (config.sandbox == SandboxMode::Auto && config.alipay.is_none());
-    let serve_wechat = config.sandbox == SandboxMode::On
-        || (config.sandbox == SandboxMode::Auto && config.wechat.is_none());
+    use crate::providers::Channel;
+    let serve_alipay = config.sandbox_serves(Channel::Alipay);
+    let serve_wechat = config.sandbox_serves(Channel::Wechat);
     if !serve_alipay && !serve_wechat {
         return Ok(None);
     }

@@ -63,7 +63,20 @@ fn expired(trade: &Trade) -> bool {
     trade.expires_at.is_some_and(|e| e <= now_ms())
 }
 
-const STYLE: &str = "body{margin:0;font-family:system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif;background:#f2f3f5;color:#14171f}\
+/// Every sandbox page says that no real money moves here.
+fn banner(l: Lang) -> String {
+    format!(
+        "<div class=sandbox-banner role=note data-testid=sandbox-banner>{}</div>",
+        t(
+            l,
+            "沙箱环境：不涉及真实资金，此处的支付均为模拟。",
+            "Sandbox: no real money. Payments here are simulated."
+        )
+    )
+}
+
+const STYLE: &str = ".sandbox-banner{background:#fff3c4;color:#5c4400;border-bottom:1px solid #e0c25c;padding:8px 16px;text-align:center;font-weight:600}\
+body{margin:0;font-family:system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif;background:#f2f3f5;color:#14171f}\
 main{max-width:420px;margin:0 auto;padding:24px 16px}.card{background:#fff;border-radius:14px;padding:24px;text-align:center}\
 .brand{font-weight:700;color:#fff;padding:10px;border-radius:10px;margin-bottom:16px}.alipay{background:#1677ff}.wechat{background:#07c160}\
 .amount{font-size:2.4rem;font-weight:700;margin:8px 0}.muted{color:#5b6270}button{width:100%;min-height:48px;font-size:1.05rem;border-radius:10px;border:0;margin-top:12px;cursor:pointer}\
@@ -156,11 +169,12 @@ async fn page(
     };
     Html(format!(
         "<!doctype html><html lang={lang}><head><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\">\
-         <title>{brand}</title><style>{STYLE}</style></head><body><main><div class=card>\
+         <title>{brand}</title><style>{STYLE}</style></head><body>{banner}<main><div class=card>\
          <div class=\"brand {cls}\">{brand}</div><p class=muted>{merchant}</p>\
          <p data-testid=wallet-subject>{subject}</p><p class=amount data-testid=wallet-amount>{amount}</p>{body}</div></main></body></html>",
         lang = if l == Lang::Zh { "zh-CN" } else { "en" },
         cls = if alipay { "alipay" } else { "wechat" },
+        banner = banner(l),
         merchant = t(l, "ScanPay 沙箱商户", "ScanPay sandbox merchant"),
         subject = esc(&trade.subject),
     ))
@@ -188,6 +202,7 @@ async fn act(
         .duplicates
         .max(get("duplicates").parse().unwrap_or(0));
     faults.delay_ms = faults.delay_ms.max(get("delay_ms").parse().unwrap_or(0));
+    let faults = faults.capped();
     let trade = match sb.trade(&id).await {
         Ok(Some(t)) => t,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
@@ -295,9 +310,10 @@ async fn overview(State(sb): State<Arc<Sandbox>>) -> Response {
     }
     Html(format!(
         "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\"><title>ScanPay sandbox</title>\
-         <style>{STYLE}</style><main style=max-width:1100px><h1>ScanPay sandbox gateways</h1>\
+         <style>{STYLE}</style>{banner}<main style=max-width:1100px><h1>ScanPay sandbox gateways</h1>\
          <p class=muted>Trades and notification deliveries (attempt, time, the merchant's answer). Newest first.</p>\
-         <table><tr><th>Provider</th><th>Order</th><th>Amount</th><th>State</th><th>Faults</th><th>Notifications</th></tr>{rows}</table></main>"
+         <table><tr><th>Provider</th><th>Order</th><th>Amount</th><th>State</th><th>Faults</th><th>Notifications</th></tr>{rows}</table></main>",
+        banner = banner(Lang::En),
     ))
     .into_response()
 }

@@ -99,7 +99,7 @@ impl Sandbox {
         if mchid != WECHAT_MCHID || serial != WECHAT_MERCHANT_SERIAL {
             return Err("商户号或证书序列号不正确");
         }
-        if (now_ms() / 1000 - ts).abs() >= MAX_SKEW_SECS {
+        if (now_ms() / 1000).abs_diff(ts) >= MAX_SKEW_SECS.unsigned_abs() {
             return Err("timestamp 与系统时间相差超过 5 分钟");
         }
         let body = std::str::from_utf8(body).map_err(|_| "请求体不是 UTF-8")?;

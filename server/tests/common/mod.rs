@@ -117,6 +117,7 @@ impl Drop for TestDb {
 pub fn test_config(db: &TestDb) -> Config {
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_listen: None,
         database: db.url.clone(),
         database_max_connections: 5,
         public_url: None,
@@ -130,6 +131,7 @@ pub fn test_config(db: &TestDb) -> Config {
         sandbox_time_scale: 1.0,
         sandbox_faults: Default::default(),
         demo: true,
+        unsafe_sandbox_beside_live: false,
         order_expiry_secs: 900,
         active_query_after_secs: 20,
         webhook_time_scale: 1.0,
@@ -139,6 +141,8 @@ pub fn test_config(db: &TestDb) -> Config {
         cluster_secret: None,
         node_ttl_secs: 5,
         trusted_proxies: Default::default(),
+        // The tests' webhook receivers listen on loopback.
+        allow_private_targets: server::net::Networks::parse("127.0.0.0/8,::1").expect("networks"),
     }
 }
 
@@ -241,6 +245,7 @@ pub struct TestApp {
     pub db: server::db::Db,
     pub providers: server::providers::config::Providers,
     pub payments: server::payments::Payments,
+    pub webhooks: server::webhooks::Webhooks,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -259,19 +264,18 @@ impl TestApp {
         let handle_db = app.db().clone();
         let providers = app.providers().clone();
         let payments = app.payments().clone();
+        let webhooks = app.webhooks().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
         TestApp {
             addr,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: test_client(),
             db: handle_db,
             providers,
             payments,
+            webhooks,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -289,16 +293,35 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Signals shutdown and waits for the server to finish.
+    /// Signals shutdown and waits for the server to finish: at most [`STOP_WITHIN`], after
+    /// which the test fails saying so (the server's own grace period is 5 s).
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         match self.handle.take() {
-            Some(h) => h.await.expect("server task"),
+            Some(h) => tokio::time::timeout(STOP_WITHIN, h)
+                .await
+                .unwrap_or_else(|_| panic!("the application did not stop within {STOP_WITHIN:?}"))
+                .expect("server task"),
             None => Ok(()),
         }
     }
+}
+
+/// How long a test waits for its application to stop.
+pub const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long any one test request may take before it fails the test.
+pub const REQUEST_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The tests' HTTP client: no redirects followed, and a time limit on every request, so a
+/// request that never gets an answer fails its test instead of hanging the suite.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_WITHIN)
+        .build()
+        .expect("client")
 }
 
 /// Generates one test per engine from `async fn name(db: TestDb)` functions:
@@ -375,16 +398,16 @@ pub fn newest_migration() -> i64 {
         .expect("at least one migration")
 }
 
-/// A file from the known-answer vectors in `shared/vectors`, which sits beside the repository
-/// (`../shared`, as the workplace and CI lay it out).
+/// The path of a file from the known-answer vectors (`server/tests/vectors`, see its README).
+pub fn vector_path(name: &str) -> String {
+    format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file from the known-answer vectors (`server/tests/vectors`).
 pub fn vector(name: &str) -> String {
-    let path = format!("{}/../../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the known-answer vector {path}: {e}. The vectors live in shared/vectors \
-             beside this repository (../shared, as CI lays it out)"
-        )
-    })
+    let path = vector_path(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the known-answer vector {path}: {e}"))
 }
 
 /// A clock stopped at a given Unix second, for checking signed timestamps.

@@ -22,7 +22,48 @@ on_both_engines!(
     nodes_starting_together_seed_one_demo_user,
     the_developers_page_manages_keys_and_the_webhook_endpoint,
     behind_a_trusted_proxy_the_sign_in_limit_is_per_client,
+    a_link_token_flood_is_refused_before_hashing,
 );
+
+/// The process's count of password hashes, from `/metrics`.
+async fn password_hashes(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .find(|l| l.starts_with("board_password_hashes_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The attack: `POST /auth/link/{token}` ran argon2 (19 MiB, tens of milliseconds) before
+/// looking the token up, without a limit. Now an unknown token costs one indexed read and
+/// no hash, and one address gets ten tries a minute.
+async fn a_link_token_flood_is_refused_before_hashing(db: TestDb) {
+    let app = TestApp::spawn(&db).await;
+    let before = password_hashes(&app).await;
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = app
+            .client
+            .post(app.url(&format!("/auth/link/guessedtoken{i:04}")))
+            .form(&[("password", "correct horse battery staple")])
+            .send()
+            .await
+            .expect("request");
+        statuses.push(r.status().as_u16());
+        if r.status() != StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(location(&r), "/login?error=link");
+        }
+    }
+    assert_eq!(&statuses[..10], &[303; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
+    assert_eq!(
+        password_hashes(&app).await,
+        before,
+        "no password was hashed for a token that does not exist"
+    );
+    app.stop().await.expect("stop");
+}
 
 /// The session token a response sets, if any.
 fn session_of(r: &reqwest::Response) -> Option<String> {

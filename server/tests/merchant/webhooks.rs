@@ -15,7 +15,87 @@ on_both_engines!(
     an_endpoint_that_never_answers_2xx_is_given_up_after_the_schedule,
     redelivery_by_hand_uses_the_rotated_secret_and_stays_within_the_merchant,
     a_merchant_without_an_endpoint_gets_nothing_sent,
+    a_webhook_to_an_internal_address_is_refused,
 );
+
+/// The attack: a merchant (or, through the demo, anyone) set its webhook to an internal
+/// service and read the answer in the order timeline. Refused when set, for every form of an
+/// internal address and a name resolving to one, and again when sending (a URL stored
+/// before, or a name whose address changed).
+async fn a_webhook_to_an_internal_address_is_refused(db: TestDb) {
+    let mut config = sandbox_config(&db);
+    config.webhook_time_scale = 0.001;
+    config.allow_private_targets = Default::default();
+    let app = TestApp::spawn_with(config).await;
+    let hooks = receiver(vec![200]).await;
+    let port = hooks
+        .url
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .expect("port");
+    for url in [
+        hooks.url.clone(),
+        format!("http://[::1]:{port}/hooks"),
+        format!("http://localhost:{port}/hooks"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://[::ffff:127.0.0.1]/x".to_string(),
+        "http://10.0.0.5/x".to_string(),
+        "http://0.0.0.0/x".to_string(),
+    ] {
+        match app.webhooks.set_endpoint(DEMO_MERCHANT_ID, &url).await {
+            Err(webhooks::WebhookError::Url(why)) => {
+                let why = why.to_string();
+                assert!(
+                    why.contains("SCANPAY_ALLOW_PRIVATE_TARGETS"),
+                    "{url}: {why}"
+                );
+            }
+            other => panic!("{url} was not refused: {other:?}"),
+        }
+    }
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT webhook_url FROM merchants WHERE id = $1")
+            .bind(DEMO_MERCHANT_ID)
+            .fetch_one(app.db.pool())
+            .await
+            .expect("merchant");
+    assert_eq!(stored, None, "a refused URL changes nothing");
+    // A loopback URL already stored (set before this check existed) is refused when sending.
+    sqlx::query("UPDATE merchants SET webhook_url = $1, webhook_secret = 'whsec_x' WHERE id = $2")
+        .bind(&hooks.url)
+        .bind(DEMO_MERCHANT_ID)
+        .execute(app.db.pool())
+        .await
+        .expect("store");
+    let (_, event_id) = paid_order(&app).await;
+    let log = {
+        let mut log = Vec::new();
+        for _ in 0..200 {
+            log = webhooks::log(&app.db, &event_id).await.expect("log");
+            if !log.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        log
+    };
+    assert!(!log.is_empty(), "the delivery was tried");
+    assert_eq!(log[0].status, None, "{log:?}");
+    assert!(
+        log[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("refused"),
+        "{log:?}"
+    );
+    assert!(
+        hooks.seen().is_empty(),
+        "nothing reached the internal address"
+    );
+    app.stop().await.expect("stop");
+}
 
 /// What the receiver saw: the signature header, event id header and body of each request.
 #[derive(Clone, Debug)]
@@ -144,7 +224,9 @@ fn verifies(secret: &str, seen: &Seen) -> bool {
 async fn events_are_signed_retried_on_schedule_and_stop_at_the_first_2xx(db: TestDb) {
     let app = app(&db, 0.001).await;
     let hooks = receiver(vec![500, 503, 204]).await;
-    let secret = webhooks::set_endpoint(&app.db, DEMO_MERCHANT_ID, &hooks.url)
+    let secret = app
+        .webhooks
+        .set_endpoint(DEMO_MERCHANT_ID, &hooks.url)
         .await
         .expect("endpoint");
     assert!(secret.starts_with("whsec_"));
@@ -191,7 +273,8 @@ async fn an_endpoint_that_never_answers_2xx_is_given_up_after_the_schedule(db: T
     // The whole ~24-hour schedule in about a second.
     let app = app(&db, 0.000_01).await;
     let hooks = receiver(vec![500]).await;
-    webhooks::set_endpoint(&app.db, DEMO_MERCHANT_ID, &hooks.url)
+    app.webhooks
+        .set_endpoint(DEMO_MERCHANT_ID, &hooks.url)
         .await
         .expect("endpoint");
     let (_, event_id) = paid_order(&app).await;
@@ -213,7 +296,9 @@ async fn an_endpoint_that_never_answers_2xx_is_given_up_after_the_schedule(db: T
 async fn redelivery_by_hand_uses_the_rotated_secret_and_stays_within_the_merchant(db: TestDb) {
     let app = app(&db, 0.001).await;
     let hooks = receiver(vec![200]).await;
-    let old = webhooks::set_endpoint(&app.db, DEMO_MERCHANT_ID, &hooks.url)
+    let old = app
+        .webhooks
+        .set_endpoint(DEMO_MERCHANT_ID, &hooks.url)
         .await
         .expect("endpoint");
     let (_, event_id) = paid_order(&app).await;
@@ -222,7 +307,7 @@ async fn redelivery_by_hand_uses_the_rotated_secret_and_stays_within_the_merchan
         .await
         .expect("rotate");
     assert_ne!(old, new);
-    let sender = webhooks::Webhooks::new(app.db.clone(), 1.0);
+    let sender = app.webhooks.clone();
     assert!(sender
         .redeliver(DEMO_MERCHANT_ID, &event_id)
         .await
@@ -248,8 +333,10 @@ async fn redelivery_by_hand_uses_the_rotated_secret_and_stays_within_the_merchan
     assert_eq!(hooks.seen().len(), 2);
     // A bad endpoint URL is refused and changes nothing.
     assert!(matches!(
-        webhooks::set_endpoint(&app.db, DEMO_MERCHANT_ID, "ftp://shop.example/hooks").await,
-        Err(webhooks::WebhookError::Url)
+        app.webhooks
+            .set_endpoint(DEMO_MERCHANT_ID, "ftp://shop.example/hooks")
+            .await,
+        Err(webhooks::WebhookError::Url(_))
     ));
     app.stop().await.expect("stop");
 }

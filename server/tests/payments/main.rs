@@ -7,3 +7,4 @@ mod common;
 
 mod callbacks;
 mod checkout;
+mod posture;

@@ -39,6 +39,9 @@ use utoipa::OpenApi;
 
 /// How long an idempotent response is kept.
 const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+/// A key still "running" this long after its request began belongs to a request that died
+/// (twice the server's request time limit): a repeat takes it over.
+const RUNNING_LEASE_MS: i64 = 60 * 1000;
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 const MAX_METADATA_KEYS: usize = 20;
@@ -261,20 +264,24 @@ where
     };
     let pool = state.db.pool();
     let now = orders::now_ms();
-    // Claim the key: a new one, or one whose 24 hours are over (taken over in the same
-    // statement). A live key claims nothing: the request is a repeat or a conflict.
+    // Claim the key: a new one, one whose 24 hours are over, or one still "running" past
+    // its lease (its request died with the process: no request runs longer than the
+    // server's time limit), taken over in the same statement. A live key claims nothing:
+    // the request is a repeat or a conflict.
     let claimed = sqlx::query(
         "INSERT INTO idempotency_keys (merchant_id, key, request_hash, state, created_at) \
          VALUES ($1, $2, $3, 'running', $4) \
          ON CONFLICT (merchant_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
              state = 'running', response_status = NULL, response_body = NULL, created_at = excluded.created_at \
-         WHERE idempotency_keys.created_at < $5",
+         WHERE idempotency_keys.created_at < $5 \
+            OR (idempotency_keys.state = 'running' AND idempotency_keys.created_at < $6)",
     )
     .bind(&caller.merchant_id)
     .bind(key)
     .bind(&hash)
     .bind(now)
     .bind(now - IDEMPOTENCY_TTL_MS)
+    .bind(now - RUNNING_LEASE_MS)
     .execute(pool)
     .await;
     match claimed {
@@ -812,6 +819,9 @@ async fn create_refund(
                 )
             }
             .answer(),
+            Err(RefundError::Zero) => {
+                ApiError::invalid("amount", RefundError::Zero.to_string()).answer()
+            }
             Err(RefundError::Reason) => {
                 ApiError::invalid("reason", RefundError::Reason.to_string()).answer()
             }

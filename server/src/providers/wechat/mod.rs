@@ -149,7 +149,8 @@ impl WechatPay {
             return Err(SignatureProblem::Serial(serial.to_string()));
         }
         let stamp: i64 = ts.parse().map_err(|_| SignatureProblem::Bad)?;
-        let skew = (self.clock.now_unix() - stamp).abs();
+        // abs_diff: an attacker's timestamp near i64::MIN must not overflow.
+        let skew = i64::try_from(self.clock.now_unix().abs_diff(stamp)).unwrap_or(i64::MAX);
         if skew >= MAX_SKEW_SECS {
             return Err(SignatureProblem::Stale(skew));
         }
