@@ -1,6 +1,6 @@
 // End-to-end tests: Debian's Chromium (Playwright's own browser download does not work here)
-// against the debug `scanpay` binary that `cargo leptos build` made, on a free loopback port
-// with a fresh SQLite database in a temporary directory.
+// against the debug `scanpay` binary and site that `make build` made (scripts/site.sh), on a
+// free loopback port with a fresh SQLite database in a temporary directory.
 import { defineConfig } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';

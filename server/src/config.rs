@@ -988,6 +988,60 @@ mod tests {
         );
     }
 
+    fn from_file(text: &str) -> Result<Config, ConfigError> {
+        Config::from_sources(Some((Path::new("scanpay.toml"), text)), &env(&[]))
+    }
+
+    #[test]
+    fn the_file_takes_a_string_where_a_key_wants_text() {
+        let c = from_file("listen = \"127.0.0.1:8081\"\nlog_format = \"json\"\n").expect("strings");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_file_takes_an_integer_where_a_key_wants_a_whole_number() {
+        let c = from_file("database_max_connections = 7\nshutdown_grace_secs = 0\n").expect("integers");
+        assert_eq!(c.database_max_connections, 7);
+        assert_eq!(c.shutdown_grace_secs, 0);
+        // The key's own range still applies to a number of the right type.
+        let err = from_file("database_max_connections = 0\n").expect_err("below the range");
+        assert!(err.to_string().contains("SCANPAY_DATABASE_MAX_CONNECTIONS"), "{err}");
+    }
+
+    #[test]
+    fn the_file_takes_a_float_where_a_key_wants_a_number() {
+        let c = from_file("sandbox_time_scale = 0.001\nwebhook_time_scale = 0.5\n").expect("floats");
+        assert_eq!(c.sandbox_time_scale, 0.001);
+        assert_eq!(c.webhook_time_scale, 0.5);
+        let c = from_file("sandbox_time_scale = 2e-3\n").expect("exponent form");
+        assert_eq!(c.sandbox_time_scale, 0.002);
+        let err = from_file("webhook_time_scale = 1.5\n").expect_err("above the range");
+        assert!(err.to_string().contains("SCANPAY_WEBHOOK_TIME_SCALE"), "{err}");
+    }
+
+    #[test]
+    fn the_file_takes_a_boolean_where_a_key_is_a_switch() {
+        let c = from_file("demo = false\n").expect("false");
+        assert!(!c.demo);
+        let c = from_file("demo = true\nunsafe_sandbox_beside_live = false\n").expect("true");
+        assert!(c.demo);
+        assert!(!c.unsafe_sandbox_beside_live);
+        // A switch given where a number is wanted is refused, naming the key.
+        let err = from_file("sandbox_time_scale = true\n").expect_err("not a number");
+        assert!(err.to_string().contains("SCANPAY_SANDBOX_TIME_SCALE"), "{err}");
+    }
+
+    #[test]
+    fn the_file_refuses_tables_and_arrays_naming_the_key() {
+        for text in ["listen = [\"a\", \"b\"]\n", "[log]\nlevel = \"info\"\n"] {
+            let err = from_file(text).expect_err("not a single value");
+            let msg = err.to_string();
+            assert!(msg.contains("listen") || msg.contains("log"), "{msg}");
+            assert!(matches!(err, ConfigError::NotScalar { .. }), "{msg}");
+        }
+    }
+
     #[test]
     fn a_bad_value_names_the_key_its_source_and_what_was_expected() {
         let err = Config::from_sources(None, &env(&[("SCANPAY_LISTEN", "localhost")]))

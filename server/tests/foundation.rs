@@ -302,3 +302,44 @@ async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
         .expect("pragma");
     assert_eq!(fk, 1);
 }
+
+/// A second application starting in a process that already serves pages must not stall
+/// them. Building an application used to generate the route list each time, which raises a
+/// process-wide "suppress resource loads" flag (leptos_server): a page whose `Resource`
+/// was first polled under it never answered. That was the suite's hang: any test fetching a
+/// page while another test in the same binary started its app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_keep_rendering_while_another_application_starts() {
+    let db = TestDb::sqlite();
+    let app = TestApp::spawn(&db).await;
+    // A shorter limit than the suite's: a stalled page fails here in seconds.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let starting = tokio::spawn(async move {
+        for _ in 0..25 {
+            let other_db = TestDb::sqlite();
+            let other = TestApp::spawn(&other_db).await;
+            other.stop().await.expect("clean stop");
+        }
+    });
+    let mut served = 0;
+    while !starting.is_finished() {
+        let res = client
+            .get(app.url("/"))
+            .send()
+            .await
+            .expect("the home page answers while another application starts");
+        assert_eq!(res.status(), 200);
+        let html = res
+            .text()
+            .await
+            .expect("the whole page arrives while another application starts");
+        assert!(html.contains("</html>"), "the page was cut short");
+        served += 1;
+    }
+    starting.await.expect("the other applications start and stop");
+    assert!(served > 0, "no page was fetched while the others started");
+    app.stop().await.expect("clean stop");
+}

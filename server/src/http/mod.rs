@@ -25,8 +25,8 @@ use futures::FutureExt;
 use http::HeaderName;
 use http::StatusCode;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::sync::Arc;
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -35,9 +35,22 @@ use tower_http::trace::TraceLayer;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The app's route list, generated once per process.
+///
+/// Generating it runs the whole app with resource loading suppressed by a process-wide flag
+/// (`leptos_server::SuppressResourceLoad`): a `Resource` whose future is first polled while
+/// the flag is up waits forever, whichever server it belongs to (leptos issue #4773). A
+/// second `Application` built in a process that already serves pages (every test binary,
+/// the cluster tests) would stall those pages' responses at random; once per process, before
+/// anything serves, nothing is rendering when the flag is up.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 /// The whole application router for one process.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(app::App);
+    let routes = route_list();
     let services = state.services.clone();
     let context = move || provide_context::<Arc<dyn AppServices>>(services.clone());
     let options = state.leptos_options.clone();
