@@ -1001,23 +1001,31 @@ mod tests {
 
     #[test]
     fn the_file_takes_an_integer_where_a_key_wants_a_whole_number() {
-        let c = from_file("database_max_connections = 7\nshutdown_grace_secs = 0\n").expect("integers");
+        let c =
+            from_file("database_max_connections = 7\nshutdown_grace_secs = 0\n").expect("integers");
         assert_eq!(c.database_max_connections, 7);
         assert_eq!(c.shutdown_grace_secs, 0);
         // The key's own range still applies to a number of the right type.
         let err = from_file("database_max_connections = 0\n").expect_err("below the range");
-        assert!(err.to_string().contains("SCANPAY_DATABASE_MAX_CONNECTIONS"), "{err}");
+        assert!(
+            err.to_string().contains("SCANPAY_DATABASE_MAX_CONNECTIONS"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_file_takes_a_float_where_a_key_wants_a_number() {
-        let c = from_file("sandbox_time_scale = 0.001\nwebhook_time_scale = 0.5\n").expect("floats");
+        let c =
+            from_file("sandbox_time_scale = 0.001\nwebhook_time_scale = 0.5\n").expect("floats");
         assert_eq!(c.sandbox_time_scale, 0.001);
         assert_eq!(c.webhook_time_scale, 0.5);
         let c = from_file("sandbox_time_scale = 2e-3\n").expect("exponent form");
         assert_eq!(c.sandbox_time_scale, 0.002);
         let err = from_file("webhook_time_scale = 1.5\n").expect_err("above the range");
-        assert!(err.to_string().contains("SCANPAY_WEBHOOK_TIME_SCALE"), "{err}");
+        assert!(
+            err.to_string().contains("SCANPAY_WEBHOOK_TIME_SCALE"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1029,7 +1037,10 @@ mod tests {
         assert!(!c.unsafe_sandbox_beside_live);
         // A switch given where a number is wanted is refused, naming the key.
         let err = from_file("sandbox_time_scale = true\n").expect_err("not a number");
-        assert!(err.to_string().contains("SCANPAY_SANDBOX_TIME_SCALE"), "{err}");
+        assert!(
+            err.to_string().contains("SCANPAY_SANDBOX_TIME_SCALE"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1107,7 +1118,8 @@ mod tests {
         let err = Config::from_sources(Some((Path::new("s.toml"), "[listen]\na = 1")), &env(&[]))
             .expect_err("table");
         assert!(
-            err.to_string().contains("must be a string or a number"),
+            err.to_string()
+                .contains("must be a string, a number or a boolean"),
             "{err}"
         );
     }
