@@ -219,10 +219,12 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
     }
     let store = server::db::Db::connect(&db.url, 2).await.expect("db");
     wait_for_nodes(&store, 3, "ready").await;
-    let key = server::api_keys::create(&store, server::merchants::DEMO_MERCHANT_ID, "cluster")
-        .await
-        .expect("key")
-        .1;
+    // The nodes hold real (sandbox-gateway) credentials: the live posture, no demo shop.
+    let key =
+        server::accounts::create_merchant(&store, "Cluster Shop", "ops@cluster.example", false)
+            .await
+            .expect("merchant")
+            .api_key;
     let entries: Vec<String> = [&a, &b, &c].iter().map(|n| n.url.clone()).collect();
 
     // 1. Load-aware: 240 flows through all three nodes; the slow node takes a clearly
