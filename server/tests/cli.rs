@@ -31,10 +31,39 @@ fn stop_with_sigterm(child: &mut std::process::Child) -> std::process::ExitStatu
     }
 }
 
+/// Runs `cmd` (a `scanpay serve` that should refuse to start) to its exit; one still running
+/// after 30 s is killed and fails the test, saying it served instead of refusing.
+fn refused_start(mut cmd: Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "scanpay serve was still running after 30 s instead of refusing to start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// Starts `cmd` (a `scanpay serve`), waits for the line that names its URL and asks
-/// `/healthz`; the process and its URL. A process that exits first fails the test with what
-/// it printed.
-fn serve_until_healthy(mut cmd: Command) -> (std::process::Child, String) {
+/// `/healthz`; the process, its URL and the rest of its standard output. A process that
+/// exits first fails the test with what it printed.
+fn serve_until_healthy(
+    mut cmd: Command,
+) -> (
+    std::process::Child,
+    String,
+    BufReader<std::process::ChildStdout>,
+) {
     let mut child = cmd
         .env("SCANPAY_LISTEN", "127.0.0.1:0")
         .arg("serve")
@@ -64,7 +93,7 @@ fn serve_until_healthy(mut cmd: Command) -> (std::process::Child, String) {
         })
         .expect("healthz");
     assert_eq!(status, 200);
-    (child, url)
+    (child, url, stdout)
 }
 
 /// What `make run` does on a fresh clone: no data directory yet. It crashed with `cannot
@@ -74,7 +103,7 @@ fn serve_starts_in_an_empty_folder_without_a_data_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = scanpay();
     cmd.current_dir(dir.path());
-    let (mut child, _) = serve_until_healthy(cmd);
+    let (mut child, _, _) = serve_until_healthy(cmd);
     assert!(
         dir.path().join("data").join("scanpay.db").is_file(),
         "the default database was created under ./data"
@@ -92,7 +121,7 @@ fn a_plain_sqlite_url_creates_its_database_file() {
         "SCANPAY_DATABASE_URL",
         format!("sqlite://{}", file.display()),
     );
-    let (mut child, _) = serve_until_healthy(cmd);
+    let (mut child, _, _) = serve_until_healthy(cmd);
     assert!(file.is_file(), "{} was created", file.display());
     assert!(stop_with_sigterm(&mut child).success());
 }
@@ -101,8 +130,8 @@ fn a_plain_sqlite_url_creates_its_database_file() {
 #[test]
 fn a_live_start_with_the_demo_beside_real_credentials_exits_naming_the_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = scanpay()
-        .env("SCANPAY_DATA_DIR", dir.path())
+    let mut cmd = scanpay();
+    cmd.env("SCANPAY_DATA_DIR", dir.path())
         .env("SCANPAY_LISTEN", "127.0.0.1:0")
         .env("SCANPAY_ALIPAY_APP_ID", "2021000000000001")
         .env("SCANPAY_ALIPAY_SELLER_ID", "2088000000000001")
@@ -115,9 +144,8 @@ fn a_live_start_with_the_demo_beside_real_credentials_exits_naming_the_keys() {
             common::vector_path("alipay/response-sign-public-key.pem"),
         )
         .env("SCANPAY_DEMO", "on")
-        .arg("serve")
-        .output()
-        .expect("run");
+        .arg("serve");
+    let out = refused_start(cmd);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for named in [
@@ -132,11 +160,9 @@ fn a_live_start_with_the_demo_beside_real_credentials_exits_naming_the_keys() {
 
 #[test]
 fn a_bad_setting_stops_startup_naming_the_key() {
-    let out = scanpay()
-        .env("SCANPAY_LISTEN", "nowhere")
-        .arg("serve")
-        .output()
-        .expect("run");
+    let mut cmd = scanpay();
+    cmd.env("SCANPAY_LISTEN", "nowhere").arg("serve");
+    let out = refused_start(cmd);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SCANPAY_LISTEN"), "{err}");
@@ -187,32 +213,10 @@ fn migrate_creates_the_embedded_database_under_the_data_dir() {
 #[test]
 fn serve_prints_the_url_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = scanpay()
-        .env("SCANPAY_DATA_DIR", dir.path())
-        .env("SCANPAY_LISTEN", "127.0.0.1:0")
-        .env("SCANPAY_LOG", "info")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("first line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let status = rt
-        .block_on(async {
-            reqwest::get(format!("{url}/healthz"))
-                .await
-                .map(|r| r.status())
-        })
-        .expect("healthz");
-    assert_eq!(status, 200);
+    let mut cmd = scanpay();
+    cmd.env("SCANPAY_DATA_DIR", dir.path())
+        .env("SCANPAY_LOG", "info");
+    let (mut child, _, mut stdout) = serve_until_healthy(cmd);
     let exit = stop_with_sigterm(&mut child);
     assert!(exit.success(), "exit status {exit:?}");
     let mut logs = String::new();
