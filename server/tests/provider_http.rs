@@ -49,6 +49,9 @@ enum Mode {
     BadSignature,
     Unsigned,
     Business,
+    /// A correctly signed WeChat answer stamped `i64::MIN` seconds: the skew check once
+    /// computed `(now - ts).abs()`, which overflows (a panic in debug builds).
+    FarPast,
 }
 
 struct Peer {
@@ -156,7 +159,11 @@ fn wechat_request_ok(
 }
 
 fn wechat_signed(peer: &Peer, status: StatusCode, body: String) -> Response {
-    let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let ts = if mode(peer) == Mode::FarPast {
+        i64::MIN.to_string()
+    } else {
+        time::OffsetDateTime::now_utc().unix_timestamp().to_string()
+    };
     let nonce = "PEERNONCE";
     let signer = if mode(peer) == Mode::BadSignature {
         merchant_signer()
@@ -383,6 +390,7 @@ async fn wechat_failures_are_typed_errors() {
         Mode::Business,
         |e| matches!(e, ProviderError::Business { code, .. } if code == "PARAM_ERROR"),
     ));
+    checks.push((Mode::FarPast, |e| matches!(e, ProviderError::BadSignature)));
     for (m, check) in checks {
         *peer.mode.lock().expect("lock") = m;
         let err = client.create_prepay(&order()).await.expect_err("must fail");

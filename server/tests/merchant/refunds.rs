@@ -194,6 +194,11 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
         Err(RefundError::NotFound(_)) => {}
         other => panic!("{other:?}"),
     }
+    // A refund of nothing is the caller's mistake (a field error), not a server fault.
+    match refunds::request(&app.payments, DEMO_MERCHANT_ID, &paid, fen(0), None).await {
+        Err(RefundError::Zero) => {}
+        other => panic!("{other:?}"),
+    }
     let long = "x".repeat(refunds::MAX_REASON_CHARS + 1);
     match refunds::request(&app.payments, DEMO_MERCHANT_ID, &paid, fen(1), Some(&long)).await {
         Err(RefundError::Reason) => {}

@@ -444,6 +444,20 @@ async fn an_expired_order_can_be_renewed(db: TestDb) {
     );
     assert_eq!(new.status, OrderStatus::Created);
     assert_eq!(events(&app, id, "order.renewed").await, 1);
+    // Renewing again, as anyone may, gives the same new order: one expired order never
+    // becomes an unlimited number of orders.
+    for _ in 0..3 {
+        let again = app
+            .client
+            .post(app.url("/api/renew"))
+            .form(&[("order_id", id)])
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("renew");
+        assert_eq!(again.headers()["location"], location.as_str());
+    }
+    assert_eq!(events(&app, id, "order.renewed").await, 1);
     app.stop().await.expect("stop");
 }
 
