@@ -402,32 +402,29 @@ async fn the_checkout_is_server_rendered_with_its_qr_code(db: TestDb) {
     app.stop().await.expect("stop");
 }
 
+/// Posts the renew form for `id` as a browser (`text/html`) or a script (`application/json`).
+async fn renew(app: &TestApp, id: &str, accept: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/renew"))
+        .form(&[("order_id", id)])
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("renew")
+}
+
 async fn an_expired_order_can_be_renewed(db: TestDb) {
     let app = app(&db).await;
     let order = new_order(&app, 990).await;
     let id = order.id.as_str();
     // A pending order cannot be renewed.
-    let refused = app
-        .client
-        .post(app.url("/api/renew"))
-        .form(&[("order_id", id)])
-        .header("accept", "application/json")
-        .send()
-        .await
-        .expect("renew");
+    let refused = renew(&app, id, "application/json").await;
     assert_eq!(refused.status(), 400, "bad input, not a server fault");
     run_out_of_time(&app, id).await;
     expiry::run_once(&app.payments).await.expect("expiry round");
     assert_eq!(status_of(&app, id).await, OrderStatus::Expired);
     // A plain form post, as a browser without the WASM sends it.
-    let renewed = app
-        .client
-        .post(app.url("/api/renew"))
-        .form(&[("order_id", id)])
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("renew");
+    let renewed = renew(&app, id, "text/html").await;
     assert!(renewed.status().is_redirection(), "{}", renewed.status());
     let location = renewed.headers()["location"]
         .to_str()
@@ -447,14 +444,7 @@ async fn an_expired_order_can_be_renewed(db: TestDb) {
     // Renewing again, as anyone may, gives the same new order: one expired order never
     // becomes an unlimited number of orders.
     for _ in 0..3 {
-        let again = app
-            .client
-            .post(app.url("/api/renew"))
-            .form(&[("order_id", id)])
-            .header("accept", "text/html")
-            .send()
-            .await
-            .expect("renew");
+        let again = renew(&app, id, "text/html").await;
         assert_eq!(again.headers()["location"], location.as_str());
     }
     assert_eq!(events(&app, id, "order.renewed").await, 1);
