@@ -82,18 +82,20 @@ fn serve_until_healthy(
         panic!("scanpay serve did not start ({status}): {line}{err}");
     };
     let url = url.to_string();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let status = rt
-        .block_on(async {
-            common::test_client()
-                .get(format!("{url}/healthz"))
-                .send()
-                .await
-                .map(|r| r.status())
-        })
-        .expect("healthz");
+    let (status, _) = get_text(&format!("{url}/healthz"));
     assert_eq!(status, 200);
     (child, url, stdout)
+}
+
+/// A GET from a synchronous test, with the suite's time limit; the status and the body.
+fn get_text(url: &str) -> (u16, String) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let res = common::test_client().get(url).send().await?;
+        let status = res.status().as_u16();
+        Ok::<_, reqwest::Error>((status, res.text().await?))
+    })
+    .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
 /// What `make run` does on a fresh clone: no data directory yet. It crashed with `cannot
@@ -266,10 +268,8 @@ fn sandbox_command_serves_the_gateways_and_prints_the_settings_for_nodes() {
         "the key files exist"
     );
     assert!(setting("SCANPAY_WECHAT_PUBLIC_KEY_ID").starts_with("PUB_KEY_ID_"));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let page = rt
-        .block_on(async { reqwest::get(&url).await?.text().await })
-        .expect("the sandbox page");
+    let (status, page) = get_text(&url);
+    assert_eq!(status, 200);
     assert!(page.contains("ScanPay sandbox gateways"));
     let exit = stop_with_sigterm(&mut child);
     assert!(exit.success(), "{exit:?}");

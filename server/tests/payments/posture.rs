@@ -243,15 +243,7 @@ async fn the_demo_posture_shows_the_sandbox_banner_on_every_page() {
         .await
         .expect("page");
     assert!(wallet.contains("data-testid=sandbox-banner"), "{wallet}");
-    let zh = app
-        .client
-        .get(app.url("/?lang=zh"))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("page");
+    let zh = app.get("/?lang=zh").await.text().await.expect("page");
     assert!(
         zh.contains("不涉及真实资金"),
         "the banner speaks Chinese too"
