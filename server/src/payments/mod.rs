@@ -753,6 +753,28 @@ impl Payments {
     }
 }
 
+impl Payments {
+    /// Each new attempt is a prepay call: switching wallets back and forth must not make a
+    /// provider call per click without end. `Busy` once the order has had
+    /// [`MAX_ATTEMPTS_PER_ORDER`].
+    async fn may_open_another(&self, order_id: &str) -> Result<(), PaymentError> {
+        let made: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM payment_attempts WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_one(self.db.pool())
+                .await?;
+        if made >= MAX_ATTEMPTS_PER_ORDER {
+            tracing::warn!(
+                order = order_id,
+                made,
+                "attempt limit reached: no new prepay"
+            );
+            return Err(PaymentError::Busy);
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl StartPayment for Payments {
     async fn start_payment(
@@ -769,6 +791,8 @@ impl StartPayment for Payments {
             match self.live_attempt(order_id).await? {
                 Some(a) if a.status == AttemptStatus::Open && a.channel == channel => return Ok(a),
                 Some(a) if a.status == AttemptStatus::Open => {
+                    // Checked before closing: a refused switch leaves the open code usable.
+                    self.may_open_another(order_id).await?;
                     if self.close_or_record(&a, "switched wallet").await? {
                         return Err(PaymentError::NotPayable(OrderStatus::Paid));
                     }
@@ -785,22 +809,7 @@ impl StartPayment for Payments {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 None => {
-                    // Each new attempt is a prepay call: switching wallets back and forth
-                    // cannot make a provider call per click without end.
-                    let made: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM payment_attempts WHERE order_id = $1",
-                    )
-                    .bind(order_id)
-                    .fetch_one(self.db.pool())
-                    .await?;
-                    if made >= MAX_ATTEMPTS_PER_ORDER {
-                        tracing::warn!(
-                            order = order_id,
-                            made,
-                            "attempt limit reached: no new prepay"
-                        );
-                        return Err(PaymentError::Busy);
-                    }
+                    self.may_open_another(order_id).await?;
                     if let Some(a) = self.open_attempt(&order, channel).await? {
                         return Ok(a);
                     }

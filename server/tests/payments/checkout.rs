@@ -14,6 +14,7 @@ use std::time::Duration;
 on_both_engines!(
     a_payment_attempt_is_opened_once_and_reused,
     switching_wallet_closes_the_previous_attempt_at_its_provider,
+    switching_wallet_back_and_forth_stops_at_the_attempt_limit,
     concurrent_requests_open_one_attempt,
     a_paid_notification_makes_the_order_paid_once,
     a_forged_notification_changes_nothing,
@@ -73,6 +74,39 @@ async fn a_payment_attempt_is_opened_once_and_reused(db: TestDb) {
     assert_eq!(app.payments.attempts(id).await.expect("attempts").len(), 1);
     assert_eq!(events(&app, id, "attempt.opened").await, 1);
     assert_eq!(events(&app, id, "status.pending").await, 1);
+    app.stop().await.expect("stop");
+}
+
+/// Each switch of wallet is a prepay call; anyone holding the checkout link could make them
+/// without end. After `MAX_ATTEMPTS_PER_ORDER` the order takes no new one, and the last
+/// code stays usable.
+async fn switching_wallet_back_and_forth_stops_at_the_attempt_limit(db: TestDb) {
+    use server::payments::{PaymentError, MAX_ATTEMPTS_PER_ORDER};
+    let app = app(&db).await;
+    let order = new_order(&app, 500).await;
+    let id = order.id.as_str();
+    let wallets = [Channel::Alipay, Channel::Wechat];
+    for n in 0..MAX_ATTEMPTS_PER_ORDER {
+        app.payments
+            .start_payment(id, wallets[(n % 2) as usize])
+            .await
+            .unwrap_or_else(|e| panic!("attempt {}: {e:?}", n + 1));
+    }
+    let last = wallets[((MAX_ATTEMPTS_PER_ORDER - 1) % 2) as usize];
+    let other = wallets[(MAX_ATTEMPTS_PER_ORDER % 2) as usize];
+    match app.payments.start_payment(id, other).await {
+        Err(PaymentError::Busy) => {}
+        other => panic!("one attempt too many was not refused: {other:?}"),
+    }
+    let attempts = app.payments.attempts(id).await.expect("attempts");
+    assert_eq!(attempts.len() as i64, MAX_ATTEMPTS_PER_ORDER);
+    // The open code is still there for the customer.
+    let again = app.payments.start_payment(id, last).await.expect("reused");
+    assert_eq!(again.status, AttemptStatus::Open);
+    assert_eq!(
+        app.payments.attempts(id).await.expect("attempts").len() as i64,
+        MAX_ATTEMPTS_PER_ORDER
+    );
     app.stop().await.expect("stop");
 }
 
