@@ -22,6 +22,9 @@ pub(super) fn routes() -> Router<Arc<Sandbox>> {
 /// A business answer: the fields of the `*_response` object.
 type Answer = Map<String, Value>;
 
+/// A private mark on an answer: send it cut off half-way (never sent itself).
+const CUT: &str = "__cut";
+
 fn success(fields: Value) -> Answer {
     let mut m = Map::new();
     m.insert("code".into(), json!("10000"));
@@ -59,9 +62,11 @@ fn invalid(sub_code: &str, sub_msg: &str) -> Answer {
 }
 
 impl Sandbox {
-    /// `{"<key>":{…},"sign":"…"}`, signed over the exact object text.
-    fn alipay_signed(&self, key: &str, answer: &Answer) -> Response {
-        let object = serde_json::to_string(answer)
+    /// `{"<key>":{…},"sign":"…"}`, signed over the exact object text; cut off half-way when
+    /// the answer carries the private `__cut` mark (the `refund_cut` fault).
+    fn alipay_signed(&self, key: &str, mut answer: Answer) -> Response {
+        let cut = answer.remove(CUT).is_some();
+        let object = serde_json::to_string(&answer)
             .unwrap_or_default()
             .replace('/', "\\/");
         let sign = self
@@ -69,7 +74,14 @@ impl Sandbox {
             .alipay_gateway
             .sign_base64(object.as_bytes())
             .unwrap_or_default();
-        let body = format!(r#"{{"{key}":{object},"sign":"{sign}"}}"#);
+        let mut body = format!(r#"{{"{key}":{object},"sign":"{sign}"}}"#);
+        if cut {
+            let mut half = body.len() / 2;
+            while !body.is_char_boundary(half) {
+                half -= 1;
+            }
+            body.truncate(half);
+        }
         (
             [(http::header::CONTENT_TYPE, "text/html;charset=utf-8")],
             body,
@@ -113,7 +125,7 @@ async fn gateway(
             }
         },
     };
-    sb.alipay_signed(&key, &answer)
+    sb.alipay_signed(&key, answer)
 }
 
 /// The checks every call gets, in the gateway's order; returns the parsed `biz_content`.
@@ -177,7 +189,10 @@ async fn dispatch(
     }
     if !matches!(
         method,
-        "alipay.trade.query" | "alipay.trade.close" | "alipay.trade.refund"
+        "alipay.trade.query"
+            | "alipay.trade.close"
+            | "alipay.trade.refund"
+            | "alipay.trade.fastpay.refund.query"
     ) {
         return Ok(invalid("isv.invalid-method", "不存在的方法名"));
     }
@@ -199,8 +214,9 @@ async fn dispatch(
         return Ok(business("ACQ.TRADE_NOT_EXIST", "交易不存在"));
     };
     match method {
-        "alipay.trade.query" => Ok(query(&t)),
+        "alipay.trade.query" => Ok(query(&t, sb.faults_for(&t.faults).wrong_amount)),
         "alipay.trade.close" => close(sb, t).await,
+        "alipay.trade.fastpay.refund.query" => refund_query(sb, t, biz).await,
         _ => refund(sb, t, biz).await,
     }
 }
@@ -279,8 +295,9 @@ fn status_word(t: &Trade) -> &'static str {
     }
 }
 
-fn query(t: &Trade) -> Answer {
-    let amount = app::money::Amount::from_fen(t.amount)
+/// `wrong_amount`: the fault that spoils every answer that says paid, queries too.
+fn query(t: &Trade, wrong_amount: bool) -> Answer {
+    let amount = app::money::Amount::from_fen(t.amount + i64::from(wrong_amount))
         .map(wire::format_amount)
         .unwrap_or_default();
     let mut fields = json!({
@@ -321,23 +338,74 @@ async fn refund(sb: &Sandbox, t: Trade, biz: &Map<String, Value>) -> Result<Answ
     if t.state != "paid" {
         return Ok(business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"));
     }
+    let faults = sb.faults_for(&t.faults);
+    if faults.refund_refused {
+        return Ok(business("ACQ.TRADE_NOT_ALLOW_REFUND", "当前交易不允许退款"));
+    }
     let request_no = text(biz, "out_request_no")
         .unwrap_or(&t.out_trade_no)
         .to_string();
-    let Some((_, fresh)) = sb.refund(&t, &request_no, amount.fen()).await? else {
+    let Some(r) = sb.refund(&t, &request_no, amount.fen(), None).await? else {
         return Ok(business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限"));
     };
+    // The refund is made; the first answer about it is lost as the faults say.
+    if r.answers == 0 && faults.refund_unknown {
+        return Ok(failure(
+            "20000",
+            "Service Currently Unavailable",
+            "ACQ.SYSTEM_ERROR",
+            "系统错误",
+        ));
+    }
     let refunded: (i64,) = sqlx::query_as("SELECT refunded FROM sandbox_trades WHERE id = ?1")
         .bind(&t.id)
         .fetch_one(&sb.pool)
         .await?;
-    Ok(success(json!({
+    // Y only for money moved by this very call; a repeat, or a refund still processing, is
+    // N: "confirm with the refund query".
+    let moved = r.fresh && r.status == "SUCCESS";
+    let mut answer = success(json!({
         "trade_no": t.trade_no,
         "out_trade_no": t.out_trade_no,
         "buyer_logon_id": "san***@sandbox.scanpay",
-        "fund_change": if fresh { "Y" } else { "N" },
+        "fund_change": if moved { "Y" } else { "N" },
         "refund_fee": app::money::Amount::from_fen(refunded.0).map(wire::format_amount).unwrap_or_default(),
         "gmt_refund_pay": china_time(time::OffsetDateTime::now_utc()),
         "send_back_fee": raw,
-    })))
+    }));
+    if r.answers == 0 && faults.refund_cut {
+        answer.insert(CUT.into(), json!(true));
+    }
+    Ok(answer)
+}
+
+/// `alipay.trade.fastpay.refund.query`: `refund_status` is `REFUND_SUCCESS` once the refund
+/// is done, and absent while it is processing or was never received.
+async fn refund_query(
+    sb: &Sandbox,
+    t: Trade,
+    biz: &Map<String, Value>,
+) -> Result<Answer, sqlx::Error> {
+    let request_no = text(biz, "out_request_no").unwrap_or(&t.out_trade_no);
+    let amount = |fen: i64| {
+        app::money::Amount::from_fen(fen)
+            .map(wire::format_amount)
+            .unwrap_or_default()
+    };
+    let mut fields = json!({
+        "trade_no": t.trade_no,
+        "out_trade_no": t.out_trade_no,
+        "out_request_no": request_no,
+        "total_amount": amount(t.amount),
+    });
+    if let Some((r, trade_id)) = sb.refund_by_no("alipay", request_no).await? {
+        if trade_id == t.id {
+            fields["refund_amount"] = json!(amount(r.amount));
+            if r.status == "SUCCESS" {
+                fields["refund_status"] = json!("REFUND_SUCCESS");
+                fields["gmt_refund_pay"] = json!(china_time(time::OffsetDateTime::now_utc()));
+            }
+        }
+    }
+    Ok(success(fields))
 }

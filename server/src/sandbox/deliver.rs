@@ -61,6 +61,8 @@ struct Delivery {
     notify_id: String,
     stale: i64,
     attempts: i64,
+    /// A refund notification (WeChat) about this refund; `None`: the trade's.
+    out_refund_no: Option<String>,
 }
 
 impl Sandbox {
@@ -104,7 +106,7 @@ impl Sandbox {
     /// Sends every delivery that is due, concurrently (stale copies last).
     async fn deliver_due(&self) -> Result<(), sqlx::Error> {
         let due: Vec<Delivery> = sqlx::query_as(
-            "SELECT id, trade_id, notify_id, stale, attempts FROM sandbox_deliveries \
+            "SELECT id, trade_id, notify_id, stale, attempts, out_refund_no FROM sandbox_deliveries \
              WHERE next_at IS NOT NULL AND next_at <= ?1 ORDER BY id LIMIT 64",
         )
         .bind(now_ms())
@@ -128,11 +130,24 @@ impl Sandbox {
         };
         let faults = self.faults_for(&trade.faults);
         let stale = d.stale == 1;
-        let request = match trade.channel.as_str() {
-            "alipay" => self.alipay_notification(&trade, &d.notify_id, stale, &faults),
-            _ => self.wechat_notification(&trade, &d.notify_id, stale, &faults),
+        let (request, url) = match (&d.out_refund_no, trade.channel.as_str()) {
+            (Some(no), _) => match self
+                .wechat_refund_notification(&trade, no, &d.notify_id)
+                .await?
+            {
+                Some(found) => found,
+                None => return Ok(()),
+            },
+            (None, "alipay") => (
+                self.alipay_notification(&trade, &d.notify_id, stale, &faults),
+                trade.notify_url.clone(),
+            ),
+            (None, _) => (
+                self.wechat_notification(&trade, &d.notify_id, stale, &faults),
+                trade.notify_url.clone(),
+            ),
         };
-        let mut req = self.http.post(&trade.notify_url).body(request.body);
+        let mut req = self.http.post(&url).body(request.body);
         for (k, v) in request.headers {
             req = req.header(k, v);
         }
@@ -178,6 +193,64 @@ impl Sandbox {
             .execute(&mut *tx)
             .await?;
         tx.commit().await
+    }
+
+    /// WeChat's refund notification about a refund as it is now (`REFUND.SUCCESS`,
+    /// `REFUND.ABNORMAL`, `REFUND.CLOSED`), to the refund request's `notify_url`; `None` while
+    /// it is still processing or has no URL.
+    async fn wechat_refund_notification(
+        &self,
+        t: &Trade,
+        out_refund_no: &str,
+        notify_id: &str,
+    ) -> Result<Option<(Outgoing, String)>, sqlx::Error> {
+        let url: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT notify_url FROM sandbox_refunds WHERE channel = 'wechat' AND out_refund_no = ?1",
+        )
+        .bind(out_refund_no)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((Some(url),)) = url else {
+            return Ok(None);
+        };
+        let Some((r, _)) = self.refund_by_no("wechat", out_refund_no).await? else {
+            return Ok(None);
+        };
+        let (event_type, summary) = match r.status.as_str() {
+            "SUCCESS" => ("REFUND.SUCCESS", "退款成功"),
+            "ABNORMAL" => ("REFUND.ABNORMAL", "退款异常"),
+            "CLOSED" => ("REFUND.CLOSED", "退款关闭"),
+            _ => return Ok(None),
+        };
+        let mut resource = json!({
+            "mchid": super::WECHAT_MCHID,
+            "out_trade_no": t.out_trade_no,
+            "transaction_id": t.trade_no,
+            "out_refund_no": r.out_refund_no,
+            "refund_id": r.refund_id,
+            "refund_status": r.status,
+            "user_received_account": "支付用户零钱",
+            "amount": { "total": t.amount, "refund": r.amount, "payer_total": t.amount, "payer_refund": r.amount },
+        });
+        if r.status == "SUCCESS" {
+            resource["success_time"] = json!(super::wechat::rfc3339(now_ms()));
+        }
+        let event = WechatEvent {
+            id: notify_id,
+            event_type,
+            summary,
+            original_type: "refund",
+        };
+        let out = sign_wechat_event(
+            &self.keys.wechat_gateway,
+            &self.keys.wechat_apiv3_key,
+            &event,
+            &resource,
+            now_ms() / 1000,
+            &token(32),
+            false,
+        );
+        Ok(Some((out, url)))
     }
 
     /// An Alipay trade notification: form fields signed over all but `sign` and `sign_type`.
@@ -309,27 +382,69 @@ pub fn sign_wechat_notification(
     header_nonce: &str,
     tamper: bool,
 ) -> Outgoing {
+    let paid = transaction["trade_state"] == "SUCCESS";
+    let event = WechatEvent {
+        id: notify_id,
+        event_type: if paid {
+            "TRANSACTION.SUCCESS"
+        } else {
+            "TRANSACTION.NOTPAY"
+        },
+        summary: if paid { "支付成功" } else { "未支付" },
+        original_type: "transaction",
+    };
+    sign_wechat_event(
+        gateway,
+        apiv3_key,
+        &event,
+        transaction,
+        ts,
+        header_nonce,
+        tamper,
+    )
+}
+
+/// What a WeChat Pay notification envelope says about its resource.
+pub struct WechatEvent<'a> {
+    pub id: &'a str,
+    /// `TRANSACTION.SUCCESS`, `REFUND.SUCCESS`, …
+    pub event_type: &'a str,
+    pub summary: &'a str,
+    /// `transaction` or `refund`; also the resource's associated data.
+    pub original_type: &'a str,
+}
+
+/// A WeChat Pay notification of any kind: `resource` encrypted with the APIv3 key, the
+/// envelope signed at `ts` with `header_nonce` (`tamper`: wrongly).
+pub fn sign_wechat_event(
+    gateway: &dyn Signer,
+    apiv3_key: &[u8; 32],
+    event: &WechatEvent<'_>,
+    resource: &serde_json::Value,
+    ts: i64,
+    header_nonce: &str,
+    tamper: bool,
+) -> Outgoing {
     let nonce = token(12);
     let nonce_bytes: [u8; 12] = nonce.as_bytes().try_into().unwrap_or([b'0'; 12]);
     let ciphertext = aes_256_gcm_encrypt(
         apiv3_key,
         &nonce_bytes,
-        b"transaction",
-        transaction.to_string().as_bytes(),
+        event.original_type.as_bytes(),
+        resource.to_string().as_bytes(),
     )
     .unwrap_or_default();
-    let paid = transaction["trade_state"] == "SUCCESS";
     let body = json!({
-        "id": notify_id,
+        "id": event.id,
         "create_time": super::wechat::rfc3339(ts * 1000),
         "resource_type": "encrypt-resource",
-        "event_type": if paid { "TRANSACTION.SUCCESS" } else { "TRANSACTION.NOTPAY" },
-        "summary": if paid { "支付成功" } else { "未支付" },
+        "event_type": event.event_type,
+        "summary": event.summary,
         "resource": {
-            "original_type": "transaction",
+            "original_type": event.original_type,
             "algorithm": "AEAD_AES_256_GCM",
             "ciphertext": ciphertext,
-            "associated_data": "transaction",
+            "associated_data": event.original_type,
             "nonce": nonce,
         },
     })

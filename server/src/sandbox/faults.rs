@@ -26,6 +26,19 @@ pub struct Faults {
     pub error_pct: u32,
     /// API side: the share (percent) of calls that hang for a minute.
     pub timeout_pct: u32,
+    /// Refunds: the first answer to each refund is "unknown" (Alipay `20000` /
+    /// `ACQ.SYSTEM_ERROR`, WeChat `500 SYSTEM_ERROR`) although the refund was made.
+    pub refund_unknown: bool,
+    /// Refunds: accepted but not done yet (Alipay `fund_change=N`, WeChat `PROCESSING`); the
+    /// refund query (and WeChat's refund notification) says `SUCCESS` a minute later, scaled.
+    pub refund_slow: bool,
+    /// Refunds, WeChat: the refund goes `ABNORMAL` (the buyer's card is gone) until the
+    /// merchant applies for the abnormal refund.
+    pub refund_abnormal: bool,
+    /// Refunds: the first answer to each refund is cut off half-way (the refund was made).
+    pub refund_cut: bool,
+    /// Refunds: refused for good (Alipay `ACQ.TRADE_NOT_ALLOW_REFUND`, WeChat `NOT_ENOUGH`).
+    pub refund_refused: bool,
 }
 
 /// The most extra copies of one notification the sandbox sends.
@@ -72,6 +85,11 @@ impl Faults {
                 "latency_ms" => f.latency_ms = number(value)?,
                 "error_pct" => f.error_pct = pct(value)?,
                 "timeout_pct" => f.timeout_pct = pct(value)?,
+                "refund_unknown" => f.refund_unknown = true,
+                "refund_slow" => f.refund_slow = true,
+                "refund_abnormal" => f.refund_abnormal = true,
+                "refund_cut" => f.refund_cut = true,
+                "refund_refused" => f.refund_refused = true,
                 other => return Err(format!("unknown fault {other:?}")),
             }
         }
@@ -90,6 +108,11 @@ impl Faults {
         self.latency_ms = self.latency_ms.max(other.latency_ms);
         self.error_pct = self.error_pct.max(other.error_pct);
         self.timeout_pct = self.timeout_pct.max(other.timeout_pct);
+        self.refund_unknown |= other.refund_unknown;
+        self.refund_slow |= other.refund_slow;
+        self.refund_abnormal |= other.refund_abnormal;
+        self.refund_cut |= other.refund_cut;
+        self.refund_refused |= other.refund_refused;
         self
     }
 }
@@ -103,6 +126,11 @@ impl fmt::Display for Faults {
             (self.bad_signature, "bad_signature"),
             (self.wrong_amount, "wrong_amount"),
             (self.stale_timestamp, "stale_timestamp"),
+            (self.refund_unknown, "refund_unknown"),
+            (self.refund_slow, "refund_slow"),
+            (self.refund_abnormal, "refund_abnormal"),
+            (self.refund_cut, "refund_cut"),
+            (self.refund_refused, "refund_refused"),
         ];
         parts.extend(
             flags
@@ -137,9 +165,12 @@ mod tests {
 
     #[test]
     fn faults_parse_print_and_merge() {
-        let f = Faults::parse("drop, duplicates=3,out_of_order,latency_ms=20,error_pct=10")
-            .expect("valid");
-        assert!(f.drop && f.out_of_order);
+        let f = Faults::parse(
+            "drop, duplicates=3,out_of_order,latency_ms=20,error_pct=10,refund_unknown,refund_slow",
+        )
+        .expect("valid");
+        assert!(f.drop && f.out_of_order && f.refund_unknown && f.refund_slow);
+        assert!(!f.refund_abnormal && !f.refund_cut && !f.refund_refused);
         assert_eq!((f.duplicates, f.latency_ms, f.error_pct), (3, 20, 10));
         assert_eq!(Faults::parse(&f.to_string()).expect("round trip"), f);
         assert!(Faults::parse("explode").is_err());

@@ -143,6 +143,19 @@ async fn page(
                     "stale_timestamp",
                     t(l, "过期时间戳（微信）", "Stale timestamp (WeChat)"),
                 ),
+                (
+                    "refund_unknown",
+                    t(l, "退款首次应答未知", "Refunds: first answer unknown"),
+                ),
+                (
+                    "refund_slow",
+                    t(l, "退款处理中，稍后成功", "Refunds: processing, done later"),
+                ),
+                (
+                    "refund_abnormal",
+                    t(l, "退款异常（微信）", "Refunds: abnormal (WeChat)"),
+                ),
+                ("refund_refused", t(l, "拒绝退款", "Refunds: refused")),
             ]
             .iter()
             .map(|(k, label)| {

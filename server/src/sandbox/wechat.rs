@@ -35,6 +35,10 @@ pub(super) fn routes() -> Router<Arc<Sandbox>> {
             "/wechat/v3/refund/domestic/refunds/{out_refund_no}",
             get(refund_query),
         )
+        .route(
+            "/wechat/v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund",
+            post(apply_abnormal_refund),
+        )
 }
 
 impl Sandbox {
@@ -310,10 +314,15 @@ async fn query(
     match sb.trade_by_out_no("wechat", &out_trade_no).await {
         Err(e) => storage_failed(&sb, e),
         Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在"),
-        Ok(Some(t)) => sb.wechat_signed(
-            StatusCode::OK,
-            transaction_json(&t, trade_state(&t)).to_string(),
-        ),
+        Ok(Some(t)) => {
+            let mut answer = transaction_json(&t, trade_state(&t));
+            // The wrong_amount fault spoils every answer that says paid, queries too.
+            if sb.faults_for(&t.faults).wrong_amount && answer.get("amount").is_some() {
+                answer["amount"]["total"] = json!(t.amount + 1);
+                answer["amount"]["payer_total"] = json!(t.amount + 1);
+            }
+            sb.wechat_signed(StatusCode::OK, answer.to_string())
+        }
     }
 }
 
@@ -392,30 +401,111 @@ async fn refund(
     if trade.state != "paid" {
         return sb.wechat_error(StatusCode::FORBIDDEN, "NOT_ENOUGH", "订单未支付，不能退款");
     }
-    match sb.refund(&trade, out_refund_no, amount).await {
+    let faults = sb.faults_for(&trade.faults);
+    if faults.refund_refused {
+        return sb.wechat_error(StatusCode::FORBIDDEN, "NOT_ENOUGH", "基本账户余额不足");
+    }
+    let notify_url = req.get("notify_url").and_then(Value::as_str);
+    match sb.refund(&trade, out_refund_no, amount, notify_url).await {
         Err(e) => storage_failed(&sb, e),
         Ok(None) => sb.wechat_error(StatusCode::FORBIDDEN, "NOT_ENOUGH", "退款金额超过可退金额"),
-        Ok(Some((refund_id, _))) => sb.wechat_signed(
-            StatusCode::OK,
-            refund_json(&trade, out_refund_no, &refund_id, amount).to_string(),
+        // The refund is made; the first answer about it is lost as the faults say.
+        Ok(Some(r)) if r.answers == 0 && faults.refund_unknown => sb.wechat_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "SYSTEM_ERROR",
+            "系统超时，请使用相同参数重新调用",
         ),
+        Ok(Some(r)) => {
+            let answer = sb.wechat_signed(StatusCode::OK, refund_json(&trade, &r).to_string());
+            if r.answers == 0 && faults.refund_cut {
+                cut_off(answer).await
+            } else {
+                answer
+            }
+        }
     }
 }
 
-fn refund_json(t: &Trade, out_refund_no: &str, refund_id: &str, amount: i64) -> Value {
-    json!({
-        "refund_id": refund_id,
-        "out_refund_no": out_refund_no,
+/// A response with the second half of its body missing (the signature headers stay).
+async fn cut_off(answer: Response) -> Response {
+    let (parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    let mut r = Response::from_parts(parts, axum::body::Body::from(half));
+    r.headers_mut().remove(http::header::CONTENT_LENGTH);
+    r
+}
+
+pub(super) fn refund_json(t: &Trade, r: &super::SandboxRefund) -> Value {
+    let mut v = json!({
+        "refund_id": r.refund_id,
+        "out_refund_no": r.out_refund_no,
         "transaction_id": t.trade_no,
         "out_trade_no": t.out_trade_no,
         "channel": "ORIGINAL",
         "user_received_account": "支付用户零钱",
-        "success_time": rfc3339(now_ms()),
         "create_time": rfc3339(now_ms()),
-        "status": "SUCCESS",
+        "status": r.status,
         "funds_account": "AVAILABLE",
-        "amount": { "total": t.amount, "refund": amount, "payer_total": t.amount, "payer_refund": amount, "currency": "CNY" },
-    })
+        "amount": { "total": t.amount, "refund": r.amount, "payer_total": t.amount, "payer_refund": r.amount, "currency": "CNY" },
+    });
+    if r.status == "SUCCESS" {
+        v["success_time"] = json!(rfc3339(now_ms()));
+    }
+    v
+}
+
+/// `POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund`: an abnormal refund
+/// goes to the merchant's bank card (`MERCHANT_BANK_CARD`; a buyer's card needs encrypted
+/// card details the sandbox has no use for).
+async fn apply_abnormal_refund(
+    State(sb): State<Arc<Sandbox>>,
+    Path(refund_id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    admit!(sb, Method::POST, uri, headers, &body);
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return sb.wechat_error(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "请求体不是合法的 JSON",
+        );
+    };
+    match req.get("type").and_then(Value::as_str) {
+        Some("MERCHANT_BANK_CARD") => {}
+        Some("USER_BANK_CARD") => {
+            return sb.wechat_error(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                "沙箱仅支持 MERCHANT_BANK_CARD",
+            )
+        }
+        _ => return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "type 不合法"),
+    }
+    let retried = match sb.retry_abnormal(&refund_id).await {
+        Err(e) => return storage_failed(&sb, e),
+        Ok(None) => {
+            return sb.wechat_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "退款单状态不是异常",
+            )
+        }
+        Ok(Some(r)) => r,
+    };
+    match sb.refund_by_no("wechat", &retried.out_refund_no).await {
+        Ok(Some((r, trade_id))) => match sb.trade(&trade_id).await {
+            Ok(Some(t)) => sb.wechat_signed(StatusCode::OK, refund_json(&t, &r).to_string()),
+            Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "订单不存在"),
+            Err(e) => storage_failed(&sb, e),
+        },
+        Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "退款单不存在"),
+        Err(e) => storage_failed(&sb, e),
+    }
 }
 
 async fn refund_query(
@@ -425,20 +515,11 @@ async fn refund_query(
     headers: HeaderMap,
 ) -> Response {
     admit!(sb, Method::GET, uri, headers, b"");
-    let row: Result<Option<(String, String, i64)>, sqlx::Error> = sqlx::query_as(
-        "SELECT trade_id, refund_id, amount FROM sandbox_refunds WHERE channel = 'wechat' AND out_refund_no = ?1",
-    )
-    .bind(&out_refund_no)
-    .fetch_optional(&sb.pool)
-    .await;
-    match row {
+    match sb.refund_by_no("wechat", &out_refund_no).await {
         Err(e) => storage_failed(&sb, e),
         Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "退款单不存在"),
-        Ok(Some((trade_id, refund_id, amount))) => match sb.trade(&trade_id).await {
-            Ok(Some(t)) => sb.wechat_signed(
-                StatusCode::OK,
-                refund_json(&t, &out_refund_no, &refund_id, amount).to_string(),
-            ),
+        Ok(Some((r, trade_id))) => match sb.trade(&trade_id).await {
+            Ok(Some(t)) => sb.wechat_signed(StatusCode::OK, refund_json(&t, &r).to_string()),
             Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "订单不存在"),
             Err(e) => storage_failed(&sb, e),
         },
