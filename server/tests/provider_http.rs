@@ -52,6 +52,8 @@ enum Mode {
     /// A correctly signed WeChat answer stamped `i64::MIN` seconds: the skew check once
     /// computed `(now - ts).abs()`, which overflows (a panic in debug builds).
     FarPast,
+    /// A correctly signed answer about another trade than the one asked about.
+    OtherTrade,
 }
 
 struct Peer {
@@ -105,11 +107,28 @@ async fn alipay_gateway(
             .verify_base64(alipay_wire::sign_content(&params, &["sign"]).as_bytes(), s)
     });
     peer.request_signature_ok.lock().expect("lock").push(ok);
-    *peer.last.lock().expect("lock") = params;
-    let object = match mode(&peer) {
-        Mode::Business => r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TOTAL_FEE_EXCEED","sub_msg":"订单金额超限"}"#.to_string(),
+    *peer.last.lock().expect("lock") = params.clone();
+    let method = params.get("method").cloned().unwrap_or_default();
+    let asked: serde_json::Value = params
+        .get("biz_content")
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or_default();
+    let named = if mode(&peer) == Mode::OtherTrade {
+        "ORD_OTHER".to_string()
+    } else {
+        asked["out_trade_no"]
+            .as_str()
+            .unwrap_or("ORD_1")
+            .to_string()
+    };
+    let object = match (mode(&peer), method.as_str()) {
+        (Mode::Business, _) => r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TOTAL_FEE_EXCEED","sub_msg":"订单金额超限"}"#.to_string(),
+        (_, "alipay.trade.query") => format!(
+            r#"{{"code":"10000","msg":"Success","trade_no":"2026112722001400001","out_trade_no":"{named}","trade_status":"TRADE_SUCCESS","total_amount":"12.30"}}"#
+        ),
         _ => r#"{"code":"10000","msg":"Success","out_trade_no":"ORD_1","qr_code":"https:\/\/qr.alipay.com\/bax08861"}"#.to_string(),
     };
+    let key = format!("{}_response", method.replace('.', "_"));
     let sign = match mode(&peer) {
         Mode::BadSignature => merchant_signer()
             .sign_base64(object.as_bytes())
@@ -122,14 +141,9 @@ async fn alipay_gateway(
             "late".into_response()
         }
         Mode::Status500 => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
-        Mode::Truncated => {
-            format!(r#"{{"alipay_trade_precreate_response":{}"#, &object[..20]).into_response()
-        }
-        Mode::Unsigned => {
-            format!(r#"{{"alipay_trade_precreate_response":{object}}}"#).into_response()
-        }
-        _ => format!(r#"{{"alipay_trade_precreate_response":{object},"sign":"{sign}"}}"#)
-            .into_response(),
+        Mode::Truncated => format!(r#"{{"{key}":{}"#, &object[..20]).into_response(),
+        Mode::Unsigned => format!(r#"{{"{key}":{object}}}"#).into_response(),
+        _ => format!(r#"{{"{key}":{object},"sign":"{sign}"}}"#).into_response(),
     }
 }
 
@@ -312,6 +326,22 @@ async fn alipay_prepay_is_signed_and_its_answer_verified() {
         serde_json::from_str(&last["biz_content"]).expect("biz_content JSON");
     assert_eq!(biz["total_amount"], "12.30");
     assert_eq!(biz["subject"], "测试 Test order");
+}
+
+#[tokio::test]
+async fn an_alipay_query_answer_about_another_trade_is_refused() {
+    let (addr, peer) = spawn_peer().await;
+    let client = alipay_client(format!("http://{addr}/gateway.do"));
+    let paid = client.query("ORD_1").await.expect("query");
+    assert_eq!(paid.state, TradeState::Paid);
+    assert_eq!(paid.amount, Some(Amount::from_fen(1230).expect("amount")));
+    // Signed by the gateway, but about another trade: never taken as ours.
+    *peer.mode.lock().expect("lock") = Mode::OtherTrade;
+    let err = client
+        .query("ORD_1")
+        .await
+        .expect_err("an answer about another trade");
+    assert!(matches!(err, ProviderError::Malformed(_)), "{err:?}");
 }
 
 /// What every provider client must make of a broken gateway, besides a business refusal.

@@ -254,6 +254,7 @@ async fn wechat_trade_lifecycle_and_refunds() {
         refund: Amount::from_fen(fen).expect("amount"),
         total: Amount::from_fen(5000).expect("amount"),
         reason: Some("测试".into()),
+        notify_url: None,
     };
     assert_eq!(
         rig.wechat
@@ -270,6 +271,22 @@ async fn wechat_trade_lifecycle_and_refunds() {
             .expect("same key again")
             .state,
         RefundState::Succeeded
+    );
+    // The refund query knows it; an unknown refund number is "not found", not a failure.
+    let asked = rig
+        .wechat
+        .refund_query("ORD_W1", "R1")
+        .await
+        .expect("query");
+    assert_eq!(asked.state, RefundState::Succeeded);
+    assert!(asked.provider_refund_no.is_some());
+    assert_eq!(
+        rig.wechat
+            .refund_query("ORD_W1", "R9")
+            .await
+            .expect("query")
+            .state,
+        RefundState::NotFound
     );
     let err = rig
         .wechat

@@ -75,13 +75,25 @@ pub struct RefundRequest {
     /// The order's full amount (WeChat requires it).
     pub total: Amount,
     pub reason: Option<String>,
+    /// Where WeChat sends the refund's notification (Alipay sends none for refunds).
+    pub notify_url: Option<String>,
 }
 
+/// What a provider says about a refund. Only `Succeeded` and `Failed` are final; anything
+/// the provider does not say for sure is `Pending` (asked again), never failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefundState {
+    /// The money went back to the buyer.
     Succeeded,
+    /// Accepted (or unknown) and not done yet: ask again with the same refund number.
     Pending,
+    /// Closed: nothing was refunded (WeChat `CLOSED`).
     Failed,
+    /// WeChat `ABNORMAL`: the original route failed (the buyer's card is gone); the money
+    /// waits at the provider until the merchant applies for the abnormal refund.
+    Abnormal,
+    /// The refund query knows no such refund: the refund request may never have arrived.
+    NotFound,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +126,33 @@ pub struct VerifiedNotification {
     pub merchant_account: String,
     /// WeChat: the signed nonce, to refuse a replay within the timestamp window.
     pub replay_guard: Option<ReplayGuard>,
+    /// What it is about: a payment, or a refund (then `state` is never `Paid`).
+    pub kind: NotificationKind,
+}
+
+/// What a verified notification is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotificationKind {
+    /// The trade's payment state (the only kind that can pay an order).
+    Payment,
+    /// Alipay's `trade_status_sync` after a refund (it carries `refund_fee` / `gmt_refund` /
+    /// `out_biz_no`): an echo of our own refund, never a payment and never a close.
+    RefundEcho,
+    /// WeChat's refund notification (`REFUND.SUCCESS|ABNORMAL|CLOSED`).
+    Refund(RefundNotice),
+}
+
+/// A refund's outcome as a verified notification reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundNotice {
+    /// Our refund id (WeChat `out_refund_no`).
+    pub out_refund_no: String,
+    /// WeChat's `refund_id`.
+    pub provider_refund_no: Option<String>,
+    pub state: RefundState,
+    pub provider_state: String,
+    /// The amount refunded.
+    pub refund: Amount,
 }
 
 /// What makes a signed notification unique: its nonce, and a digest of everything signed
@@ -170,6 +209,9 @@ pub enum ProviderError {
     },
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
+    /// A call this provider does not have (Alipay has no abnormal refunds).
+    #[error("{0} is not offered by this provider")]
+    Unsupported(&'static str),
     /// A provider failure another node of the cluster met, as it described it.
     #[error("{message}")]
     Relayed { message: String, transient: bool },
@@ -182,6 +224,42 @@ impl ProviderError {
             ProviderError::Connect(_) | ProviderError::Timeout(_) => true,
             ProviderError::Status { status } => *status >= 500,
             ProviderError::Relayed { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+
+    /// Whether this answer to a refund request means, for sure, that nothing was refunded
+    /// and never will be under this refund number. Only the refusals both providers document
+    /// as definitive; anything else (unknown codes, `SYSTEM_ERROR`, a cut-off or unverifiable
+    /// answer, a timeout) may hide a refund that was made, so the refund stays pending and is
+    /// asked about again. (`shared/docs/providers.md` part two, 1.11 and 2.10.)
+    pub fn refund_refused(&self) -> bool {
+        const DEFINITIVE: &[&str] = &[
+            // Alipay sub codes.
+            "ACQ.TRADE_NOT_EXIST",
+            "ACQ.TRADE_STATUS_ERROR",
+            "ACQ.TRADE_HAS_FINISHED",
+            "ACQ.TRADE_NOT_ALLOW_REFUND",
+            "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
+            "ACQ.REASON_TRADE_REFUND_FEE_ERR",
+            "ACQ.REFUND_FEE_ERROR",
+            "ACQ.INVALID_PARAMETER",
+            // WeChat codes.
+            "NOT_ENOUGH",
+            "USER_ACCOUNT_ABNORMAL",
+            "NO_AUTH",
+            "INVALID_REQUEST",
+            "PARAM_ERROR",
+            "RESOURCE_NOT_EXISTS",
+        ];
+        match self {
+            // Alipay's argument errors (40001/40002/40006, with isv.* sub codes): nothing
+            // was taken.
+            ProviderError::Business { code, sub_code, .. } => {
+                ["40001", "40002", "40006"].contains(&code.as_str())
+                    || DEFINITIVE.contains(&code.as_str())
+                    || sub_code.as_deref().is_some_and(|s| DEFINITIVE.contains(&s))
+            }
             _ => false,
         }
     }
@@ -252,6 +330,23 @@ pub trait PaymentProvider: Send + Sync {
     /// Refunds all or part of a paid trade; idempotent by `out_refund_no`.
     async fn refund(&self, request: &RefundRequest) -> Result<RefundStatus, ProviderError>;
 
+    /// Asks how a refund went (Alipay `alipay.trade.fastpay.refund.query`, WeChat
+    /// `GET /v3/refund/domestic/refunds/{out_refund_no}`).
+    async fn refund_query(
+        &self,
+        out_trade_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RefundStatus, ProviderError>;
+
+    /// Sends an abnormal refund to the merchant's bank card instead (WeChat only).
+    async fn apply_abnormal_refund(
+        &self,
+        _provider_refund_no: &str,
+        _out_refund_no: &str,
+    ) -> Result<RefundStatus, ProviderError> {
+        Err(ProviderError::Unsupported("an abnormal refund"))
+    }
+
     /// Verifies and parses an asynchronous notification (headers and raw body as received).
     fn verify_notification(
         &self,
@@ -302,5 +397,47 @@ pub(crate) fn transport_error(err: reqwest::Error, timeout: Duration) -> Provide
         ProviderError::Malformed(format!("the body could not be read: {err}"))
     } else {
         ProviderError::Connect(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProviderError;
+
+    fn business(code: &str, sub_code: Option<&str>) -> ProviderError {
+        ProviderError::Business {
+            code: code.into(),
+            message: String::new(),
+            sub_code: sub_code.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_documented_refusals_end_a_refund() {
+        for refused in [
+            business("40004", Some("ACQ.TRADE_NOT_ALLOW_REFUND")),
+            business("40004", Some("ACQ.TRADE_HAS_FINISHED")),
+            business("40002", Some("isv.invalid-refund-amount")),
+            business("NOT_ENOUGH", None),
+            business("PARAM_ERROR", None),
+        ] {
+            assert!(refused.refund_refused(), "{refused:?}");
+        }
+        for unknown in [
+            business("20000", Some("ACQ.SYSTEM_ERROR")),
+            business("40004", Some("AQC.SYSTEM_ERROR")),
+            business("40004", Some("ACQ.DISCORDANT_REPEAT_REQUEST")),
+            business("40004", Some("ACQ.SELLER_BALANCE_NOT_ENOUGH")),
+            business("40004", Some("ACQ.SOMETHING_NEW")),
+            business("SYSTEM_ERROR", None),
+            business("FREQUENCY_LIMITED", None),
+            ProviderError::BadSignature,
+            ProviderError::Unsigned,
+            ProviderError::Malformed("cut off".into()),
+            ProviderError::Status { status: 502 },
+            ProviderError::Timeout(std::time::Duration::from_secs(5)),
+        ] {
+            assert!(!unknown.refund_refused(), "{unknown:?}");
+        }
     }
 }

@@ -7,8 +7,8 @@ pub mod wire;
 
 use super::crypto::{Signer, Verifier};
 use super::{
-    transport_error, Channel, NotificationError, NotifyReply, PaymentProvider, Prepay,
-    PrepayRequest, ProviderError, RefundRequest, RefundState, RefundStatus, TradeState,
+    transport_error, Channel, NotificationError, NotificationKind, NotifyReply, PaymentProvider,
+    Prepay, PrepayRequest, ProviderError, RefundRequest, RefundState, RefundStatus, TradeState,
     TradeStatus, VerifiedNotification,
 };
 use async_trait::async_trait;
@@ -241,6 +241,11 @@ impl PaymentProvider for Alipay {
         {
             Ok(raw) => {
                 let r: wire::QueryResponse = parse(&raw)?;
+                if r.out_trade_no.as_deref() != Some(out_trade_no) {
+                    return Err(ProviderError::Malformed(
+                        "the query answer is not about our out_trade_no".into(),
+                    ));
+                }
                 Ok(TradeStatus {
                     state: wire::trade_state(&r.trade_status),
                     amount: r.total_amount.as_deref().and_then(wire::parse_amount),
@@ -280,10 +285,72 @@ impl PaymentProvider for Alipay {
         }
         let raw = self.call("alipay.trade.refund", biz, None).await?;
         let r: wire::RefundResponse = parse(&raw)?;
-        // 10000 means the refund is done; fund_change N is a repeat of one already done.
+        if r.out_trade_no
+            .as_deref()
+            .is_some_and(|o| o != req.out_trade_no)
+        {
+            return Err(ProviderError::Malformed(
+                "the refund answer names another out_trade_no".into(),
+            ));
+        }
+        // 10000 only means "accepted": fund_change Y is money moved by this call; N (or none)
+        // is "confirm with the refund query", also what a repeat of a done refund answers.
+        let moved = r.fund_change.as_deref() == Some("Y");
         Ok(RefundStatus {
-            state: RefundState::Succeeded,
+            state: if moved {
+                RefundState::Succeeded
+            } else {
+                RefundState::Pending
+            },
             provider_state: format!("fund_change={}", r.fund_change.as_deref().unwrap_or("?")),
+            provider_refund_no: r.trade_no,
+        })
+    }
+
+    async fn refund_query(
+        &self,
+        out_trade_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RefundStatus, ProviderError> {
+        let raw = match self
+            .call(
+                "alipay.trade.fastpay.refund.query",
+                json!({ "out_trade_no": out_trade_no, "out_request_no": out_refund_no }),
+                None,
+            )
+            .await
+        {
+            Ok(raw) => raw,
+            Err(e) if is_trade_not_exist(&e) => {
+                return Ok(RefundStatus {
+                    state: RefundState::NotFound,
+                    provider_state: "ACQ.TRADE_NOT_EXIST".into(),
+                    provider_refund_no: None,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let r: wire::RefundQueryResponse = parse(&raw)?;
+        if r.out_trade_no.as_deref().is_some_and(|o| o != out_trade_no)
+            || r.out_request_no
+                .as_deref()
+                .is_some_and(|o| o != out_refund_no)
+        {
+            return Err(ProviderError::Malformed(
+                "the refund query answer names another refund".into(),
+            ));
+        }
+        // REFUND_SUCCESS is the only success; no refund_status means "not received, or not
+        // done": never a failure on its own.
+        let state = match r.refund_status.as_deref() {
+            Some("REFUND_SUCCESS") => RefundState::Succeeded,
+            Some(_) => RefundState::Pending,
+            None if r.refund_amount.is_none() => RefundState::NotFound,
+            None => RefundState::Pending,
+        };
+        Ok(RefundStatus {
+            state,
+            provider_state: r.refund_status.unwrap_or_else(|| "no refund_status".into()),
             provider_refund_no: r.trade_no,
         })
     }
@@ -330,12 +397,25 @@ impl PaymentProvider for Alipay {
         };
         let total = take("total_amount")?;
         let provider_state = take("trade_status")?;
+        // A trade_status_sync about a refund of ours carries these; it never pays nor closes.
+        let echo = ["refund_fee", "gmt_refund", "out_biz_no"]
+            .iter()
+            .any(|f| fields.get(*f).is_some_and(|v| !v.is_empty()));
         Ok(VerifiedNotification {
+            kind: if echo {
+                NotificationKind::RefundEcho
+            } else {
+                NotificationKind::Payment
+            },
             channel: Channel::Alipay,
             notification_id: take("notify_id")?,
             out_trade_no: take("out_trade_no")?,
             provider_trade_no: Some(take("trade_no")?),
-            state: wire::trade_state(&provider_state),
+            state: if echo {
+                TradeState::Pending
+            } else {
+                wire::trade_state(&provider_state)
+            },
             provider_state,
             amount: wire::parse_amount(&total).ok_or(NotificationError::BadAmount(total))?,
             currency: "CNY".into(),

@@ -167,6 +167,7 @@ pub struct PrecreateResponse {
 #[derive(Debug, serde::Deserialize)]
 pub struct QueryResponse {
     pub trade_no: Option<String>,
+    pub out_trade_no: Option<String>,
     pub trade_status: String,
     pub total_amount: Option<String>,
 }
@@ -174,7 +175,17 @@ pub struct QueryResponse {
 #[derive(Debug, serde::Deserialize)]
 pub struct RefundResponse {
     pub trade_no: Option<String>,
+    pub out_trade_no: Option<String>,
     pub fund_change: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RefundQueryResponse {
+    pub trade_no: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub out_request_no: Option<String>,
+    pub refund_status: Option<String>,
+    pub refund_amount: Option<String>,
 }
 
 #[cfg(test)]

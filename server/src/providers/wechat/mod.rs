@@ -7,9 +7,9 @@ pub mod wire;
 
 use super::crypto::{aes_gcm_decrypt, Signer, Verifier};
 use super::{
-    transport_error, Channel, NotificationError, NotifyReply, PaymentProvider, Prepay,
-    PrepayRequest, ProviderError, RefundRequest, RefundStatus, ReplayGuard, TradeState,
-    TradeStatus, VerifiedNotification,
+    transport_error, Channel, NotificationError, NotificationKind, NotifyReply, PaymentProvider,
+    Prepay, PrepayRequest, ProviderError, RefundNotice, RefundRequest, RefundState, RefundStatus,
+    ReplayGuard, TradeState, TradeStatus, VerifiedNotification,
 };
 use crate::secret::Secret;
 use app::money::Amount;
@@ -235,6 +235,50 @@ impl WechatPay {
         Ok(bytes.to_vec())
     }
 
+    /// A verified and decrypted refund notification (`REFUND.SUCCESS|ABNORMAL|CLOSED`). It
+    /// names no app id (only `mchid`): decrypting under our APIv3 key shows it is ours.
+    fn refund_notification(
+        &self,
+        id: String,
+        plain: &[u8],
+        guard: ReplayGuard,
+    ) -> Result<VerifiedNotification, NotificationError> {
+        let r: wire::RefundResource = serde_json::from_slice(plain)
+            .map_err(|e| NotificationError::Malformed(format!("resource: {e}")))?;
+        let missing = NotificationError::MissingField;
+        let amount = r.amount.ok_or(missing("amount"))?;
+        let fen = |v: Option<i64>, name: &'static str| {
+            let v = v.ok_or(missing(name))?;
+            Amount::from_fen(v).map_err(|_| NotificationError::BadAmount(v.to_string()))
+        };
+        let refund = fen(amount.refund, "amount.refund")?;
+        if refund.fen() == 0 {
+            return Err(NotificationError::BadAmount("0".into()));
+        }
+        let total = fen(amount.total, "amount.total")?;
+        let provider_state = r.refund_status.ok_or(missing("refund_status"))?;
+        Ok(VerifiedNotification {
+            channel: Channel::Wechat,
+            notification_id: id,
+            out_trade_no: r.out_trade_no.ok_or(missing("out_trade_no"))?,
+            provider_trade_no: r.transaction_id,
+            state: TradeState::Pending,
+            provider_state: format!("REFUND {provider_state}"),
+            amount: total,
+            currency: "CNY".into(),
+            app_id: self.account.appid.clone(),
+            merchant_account: r.mchid.ok_or(missing("mchid"))?,
+            replay_guard: Some(guard),
+            kind: NotificationKind::Refund(RefundNotice {
+                out_refund_no: r.out_refund_no.ok_or(missing("out_refund_no"))?,
+                provider_refund_no: r.refund_id,
+                state: wire::refund_state(&provider_state),
+                provider_state,
+                refund,
+            }),
+        })
+    }
+
     fn trade_path(&self, out_trade_no: &str) -> Result<String, ProviderError> {
         if out_trade_no.is_empty()
             || !out_trade_no
@@ -247,6 +291,36 @@ impl WechatPay {
         }
         Ok(format!("/v3/pay/transactions/out-trade-no/{out_trade_no}"))
     }
+}
+
+/// A refund answer (request, query or abnormal application), checked to be about ours.
+fn refund_status(bytes: &[u8], out_refund_no: &str) -> Result<RefundStatus, ProviderError> {
+    let r: wire::RefundResponse = parse(bytes)?;
+    if r.out_refund_no
+        .as_deref()
+        .is_some_and(|o| o != out_refund_no)
+    {
+        return Err(ProviderError::Malformed(
+            "the refund answer names another out_refund_no".into(),
+        ));
+    }
+    Ok(RefundStatus {
+        state: wire::refund_state(&r.status),
+        provider_state: r.status,
+        provider_refund_no: r.refund_id,
+    })
+}
+
+/// An id that goes into a URL path as it is.
+fn url_safe(id: &str) -> Result<&str, ProviderError> {
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-|*@".contains(&b))
+    {
+        return Err(ProviderError::Malformed(format!("{id:?} is not URL-safe")));
+    }
+    Ok(id)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ProviderError> {
@@ -338,6 +412,9 @@ impl PaymentProvider for WechatPay {
         if let Some(reason) = &req.reason {
             body["reason"] = json!(reason);
         }
+        if let Some(url) = &req.notify_url {
+            body["notify_url"] = json!(url);
+        }
         let bytes = self
             .request(
                 http::Method::POST,
@@ -345,12 +422,42 @@ impl PaymentProvider for WechatPay {
                 Some(body.to_string()),
             )
             .await?;
-        let r: wire::RefundResponse = parse(&bytes)?;
-        Ok(RefundStatus {
-            state: wire::refund_state(&r.status),
-            provider_state: r.status,
-            provider_refund_no: r.refund_id,
-        })
+        refund_status(&bytes, &req.out_refund_no)
+    }
+
+    async fn refund_query(
+        &self,
+        _out_trade_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RefundStatus, ProviderError> {
+        let path = format!("/v3/refund/domestic/refunds/{}", url_safe(out_refund_no)?);
+        match self.request(http::Method::GET, &path, None).await {
+            Ok(bytes) => refund_status(&bytes, out_refund_no),
+            Err(ProviderError::Business { code, .. }) if code == "RESOURCE_NOT_EXISTS" => {
+                Ok(RefundStatus {
+                    state: RefundState::NotFound,
+                    provider_state: code,
+                    provider_refund_no: None,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn apply_abnormal_refund(
+        &self,
+        provider_refund_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RefundStatus, ProviderError> {
+        let path = format!(
+            "/v3/refund/domestic/refunds/{}/apply-abnormal-refund",
+            url_safe(provider_refund_no)?
+        );
+        let body = json!({ "out_refund_no": out_refund_no, "type": "MERCHANT_BANK_CARD" });
+        let bytes = self
+            .request(http::Method::POST, &path, Some(body.to_string()))
+            .await?;
+        refund_status(&bytes, out_refund_no)
     }
 
     fn verify_notification(
@@ -385,6 +492,9 @@ impl PaymentProvider for WechatPay {
             &envelope.resource.ciphertext,
         )
         .map_err(|_| NotificationError::Decrypt)?;
+        if envelope.event_type.starts_with("REFUND.") {
+            return self.refund_notification(envelope.id, &plain, guard);
+        }
         let t: wire::Transaction = serde_json::from_slice(&plain)
             .map_err(|e| NotificationError::Malformed(format!("resource: {e}")))?;
         let state = wire::trade_state(&t.trade_state);
@@ -412,6 +522,7 @@ impl PaymentProvider for WechatPay {
             app_id: t.appid.ok_or(NotificationError::MissingField("appid"))?,
             merchant_account: t.mchid.ok_or(NotificationError::MissingField("mchid"))?,
             replay_guard: Some(guard),
+            kind: NotificationKind::Payment,
         })
     }
 

@@ -66,11 +66,15 @@ pub fn trade_state(state: &str) -> TradeState {
     }
 }
 
+/// A refund's `status` (`refund_status` in its notification). `ABNORMAL` is not a failure:
+/// the money waits at WeChat for the merchant to send it another way.
 pub fn refund_state(status: &str) -> RefundState {
     match status {
         "SUCCESS" => RefundState::Succeeded,
-        "CLOSED" | "ABNORMAL" => RefundState::Failed,
+        "CLOSED" => RefundState::Failed,
+        "ABNORMAL" => RefundState::Abnormal,
         "PROCESSING" => RefundState::Pending,
+        // A state this code does not know: never final; ask again later.
         _ => RefundState::Pending,
     }
 }
@@ -106,13 +110,35 @@ pub struct Transaction {
 #[derive(Debug, serde::Deserialize)]
 pub struct RefundResponse {
     pub refund_id: Option<String>,
+    pub out_refund_no: Option<String>,
     pub status: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct Notification {
     pub id: String,
+    /// `TRANSACTION.SUCCESS`, `REFUND.SUCCESS`, …
+    #[serde(default)]
+    pub event_type: String,
     pub resource: Resource,
+}
+
+/// The decrypted resource of a refund notification.
+#[derive(Debug, serde::Deserialize)]
+pub struct RefundResource {
+    pub mchid: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub transaction_id: Option<String>,
+    pub out_refund_no: Option<String>,
+    pub refund_id: Option<String>,
+    pub refund_status: Option<String>,
+    pub amount: Option<RefundAmount>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RefundAmount {
+    pub total: Option<i64>,
+    pub refund: Option<i64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -160,5 +186,15 @@ mod tests {
         }
         assert_eq!(trade_state("CLOSED"), TradeState::Closed);
         assert_eq!(trade_state("PAYERROR"), TradeState::Failed);
+    }
+
+    #[test]
+    fn only_success_and_closed_end_a_refund() {
+        assert_eq!(refund_state("SUCCESS"), RefundState::Succeeded);
+        assert_eq!(refund_state("CLOSED"), RefundState::Failed);
+        assert_eq!(refund_state("ABNORMAL"), RefundState::Abnormal);
+        for s in ["PROCESSING", "CLOSE", "success", ""] {
+            assert_eq!(refund_state(s), RefundState::Pending, "{s}");
+        }
     }
 }
