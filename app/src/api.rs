@@ -72,6 +72,11 @@ pub struct PayCode {
     pub choice: Choice,
     pub url: String,
     pub svg: String,
+    /// When the open page fetches a fresh code (Unix ms): a provider's code dies two hours
+    /// after it was made, before a long-lived order does. `None`: it lives as long as the
+    /// order (our own aggregate code, or an order that ends first).
+    #[serde(default)]
+    pub renew_at: Option<i64>,
 }
 
 /// Why no code of the chosen wallet could be shown.

@@ -94,6 +94,19 @@ impl Lang {
         }
     }
 
+    /// A refund's status word (`pending`, `succeeded`, `failed`, `abnormal`) for people.
+    pub fn refund_status(self, status: &str) -> String {
+        match status {
+            "pending" => self.pick("Pending", "处理中").into(),
+            "succeeded" => self.pick("Refunded", "退款成功").into(),
+            "failed" => self.pick("Failed", "退款失败").into(),
+            "abnormal" => self
+                .pick("Abnormal: action needed", "退款异常，需处理")
+                .into(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn wallet(self, channel: Channel) -> &'static str {
         match channel {
             Channel::Alipay => self.pick("Alipay", "支付宝"),

@@ -148,6 +148,9 @@ pub struct AttemptRow {
     pub created_at: i64,
     pub closed_at: Option<i64>,
     pub error: Option<String>,
+    /// A second payment (the order was already paid through another code): what of it can
+    /// still be refunded, `None` for every other attempt.
+    pub extra_refundable: Option<Amount>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +208,15 @@ pub enum Change {
     },
     Redeliver {
         event_id: String,
+    },
+    /// Refund what is left of a second payment (the trade `out_trade_no`) in one click.
+    RefundExtraPayment {
+        order_id: String,
+        out_trade_no: String,
+    },
+    /// WeChat's abnormal refund: send the money to the merchant's bank card instead.
+    RefundToBankCard {
+        refund_id: String,
     },
     /// The counter: the merchant types an amount and shows the customer the code.
     NewOrder {

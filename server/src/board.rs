@@ -242,12 +242,26 @@ pub async fn detail(
         .as_deref()
         .filter(|_| order.is_payable(now))
         .map(crate::checkout::qr_svg);
+    // Second payments: paid attempts whose trade is not the one that paid the order.
+    let extras: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT a.out_trade_no, o.amount - a.refund_reserved FROM payment_attempts a JOIN orders o ON o.id = a.order_id \
+         WHERE a.order_id = $1 AND a.status = 'paid' AND a.provider_trade_no IS NOT NULL \
+           AND a.provider_trade_no <> o.provider_trade_no",
+    )
+    .bind(order_id)
+    .fetch_all(payments.db().pool())
+    .await
+    .map_err(internal)?;
     let attempts = payments
         .attempts(order_id)
         .await
         .map_err(internal)?
         .into_iter()
         .map(|a| AttemptRow {
+            extra_refundable: extras
+                .iter()
+                .find(|(t, _)| *t == a.out_trade_no)
+                .map(|(_, left)| Amount::from_fen((*left).max(0)).unwrap_or(Amount::ZERO)),
             out_trade_no: a.out_trade_no,
             channel: a.channel,
             status: a.status.as_str().to_string(),
@@ -317,13 +331,14 @@ pub async fn detail(
         });
     }
     for (at, kind, detail) in orders::events(db, order_id).await.map_err(internal)? {
-        let tone = if kind.starts_with("risk.") || kind == "refund.failed" {
-            "bad"
-        } else if kind == "status.paid" || kind == "refund.succeeded" {
-            "ok"
-        } else {
-            "info"
-        };
+        let tone =
+            if kind.starts_with("risk.") || kind == "refund.failed" || kind == "refund.abnormal" {
+                "bad"
+            } else if kind == "status.paid" || kind == "refund.succeeded" {
+                "ok"
+            } else {
+                "info"
+            };
         timeline.push(TimelineEntry {
             at,
             source: "order".into(),
@@ -464,6 +479,44 @@ pub async fn change(
             Err(WebhookError::NoEvent(_)) => Err(invalid(format!("No event {event_id}."))),
             Err(e) => Err(internal(e)),
         },
+        Change::RefundExtraPayment {
+            order_id,
+            out_trade_no,
+        } => {
+            match refunds::refund_extra_payment(
+                payments,
+                merchant_id,
+                &order_id,
+                &out_trade_no,
+                Some("second payment"),
+            )
+            .await
+            {
+                Ok(r) => Ok(format!(
+                    "Refund {} of the second payment ({}): {}.",
+                    r.id,
+                    r.amount,
+                    r.status.as_str()
+                )),
+                Err(RefundError::Db(e)) => Err(internal(e)),
+                Err(RefundError::TooMuch { .. }) => {
+                    Err(invalid("That payment is refunded already."))
+                }
+                Err(other) => Err(invalid(format!("Refund: {other}."))),
+            }
+        }
+        Change::RefundToBankCard { refund_id } => {
+            match refunds::retry_abnormal(payments, merchant_id, &refund_id).await {
+                Ok(r) => Ok(format!(
+                    "Refund {} is on its way to your bank card: {}.",
+                    r.id,
+                    r.status.as_str()
+                )),
+                Err(RefundError::Db(e)) => Err(internal(e)),
+                Err(RefundError::NotFound(_)) => Err(invalid(format!("No refund {refund_id}."))),
+                Err(other) => Err(invalid(format!("{other}."))),
+            }
+        }
         Change::NewOrder { amount, subject } => {
             let amount =
                 Amount::parse_yuan(amount.trim()).map_err(|e| invalid(format!("Amount: {e}")))?;

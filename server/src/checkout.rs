@@ -69,15 +69,23 @@ impl Checkout {
                         choice,
                         svg: qr_svg(&url),
                         url,
+                        renew_at: None,
                     })
                 }
                 Choice::Wallet(channel) => {
                     match self.start.start_payment(order_id, channel).await {
                         Ok(attempt) => {
+                            // Renewed by the open page before the provider's code dies, when
+                            // that comes before the order's end.
+                            let renew_at = attempt.code_dies_at()
+                                - crate::payments::CODE_RENEW_BEFORE.as_millis() as i64;
+                            let renew_at =
+                                (attempt.code_dies_at() < order.expires_at).then_some(renew_at);
                             code = attempt.code_url.map(|url| PayCode {
                                 choice,
                                 svg: qr_svg(&url),
                                 url,
+                                renew_at,
                             })
                         }
                         Err(PaymentError::ChannelDisabled(c)) => {

@@ -2,10 +2,12 @@
 //! to prove that what a crash or a database fault leaves behind is recovered by the provider's
 //! redelivery. Unarmed (always, in normal operation) a point costs one atomic load.
 //!
-//! Points: `record_payment.before_commit` (inside the paying transaction, before `COMMIT`)
-//! and `notify.before_reply` (after processing, before the provider hears the answer). Each
-//! is hit with a key, the trade number, so an in-process test can arm a point for its own
-//! trade only. Actions: `abort` (the process dies as in a crash) or `error` (a transient
+//! Points: `record_payment.before_commit` (inside the paying transaction, before `COMMIT`),
+//! `notify.before_reply` (after processing, before the provider hears the answer),
+//! `refund.after_save` (a refund saved, the request going no further) and
+//! `refund.ask_provider` (the provider unreachable for a refund). Each is hit with a key (the
+//! trade number, or the order id for refunds), so an in-process test can arm a point for its
+//! own order only. Actions: `abort` (the process dies as in a crash) or `error` (a transient
 //! fault: the provider is asked to send again), optionally for the first N hits (`error*1`).
 //!
 //! A whole process can be armed at start-up with `SCANPAY_FAILPOINTS`, e.g.

@@ -144,6 +144,7 @@ fn Payable(
         .collect_view();
     let alt_amount = view.amount.to_string();
     let merchant = view.merchant_name.clone();
+    let renew_at = view.code.as_ref().and_then(|c| c.renew_at);
     let code = match (view.code.clone(), view.problem) {
         (Some(code), _) => view! { <QrCode code alt_amount merchant/> }.into_any(),
         (None, Some(problem)) => view! { <Problem problem refresh/> }.into_any(),
@@ -155,6 +156,7 @@ fn Payable(
     view! {
         <nav class="wallets" aria-label=move || lang.get().pick("Pay with", "支付方式")>{picker}</nav>
         {code}
+        <RenewCode renew_at server_now=view.server_now refresh/>
         <Countdown expires_at=view.expires_at server_now=view.server_now/>
         <p class="live" data-testid="live" data-live=move || live_state.get().as_str() aria-live="polite">
             {move || match live_state.get() {
@@ -292,6 +294,22 @@ fn Problem(problem: CodeProblem, refresh: RwSignal<u32>) -> impl IntoView {
 }
 
 /// Time left to pay, ticking in the browser against the server's clock.
+/// Fetches a fresh code when the shown one is about to die at the provider (two hours),
+/// while the order lives on; the countdown keeps showing the order's time.
+#[component]
+fn RenewCode(renew_at: Option<i64>, server_now: i64, refresh: RwSignal<u32>) -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    if let Some(at) = renew_at {
+        let wait = std::time::Duration::from_millis(at.saturating_sub(server_now).max(0) as u64);
+        if let Ok(handle) = set_timeout_with_handle(move || refresh.update(|n| *n += 1), wait) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (renew_at, server_now, refresh);
+    view! { <span hidden data-testid="code-renew-at" data-renew-at=renew_at.map(|t| t.to_string())></span> }
+}
+
 #[component]
 fn Countdown(expires_at: i64, server_now: i64) -> impl IntoView {
     let now = RwSignal::new(server_now);

@@ -151,7 +151,7 @@ fn Settings(v: DevelopersView, csrf: String, act: ServerAction<ChangeSetting>) -
         <section class="card" data-testid="webhook-settings">
             <h2><T en="Webhook endpoint" zh="Webhook 地址"/></h2>
             <p class="muted">
-                <T en="Events (order.paid, order.expired, order.closed, refund.succeeded, refund.failed) are POSTed here with " zh="事件（order.paid、order.expired、order.closed、refund.succeeded、refund.failed）以 POST 发送到此地址，并带有 "/>
+                <T en="Events (order.paid, order.expired, order.closed, order.extra_payment, refund.succeeded, refund.failed, refund.abnormal) are POSTed here with " zh="事件（order.paid、order.expired、order.closed、order.extra_payment、refund.succeeded、refund.failed、refund.abnormal）以 POST 发送到此地址，并带有 "/>
                 <code>"ScanPay-Signature: t=…,v1=…"</code>
                 <T en=" (HMAC-SHA256 of \"t.body\" with the signing secret), retried for about a day until a 2xx." zh="（用签名密钥对 \"t.body\" 做 HMAC-SHA256），在收到 2xx 之前重试约一天。"/>
             </p>

@@ -7,7 +7,8 @@ use crate::clock;
 use crate::i18n::{use_lang, T};
 use crate::live::{self, LiveState};
 use crate::merchant::{
-    load_order, who_am_i, Change, ChangeOrder, OrderDetail, TimelineEntry, WebhookRow, SIGNED_OUT,
+    load_order, who_am_i, Change, ChangeOrder, OrderDetail, RefundRow, TimelineEntry, WebhookRow,
+    SIGNED_OUT,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -127,11 +128,26 @@ fn Detail(d: OrderDetail, csrf: String, act: ServerAction<ChangeOrder>) -> impl 
         .iter()
         .map(|a| {
             let c = a.channel;
+            // A second payment: one click refunds what is left of it.
+            let extra = a.extra_refundable.map(|left| {
+                let (csrf, order_id, trade) = (csrf.clone(), d.row.id.clone(), a.out_trade_no.clone());
+                view! {
+                    <span class="badge warn" data-testid="extra-payment"><T en="second payment" zh="重复支付"/></span>
+                    " "
+                    {(left.fen() > 0).then(move || view! {
+                        <button type="button" data-testid="refund-extra" on:click=move |_| {
+                            act.dispatch(ChangeOrder { csrf: csrf.clone(), action: Change::RefundExtraPayment { order_id: order_id.clone(), out_trade_no: trade.clone() } });
+                        }>
+                            <T en="Refund " zh="退还 "/>{left.to_string()}
+                        </button>
+                    })}
+                }
+            });
             view! {
                 <tr>
                     <td><code>{a.out_trade_no.clone()}</code></td>
                     <td>{move || lang.get().wallet(c)}</td>
-                    <td>{a.status.clone()}</td>
+                    <td>{a.status.clone()} " " {extra}</td>
                     <td>{clock::beijing(a.created_at)}</td>
                     <td>{a.error.clone().unwrap_or_default()}</td>
                 </tr>
@@ -140,18 +156,8 @@ fn Detail(d: OrderDetail, csrf: String, act: ServerAction<ChangeOrder>) -> impl 
         .collect_view();
     let refunds = d
         .refunds
-        .iter()
-        .map(|r| {
-            view! {
-                <tr data-testid="refund-row" data-status=r.status.clone()>
-                    <td><code>{r.id.clone()}</code></td>
-                    <td class="num">{r.amount.to_string()}</td>
-                    <td>{r.status.clone()}</td>
-                    <td>{r.reason.clone().unwrap_or_default()}</td>
-                    <td>{clock::beijing(r.created_at)}</td>
-                </tr>
-            }
-        })
+        .into_iter()
+        .map(|r| view! { <Refund r csrf=csrf.clone() act/> })
         .collect_view();
     let webhooks = d
         .webhooks
@@ -220,6 +226,41 @@ fn Detail(d: OrderDetail, csrf: String, act: ServerAction<ChangeOrder>) -> impl 
                 <ol class="timeline" data-testid="timeline">{timeline}</ol>
             </section>
         </article>
+    }
+}
+
+#[component]
+fn Refund(r: RefundRow, csrf: String, act: ServerAction<ChangeOrder>) -> impl IntoView {
+    let lang = use_lang();
+    let refund_id = r.id.clone();
+    // An abnormal refund (WeChat could not return the money to the buyer's account) says what
+    // to do and offers the bank-card refund; a failed one says why.
+    let note = match r.status.as_str() {
+        "abnormal" => Some(view! {
+            <span data-testid="refund-advice">
+                <T en="WeChat could not return the money to the buyer's account (a cancelled or frozen card). Send it to your bank card, or handle it in the WeChat Pay merchant platform." zh="微信无法原路退回买家账户（银行卡注销或冻结）。可退至商户银行卡，或在微信支付商户平台处理。"/>
+                " "
+                <button type="button" data-testid="refund-to-bank-card" on:click=move |_| {
+                    act.dispatch(ChangeOrder { csrf: csrf.clone(), action: Change::RefundToBankCard { refund_id: refund_id.clone() } });
+                }>
+                    <T en="Refund to bank card" zh="退至银行卡"/>
+                </button>
+            </span>
+        }
+        .into_any()),
+        "failed" => r.error.clone().map(|e| view! { <span>{e}</span> }.into_any()),
+        _ => None,
+    };
+    let status = r.status.clone();
+    view! {
+        <tr data-testid="refund-row" data-status=r.status.clone()>
+            <td><code>{r.id.clone()}</code></td>
+            <td class="num">{r.amount.to_string()}</td>
+            <td>{move || lang.get().refund_status(&status)}</td>
+            <td>{r.reason.clone().unwrap_or_default()}</td>
+            <td>{clock::beijing(r.created_at)}</td>
+            <td>{note}</td>
+        </tr>
     }
 }
 

@@ -18,6 +18,7 @@ pub mod expiry;
 pub mod inbox;
 pub mod live;
 pub mod notify;
+pub mod paid;
 pub mod query;
 
 use crate::db::Db;
@@ -83,6 +84,31 @@ pub struct Attempt {
     pub error: Option<String>,
     pub created_at: i64,
     pub closed_at: Option<i64>,
+    /// The last moment its code can be paid at the provider (Unix ms): the order's expiry,
+    /// or [`CODE_LIFETIME`] after it was made, whichever comes first.
+    #[serde(default)]
+    pub payable_until: Option<i64>,
+}
+
+/// How long a provider's code can be paid: two hours at both providers (Alipay precreate's
+/// `qr_code`, WeChat Native's `code_url`), whatever the order's own time.
+pub const CODE_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+/// A code with less than this left is not handed out again: a fresh attempt is opened (and
+/// an open checkout renews its code this long before it dies).
+pub const CODE_RENEW_BEFORE: Duration = Duration::from_secs(10 * 60);
+
+impl Attempt {
+    /// When its code stops working at the provider (attempts made before this was recorded:
+    /// [`CODE_LIFETIME`] after they were made).
+    pub fn code_dies_at(&self) -> i64 {
+        self.payable_until
+            .unwrap_or(self.created_at + CODE_LIFETIME.as_millis() as i64)
+    }
+
+    /// Whether its code still has long enough to live to be shown to a customer.
+    pub fn code_is_fresh(&self, now: i64) -> bool {
+        now + (CODE_RENEW_BEFORE.as_millis() as i64) < self.code_dies_at()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,10 +172,8 @@ pub trait StartPayment: Send + Sync {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Closing {
     Closed,
-    FoundPaid {
-        provider_trade_no: Option<String>,
-        provider_state: String,
-    },
+    /// The provider says the trade was paid meanwhile (its query answer, not checked yet).
+    FoundPaid(crate::providers::TradeStatus),
 }
 
 /// How a reported payment was taken.
@@ -291,6 +315,11 @@ impl Payments {
         &self.db
     }
 
+    /// Where `channel` sends its notifications to this deployment.
+    pub fn notify_url(&self, channel: Channel) -> String {
+        format!("{}/{}", self.notify_base, channel.as_str())
+    }
+
     pub fn providers(&self) -> &Providers {
         &self.providers
     }
@@ -381,9 +410,16 @@ impl Payments {
         .try_get("next")?;
         let out_trade_no = trade_no(order.id.as_str(), seq);
         let now = orders::now_ms();
+        // The code dies with the order or after its two hours, whichever is first; the
+        // provider is told so (time_expire), so an old code cannot be paid by itself.
+        let payable_until = order
+            .expires_at
+            .min(now + CODE_LIFETIME.as_millis() as i64)
+            .div_euclid(1000)
+            * 1000;
         let inserted = sqlx::query(
-            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at, node_id) \
-             VALUES ($1, $2, $3, $4, 'opening', $5, $6)",
+            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at, node_id, payable_until) \
+             VALUES ($1, $2, $3, $4, 'opening', $5, $6, $7)",
         )
         .bind(&out_trade_no)
         .bind(order.id.as_str())
@@ -391,6 +427,7 @@ impl Payments {
         .bind(channel.as_str())
         .bind(now)
         .bind(&*self.node_id)
+        .bind(payable_until)
         .execute(self.db.pool())
         .await;
         match inserted {
@@ -403,8 +440,8 @@ impl Payments {
             out_trade_no: out_trade_no.clone(),
             amount: order.amount,
             subject: order.subject.clone(),
-            expires_at: order.expires_at.div_euclid(1000),
-            notify_url: format!("{}/{}", self.notify_base, channel.as_str()),
+            expires_at: payable_until.div_euclid(1000),
+            notify_url: self.notify_url(channel),
         };
         let started = std::time::Instant::now();
         let result = provider.create_prepay(&request).await;
@@ -475,19 +512,66 @@ impl Payments {
     ) -> Result<bool, PaymentError> {
         match self.close_attempt(attempt, reason).await? {
             Closing::Closed => Ok(false),
-            Closing::FoundPaid {
-                provider_trade_no,
-                provider_state,
-            } => {
-                self.record_payment(
-                    &attempt.out_trade_no,
-                    provider_trade_no.as_deref(),
-                    serde_json::json!({ "source": "close", "provider_state": provider_state }),
-                )
-                .await?;
-                Ok(true)
+            Closing::FoundPaid(status) => {
+                match self.record_paid_answer(attempt, &status, "close").await? {
+                    Some(_) => Ok(true),
+                    // Paid, says the provider, but not as the order was made: nothing is
+                    // closed and nothing is paid; a person looks at the risk event.
+                    None => Err(PaymentError::Provider {
+                        channel: attempt.channel,
+                        source: ProviderError::Malformed(
+                            "the provider reports the trade paid, but not as the order was made (see the risk events)"
+                                .into(),
+                        ),
+                    }),
+                }
             }
         }
+    }
+
+    /// Records an answer to a trade query that says paid (the active query, the query after a
+    /// refused close), after [`paid::check`]. `None`: refused (a risk event says why).
+    pub(crate) async fn record_paid_answer(
+        &self,
+        attempt: &Attempt,
+        status: &crate::providers::TradeStatus,
+        source: &str,
+    ) -> Result<Option<Recorded>, PaymentError> {
+        let order = orders::get(&self.db, &attempt.order_id)
+            .await?
+            .ok_or_else(|| PaymentError::NotFound(attempt.order_id.clone()))?;
+        let identity = self.providers.get(attempt.channel).map(|p| p.identity());
+        let answer = paid::PaidAnswer {
+            channel: attempt.channel,
+            out_trade_no: &attempt.out_trade_no,
+            amount: status.amount,
+            currency: None,
+            app_id: None,
+            merchant_account: None,
+        };
+        if let Err(m) = paid::check(attempt, &order, identity.as_ref(), &answer) {
+            crate::risk::record(
+                &self.db,
+                &RiskEvent {
+                    kind: m.label(),
+                    reason: format!(
+                        "the {source} answer says paid ({}): {m}",
+                        status.provider_state
+                    ),
+                    ..risk_about(attempt)
+                },
+            )
+            .await?;
+            return Ok(None);
+        }
+        let recorded = self
+            .record_payment(
+                &attempt.out_trade_no,
+                status.provider_trade_no.as_deref(),
+                serde_json::json!({ "source": source, "provider_state": status.provider_state }),
+            )
+            .await?;
+        Ok(Some(recorded))
     }
 
     /// Ends an unpaid order as `to` (`Expired`, or `Closed` by its merchant): its live
@@ -577,16 +661,18 @@ impl Payments {
             // Paid meanwhile? Closed already? Ask before deciding.
             match provider.query(&attempt.out_trade_no).await {
                 Ok(status) if status.state == TradeState::Paid => {
-                    return Ok(Closing::FoundPaid {
-                        provider_trade_no: status.provider_trade_no,
-                        provider_state: status.provider_state,
-                    });
+                    return Ok(Closing::FoundPaid(status));
                 }
-                Ok(_) if !close_err.is_transient() => {
-                    // The provider has nothing payable under this number (never scanned, or
-                    // closed already): treat it as closed. A payment that still arrives is
-                    // recorded as late, never lost.
+                Ok(status) if !close_err.is_transient() => {
+                    // The provider has nothing to close under this number: closed there
+                    // already, or (Alipay) never scanned, so it does not exist there yet
+                    // while its code can still be paid until it dies. Closed on our side; the
+                    // active query keeps asking until the code is dead, and a payment that
+                    // still arrives is recorded as late, never lost.
                     note["provider_said"] = serde_json::json!(close_err.to_string());
+                    let still_payable = status.state != TradeState::Closed;
+                    self.mark_closed(attempt, note, still_payable).await?;
+                    return Ok(Closing::Closed);
                 }
                 _ => {
                     return Err(PaymentError::Provider {
@@ -596,22 +682,28 @@ impl Payments {
                 }
             }
         }
-        self.mark_closed(attempt, note).await?;
+        self.mark_closed(attempt, note, false).await?;
         Ok(Closing::Closed)
     }
 
-    /// Marks an open attempt closed (at the provider already), with a timeline event.
+    /// Marks an open attempt closed, with a timeline event. `still_payable`: closed on our
+    /// side only (its code may still be paid until it dies), so the active query keeps asking
+    /// about it; otherwise it is closed at the provider and nobody asks again.
     pub async fn mark_closed(
         &self,
         attempt: &Attempt,
         note: serde_json::Value,
+        still_payable: bool,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         let done = sqlx::query(
-            "UPDATE payment_attempts SET status = 'closed', closed_at = $1 WHERE out_trade_no = $2 AND status = 'open'",
+            "UPDATE payment_attempts SET status = 'closed', closed_at = $1, \
+             next_query_at = CASE WHEN $3 = 1 THEN next_query_at ELSE NULL END \
+             WHERE out_trade_no = $2 AND status = 'open'",
         )
         .bind(orders::now_ms())
         .bind(&attempt.out_trade_no)
+        .bind(i64::from(still_payable))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
@@ -702,11 +794,35 @@ impl Payments {
                 .execute(&mut *tx)
                 .await?;
                 if changed.rows_affected() == 1 {
+                    // A payment of its own: in the timeline, to the merchant's webhook as
+                    // its own event, and on the board with its own refund.
+                    let (merchant_id, amount): (String, i64) =
+                        sqlx::query_as("SELECT merchant_id, amount FROM orders WHERE id = $1")
+                            .bind(order_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let payment = serde_json::json!({
+                        "order_id": order_id,
+                        "out_trade_no": out_trade_no,
+                        "provider_trade_no": provider_trade_no,
+                        "channel": attempt.channel,
+                        "amount": amount,
+                        "currency": "CNY",
+                    });
+                    orders::insert_event(&mut tx, order_id, "payment.extra", &payment).await?;
+                    crate::outbox::insert(
+                        &mut tx,
+                        &merchant_id,
+                        order_id,
+                        "order.extra_payment",
+                        out_trade_no,
+                        &payment,
+                    )
+                    .await?;
                     risk_event = Some(RiskEvent {
                         kind: "second_payment",
                         reason: format!(
-                            "a second payment of {} fen through {out_trade_no} for an order already paid; refund it",
-                            attempt_amount_fen(&mut tx, order_id).await?
+                            "a second payment of {amount} fen through {out_trade_no} for an order already paid; refund it"
                         ),
                         ..risk_about(&attempt)
                     });
@@ -740,7 +856,7 @@ impl Payments {
             if let Ok(Some(other)) = self.live_attempt(order_id).await {
                 match self.close_attempt(&other, "order paid").await {
                     Ok(Closing::Closed) => {}
-                    Ok(Closing::FoundPaid { .. }) => {
+                    Ok(Closing::FoundPaid(_)) => {
                         tracing::warn!(order = order_id, out_trade_no = %other.out_trade_no, "a second attempt of a paid order is paid too")
                     }
                     Err(e) => {
@@ -789,7 +905,20 @@ impl StartPayment for Payments {
                 return Err(PaymentError::ChannelDisabled(channel));
             }
             match self.live_attempt(order_id).await? {
-                Some(a) if a.status == AttemptStatus::Open && a.channel == channel => return Ok(a),
+                Some(a)
+                    if a.status == AttemptStatus::Open
+                        && a.channel == channel
+                        && a.code_is_fresh(orders::now_ms()) =>
+                {
+                    return Ok(a)
+                }
+                Some(a) if a.status == AttemptStatus::Open && a.channel == channel => {
+                    // Its code is about to die (two hours at the provider): a fresh one.
+                    self.may_open_another(order_id).await?;
+                    if self.close_or_record(&a, "code about to die").await? {
+                        return Err(PaymentError::NotPayable(OrderStatus::Paid));
+                    }
+                }
                 Some(a) if a.status == AttemptStatus::Open => {
                     // Checked before closing: a refused switch leaves the open code usable.
                     self.may_open_another(order_id).await?;
@@ -852,17 +981,6 @@ pub(crate) fn risk_about(attempt: &Attempt) -> RiskEvent {
     }
 }
 
-async fn attempt_amount_fen(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    order_id: &str,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT amount FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("amount")
-}
-
 /// How a background worker claims its due rows (a lease), so several workers — several
 /// nodes — never handle one row at once.
 pub(crate) struct Claim {
@@ -920,7 +1038,8 @@ pub fn trade_no(order_id: &str, seq: i64) -> String {
 }
 
 const ATTEMPT_COLUMNS: &str =
-    "out_trade_no, order_id, seq, channel, status, code_url, provider_trade_no, error, created_at, closed_at";
+    "out_trade_no, order_id, seq, channel, status, code_url, provider_trade_no, error, created_at, closed_at, \
+     payable_until";
 
 fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
     let corrupt = |what: &str| {
@@ -939,6 +1058,7 @@ fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
         error: r.try_get("error")?,
         created_at: r.try_get("created_at")?,
         closed_at: r.try_get("closed_at")?,
+        payable_until: r.try_get("payable_until")?,
     })
 }
 

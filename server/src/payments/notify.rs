@@ -20,7 +20,8 @@
 use super::inbox::{self, Decision, Outcome, Received};
 use super::{PaymentError, Payments, Recorded};
 use crate::providers::{
-    Channel, NotifyOutcome, PaymentProvider, ReplayGuard, TradeState, VerifiedNotification,
+    Channel, NotificationKind, NotifyOutcome, PaymentProvider, ReplayGuard, TradeState,
+    VerifiedNotification,
 };
 use crate::risk::{self, RiskEvent};
 use crate::{failpoints, orders};
@@ -32,36 +33,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// How long a WeChat nonce is remembered: the ±300 s window on both sides, and a margin.
 pub const NONCE_MEMORY_SECS: i64 = 660;
 
-/// Why a verified notification is still refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Mismatch {
-    #[error("no payment attempt is called {0}")]
-    UnknownOrder(String),
-    #[error("the notification came for {got} but the attempt is {expected}")]
-    WrongChannel { got: String, expected: String },
-    #[error("amount {got} fen differs from the order's {expected} fen")]
-    Amount { got: i64, expected: i64 },
-    #[error("currency {0} is not the order's CNY")]
-    Currency(String),
-    #[error("the notification names another account ({0})")]
-    ForeignAccount(String),
-    #[error("nonce {0} was already used by a different notification")]
-    Replay(String),
-}
-
-impl Mismatch {
-    /// A short label for metrics and risk events.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Mismatch::UnknownOrder(_) => "unknown_order",
-            Mismatch::WrongChannel { .. } => "wrong_channel",
-            Mismatch::Amount { .. } => "amount_mismatch",
-            Mismatch::Currency(_) => "currency_mismatch",
-            Mismatch::ForeignAccount(_) => "foreign_account",
-            Mismatch::Replay(_) => "replay",
-        }
-    }
-}
+pub use super::paid::Mismatch;
 
 /// How to answer: a processing outcome, or a refusal of an unreadable body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,33 +243,20 @@ async fn apply(
         .await?
         .ok_or_else(|| PaymentError::NotFound(attempt.order_id.clone()))?;
     let identity = payments.providers().get(n.channel).map(|p| p.identity());
-    let mismatch = if attempt.channel != n.channel {
-        Some(Mismatch::WrongChannel {
-            got: n.channel.to_string(),
-            expected: attempt.channel.to_string(),
-        })
-    } else if n.amount != order.amount {
-        Some(Mismatch::Amount {
-            got: n.amount.fen(),
-            expected: order.amount.fen(),
-        })
-    } else if n.currency != "CNY" {
-        Some(Mismatch::Currency(n.currency.clone()))
-    } else {
-        match identity {
-            None => Some(Mismatch::ForeignAccount(n.app_id.clone())),
-            Some(id) if id.app_id != n.app_id => Some(Mismatch::ForeignAccount(n.app_id.clone())),
-            Some(id)
-                if id
-                    .merchant_account
-                    .as_ref()
-                    .is_some_and(|m| *m != n.merchant_account) =>
-            {
-                Some(Mismatch::ForeignAccount(n.merchant_account.clone()))
-            }
-            Some(_) => None,
-        }
-    };
+    let mismatch = super::paid::check(
+        &attempt,
+        &order,
+        identity.as_ref(),
+        &super::paid::PaidAnswer {
+            channel: n.channel,
+            out_trade_no: &n.out_trade_no,
+            amount: Some(n.amount),
+            currency: Some(&n.currency),
+            app_id: Some(&n.app_id),
+            merchant_account: Some(&n.merchant_account),
+        },
+    )
+    .err();
     if let Some(m) = mismatch {
         return Ok(refusal
             .refuse(
@@ -312,6 +271,53 @@ async fn apply(
         order_id: Some(attempt.order_id.clone()),
         ..Decision::new(outcome, reason)
     };
+    match &n.kind {
+        NotificationKind::Payment => {}
+        NotificationKind::RefundEcho => {
+            // Our own refund seen from the trade's side: the refund's answer and query are
+            // what settle it; the order neither pays again nor closes.
+            let reason = format!("provider state {}: a refund echo", n.provider_state);
+            return Ok((
+                Answer::Outcome(NotifyOutcome::Accepted),
+                decided(Outcome::Accepted, Some(reason)),
+            ));
+        }
+        NotificationKind::Refund(notice) => {
+            let applied =
+                crate::refunds::apply_notice(payments, &attempt.order_id, &n.out_trade_no, notice)
+                    .await
+                    .map_err(|e| match e {
+                        crate::refunds::RefundError::Db(e) => PaymentError::Db(e),
+                        other => PaymentError::Db(sqlx::Error::Protocol(other.to_string())),
+                    })?;
+            return Ok(match applied {
+                Err(why) => {
+                    refusal
+                        .refuse(
+                            Some(n.out_trade_no.clone()),
+                            Some(attempt.order_id.clone()),
+                            "unknown_refund",
+                            why,
+                        )
+                        .await
+                }
+                Ok(changed) => (
+                    Answer::Outcome(NotifyOutcome::Accepted),
+                    decided(
+                        if changed {
+                            Outcome::Accepted
+                        } else {
+                            Outcome::Duplicate
+                        },
+                        Some(format!(
+                            "refund {} {}",
+                            notice.out_refund_no, notice.provider_state
+                        )),
+                    ),
+                ),
+            });
+        }
+    }
     if n.state != TradeState::Paid {
         // Waiting, closed, failed, or a stale copy arriving after the paid one: recorded in
         // the inbox, never a change of status.

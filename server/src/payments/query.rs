@@ -1,14 +1,15 @@
 //! The active-query worker: asks the provider about attempts still open some time after their
-//! code was shown, so a payment whose notifications were all lost is still found. A paid
-//! answer goes through the same [`Payments::record_payment`] as a notification (after the same
-//! amount check); a closed one closes the attempt; anything else is asked again later, with
-//! the wait doubling up to [`MAX_WAIT`].
+//! code was shown, so a payment whose notifications were all lost is still found — and about
+//! attempts closed on our side only (an unscanned Alipay code cannot be closed there) until
+//! their code is dead. A paid answer goes through the same [`super::paid::check`] and
+//! [`Payments::record_payment`] as a notification; a closed one closes the attempt; anything
+//! else is asked again later, with the wait doubling up to [`MAX_WAIT`].
 //!
 //! Safe with several workers (several nodes): a round claims due attempts by moving their
 //! `next_query_at` forward in one conditional `UPDATE … RETURNING` (a lease), so only one
 //! worker asks about an attempt at a time; a crashed worker's lease simply runs out.
 
-use super::{PaymentError, Payments};
+use super::{AttemptStatus, PaymentError, Payments};
 use crate::orders;
 use crate::providers::TradeState;
 use sqlx::Row;
@@ -20,13 +21,15 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 /// How long a claimed attempt is left alone if its worker dies mid-question.
 const LEASE_MS: i64 = 60_000;
+/// How long after its code died a locally closed attempt is asked about one last time.
+const AFTER_DEATH_MS: i64 = 60_000;
 /// How many attempts one round asks about at most.
 const BATCH: i64 = 20;
 /// Open attempts whose question is due; claiming one moves its next question a lease ahead.
 const CLAIM: super::Claim = super::Claim {
     table: "payment_attempts",
     key: "out_trade_no",
-    due: "status = 'open' AND next_query_at <= $2",
+    due: "status IN ('open', 'closed') AND next_query_at <= $2",
     order_by: "next_query_at",
     set: "next_query_at = $1, query_count = query_count + 1",
     returning: "out_trade_no, query_count",
@@ -75,42 +78,27 @@ async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool
     ::metrics::counter!("active_queries_total", "channel" => attempt.channel.as_str(), "ok" => answer.is_ok().to_string())
         .increment(1);
     match answer {
-        Ok(status) if status.state == TradeState::Paid => {
-            let order = orders::get(payments.db(), &attempt.order_id)
-                .await?
-                .ok_or_else(|| PaymentError::NotFound(attempt.order_id.clone()))?;
-            if status.amount.is_some_and(|a| a != order.amount) {
-                crate::risk::record(
-                    payments.db(),
-                    &crate::risk::RiskEvent {
-                        kind: "amount_mismatch",
-                        reason: format!(
-                            "an active query found the trade paid with {:?} fen; the order is {} fen",
-                            status.amount.map(|a| a.fen()),
-                            order.amount.fen()
-                        ),
-                        ..super::risk_about(&attempt)
-                    },
-                )
-                .await?;
-                return Ok(false);
-            }
-            payments
-                .record_payment(
-                    out_trade_no,
-                    status.provider_trade_no.as_deref(),
-                    serde_json::json!({ "source": "query", "provider_state": status.provider_state }),
-                )
-                .await?;
-            Ok(true)
-        }
+        Ok(status) if status.state == TradeState::Paid => Ok(payments
+            .record_paid_answer(&attempt, &status, "query")
+            .await?
+            .is_some()),
         Ok(status) if status.state == TradeState::Closed => {
             payments
                 .mark_closed(
                     &attempt,
                     serde_json::json!({ "reason": "closed at the provider", "provider_state": status.provider_state }),
+                    false,
                 )
                 .await?;
+            stop_asking(payments, out_trade_no).await?;
+            Ok(false)
+        }
+        // Closed on our side and its code is dead: this unpaid answer is the last word.
+        Ok(_)
+            if attempt.status == AttemptStatus::Closed
+                && orders::now_ms() > attempt.code_dies_at() + AFTER_DEATH_MS =>
+        {
+            stop_asking(payments, out_trade_no).await?;
             Ok(false)
         }
         _ => {
@@ -118,4 +106,12 @@ async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool
             Ok(false)
         }
     }
+}
+
+async fn stop_asking(payments: &Payments, out_trade_no: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE payment_attempts SET next_query_at = NULL WHERE out_trade_no = $1 AND status <> 'open'")
+        .bind(out_trade_no)
+        .execute(payments.db().pool())
+        .await?;
+    Ok(())
 }

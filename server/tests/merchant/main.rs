@@ -7,5 +7,6 @@ mod common;
 
 mod api;
 mod board;
+mod refund_outcomes;
 mod refunds;
 mod webhooks;

@@ -26,6 +26,7 @@ on_both_engines!(
     forgeries_are_refused_recorded_and_change_nothing,
     unreadable_bodies_get_a_clear_4xx_and_only_the_raw_record,
     a_stale_unpaid_notification_after_paid_changes_nothing,
+    alipay_refund_echoes_never_pay_or_close,
     a_failure_reply_is_followed_by_a_redelivery_that_pays,
     expiry_racing_a_payment_ends_paid_never_expired,
     a_late_payment_is_kept_flagged_and_recorded_as_risk,
@@ -627,6 +628,68 @@ async fn a_stale_unpaid_notification_after_paid_changes_nothing(db: TestDb) {
                 .as_deref()
                 .is_some_and(|r| r.contains("not a payment")),
             "{last:?}"
+        );
+    }
+    rig.app.stop().await.expect("stop");
+}
+
+async fn alipay_refund_echoes_never_pay_or_close(db: TestDb) {
+    let rig = rig(&db).await;
+    // Alipay's trade_status_sync after a refund carries refund_fee / gmt_refund / out_biz_no:
+    // an echo of our own refund. TRADE_SUCCESS in it is not a payment, TRADE_CLOSED (after a
+    // full refund) not a close.
+    let echo = |trade: &str, status: &str| {
+        let mut f = alipay_fields(trade, 500, status);
+        f.insert("refund_fee".into(), "5.00".into());
+        f.insert("gmt_refund".into(), "2026-11-27 10:05:00.123".into());
+        f.insert("out_biz_no".into(), "rf_0123456789".into());
+        f.insert("notify_id".into(), format!("echo-{trade}-{status}"));
+        rig.alipay(f)
+    };
+    // An unpaid order: an echo naming it pays nothing.
+    let (unpaid, unpaid_trade) = order_with_code(&rig, 500, Channel::Alipay).await;
+    assert!(accepted(
+        Channel::Alipay,
+        &rig.post(Channel::Alipay, &echo(&unpaid_trade, "TRADE_SUCCESS"))
+            .await
+    ));
+    let o = orders::get(&rig.app.db, &unpaid)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(o.status, OrderStatus::Pending, "an echo is never a payment");
+    assert_eq!(rig.outbox_rows(&unpaid, "order.paid").await, 0);
+    // A paid order: echoes of either kind change nothing.
+    let (paid, paid_trade) = order_with_code(&rig, 500, Channel::Alipay).await;
+    let pay = rig.alipay(alipay_fields(&paid_trade, 500, "TRADE_SUCCESS"));
+    assert!(accepted(
+        Channel::Alipay,
+        &rig.post(Channel::Alipay, &pay).await
+    ));
+    let before = orders::get(&rig.app.db, &paid)
+        .await
+        .expect("read")
+        .expect("order");
+    for status in ["TRADE_SUCCESS", "TRADE_CLOSED"] {
+        assert!(accepted(
+            Channel::Alipay,
+            &rig.post(Channel::Alipay, &echo(&paid_trade, status)).await
+        ));
+        let after = orders::get(&rig.app.db, &paid)
+            .await
+            .expect("read")
+            .expect("order");
+        assert_eq!(after, before, "{status}");
+        let last = inbox::for_order(&rig.app.db, &paid)
+            .await
+            .expect("inbox")
+            .pop()
+            .expect("stored");
+        assert!(
+            last.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("refund echo")),
+            "{status}: {last:?}"
         );
     }
     rig.app.stop().await.expect("stop");

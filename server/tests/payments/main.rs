@@ -7,4 +7,5 @@ mod common;
 
 mod callbacks;
 mod checkout;
+mod money_edges;
 mod posture;

@@ -828,6 +828,10 @@ async fn create_refund(
             Err(e @ RefundError::ChannelDisabled(_)) => {
                 ApiError::new(StatusCode::CONFLICT, "channel_disabled", e.to_string()).answer()
             }
+            // Not answers of a refund request (only of the abnormal-refund action).
+            Err(e @ (RefundError::NotAbnormal(_) | RefundError::Provider(_))) => {
+                ApiError::new(StatusCode::CONFLICT, "order_not_refundable", e.to_string()).answer()
+            }
             Err(RefundError::Db(e)) => ApiError::internal(e).answer(),
         }
     };

@@ -43,6 +43,7 @@ fn refund_status_schema() -> ObjectBuilder {
             RefundStatus::Pending,
             RefundStatus::Succeeded,
             RefundStatus::Failed,
+            RefundStatus::Abnormal,
         ]
         .iter()
         .map(|s| s.as_str())
@@ -146,7 +147,8 @@ pub struct RefundObject {
     #[schema(schema_with = refund_status_schema)]
     pub status: String,
     pub provider_refund_no: Option<String>,
-    /// Why it failed, when it did.
+    /// Why it failed, when it did; for an `abnormal` refund (WeChat could not return the
+    /// money to the buyer's account), what to do.
     pub failure: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -163,10 +165,10 @@ impl RefundObject {
             reason: r.reason.clone(),
             status: r.status.as_str().into(),
             provider_refund_no: r.provider_refund_no.clone(),
-            failure: if r.status == RefundStatus::Failed {
-                r.error.clone()
-            } else {
-                None
+            failure: match r.status {
+                RefundStatus::Failed => r.error.clone(),
+                RefundStatus::Abnormal => Some(crate::refunds::ABNORMAL_ADVICE.into()),
+                _ => None,
             },
             created_at: secs(r.created_at),
             updated_at: secs(r.updated_at),
