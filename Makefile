@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help tools run build watch test lint unit e2e release migrate bench sandbox cluster clean-test-dbs
+.PHONY: help tools run build watch test lint unit e2e release migrate bench soak sandbox cluster clean-test-dbs
 
 # npm's binaryen (wasm-opt) must come before anything else called wasm-opt.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
@@ -24,6 +24,7 @@ help:
 	@echo "make migrate apply database migrations and exit"
 	@echo "make sandbox run only the sandbox gateways on 127.0.0.1:3100"
 	@echo "make bench   provider crypto, prepay round trips, checkout render, callbacks/s, board reads, API + rate limit, selection simulation (release)"
+	@echo "make soak    load and faults (kill -9, cut connections, junk) on SQLite and PostgreSQL; about 5 min"
 	@echo "make cluster three nodes on 127.0.0.1:3001-3003 sharing the local PostgreSQL, and the sandbox on :3100"
 
 tools:
@@ -45,6 +46,14 @@ migrate: build
 
 sandbox: build
 	./target/debug/scanpay sandbox --listen 127.0.0.1:3100
+
+# Not part of `make test`: the load and fault suite (server/examples/soak.rs) on both engines,
+# SOAK_SECONDS of load each, then the time to converge; it appends its table to
+# docs/benchmarks.md and fails if anything was lost, paid twice or refunded twice.
+SOAK_SECONDS ?= 100
+soak: build
+	$(CARGO_ENV) cargo run -q -p server --example soak -- --engine sqlite --seconds $(SOAK_SECONDS)
+	$(CARGO_ENV) cargo run -q -p server --example soak -- --engine postgres --seconds $(SOAK_SECONDS)
 
 # Three nodes on loopback against the local PostgreSQL and the standalone sandbox (Ctrl-C stops).
 cluster: build
