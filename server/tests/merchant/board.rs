@@ -528,6 +528,45 @@ async fn board_functions_act_only_for_the_signed_in_merchant(db: TestDb) {
     assert_eq!(detail["refundable"], 1_500);
     assert_eq!(detail["refunds"][0]["status"], "succeeded");
     assert_eq!(detail["refunds"][0]["reason"], "chipped cup");
+    // The order's own payment is no second payment, and no attempt row says so.
+    assert!(detail["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .all(|a| a["extra_refundable"].is_null()));
+    let refund_id = detail["refunds"][0]["id"].as_str().expect("id").to_string();
+    // The abnormal-refund and second-payment actions: B cannot reach A's; A's own are refused
+    // with a reason when they do not apply (a refund that is not abnormal, the order's own
+    // payment), and nothing changes.
+    for (who, csrf, action) in [
+        (
+            &b_session,
+            &b_csrf,
+            json!({ "RefundToBankCard": { "refund_id": refund_id } }),
+        ),
+        (
+            &a_session,
+            &a_csrf,
+            json!({ "RefundToBankCard": { "refund_id": refund_id } }),
+        ),
+        (
+            &b_session,
+            &b_csrf,
+            json!({ "RefundExtraPayment": { "order_id": paid, "out_trade_no": paid } }),
+        ),
+        (
+            &a_session,
+            &a_csrf,
+            json!({ "RefundExtraPayment": { "order_id": paid, "out_trade_no": paid } }),
+        ),
+    ] {
+        let (status, body) = act(who, csrf, action.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{action}: {body}");
+    }
+    let (_, detail) = load_order(&app, &a_session, &paid).await;
+    let detail: Value = serde_json::from_str(&detail).expect("JSON");
+    assert_eq!(detail["refundable"], 1_500);
+    assert_eq!(detail["refunds"].as_array().map(Vec::len), Some(1));
 
     // The counter: a new order of A's, whose id comes back.
     let (status, body) = act(
