@@ -72,6 +72,16 @@ test('a merchant watches a payment turn paid live, refunds part of it, exports; 
   await expect(page.getByTestId('refundable')).toHaveText('¥12.34');
   await page.getByTestId('refund-amount').fill('3.00');
   await page.getByTestId('refund-reason').fill('one cup short');
+  // Another of the merchant's orders changes meanwhile: the page re-reads the order and
+  // redraws it, and what the merchant typed stays (it once went back to the full amount).
+  const meanwhile = await request.post('/api/v1/orders', {
+    headers: { authorization: `Bearer ${a.api_key}` },
+    data: { amount: 100, currency: 'CNY', subject: 'Meanwhile' },
+  });
+  expect(meanwhile.status()).toBe(201);
+  await page.waitForTimeout(1000);
+  await expect(page.getByTestId('refund-amount')).toHaveValue('3.00');
+  await expect(page.getByTestId('refund-reason')).toHaveValue('one cup short');
   await page.getByTestId('refund-submit').click();
   await expect(page.getByTestId('action-done')).toContainText('succeeded');
   await expect(page.getByTestId('order-detail')).toHaveAttribute('data-status', 'partially_refunded');

@@ -30,8 +30,17 @@ pub fn OrderPage() -> impl IntoView {
     live::watch_board(refresh, live_state);
     // One action for the page, so its answer survives the re-read it causes.
     let act = ServerAction::<ChangeOrder>::new();
+    // What the merchant types into the refund form lives here, not in the detail: a live
+    // change (any of the merchant's orders) re-reads and redraws the detail, and must never
+    // put the full refundable amount back into a field the merchant has typed into.
+    let form = RefundForm {
+        amount: RwSignal::new(None),
+        reason: RwSignal::new(String::new()),
+    };
     Effect::new(move |_| {
         if act.version().get() > 0 {
+            form.amount.set(None);
+            form.reason.set(String::new());
             refresh.update(|n| *n = n.wrapping_add(1));
         }
     });
@@ -50,7 +59,7 @@ pub fn OrderPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let csrf = user.await.ok().flatten().map(|u| u.csrf).unwrap_or_default();
                 match detail.await {
-                    Ok(Some(d)) => view! { <Detail d csrf act/> }.into_any(),
+                    Ok(Some(d)) => view! { <Detail d csrf act form/> }.into_any(),
                     Ok(None) => view! {
                         <p class="card" data-testid="order-missing"><T en="No such order." zh="没有这个订单。"/></p>
                     }
@@ -63,15 +72,29 @@ pub fn OrderPage() -> impl IntoView {
     }
 }
 
+/// The refund form's fields; `amount` is `None` until the merchant types (then the form
+/// shows what can still be refunded).
+#[derive(Clone, Copy)]
+struct RefundForm {
+    amount: RwSignal<Option<String>>,
+    reason: RwSignal<String>,
+}
+
 #[component]
-fn Detail(d: OrderDetail, csrf: String, act: ServerAction<ChangeOrder>) -> impl IntoView {
+fn Detail(
+    d: OrderDetail,
+    csrf: String,
+    act: ServerAction<ChangeOrder>,
+    form: RefundForm,
+) -> impl IntoView {
     let lang = use_lang();
     let status = d.row.status;
     let channel = d.row.channel;
     let order_id = d.row.id.clone();
     let refund = (d.refundable.fen() > 0).then(|| {
-        let amount = RwSignal::new(d.refundable.yuan_string());
-        let reason = RwSignal::new(String::new());
+        let all = d.refundable.yuan_string();
+        let (shown, initial) = (all.clone(), all.clone());
+        let RefundForm { amount, reason } = form;
         let (csrf, order_id) = (csrf.clone(), order_id.clone());
         view! {
             <form class="card refund" data-testid="refund-form" on:submit=move |ev| {
@@ -80,7 +103,7 @@ fn Detail(d: OrderDetail, csrf: String, act: ServerAction<ChangeOrder>) -> impl 
                     csrf: csrf.clone(),
                     action: Change::Refund {
                         order_id: order_id.clone(),
-                        amount: amount.get_untracked(),
+                        amount: amount.get_untracked().unwrap_or_else(|| all.clone()),
                         reason: reason.get_untracked(),
                     },
                 });
@@ -91,7 +114,14 @@ fn Detail(d: OrderDetail, csrf: String, act: ServerAction<ChangeOrder>) -> impl 
                 </p>
                 <label>
                     <span><T en="Amount (yuan)" zh="金额（元）"/></span>
-                    <input inputmode="decimal" required data-testid="refund-amount" bind:value=amount/>
+                    <input
+                        inputmode="decimal"
+                        required
+                        data-testid="refund-amount"
+                        value=initial
+                        prop:value=move || amount.get().unwrap_or_else(|| shown.clone())
+                        on:input=move |ev| amount.set(Some(event_target_value(&ev)))
+                    />
                 </label>
                 <label>
                     <span><T en="Reason (optional)" zh="原因（可选）"/></span>
