@@ -858,7 +858,7 @@ fn append_to_benchmarks(row: &str, header: &str) {
             .map(|n| n.get())
             .unwrap_or(0)
     );
-    let entry = format!("{row} <!-- {machine}, debug build -->");
+    let entry = row.to_string();
     let text = if let Some(start) = text.find(title) {
         // The new row goes at the end of the section's table.
         let after = start + title.len();
@@ -872,7 +872,7 @@ fn append_to_benchmarks(row: &str, header: &str) {
         t
     } else {
         format!(
-            "{}\n\n{title}\nEach row is one run of `make soak` (debug build, processes on loopback, sandbox redelivery ×0.01). Lost, paid twice, refunded twice and undelivered must be 0.\n\n{header}\n{entry}\n",
+            "{}\n\n{title}\nEach row is one run of `make soak` ({machine}; debug build; processes on loopback; sandbox redelivery ×0.01). Lost, paid twice, refunded twice and undelivered must be 0.\n\n{header}\n{entry}\n",
             text.trim_end()
         )
     };
