@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help tools run build watch test lint unit e2e release migrate bench soak sandbox cluster clean-test-dbs
+.PHONY: help tools run build watch test lint unit e2e release dist migrate bench soak sandbox cluster clean-test-dbs
 
 # npm's binaryen (wasm-opt) must come before anything else called wasm-opt.
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
@@ -21,6 +21,7 @@ help:
 	@echo "make run     set up and run ScanPay on http://127.0.0.1:3000 (embedded SQLite)"
 	@echo "make test    set up and run every check and test (fmt, clippy, unit, SQLite, PostgreSQL, end2end)"
 	@echo "make release build the optimised server and WASM bundle, and print the bundle size"
+	@echo "make dist    the release as target/dist/scanpay-<version>-<commit>-<arch>-linux.tar.gz (program, site, sample config, systemd unit)"
 	@echo "make migrate apply database migrations and exit"
 	@echo "make sandbox run only the sandbox gateways on 127.0.0.1:3100"
 	@echo "make bench   provider crypto, prepay round trips, checkout render, callbacks/s, board reads, API + rate limit, selection simulation (release)"
@@ -101,6 +102,11 @@ release: tools
 	scripts/site.sh --release
 	$(RELEASE_ENV) LEPTOS_OUTPUT_NAME=$(OUTPUT_NAME) LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg cargo build --release -p server --bin scanpay
 	@scripts/bundle-size.sh
+
+# The release archive (scripts/dist.sh); a test in server/tests/cli.rs packs the debug build
+# the same way, unpacks it into an empty folder and starts it.
+dist: release
+	scripts/dist.sh
 
 # Test databases are dropped by each test; this removes any left by a killed run.
 clean-test-dbs:

@@ -8,10 +8,18 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The version and the git commit the binary was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SCANPAY_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "scanpay",
-    version,
+    version = VERSION,
     about = "Self-hosted scan-to-pay for Alipay and WeChat Pay"
 )]
 struct Cli {
@@ -24,6 +32,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print the effective configuration: every setting, its value (secrets never shown) and
+    /// where it came from (the default, the file, or the environment).
+    Config {
+        /// Print the README's tables of settings instead (generated from the same key table).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Migrate the database and serve HTTP (the default).
     Serve,
     /// Apply database migrations and exit.
@@ -152,6 +167,9 @@ enum NotifyCommand {
 /// message and a non-zero exit.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Config { markdown }) = cli.command {
+        return print_config(cli.config.as_deref(), markdown);
+    }
     // Offline tools need no configuration.
     if let Some(Command::Notify {
         command: NotifyCommand::Verify(request),
@@ -203,7 +221,9 @@ pub fn main() -> ExitCode {
             Command::Webhook { command } => webhook(config, command).await,
             Command::Apikey { command } => apikey(config, command).await,
             Command::Merchant { command } => merchant(config, command).await,
-            Command::Notify { .. } => unreachable!("handled before the configuration is read"),
+            Command::Notify { .. } | Command::Config { .. } => {
+                unreachable!("handled before the configuration is read")
+            }
         }
     });
     match result {
@@ -212,6 +232,34 @@ pub fn main() -> ExitCode {
             tracing::error!(error = %err, "scanpay stopped");
             eprintln!("scanpay: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scanpay config`: the effective settings, or (`--markdown`) the README's tables.
+fn print_config(file: Option<&std::path::Path>, markdown: bool) -> ExitCode {
+    use crate::config::{settings_markdown, Group};
+    if markdown {
+        for (title, group) in [
+            ("Settings", Group::General),
+            ("Payment providers", Group::Provider),
+            ("The sandbox gateways", Group::Sandbox),
+        ] {
+            println!("<!-- {title} -->\n{}", settings_markdown(group));
+        }
+        return ExitCode::SUCCESS;
+    }
+    match Config::describe(file) {
+        Ok(settings) => {
+            let width = settings.iter().map(|s| s.env.len()).max().unwrap_or(0);
+            for s in settings {
+                println!("{:width$}  {}  ({})", s.env, s.value, s.source);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("scanpay: configuration error: {err}");
+            ExitCode::from(2)
         }
     }
 }

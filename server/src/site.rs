@@ -57,8 +57,7 @@ pub fn leptos_options(addr: SocketAddr) -> Result<LeptosOptions, SiteError> {
         .ok_or(SiteError::NotBuiltByCargoLeptos)?;
     let site_root = std::env::var("LEPTOS_SITE_ROOT")
         .ok()
-        .or(BUILT_SITE_ROOT.map(str::to_string))
-        .unwrap_or_else(|| "target/site".into());
+        .unwrap_or_else(|| default_site_root(BUILT_SITE_ROOT.unwrap_or("target/site")));
     let site_pkg_dir = std::env::var("LEPTOS_SITE_PKG_DIR")
         .ok()
         .or(BUILT_SITE_PKG_DIR.map(str::to_string))
@@ -82,6 +81,21 @@ pub fn leptos_options(addr: SocketAddr) -> Result<LeptosOptions, SiteError> {
         .site_addr(addr)
         .reload_port(file.reload_port.unwrap_or(3001))
         .build())
+}
+
+/// The site folder when `LEPTOS_SITE_ROOT` is not set: the one the build made (relative to
+/// the working directory, as `make run` starts it), or else `site/` beside the executable,
+/// as a release tarball (`make dist`) lays it out.
+fn default_site_root(built: &str) -> String {
+    if Path::new(built).is_dir() {
+        return built.to_string();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("site")))
+        .filter(|d| d.is_dir())
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| built.to_string())
 }
 
 fn read_leptos_toml(path: &Path) -> Result<LeptosFile, SiteError> {

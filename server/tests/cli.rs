@@ -497,3 +497,152 @@ fn merchant_create_prints_its_key_and_a_one_time_sign_in_link() {
     let none = run(&["merchant", "login-link", "--email", "bob@tea.example"]);
     assert!(!none.status.success());
 }
+
+/// `make dist`'s archive (packed here from the debug build): unpacked into an empty folder,
+/// started from another empty folder with no site settings, it serves its pages and their
+/// browser code from the `site/` beside it, and `--version` names the commit.
+#[test]
+fn a_release_archive_unpacks_into_an_empty_folder_and_serves() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let packed = Command::new(repo.join("scripts/dist.sh"))
+        .arg("--debug")
+        .current_dir(&repo)
+        .output()
+        .expect("scripts/dist.sh");
+    assert!(
+        packed.status.success(),
+        "scripts/dist.sh --debug: {}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
+    let archive = repo.join(String::from_utf8_lossy(&packed.stdout).trim());
+    let unpacked = tempfile::tempdir().expect("tempdir");
+    let untar = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(unpacked.path())
+        .status()
+        .expect("tar");
+    assert!(untar.success());
+    let _ = std::fs::remove_file(&archive);
+    let folder = std::fs::read_dir(unpacked.path())
+        .expect("unpacked")
+        .next()
+        .expect("one folder")
+        .expect("entry")
+        .path();
+    for file in [
+        "scanpay",
+        "site/pkg/scanpay.wasm",
+        "site/pkg/scanpay.js",
+        "site/pkg/scanpay.css",
+        "scanpay.toml.sample",
+        "scanpay.service",
+        "INSTALL.md",
+    ] {
+        assert!(folder.join(file).is_file(), "the archive holds {file}");
+    }
+    let unit = std::fs::read_to_string(folder.join("scanpay.service")).expect("unit");
+    for hardening in [
+        "NoNewPrivileges=true",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=",
+    ] {
+        assert!(unit.contains(hardening), "the unit sets {hardening}");
+    }
+    // --version names the commit this checkout is at.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(&repo)
+        .output()
+        .expect("git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let version = Command::new(folder.join("scanpay"))
+        .arg("--version")
+        .output()
+        .expect("--version");
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.starts_with("scanpay ") && version.contains(&format!("(commit {head})")),
+        "{version}"
+    );
+    // Started from an empty folder with none of the build's site settings.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(folder.join("scanpay"));
+    cmd.current_dir(elsewhere.path());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SCANPAY_") || k.starts_with("LEPTOS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let (mut child, url, _) = serve_until_healthy(cmd);
+    let (status, page) = get_text(&format!("{url}/"));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("/pkg/scanpay.js"),
+        "the page loads its bundle"
+    );
+    let (status, _) = get_text(&format!("{url}/pkg/scanpay.js"));
+    assert_eq!(
+        status, 200,
+        "the bundle is served from the archive's site folder"
+    );
+    assert!(stop_with_sigterm(&mut child).success());
+}
+
+/// `scanpay config`: every setting with its value and source; a secret only as "set".
+#[test]
+fn config_prints_the_effective_settings_and_hides_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("scanpay.toml"),
+        "listen = \"127.0.0.1:4000\"\nsandbox_time_scale = 0.01\n",
+    )
+    .expect("file");
+    let secret = "correct-horse-battery-staple-42";
+    let out = scanpay()
+        .current_dir(dir.path())
+        .env("SCANPAY_CLUSTER_SECRET", secret)
+        .arg("config")
+        .output()
+        .expect("scanpay config");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("SCANPAY_LISTEN").contains("127.0.0.1:4000  (scanpay.toml)"),
+        "{text}"
+    );
+    assert!(
+        line("SCANPAY_SANDBOX_TIME_SCALE").contains("0.01"),
+        "{text}"
+    );
+    assert!(
+        line("SCANPAY_LOG").contains("info  (the default)"),
+        "{text}"
+    );
+    assert!(
+        line("SCANPAY_CLUSTER_SECRET")
+            .contains("(set, secret)  (environment variable SCANPAY_CLUSTER_SECRET)"),
+        "{text}"
+    );
+    assert!(!text.contains(secret), "the secret was printed");
+    // A bad value is the same clear error as at start-up.
+    let bad = scanpay()
+        .current_dir(dir.path())
+        .env("SCANPAY_LISTEN", "nowhere")
+        .arg("config")
+        .output()
+        .expect("scanpay config");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("SCANPAY_LISTEN"));
+}
