@@ -267,12 +267,55 @@ impl fmt::Display for Source {
     }
 }
 
-/// One setting: its name in `scanpay.toml`, its environment variable, and whether its value
-/// is secret (never echoed in an error).
+/// One setting: its name in `scanpay.toml`, its environment variable, whether its value is
+/// secret (never echoed in an error or by `scanpay config`), and what the README and
+/// `scanpay config` say about it. This table names every key once; the README's tables are
+/// generated from it (`settings_markdown`, checked by a test).
 struct Key {
     file: &'static str,
     env: &'static str,
     secret: bool,
+    group: Group,
+    /// The value's type as a person reads it (`integer`, `number`, `boolean`, `path`…).
+    kind: &'static str,
+    /// The default as the README shows it.
+    default: &'static str,
+    about: &'static str,
+}
+
+/// One setting as `scanpay config` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub env: &'static str,
+    pub file: &'static str,
+    /// The value (the default as the README says it when unset); a secret's is never shown.
+    pub value: String,
+    pub source: Source,
+}
+
+/// The README's table of one group of settings, generated from the key table.
+pub fn settings_markdown(group: Group) -> String {
+    let mut out = String::from("| Variable | Type | Default | Meaning |\n|---|---|---|---|\n");
+    for k in KEYS.iter().filter(|k| k.group == group) {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            k.env, k.kind, k.default, k.about
+        ));
+    }
+    if group == Group::General {
+        out.push_str(
+            "| `SCANPAY_CONFIG` | path | `scanpay.toml` | The configuration file (optional unless named) |\n",
+        );
+    }
+    out
+}
+
+/// Which README table a key is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    General,
+    Provider,
+    Sandbox,
 }
 
 const KEYS: &[Key] = &[
@@ -280,186 +323,334 @@ const KEYS: &[Key] = &[
         file: "listen",
         env: "SCANPAY_LISTEN",
         secret: false,
+        group: Group::General,
+        kind: "address",
+        default: "`127.0.0.1:3000`",
+        about: "Address and port the HTTP server binds",
     },
     Key {
         file: "metrics_listen",
         env: "SCANPAY_METRICS_LISTEN",
         secret: false,
+        group: Group::General,
+        kind: "address",
+        default: "none",
+        about: "Serve `/metrics` on this address (e.g. a private `10.0.0.2:9300`) instead of the main one",
     },
     Key {
         file: "database_url",
         env: "SCANPAY_DATABASE_URL",
         secret: true,
+        group: Group::General,
+        kind: "URL",
+        default: "`sqlite://<data dir>/scanpay.db?mode=rwc`",
+        about: "`sqlite:…` (embedded; the file and its folder are created when missing) or `postgres://user:pass@host/db`; never logged",
     },
     Key {
         file: "database_max_connections",
         env: "SCANPAY_DATABASE_MAX_CONNECTIONS",
         secret: false,
+        group: Group::General,
+        kind: "integer",
+        default: "`2` on SQLite, `10` on PostgreSQL",
+        about: "Pool size of this process (1–1000); SQLite has one writer at a time, and more connections only make writers wait on each other (docs/benchmarks.md)",
     },
     Key {
         file: "public_url",
         env: "SCANPAY_PUBLIC_URL",
         secret: false,
+        group: Group::General,
+        kind: "URL",
+        default: "`http://<bound address>`",
+        about: "The address customers and providers reach this server at",
     },
     Key {
         file: "log",
         env: "SCANPAY_LOG",
         secret: false,
+        group: Group::General,
+        kind: "text",
+        default: "`info`",
+        about: "Log filter, e.g. `info,sqlx=warn,server=debug`",
     },
     Key {
         file: "log_format",
         env: "SCANPAY_LOG_FORMAT",
         secret: false,
+        group: Group::General,
+        kind: "text",
+        default: "`text`",
+        about: "`text` or `json` (one JSON object per line)",
     },
     Key {
         file: "data_dir",
         env: "SCANPAY_DATA_DIR",
         secret: false,
+        group: Group::General,
+        kind: "path",
+        default: "`data`",
+        about: "Where the embedded database (and later generated keys) live",
     },
     Key {
         file: "shutdown_grace_secs",
         env: "SCANPAY_SHUTDOWN_GRACE_SECS",
         secret: false,
+        group: Group::General,
+        kind: "integer",
+        default: "`20`",
+        about: "How long SIGTERM / Ctrl-C waits for in-flight requests",
     },
     Key {
         file: "alipay_gateway",
         env: "SCANPAY_ALIPAY_GATEWAY",
         secret: false,
+        group: Group::Provider,
+        kind: "URL",
+        default: "`https://openapi.alipay.com/gateway.do`",
+        about: "Alipay gateway",
     },
     Key {
         file: "alipay_app_id",
         env: "SCANPAY_ALIPAY_APP_ID",
         secret: false,
+        group: Group::Provider,
+        kind: "text",
+        default: "none",
+        about: "Your Alipay application id",
     },
     Key {
         file: "alipay_seller_id",
         env: "SCANPAY_ALIPAY_SELLER_ID",
         secret: false,
+        group: Group::Provider,
+        kind: "text",
+        default: "none",
+        about: "Your seller id (`2088…`); notifications must name it",
     },
     Key {
         file: "alipay_private_key_file",
         env: "SCANPAY_ALIPAY_PRIVATE_KEY_FILE",
         secret: false,
+        group: Group::Provider,
+        kind: "path",
+        default: "none",
+        about: "Your application private key (RSA2)",
     },
     Key {
         file: "alipay_public_key_file",
         env: "SCANPAY_ALIPAY_PUBLIC_KEY_FILE",
         secret: false,
+        group: Group::Provider,
+        kind: "path",
+        default: "none",
+        about: "Alipay's public key, for responses and notifications",
     },
     Key {
         file: "wechat_api_base",
         env: "SCANPAY_WECHAT_API_BASE",
         secret: false,
+        group: Group::Provider,
+        kind: "URL",
+        default: "`https://api.mch.weixin.qq.com`",
+        about: "WeChat Pay API",
     },
     Key {
         file: "wechat_appid",
         env: "SCANPAY_WECHAT_APPID",
         secret: false,
+        group: Group::Provider,
+        kind: "text",
+        default: "none",
+        about: "The appid bound to your merchant account",
     },
     Key {
         file: "wechat_mchid",
         env: "SCANPAY_WECHAT_MCHID",
         secret: false,
+        group: Group::Provider,
+        kind: "text",
+        default: "none",
+        about: "Your merchant id",
     },
     Key {
         file: "wechat_private_key_file",
         env: "SCANPAY_WECHAT_PRIVATE_KEY_FILE",
         secret: false,
+        group: Group::Provider,
+        kind: "path",
+        default: "none",
+        about: "Your merchant API private key (`apiclient_key.pem`)",
     },
     Key {
         file: "wechat_cert_serial",
         env: "SCANPAY_WECHAT_CERT_SERIAL",
         secret: false,
+        group: Group::Provider,
+        kind: "text",
+        default: "none",
+        about: "The serial number of your merchant API certificate",
     },
     Key {
         file: "wechat_public_key_file",
         env: "SCANPAY_WECHAT_PUBLIC_KEY_FILE",
         secret: false,
+        group: Group::Provider,
+        kind: "path",
+        default: "none",
+        about: "The WeChat Pay public key (or a platform certificate's public key)",
     },
     Key {
         file: "wechat_public_key_id",
         env: "SCANPAY_WECHAT_PUBLIC_KEY_ID",
         secret: false,
+        group: Group::Provider,
+        kind: "text",
+        default: "none",
+        about: "Its id: `PUB_KEY_ID_…`, or the platform certificate serial",
     },
     Key {
         file: "wechat_apiv3_key_file",
         env: "SCANPAY_WECHAT_APIV3_KEY_FILE",
         secret: false,
+        group: Group::Provider,
+        kind: "path",
+        default: "none",
+        about: "A file holding your 32-character APIv3 key",
     },
     Key {
         file: "sandbox",
         env: "SCANPAY_SANDBOX",
         secret: false,
+        group: Group::Sandbox,
+        kind: "auto/on/off",
+        default: "`auto`",
+        about: "`auto`: the sandbox serves both providers in the demo posture, none in the live one; `on`: it serves each provider without credentials (beside real ones only with the unsafe override; never in place of real credentials); `off`: never",
     },
     Key {
         file: "sandbox_time_scale",
         env: "SCANPAY_SANDBOX_TIME_SCALE",
         secret: false,
+        group: Group::Sandbox,
+        kind: "number",
+        default: "`1`",
+        about: "Multiplies the redelivery waits (`0.001` runs Alipay's 25-hour schedule in 90 s)",
     },
     Key {
         file: "sandbox_faults",
         env: "SCANPAY_SANDBOX_FAULTS",
         secret: false,
+        group: Group::Sandbox,
+        kind: "text",
+        default: "none",
+        about: "Faults for every trade, e.g. `duplicates=3,out_of_order` (below)",
     },
     Key {
         file: "demo",
         env: "SCANPAY_DEMO",
         secret: false,
+        group: Group::General,
+        kind: "on/off",
+        default: "`on` in the demo posture, `off` in the live one",
+        about: "`on`: the demo shop exists and `/` has its \"new payment\" form",
     },
     Key {
         file: "unsafe_sandbox_beside_live",
         env: "SCANPAY_UNSAFE_SANDBOX_BESIDE_LIVE",
         secret: false,
+        group: Group::General,
+        kind: "boolean",
+        default: "`false`",
+        about: "`true`: start a configuration that mixes the sandbox or the demo with real credentials (see Postures)",
     },
     Key {
         file: "order_expiry_secs",
         env: "SCANPAY_ORDER_EXPIRY_SECS",
         secret: false,
+        group: Group::General,
+        kind: "integer",
+        default: "`900`",
+        about: "How long an order can be paid when its creator does not say (60–86400)",
     },
     Key {
         file: "active_query_after_secs",
         env: "SCANPAY_ACTIVE_QUERY_AFTER_SECS",
         secret: false,
+        group: Group::General,
+        kind: "integer",
+        default: "`20`",
+        about: "When no notification came, ask the provider about an open code this long after showing it; later waits double, up to 5 min",
     },
     Key {
         file: "webhook_time_scale",
         env: "SCANPAY_WEBHOOK_TIME_SCALE",
         secret: false,
+        group: Group::General,
+        kind: "number",
+        default: "`1`",
+        about: "Multiplies the merchant webhook retry waits (about 24 h in all); above 0, at most 1 — for tests and demos",
     },
     Key {
         file: "api_rate_per_minute",
         env: "SCANPAY_API_RATE_PER_MINUTE",
         secret: false,
+        group: Group::General,
+        kind: "integer",
+        default: "`600`",
+        about: "Merchant API requests per minute per API key (for the whole cluster; a burst of as many); beyond it 429 with `Retry-After`",
     },
     Key {
         file: "node_id",
         env: "SCANPAY_NODE_ID",
         secret: false,
+        group: Group::General,
+        kind: "text",
+        default: "generated (`node-xxxxxxxx`)",
+        about: "This node's name in a cluster",
     },
     Key {
         file: "node_url",
         env: "SCANPAY_NODE_URL",
         secret: false,
+        group: Group::General,
+        kind: "URL",
+        default: "the public URL",
+        about: "Where the other nodes reach this one",
     },
     Key {
         file: "cluster_secret",
         env: "SCANPAY_CLUSTER_SECRET",
         secret: true,
+        group: Group::General,
+        kind: "text",
+        default: "none",
+        about: "Signs calls between nodes (16+ characters, the same on every node); without it a node runs every flow itself",
     },
     Key {
         file: "trusted_proxies",
         env: "SCANPAY_TRUSTED_PROXIES",
         secret: false,
+        group: Group::General,
+        kind: "networks",
+        default: "none",
+        about: "Your own proxies or load balancer (IPs or networks, e.g. `10.0.0.0/8`): from them, the per-address limits count the client named in `X-Forwarded-For` instead of the proxy. A reverse proxy on the same host must be listed (`127.0.0.1`), or in the live posture every client shares its limits",
     },
     Key {
         file: "allow_private_targets",
         env: "SCANPAY_ALLOW_PRIVATE_TARGETS",
         secret: false,
+        group: Group::General,
+        kind: "networks",
+        default: "none",
+        about: "Private networks merchant webhooks may reach (e.g. `10.20.0.0/16` for an on-premise shop); by default webhooks go to public addresses only",
     },
     Key {
         file: "node_ttl_secs",
         env: "SCANPAY_NODE_TTL_SECS",
         secret: false,
+        group: Group::General,
+        kind: "integer",
+        default: "`5`",
+        about: "A node whose heartbeat is older is out of the cluster (2–300)",
     },
 ];
 
@@ -492,6 +683,51 @@ struct Layers {
 }
 
 impl Layers {
+    /// The raw values of the file (checked to be known keys and scalars), then the
+    /// environment over them.
+    fn from_sources(
+        file: Option<(&Path, &str)>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Layers, ConfigError> {
+        let mut values = BTreeMap::new();
+        if let Some((path, text)) = file {
+            let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            for (name, value) in table {
+                let Some(key) = KEYS.iter().find(|k| k.file == name) else {
+                    return Err(ConfigError::UnknownKey {
+                        path: path.to_path_buf(),
+                        known: KEYS.iter().map(|k| k.file).collect::<Vec<_>>().join(", "),
+                        key: name,
+                    });
+                };
+                let raw = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    // Each key's own parser judges the value (`demo = false`,
+                    // `sandbox_time_scale = 0.001`).
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => {
+                        return Err(ConfigError::NotScalar {
+                            path: path.to_path_buf(),
+                            key: name,
+                        })
+                    }
+                };
+                values.insert(key.file, (raw, Source::File(path.to_path_buf())));
+            }
+        }
+        for key in KEYS {
+            if let Some(v) = env.get(key.env) {
+                values.insert(key.file, (v.clone(), Source::Env(key.env)));
+            }
+        }
+        Ok(Layers { values })
+    }
+
     /// The settings of one provider: `None` when none of `required` is set, all of them when
     /// all are, and an error naming the first missing one otherwise.
     fn provider(
@@ -570,70 +806,82 @@ impl Config {
     /// Loads the configuration from the process environment and the file it names
     /// (`SCANPAY_CONFIG`) or `scanpay.toml` in the working directory, if present.
     pub fn load(config_file: Option<&Path>) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        let (path, required) = match config_file {
-            Some(p) => (p.to_path_buf(), true),
-            None => match env.get("SCANPAY_CONFIG") {
-                Some(p) => (PathBuf::from(p), true),
-                None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
-            },
-        };
-        let file = match std::fs::read_to_string(&path) {
-            Ok(text) => Some((path, text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => None,
-            Err(e) => {
-                return Err(ConfigError::File {
-                    path,
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let (file, env) = read_sources(config_file)?;
         Self::from_sources(file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())), &env)
     }
 
+    /// Every setting's value and where it came from (secrets never shown), as `scanpay
+    /// config` prints it, after checking that the whole configuration is valid.
+    pub fn settings(
+        file: Option<(&Path, &str)>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Vec<Setting>, ConfigError> {
+        Self::from_sources(file, env)?;
+        let layers = Layers::from_sources(file, env)?;
+        Ok(KEYS
+            .iter()
+            .map(|k| match layers.get(k.file) {
+                Some((raw, source)) => Setting {
+                    env: k.env,
+                    file: k.file,
+                    value: if k.secret {
+                        "(set, secret)".to_string()
+                    } else {
+                        raw.trim().to_string()
+                    },
+                    source: source.clone(),
+                },
+                None => Setting {
+                    env: k.env,
+                    file: k.file,
+                    value: k.default.replace('`', ""),
+                    source: Source::Default,
+                },
+            })
+            .collect())
+    }
+
+    /// [`Config::settings`] from the process environment and the configuration file, found
+    /// as [`Config::load`] finds it.
+    pub fn describe(config_file: Option<&Path>) -> Result<Vec<Setting>, ConfigError> {
+        let (file, env) = read_sources(config_file)?;
+        Self::settings(file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())), &env)
+    }
+}
+
+/// The configuration file (path and text), if any, and the process environment.
+type Sources = (Option<(PathBuf, String)>, BTreeMap<String, String>);
+
+fn read_sources(config_file: Option<&Path>) -> Result<Sources, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let (path, required) = match config_file {
+        Some(p) => (p.to_path_buf(), true),
+        None => match env.get("SCANPAY_CONFIG") {
+            Some(p) => (PathBuf::from(p), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        },
+    };
+    let file = match std::fs::read_to_string(&path) {
+        Ok(text) => Some((path, text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => None,
+        Err(e) => {
+            return Err(ConfigError::File {
+                path,
+                reason: e.to_string(),
+            })
+        }
+    };
+    Ok((file, env))
+}
+
+impl Config {
     /// Builds the configuration from an optional file (path and text) and an environment
     /// map. Pure: tests call it directly.
     pub fn from_sources(
         file: Option<(&Path, &str)>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let mut values = BTreeMap::new();
-        if let Some((path, text)) = file {
-            let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::File {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-            for (name, value) in table {
-                let Some(key) = KEYS.iter().find(|k| k.file == name) else {
-                    return Err(ConfigError::UnknownKey {
-                        path: path.to_path_buf(),
-                        known: KEYS.iter().map(|k| k.file).collect::<Vec<_>>().join(", "),
-                        key: name,
-                    });
-                };
-                let raw = match value {
-                    toml::Value::String(s) => s,
-                    toml::Value::Integer(i) => i.to_string(),
-                    // Each key's own parser judges the value (`demo = false`,
-                    // `sandbox_time_scale = 0.001`).
-                    toml::Value::Float(f) => f.to_string(),
-                    toml::Value::Boolean(b) => b.to_string(),
-                    _ => {
-                        return Err(ConfigError::NotScalar {
-                            path: path.to_path_buf(),
-                            key: name,
-                        })
-                    }
-                };
-                values.insert(key.file, (raw, Source::File(path.to_path_buf())));
-            }
-        }
-        for key in KEYS {
-            if let Some(v) = env.get(key.env) {
-                values.insert(key.file, (v.clone(), Source::Env(key.env)));
-            }
-        }
-        let layers = Layers { values };
+        let layers = Layers::from_sources(file, env)?;
 
         let listen = layers.parse(
             "listen",
@@ -951,6 +1199,69 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_readme_tables_are_generated_from_the_key_table() {
+        let readme = include_str!("../../README.md");
+        for group in [Group::General, Group::Provider, Group::Sandbox] {
+            let table = settings_markdown(group);
+            assert!(
+                readme.contains(&table),
+                "README.md must hold this table ({group:?}); regenerate it with `scanpay config --markdown`:\n{table}"
+            );
+        }
+        // Every key is in exactly one table, under its own name once.
+        for k in KEYS {
+            assert_eq!(
+                readme.matches(&format!("| `{}` |", k.env)).count(),
+                1,
+                "{}",
+                k.env
+            );
+        }
+    }
+
+    #[test]
+    fn settings_show_each_value_with_its_source_and_never_a_secret() {
+        let secret = "a-cluster-secret-of-32-characters!!";
+        let file =
+            format!("listen = \"0.0.0.0:8080\"\ncluster_secret = \"{secret}\"\ndemo = false\n");
+        let path = Path::new("/etc/scanpay/scanpay.toml");
+        let settings = Config::settings(
+            Some((path, file.as_str())),
+            &env(&[
+                ("SCANPAY_LOG", "debug"),
+                ("SCANPAY_SANDBOX_TIME_SCALE", "0.5"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(settings.len(), KEYS.len());
+        let get = |name: &str| {
+            settings
+                .iter()
+                .find(|s| s.env == name)
+                .unwrap_or_else(|| panic!("{name}"))
+                .clone()
+        };
+        assert_eq!(get("SCANPAY_LISTEN").value, "0.0.0.0:8080");
+        assert_eq!(
+            get("SCANPAY_LISTEN").source,
+            Source::File(path.to_path_buf())
+        );
+        assert_eq!(get("SCANPAY_DEMO").value, "false");
+        assert_eq!(get("SCANPAY_LOG").value, "debug");
+        assert_eq!(get("SCANPAY_LOG").source, Source::Env("SCANPAY_LOG"));
+        assert_eq!(get("SCANPAY_SANDBOX_TIME_SCALE").value, "0.5");
+        assert_eq!(get("SCANPAY_DATA_DIR").value, "data");
+        assert_eq!(get("SCANPAY_DATA_DIR").source, Source::Default);
+        assert_eq!(get("SCANPAY_CLUSTER_SECRET").value, "(set, secret)");
+        assert!(
+            !format!("{settings:?}").contains(secret),
+            "the secret leaked"
+        );
+        // An invalid configuration is an error, not a listing.
+        assert!(Config::settings(None, &env(&[("SCANPAY_LISTEN", "nowhere")])).is_err());
     }
 
     #[test]
