@@ -67,6 +67,9 @@ for (const wallet of ['alipay', 'wechat'] as const) {
 
     await expect(page.getByTestId('paid')).toBeVisible();
     await expect(page.getByTestId('checkout')).toHaveAttribute('data-status', 'paid');
+    // Announced through the live region that was there before the change.
+    await expect(page.getByTestId('announcer')).toHaveText('Paid. Thank you.');
+    await expect(page.getByTestId('announcer')).toHaveAttribute('aria-live', 'polite');
     await expect(page.getByTestId('paid-at')).toContainText(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
     await expectNoReload(page);
     await page.screenshot({ path: testInfo.outputPath(`paid-${wallet}-phone.png`), fullPage: true });

@@ -50,7 +50,7 @@ pub fn BoardPage() -> impl IntoView {
         <section class="board" data-testid="board">
             <header class="board-head">
                 <h1><T en="Order board" zh="订单看板"/></h1>
-                <p class="live" data-testid="board-live" data-live=move || live_state.get().as_str()>
+                <p class="live" data-testid="board-live" role="status" aria-live="polite" data-live=move || live_state.get().as_str()>
                     {move || match live_state.get() {
                         LiveState::Live => lang.get().pick("● Live", "● 实时"),
                         LiveState::Connecting => lang.get().pick("Connecting…", "正在连接…"),
@@ -285,7 +285,8 @@ fn Board(data: BoardData, filter: BoardFilter) -> impl IntoView {
                 <T en="Export CSV" zh="导出 CSV"/>
             </a>
         </p>
-        <div class="table-wrap">
+        // A wide table scrolls sideways on a phone: the region takes the keyboard focus.
+        <div class="table-wrap" tabindex="0" role="region" aria-label=move || lang.get().pick("Orders", "订单")>
             <table class="orders" aria-label=move || lang.get().pick("Orders, newest first", "订单（最新在前）")>
                 <thead>
                     <tr>

@@ -31,7 +31,35 @@ pub fn CheckoutPage() -> impl IntoView {
     );
     live::watch(order_id, refresh, live_state);
     let lang = use_lang();
+    // Paid, expired or cancelled while the page is open is announced through a live region
+    // that exists from the start (outside the part that is redrawn), so screen readers say it.
+    let announced = RwSignal::new(String::new());
+    let last = StoredValue::new(None::<OrderStatus>);
+    Effect::new(move |_| {
+        if let Some(Ok(Some(v))) = checkout.get() {
+            let before = last.get_value();
+            last.set_value(Some(v.status));
+            if before.is_some_and(|b| b != v.status) {
+                let l = lang.get_untracked();
+                let text = match v.status {
+                    OrderStatus::Paid | OrderStatus::PartiallyRefunded | OrderStatus::Refunded => {
+                        l.pick("Paid. Thank you.", "支付成功，谢谢。")
+                    }
+                    OrderStatus::Expired => l.pick("This payment has expired.", "此付款已过期。"),
+                    OrderStatus::Closed => l.pick(
+                        "This payment was cancelled by the shop.",
+                        "此付款已被商户取消。",
+                    ),
+                    OrderStatus::Created | OrderStatus::Pending => "",
+                };
+                announced.set(text.to_string());
+            }
+        }
+    });
     view! {
+        <p class="visually-hidden" role="status" aria-live="polite" data-testid="announcer">
+            {move || announced.get()}
+        </p>
         <Transition fallback=move || view! { <p class="card muted"><T en="Loading…" zh="加载中…"/></p> }>
             {move || Suspend::new(async move {
                 match checkout.await {

@@ -45,6 +45,7 @@ fn percent(ppm: u64) -> String {
 
 #[component]
 fn Nodes(v: ClusterView) -> impl IntoView {
+    let lang = use_lang();
     let total: i64 = v.nodes.iter().map(|n| n.flows).sum();
     let minutes = v.window_secs / 60;
     let this = v.this_node.clone();
@@ -83,7 +84,7 @@ fn Nodes(v: ClusterView) -> impl IntoView {
                 view! { <T en="This node runs every flow it receives (one node, SQLite, or no cluster secret)." zh="本节点自行处理收到的每笔流程（单节点、SQLite 或未设置集群密钥）。"/> }.into_any()
             }}
         </p>
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0" role="region" aria-label=move || lang.get().pick("Nodes", "节点")>
             <table class="orders">
                 <thead>
                     <tr>

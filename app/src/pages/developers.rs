@@ -81,6 +81,7 @@ pub fn DevelopersPage() -> impl IntoView {
 
 #[component]
 fn Settings(v: DevelopersView, csrf: String, act: ServerAction<ChangeSetting>) -> impl IntoView {
+    let lang = use_lang();
     let send = {
         let csrf = csrf.clone();
         move |change: Setting| {
@@ -120,7 +121,7 @@ fn Settings(v: DevelopersView, csrf: String, act: ServerAction<ChangeSetting>) -
                 <a href="/api/v1/openapi.json" rel="external">"openapi.json"</a>
                 <T en="). A key is shown once, when it is created." zh="）。密钥仅在创建时显示一次。"/>
             </p>
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0" role="region" aria-label=move || lang.get().pick("API keys", "API 密钥")>
                 <table class="orders">
                     <thead>
                         <tr>

@@ -228,7 +228,7 @@ fn Detail(
             </header>
             <section class="card link">
                 <h2><T en="Payment link" zh="付款链接"/></h2>
-                <p><input readonly value=link data-testid="order-link" size="48"/></p>
+                <p><input readonly value=link data-testid="order-link" size="48" aria-label=move || lang.get().pick("Payment link", "付款链接")/></p>
                 <button type="button" data-testid="copy-link" on:click=move |_| {
                     copy(&copy_link);
                     copied.set(true);

@@ -78,9 +78,9 @@ fn banner(l: Lang) -> String {
 const STYLE: &str = ".sandbox-banner{background:#fff3c4;color:#5c4400;border-bottom:1px solid #e0c25c;padding:8px 16px;text-align:center;font-weight:600}\
 body{margin:0;font-family:system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif;background:#f2f3f5;color:#14171f}\
 main{max-width:420px;margin:0 auto;padding:24px 16px}.card{background:#fff;border-radius:14px;padding:24px;text-align:center}\
-.brand{font-weight:700;color:#fff;padding:10px;border-radius:10px;margin-bottom:16px}.alipay{background:#1677ff}.wechat{background:#07c160}\
+.brand{font-weight:700;color:#fff;padding:10px;border-radius:10px;margin-bottom:16px}.alipay{background:#0958d9}.wechat{background:#067a3d}\
 .amount{font-size:2.4rem;font-weight:700;margin:8px 0}.muted{color:#5b6270}button{width:100%;min-height:48px;font-size:1.05rem;border-radius:10px;border:0;margin-top:12px;cursor:pointer}\
-.pay{background:#1677ff;color:#fff}.wechat-pay{background:#07c160;color:#fff}.cancel{background:#e8eaee}details{text-align:left;margin-top:18px}\
+.pay{background:#0958d9;color:#fff}.wechat-pay{background:#067a3d;color:#fff}.cancel{background:#e8eaee}details{text-align:left;margin-top:18px}\
 label{display:block;padding:4px 0}.state{font-size:1.3rem;font-weight:700;margin-top:12px}table{border-collapse:collapse;width:100%;background:#fff}\
 td,th{border-bottom:1px solid #ddd;padding:6px;text-align:left;font-size:.85rem;vertical-align:top}";
 
