@@ -41,6 +41,11 @@ fi
 cp style/main.css "$tmp/$name.css"
 mkdir -p "$site"
 cp -r public/. "$site/"
+# The API reference page (public/docs/api.html) renders the OpenAPI document with swagger-ui
+# from npm (end2end/package.json), served from here: nothing is fetched from a CDN.
+swagger=end2end/node_modules/swagger-ui-dist
+[ -f "$swagger/swagger-ui-bundle.js" ] || { echo "site: $swagger is missing; run scripts/tools.sh" >&2; exit 1; }
+cp "$swagger/swagger-ui-bundle.js" "$swagger/swagger-ui.css" "$site/docs/"
 rm -rf "$pkg"
 mv "$tmp" "$pkg"
 echo "site: $pkg/$name.{js,wasm,css}"

@@ -172,6 +172,7 @@ test('a merchant connects their shop on the developers page: a key shown once, r
   await signInByLink(page, made, 'a long enough password');
   await page.getByTestId('developers-link').click();
   await expect(page).toHaveURL(/\/board\/developers$/);
+  await expect(page.getByTestId('api-reference-link')).toHaveAttribute('href', '/docs/api.html');
   await expect(page.locator('[data-testid=key-row]')).toHaveCount(1); // the key `merchant create` made
 
   // A new key, shown this once; the shop's first call with it works.

@@ -54,3 +54,18 @@ test('the pages fit a phone screen', async ({ page }, testInfo) => {
   expect(overflow).toBeLessThanOrEqual(0);
   await page.screenshot({ path: testInfo.outputPath('home-phone.png'), fullPage: true });
 });
+
+test('the API reference renders the served OpenAPI document, with nothing from elsewhere', async ({ page }) => {
+  const outside: string[] = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith('http://127.0.0.1')) outside.push(r.url());
+  });
+  await page.goto('/docs/api.html');
+  const reference = page.getByTestId('api-reference');
+  await expect(reference.locator('.info .title')).toContainText('ScanPay');
+  // Every operation of the document is listed, the refunds one among them.
+  await expect(reference.locator('.opblock-summary-path', { hasText: '/orders/{id}/refunds' }).first()).toBeVisible();
+  // Calls need the merchant's key and move money: the page has no "Try it out".
+  await expect(reference.getByRole('button', { name: 'Try it out' })).toHaveCount(0);
+  expect(outside).toEqual([]);
+});

@@ -118,6 +118,8 @@ fn Settings(v: DevelopersView, csrf: String, act: ServerAction<ChangeSetting>) -
                 <T en="Your shop calls " zh="您的网店以 "/> <code>"Authorization: Bearer sk_…"</code>
                 <T en=" on " zh=" 调用 "/> <code>"/api/v1"</code>
                 <T en=" (described in " zh="（接口说明见 "/>
+                <a href="/docs/api.html" rel="external" data-testid="api-reference-link"><T en="the API reference" zh="API 参考"/></a>
+                ", "
                 <a href="/api/v1/openapi.json" rel="external">"openapi.json"</a>
                 <T en="). A key is shown once, when it is created." zh="）。密钥仅在创建时显示一次。"/>
             </p>
