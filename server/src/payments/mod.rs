@@ -515,15 +515,21 @@ impl Payments {
             Closing::FoundPaid(status) => {
                 match self.record_paid_answer(attempt, &status, "close").await? {
                     Some(_) => Ok(true),
-                    // Paid, says the provider, but not as the order was made: nothing is
-                    // closed and nothing is paid; a person looks at the risk event.
-                    None => Err(PaymentError::Provider {
-                        channel: attempt.channel,
-                        source: ProviderError::Malformed(
-                            "the provider reports the trade paid, but not as the order was made (see the risk events)"
-                                .into(),
-                        ),
-                    }),
+                    // Paid, says the provider, but not as the order was made: it never pays
+                    // the order. Asking again gives the same answer, so the code is closed on
+                    // our side and the order ends; a person looks at the risk event.
+                    None => {
+                        self.mark_closed(
+                            attempt,
+                            serde_json::json!({
+                                "reason": reason,
+                                "provider_said": "paid, but not as the order was made (see the risk events)",
+                            }),
+                            false,
+                        )
+                        .await?;
+                        Ok(false)
+                    }
                 }
             }
         }
@@ -550,18 +556,28 @@ impl Payments {
             merchant_account: None,
         };
         if let Err(m) = paid::check(attempt, &order, identity.as_ref(), &answer) {
-            crate::risk::record(
-                &self.db,
-                &RiskEvent {
-                    kind: m.label(),
-                    reason: format!(
-                        "the {source} answer says paid ({}): {m}",
-                        status.provider_state
-                    ),
-                    ..risk_about(attempt)
-                },
+            // Once per trade and reason: the same answer comes back on every question.
+            let seen: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM risk_events WHERE out_trade_no = $1 AND kind = $2 LIMIT 1",
             )
+            .bind(&attempt.out_trade_no)
+            .bind(m.label())
+            .fetch_optional(self.db.pool())
             .await?;
+            if seen.is_none() {
+                crate::risk::record(
+                    &self.db,
+                    &RiskEvent {
+                        kind: m.label(),
+                        reason: format!(
+                            "the {source} answer says paid ({}): {m}",
+                            status.provider_state
+                        ),
+                        ..risk_about(attempt)
+                    },
+                )
+                .await?;
+            }
             return Ok(None);
         }
         let recorded = self

@@ -78,10 +78,19 @@ async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool
     ::metrics::counter!("active_queries_total", "channel" => attempt.channel.as_str(), "ok" => answer.is_ok().to_string())
         .increment(1);
     match answer {
-        Ok(status) if status.state == TradeState::Paid => Ok(payments
-            .record_paid_answer(&attempt, &status, "query")
-            .await?
-            .is_some()),
+        Ok(status) if status.state == TradeState::Paid => {
+            if payments
+                .record_paid_answer(&attempt, &status, "query")
+                .await?
+                .is_some()
+            {
+                return Ok(true);
+            }
+            // Paid, but not as the order was made: the same answer would come back on every
+            // question; the risk event is for a person.
+            stop_asking(payments, out_trade_no).await?;
+            Ok(false)
+        }
         Ok(status) if status.state == TradeState::Closed => {
             payments
                 .mark_closed(
@@ -109,7 +118,7 @@ async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool
 }
 
 async fn stop_asking(payments: &Payments, out_trade_no: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE payment_attempts SET next_query_at = NULL WHERE out_trade_no = $1 AND status <> 'open'")
+    sqlx::query("UPDATE payment_attempts SET next_query_at = NULL WHERE out_trade_no = $1")
         .bind(out_trade_no)
         .execute(payments.db().pool())
         .await?;
