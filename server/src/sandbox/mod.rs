@@ -393,15 +393,14 @@ impl Sandbox {
         else {
             return Ok(None);
         };
-        let r = SandboxRefund {
+        let r = SandboxRefund::from((
             out_refund_no,
             refund_id,
             amount,
             status,
             answers,
             settles_at,
-            fresh: false,
-        };
+        ));
         Ok(Some((self.settled(channel, r).await?, trade_id)))
     }
 

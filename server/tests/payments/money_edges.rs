@@ -75,6 +75,26 @@ async fn query_until(app: &TestApp, out_trade_no: &str, order_id: &str, want: Or
     );
 }
 
+/// An order whose customer opened an Alipay code, did not scan it, and switched to WeChat:
+/// (order id, the Alipay attempt, the WeChat attempt).
+async fn alipay_then_wechat(
+    app: &TestApp,
+    fen: i64,
+) -> (String, server::payments::Attempt, server::payments::Attempt) {
+    let id = order(app, fen, 900).await;
+    let alipay = app
+        .payments
+        .start_payment(&id, Channel::Alipay)
+        .await
+        .expect("code");
+    let wechat = app
+        .payments
+        .start_payment(&id, Channel::Wechat)
+        .await
+        .expect("code");
+    (id, alipay, wechat)
+}
+
 /// How many amount mismatches the order's risk events name.
 async fn mismatches(app: &TestApp, id: &str) -> usize {
     server::risk::for_order(&app.db, id)
@@ -158,19 +178,9 @@ async fn no_code_older_than_its_two_hours_is_shown_again(db: TestDb) {
 
 async fn an_unscanned_alipay_code_closed_on_our_side_is_watched_until_it_dies(db: TestDb) {
     let app = TestApp::spawn_with(sandbox_config(&db)).await;
-    let id = order(&app, 880, 900).await;
-    let alipay = app
-        .payments
-        .start_payment(&id, Channel::Alipay)
-        .await
-        .expect("code");
     // The customer switches to WeChat before scanning: Alipay has no trade to close yet
     // (ACQ.TRADE_NOT_EXIST), so the Alipay code is closed on our side only.
-    let wechat = app
-        .payments
-        .start_payment(&id, Channel::Wechat)
-        .await
-        .expect("code");
+    let (id, alipay, wechat) = alipay_then_wechat(&app, 880).await;
     assert_ne!(wechat.out_trade_no, alipay.out_trade_no);
     let closed = app
         .payments
@@ -195,17 +205,7 @@ async fn an_unscanned_alipay_code_closed_on_our_side_is_watched_until_it_dies(db
 
 async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb) {
     let app = TestApp::spawn_with(sandbox_config(&db)).await;
-    let id = order(&app, 650, 900).await;
-    let alipay = app
-        .payments
-        .start_payment(&id, Channel::Alipay)
-        .await
-        .expect("code");
-    let wechat = app
-        .payments
-        .start_payment(&id, Channel::Wechat)
-        .await
-        .expect("code");
+    let (id, alipay, wechat) = alipay_then_wechat(&app, 650).await;
     // Paid through the WeChat code, then through the (unscanned, so still payable) Alipay code.
     pay_in_wallet(&app, wechat.code_url.as_deref().expect("code"), "").await;
     wait_for(&app, &id, OrderStatus::Paid).await;
