@@ -3,7 +3,8 @@
 // and expired, the aggregate code's page, the sandbox wallet, sign-in, the board, an order,
 // the developers page and the cluster page. No serious or critical violation is allowed.
 import AxeBuilder from '@axe-core/playwright';
-import { expect, test, type APIRequestContext, type Browser, type Page } from '@playwright/test';
+import { expect, test, type APIRequestContext, type Page } from '@playwright/test';
+import { payInWallet } from './wallet';
 
 const LOCALES = ['en-US', 'zh-CN'] as const;
 
@@ -34,14 +35,6 @@ async function check(page: Page, url: string, what: string, ready?: (page: Page)
   expect.soft(await serious(page), `${what} (${url})`).toEqual([]);
 }
 
-async function pay(browser: Browser, codeUrl: string) {
-  const phone = await browser.newContext();
-  const wallet = await phone.newPage();
-  await wallet.goto(codeUrl);
-  await wallet.getByTestId('wallet-pay').click();
-  await expect(wallet.locator('[data-state=paid]')).toBeVisible();
-  await phone.close();
-}
 
 for (const locale of LOCALES) {
   test(`every page passes axe's serious and critical checks (${locale})`, async ({ browser, request }) => {
@@ -64,7 +57,7 @@ for (const locale of LOCALES) {
     // The sandbox wallet renders without WASM: no hydration marker to wait for.
     await page.goto(codeUrl);
     expect.soft(await serious(page), `sandbox wallet (${codeUrl})`).toEqual([]);
-    await pay(browser, codeUrl);
+    await payInWallet(browser, codeUrl);
     await check(page, `/checkout/${id}`, 'checkout, paid', async (p) => {
       await expect(p.getByTestId('paid')).toBeVisible();
     });

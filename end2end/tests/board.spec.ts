@@ -3,7 +3,8 @@
 // created through the API appear and turn paid without a reload, refunds part of it, reads the
 // timeline, exports CSV, signs out and back in with the password; a second merchant sees none
 // of it.
-import { expect, test, type Browser, type Page } from '@playwright/test';
+import { expect, test, type Page } from '@playwright/test';
+import { payInWallet } from './wallet';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
@@ -31,14 +32,6 @@ async function signInByLink(page: Page, made: Made, password: string) {
   await expect(page.getByTestId('board-live')).toHaveAttribute('data-live', 'live');
 }
 
-async function payInWallet(browser: Browser, codeUrl: string) {
-  const phone = await browser.newContext();
-  const wallet = await phone.newPage();
-  await wallet.goto(codeUrl);
-  await wallet.getByTestId('wallet-pay').click();
-  await expect(wallet.locator('[data-state=paid]')).toBeVisible();
-  await phone.close();
-}
 
 test('a merchant watches a payment turn paid live, refunds part of it, exports; another merchant sees none of it', async ({ page, browser, request }, testInfo) => {
   const stamp = Date.now();

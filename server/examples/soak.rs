@@ -22,7 +22,6 @@
 //! [--customers 6] [--bin target/debug/scanpay]`
 
 use rand::Rng;
-use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -653,61 +652,50 @@ async fn check(
             .fetch_all(sandbox)
             .await
             .unwrap_or_default();
-    // ScanPay's records.
-    let attempts: HashMap<String, (String, String)> =
-        match sqlx::query("SELECT out_trade_no, order_id, status FROM payment_attempts")
-            .fetch_all(scanpay)
-            .await
-        {
-            Ok(rows) => rows
-                .iter()
-                .filter_map(|row| {
-                    Some((
-                        row.try_get::<String, _>("out_trade_no").ok()?,
-                        (row.try_get("order_id").ok()?, row.try_get("status").ok()?),
-                    ))
-                })
-                .collect(),
-            Err(e) => {
-                r.unsettled += 1;
-                r.problems.push(format!("ScanPay database: {e}"));
-                return r;
-            }
-        };
-    let refunds: HashMap<String, (String, i64, String, i64)> =
-        sqlx::query("SELECT id, order_id, amount, status, extra FROM refunds")
-            .fetch_all(scanpay)
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|row| {
-                Some((
-                    row.try_get::<String, _>("id").ok()?,
-                    (
-                        row.try_get("order_id").ok()?,
-                        row.try_get("amount").ok()?,
-                        row.try_get("status").ok()?,
-                        row.try_get("extra").ok()?,
-                    ),
-                ))
-            })
-            .collect();
-    let orders: HashMap<String, (String, i64)> =
-        sqlx::query("SELECT id, status, refunded_amount FROM orders")
-            .fetch_all(scanpay)
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|row| {
-                Some((
-                    row.try_get::<String, _>("id").ok()?,
-                    (
-                        row.try_get("status").ok()?,
-                        row.try_get("refunded_amount").ok()?,
-                    ),
-                ))
-            })
-            .collect();
+    // ScanPay's records, read in full or not at all: a read that fails is "not settled yet",
+    // never an empty table that looks clean.
+    let read = async {
+        Ok::<_, sqlx::Error>((
+            rows::<(String, String, String)>(
+                scanpay,
+                "SELECT out_trade_no, order_id, status FROM payment_attempts",
+            )
+            .await?,
+            rows::<(String, String, i64, String, i64)>(
+                scanpay,
+                "SELECT id, order_id, amount, status, extra FROM refunds",
+            )
+            .await?,
+            rows::<(String, String, i64)>(scanpay, "SELECT id, status, refunded_amount FROM orders")
+                .await?,
+            rows::<(String, i64)>(
+                scanpay,
+                "SELECT order_id, COUNT(*) AS n FROM outbox WHERE topic = 'order.paid' GROUP BY order_id",
+            )
+            .await?,
+            rows::<(String, String)>(scanpay, "SELECT event_id, delivery FROM outbox").await?,
+        ))
+    };
+    let (attempts, refunds, orders, paid_events, events) = match read.await {
+        Ok(all) => all,
+        Err(e) => {
+            r.unsettled += 1;
+            r.problems.push(format!("ScanPay database: {e}"));
+            return r;
+        }
+    };
+    let attempts: HashMap<String, (String, String)> = attempts
+        .into_iter()
+        .map(|(trade, order, status)| (trade, (order, status)))
+        .collect();
+    let refunds: HashMap<String, (String, i64, String, i64)> = refunds
+        .into_iter()
+        .map(|(id, order, amount, status, extra)| (id, (order, amount, status, extra)))
+        .collect();
+    let orders: HashMap<String, (String, i64)> = orders
+        .into_iter()
+        .map(|(id, status, refunded)| (id, (status, refunded)))
+        .collect();
     // Paid exactly once; nothing paid at the sandbox without a record here.
     let mut sandbox_paid_per_order: BTreeMap<String, i64> = BTreeMap::new();
     let mut sandbox_refunded_per_order: BTreeMap<String, i64> = BTreeMap::new();
@@ -757,15 +745,6 @@ async fn check(
             }
         }
     }
-    let paid_events: Vec<(String, i64)> = sqlx::query(
-        "SELECT order_id, COUNT(*) AS n FROM outbox WHERE topic = 'order.paid' GROUP BY order_id",
-    )
-    .fetch_all(scanpay)
-    .await
-    .unwrap_or_default()
-    .iter()
-    .filter_map(|row| Some((row.try_get("order_id").ok()?, row.try_get("n").ok()?)))
-    .collect();
     for (order_id, n) in paid_events {
         if n > 1 {
             r.paid_twice += 1;
@@ -819,13 +798,6 @@ async fn check(
         }
     }
     // Webhooks: every event delivered, received under its one id.
-    let events: Vec<(String, String)> = sqlx::query("SELECT event_id, delivery FROM outbox")
-        .fetch_all(scanpay)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|row| Some((row.try_get("event_id").ok()?, row.try_get("delivery").ok()?)))
-        .collect();
     let got = received.lock().unwrap_or_else(|p| p.into_inner());
     for (event_id, delivery) in &events {
         match (delivery.as_str(), got.get(event_id)) {
@@ -843,6 +815,14 @@ async fn check(
         }
     }
     r
+}
+
+/// Every row of `sql` as `T`.
+async fn rows<T>(pool: &sqlx::AnyPool, sql: &str) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, T>(sql).fetch_all(pool).await
 }
 
 fn append_to_benchmarks(row: &str, header: &str) {
