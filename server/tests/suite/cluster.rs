@@ -6,7 +6,7 @@
 //! and exits cleanly; forged, stale and replayed internal calls are refused. Also: a second
 //! node on one SQLite file is refused.
 
-mod common;
+use crate::common;
 
 use common::TestDb;
 use futures::{SinkExt, StreamExt};

@@ -2,7 +2,7 @@
 //! shared vectors; see shared/docs/providers.md §4):
 //! Alipay notification and sync-response rules, deterministic RSA2 signing, WeChat W1–W4.
 
-mod common;
+use crate::common;
 
 use server::providers::alipay::{wire, Alipay, AlipayAccount};
 use server::providers::crypto::{aes_gcm_decrypt, RsaSigner, Signer, Verifier};

@@ -3,7 +3,6 @@
 //! the schedule (time scaled) until the first 2xx or given up, logged, redelivered by hand.
 
 use crate::common::{order_with_code, sandbox_config, TestApp, TestDb};
-use crate::on_both_engines;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::providers::Channel;
 use server::webhooks::{self, SCHEDULE_SECS};

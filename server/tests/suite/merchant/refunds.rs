@@ -3,7 +3,6 @@
 //! outbox events, and a refund the provider could not take at once, finished by the worker.
 
 use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
-use crate::on_both_engines;
 use app::money::Amount;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder, OrderStatus};

@@ -5,7 +5,6 @@
 use crate::common::{
     new_order, order_with_code, pay_in_wallet, sandbox_config, status_of, wait_for, TestApp, TestDb,
 };
-use crate::on_both_engines;
 use server::orders::{self, OrderStatus};
 use server::payments::{expiry, query, AttemptStatus, StartPayment};
 use server::providers::{Channel, TradeState};

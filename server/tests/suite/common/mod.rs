@@ -2,8 +2,6 @@
 //! database created on the local server and dropped afterwards) and a whole ScanPay
 //! application on port 0.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
 use server::config::{Config, DatabaseUrl, Engine, LogFormat};
 use server::secret::Secret;
 use server::Application;

@@ -5,7 +5,6 @@
 use crate::common::{
     self, pay_in_wallet, sandbox_config, scanpay_command, status_of, wait_for, TestApp, TestDb,
 };
-use crate::on_both_engines;
 use app::money::Amount;
 use futures::StreamExt;
 use serde_json::json;

@@ -6,7 +6,6 @@
 //! settle refunds and never move one backwards; only a definitive refusal fails a refund.
 
 use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
-use crate::on_both_engines;
 use app::money::Amount;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, OrderStatus};

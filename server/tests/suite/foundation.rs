@@ -2,7 +2,7 @@
 //! migrations, operational endpoints, server-rendered pages with real 404s, the server
 //! function round trip, request ids, metrics and graceful shutdown.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, TestDb};
 use server::config::Engine;

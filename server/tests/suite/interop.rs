@@ -4,7 +4,7 @@
 //! (c) our code refuses their output once one byte of a signed field or the amount changes.
 //! Needs Node.js and `end2end/node_modules` (scripts/tools.sh installs both).
 
-mod common;
+use crate::common;
 
 use app::money::Amount;
 use common::node;

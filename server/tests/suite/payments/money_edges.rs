@@ -4,7 +4,6 @@
 //! a provider answer that pays is checked the same way on every path.
 
 use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
-use crate::on_both_engines;
 use app::money::Amount;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder, OrderStatus};

@@ -3,7 +3,7 @@
 //! answer (timeout, 5xx, truncated JSON, bad or missing signature, business refusal,
 //! unreachable) is a typed error, never a panic and never a payment.
 
-mod common;
+use crate::common;
 
 use app::money::Amount;
 use axum::body::Bytes;

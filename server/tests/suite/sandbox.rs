@@ -3,7 +3,7 @@
 //! the wrong key are refused the real way, notifications arrive signed and are redelivered on
 //! the (time-scaled) schedule until acknowledged, and every fault does what it says.
 
-mod common;
+use crate::common;
 
 use app::money::Amount;
 use axum::body::Bytes;

@@ -1,7 +1,7 @@
 //! The `scanpay` binary as an operator meets it: configuration errors, `migrate`, and a
 //! served process that stops cleanly on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

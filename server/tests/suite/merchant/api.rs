@@ -3,7 +3,6 @@
 //! against the sandbox, and the per-key rate limit.
 
 use crate::common::{pay_in_wallet, sandbox_config, TestApp, TestDb};
-use crate::on_both_engines;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use server::merchants::DEMO_MERCHANT_ID;

@@ -2,7 +2,7 @@
 //! timeline event) and every forbidden one changes nothing; concurrent attempts at one
 //! transition succeed exactly once; a payment after expiry is kept and flagged late.
 
-mod common;
+use crate::common;
 
 use app::money::Amount;
 use common::TestDb;

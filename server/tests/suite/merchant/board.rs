@@ -5,7 +5,6 @@
 //! board hears.
 
 use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
-use crate::on_both_engines;
 use app::money::Amount;
 use futures::{FutureExt, StreamExt};
 use reqwest::StatusCode;
