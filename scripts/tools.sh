@@ -43,6 +43,13 @@ if [ ! -f end2end/node_modules/.package-lock.json ] || [ end2end/package-lock.js
 fi
 
 if [ "${1:-}" = "--test" ]; then
+  # make test lints with clippy-driver and checks formatting with rustfmt.
+  for component in clippy rustfmt; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+      say "adding the $component component"
+      rustup component add "$component"
+    fi
+  done
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's chromium for the end2end suite"
     apt_install chromium
