@@ -83,7 +83,8 @@ bench: tools
 # make test lints while it builds (LINT=1): the workspace's own crates are compiled by
 # clippy-driver with -D warnings (RUSTC_WORKSPACE_WRAPPER, which is all `cargo clippy` does),
 # so the dependencies are compiled once, not a second time in check mode for each clippy
-# pass (8 min 38 s of a cold run). It covers what `make lint` covers: the server's lib, bins,
+# pass (the two passes took 8 min 38 s of a cold run before; the saving on a whole cold run
+# is not yet measured on one machine: docs/benchmarks.md). It covers what `make lint` covers: the server's lib, bins,
 # tests and examples, and the app for the server and for the browser (scripts/site.sh).
 test: clean-test-dbs
 	@scripts/tools.sh --test
