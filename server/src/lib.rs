@@ -34,6 +34,7 @@ pub mod site;
 pub mod state;
 pub mod telemetry;
 pub mod webhooks;
+pub mod workers;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -303,7 +304,7 @@ impl Application {
         let delivery = state.sandbox.as_ref().map(|s| s.spawn_delivery());
         let expiry = payments::expiry::spawn(state.payments.clone(), payments::expiry::TICK);
         let active_query = payments::query::spawn(state.payments.clone(), payments::query::TICK);
-        let nonce_purge = payments::every(Duration::from_secs(60), "inbox housekeeping", {
+        let nonce_purge = crate::workers::every(Duration::from_secs(60), "inbox housekeeping", {
             let payments = state.payments.clone();
             move || {
                 let payments = payments.clone();

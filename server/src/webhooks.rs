@@ -33,7 +33,7 @@ const LEASE_MS: i64 = 60_000;
 /// How many events one round sends at most.
 const BATCH: i64 = 20;
 /// Events waiting for their (next) delivery that no worker holds.
-const CLAIM: crate::payments::Claim = crate::payments::Claim {
+const CLAIM: crate::workers::Claim = crate::workers::Claim {
     table: "outbox",
     key: "id",
     due: "delivery = 'pending' AND next_attempt_at <= $2 \
@@ -242,7 +242,7 @@ impl Webhooks {
 
     /// Runs [`Webhooks::run_once`] every `tick` until the task is dropped.
     pub fn spawn(self, tick: Duration) -> tokio::task::JoinHandle<()> {
-        crate::payments::every(tick, "webhooks", move || {
+        crate::workers::every(tick, "webhooks", move || {
             let this = self.clone();
             async move { this.run_once().await }
         })

@@ -20,7 +20,7 @@ const BATCH: i64 = 100;
 /// fault) before another round tries it again.
 const LEASE_MS: i64 = 10_000;
 /// Unpaid orders past their time that no worker holds.
-const CLAIM: super::Claim = super::Claim {
+const CLAIM: crate::workers::Claim = crate::workers::Claim {
     table: "orders",
     key: "id",
     due: "status IN ('created', 'pending') AND expires_at <= $2 \
@@ -32,7 +32,7 @@ const CLAIM: super::Claim = super::Claim {
 
 /// Runs [`run_once`] every `tick` until the task is dropped.
 pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> {
-    super::every(tick, "expiry", move || {
+    crate::workers::every(tick, "expiry", move || {
         let payments = payments.clone();
         async move { run_once(&payments).await }
     })

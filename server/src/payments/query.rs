@@ -26,7 +26,7 @@ const AFTER_DEATH_MS: i64 = 60_000;
 /// How many attempts one round asks about at most.
 const BATCH: i64 = 20;
 /// Open attempts whose question is due; claiming one moves its next question a lease ahead.
-const CLAIM: super::Claim = super::Claim {
+const CLAIM: crate::workers::Claim = crate::workers::Claim {
     table: "payment_attempts",
     key: "out_trade_no",
     due: "status IN ('open', 'closed') AND next_query_at <= $2",
@@ -37,7 +37,7 @@ const CLAIM: super::Claim = super::Claim {
 
 /// Runs [`run_once`] every `tick` until the task is dropped.
 pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> {
-    super::every(tick, "active query", move || {
+    crate::workers::every(tick, "active query", move || {
         let payments = payments.clone();
         async move { run_once(&payments).await }
     })

@@ -1,0 +1,169 @@
+//! Attempts: one trade at one provider for an order, its code's lifetime, and reading them.
+
+use super::*;
+use crate::providers::Channel;
+use sqlx::Row;
+use std::time::Duration;
+
+/// What an attempt is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    /// The prepay call is running.
+    Opening,
+    /// The provider gave a code; the customer can pay it.
+    Open,
+    /// Closed at the provider (switched wallet, expiry): it can no longer be paid there.
+    Closed,
+    /// The prepay failed; nobody received a code.
+    Failed,
+    /// The provider reported this attempt paid.
+    Paid,
+}
+
+impl AttemptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Opening => "opening",
+            AttemptStatus::Open => "open",
+            AttemptStatus::Closed => "closed",
+            AttemptStatus::Failed => "failed",
+            AttemptStatus::Paid => "paid",
+        }
+    }
+
+    fn parse(s: &str) -> Option<AttemptStatus> {
+        [
+            AttemptStatus::Opening,
+            AttemptStatus::Open,
+            AttemptStatus::Closed,
+            AttemptStatus::Failed,
+            AttemptStatus::Paid,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// One trade at one provider for an order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attempt {
+    pub out_trade_no: String,
+    pub order_id: String,
+    pub seq: i64,
+    pub channel: Channel,
+    pub status: AttemptStatus,
+    pub code_url: Option<String>,
+    pub provider_trade_no: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+    /// The last moment its code can be paid at the provider (Unix ms): the order's expiry,
+    /// or [`CODE_LIFETIME`] after it was made, whichever comes first.
+    #[serde(default)]
+    pub payable_until: Option<i64>,
+}
+
+/// How long a provider's code can be paid: two hours at both providers (Alipay precreate's
+/// `qr_code`, WeChat Native's `code_url`), whatever the order's own time.
+pub const CODE_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+/// A code with less than this left is not handed out again: a fresh attempt is opened (and
+/// an open checkout renews its code this long before it dies).
+pub const CODE_RENEW_BEFORE: Duration = Duration::from_secs(10 * 60);
+
+impl Attempt {
+    /// When its code stops working at the provider (attempts made before this was recorded:
+    /// [`CODE_LIFETIME`] after they were made).
+    pub fn code_dies_at(&self) -> i64 {
+        self.payable_until
+            .unwrap_or(self.created_at + CODE_LIFETIME.as_millis() as i64)
+    }
+
+    /// Whether its code still has long enough to live to be shown to a customer.
+    pub fn code_is_fresh(&self, now: i64) -> bool {
+        now + (CODE_RENEW_BEFORE.as_millis() as i64) < self.code_dies_at()
+    }
+}
+
+impl Payments {
+    /// The attempts matching `condition` (an SQL condition on `$1`), in `seq` order.
+    pub(super) async fn attempts_where(
+        &self,
+        condition: &str,
+        value: &str,
+    ) -> Result<Vec<Attempt>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE {condition} ORDER BY seq"
+        ))
+        .bind(value)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    /// The order's live attempt (`opening` or `open`), if any (the unique index allows one).
+    pub async fn live_attempt(&self, order_id: &str) -> Result<Option<Attempt>, sqlx::Error> {
+        let mut live = self
+            .attempts_where("order_id = $1 AND status IN ('opening', 'open')", order_id)
+            .await?;
+        Ok(live.pop())
+    }
+
+    /// Every attempt of an order, oldest first.
+    pub async fn attempts(&self, order_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
+        self.attempts_where("order_id = $1", order_id).await
+    }
+
+    pub async fn attempt(&self, out_trade_no: &str) -> Result<Option<Attempt>, sqlx::Error> {
+        Ok(self
+            .attempts_where("out_trade_no = $1", out_trade_no)
+            .await?
+            .pop())
+    }
+}
+
+/// The provider trade number of an order's `seq`-th attempt.
+pub fn trade_no(order_id: &str, seq: i64) -> String {
+    if seq == 1 {
+        order_id.to_string()
+    } else {
+        format!("{order_id}_{seq}")
+    }
+}
+
+const ATTEMPT_COLUMNS: &str =
+    "out_trade_no, order_id, seq, channel, status, code_url, provider_trade_no, error, created_at, closed_at, \
+     payable_until";
+
+fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
+    let corrupt = |what: &str| {
+        sqlx::Error::Decode(format!("payment_attempts.{what} holds an impossible value").into())
+    };
+    Ok(Attempt {
+        out_trade_no: r.try_get("out_trade_no")?,
+        order_id: r.try_get("order_id")?,
+        seq: r.try_get("seq")?,
+        channel: Channel::parse(&r.try_get::<String, _>("channel")?)
+            .ok_or_else(|| corrupt("channel"))?,
+        status: AttemptStatus::parse(&r.try_get::<String, _>("status")?)
+            .ok_or_else(|| corrupt("status"))?,
+        code_url: r.try_get("code_url")?,
+        provider_trade_no: r.try_get("provider_trade_no")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        closed_at: r.try_get("closed_at")?,
+        payable_until: r.try_get("payable_until")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attempt_trade_numbers_fit_both_providers() {
+        let id = "20261127093000abcdefABCDEF";
+        assert_eq!(super::trade_no(id, 1), id);
+        let later = super::trade_no(id, 99_999);
+        assert!(later.len() <= 32, "{later}");
+        assert!(crate::orders::OrderId::parse(&later).is_some());
+    }
+}

@@ -1,0 +1,228 @@
+//! Recording a payment: the one path by which an order becomes paid.
+
+use super::close::Closing;
+use super::*;
+use crate::orders::{self, OrderStatus};
+use sqlx::Row;
+
+/// How a reported payment was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// This report made the order paid.
+    Paid { late: bool },
+    /// The order was already paid by this same trade: nothing changed.
+    Duplicate,
+    /// The order was already paid by another trade: a second payment, recorded for the
+    /// merchant to refund.
+    Extra,
+}
+
+impl Payments {
+    /// Records an answer to a trade query that says paid (the active query, the query after a
+    /// refused close), after [`paid::check`]. `None`: refused (a risk event says why).
+    pub(crate) async fn record_paid_answer(
+        &self,
+        attempt: &Attempt,
+        status: &crate::providers::TradeStatus,
+        source: &str,
+    ) -> Result<Option<Recorded>, PaymentError> {
+        let order = orders::get(&self.db, &attempt.order_id)
+            .await?
+            .ok_or_else(|| PaymentError::NotFound(attempt.order_id.clone()))?;
+        let identity = self.providers.get(attempt.channel).map(|p| p.identity());
+        let answer = paid::PaidAnswer {
+            channel: attempt.channel,
+            out_trade_no: &attempt.out_trade_no,
+            amount: status.amount,
+            currency: None,
+            app_id: None,
+            merchant_account: None,
+        };
+        if let Err(m) = paid::check(attempt, &order, identity.as_ref(), &answer) {
+            // Once per trade and reason: the same answer comes back on every question.
+            let seen: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM risk_events WHERE out_trade_no = $1 AND kind = $2 LIMIT 1",
+            )
+            .bind(&attempt.out_trade_no)
+            .bind(m.label())
+            .fetch_optional(self.db.pool())
+            .await?;
+            if seen.is_none() {
+                crate::risk::record(
+                    &self.db,
+                    &RiskEvent {
+                        kind: m.label(),
+                        reason: format!(
+                            "the {source} answer says paid ({}): {m}",
+                            status.provider_state
+                        ),
+                        ..risk_about(attempt)
+                    },
+                )
+                .await?;
+            }
+            return Ok(None);
+        }
+        let recorded = self
+            .record_payment(
+                &attempt.out_trade_no,
+                status.provider_trade_no.as_deref(),
+                serde_json::json!({ "source": source, "provider_state": status.provider_state }),
+            )
+            .await?;
+        Ok(Some(recorded))
+    }
+
+    /// Records that the provider reports the trade `out_trade_no` paid. Idempotent: a second
+    /// report of the same trade is a `Duplicate` and changes nothing. An order that expired or
+    /// was closed becomes paid with its late flag (the money arrived; it is never dropped).
+    pub async fn record_payment(
+        &self,
+        out_trade_no: &str,
+        provider_trade_no: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<Recorded, PaymentError> {
+        let attempt = self
+            .attempt(out_trade_no)
+            .await?
+            .ok_or_else(|| PaymentError::NotFound(out_trade_no.to_string()))?;
+        let order_id = attempt.order_id.as_str();
+        let mut detail = detail;
+        detail["channel"] = serde_json::json!(attempt.channel);
+        detail["out_trade_no"] = serde_json::json!(out_trade_no);
+        detail["provider_trade_no"] = serde_json::json!(provider_trade_no);
+        let now = orders::now_ms();
+        let mut risk_event = None;
+        let mut tx = self.db.pool().begin().await?;
+        let moved =
+            orders::transition_in(&mut tx, order_id, OrderStatus::Paid, detail.clone()).await?;
+        let mut paid_merchant = String::new();
+        let outcome = match moved {
+            Some(t) => {
+                paid_merchant = t.merchant_id;
+                sqlx::query(
+                    "UPDATE orders SET provider_trade_no = $1, paid_channel = $2 WHERE id = $3",
+                )
+                .bind(provider_trade_no)
+                .bind(attempt.channel.as_str())
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+                Recorded::Paid { late: t.late }
+            }
+            None => {
+                let paid_by: Option<String> = sqlx::query(
+                    "SELECT out_trade_no FROM payment_attempts WHERE order_id = $1 AND status = 'paid'",
+                )
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("out_trade_no"))
+                .transpose()?;
+                match paid_by {
+                    Some(t) if t == out_trade_no => Recorded::Duplicate,
+                    Some(_) => Recorded::Extra,
+                    None => {
+                        // Not paid and not payable (e.g. refunded already, or missing): the
+                        // report changes nothing, but it is kept in the timeline.
+                        Recorded::Duplicate
+                    }
+                }
+            }
+        };
+        match outcome {
+            Recorded::Paid { .. } => {
+                sqlx::query(
+                    "UPDATE payment_attempts SET status = 'paid', provider_trade_no = $1, closed_at = $2 WHERE out_trade_no = $3",
+                )
+                .bind(provider_trade_no)
+                .bind(now)
+                .bind(out_trade_no)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Recorded::Extra => {
+                let changed = sqlx::query(
+                    "UPDATE payment_attempts SET status = 'paid', provider_trade_no = $1, closed_at = $2 \
+                     WHERE out_trade_no = $3 AND status <> 'paid'",
+                )
+                .bind(provider_trade_no)
+                .bind(now)
+                .bind(out_trade_no)
+                .execute(&mut *tx)
+                .await?;
+                if changed.rows_affected() == 1 {
+                    // A payment of its own: in the timeline, to the merchant's webhook as
+                    // its own event, and on the board with its own refund.
+                    let (merchant_id, amount): (String, i64) =
+                        sqlx::query_as("SELECT merchant_id, amount FROM orders WHERE id = $1")
+                            .bind(order_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let payment = serde_json::json!({
+                        "order_id": order_id,
+                        "out_trade_no": out_trade_no,
+                        "provider_trade_no": provider_trade_no,
+                        "channel": attempt.channel,
+                        "amount": amount,
+                        "currency": "CNY",
+                    });
+                    orders::insert_event(&mut tx, order_id, "payment.extra", &payment).await?;
+                    crate::outbox::insert(
+                        &mut tx,
+                        &merchant_id,
+                        order_id,
+                        "order.extra_payment",
+                        out_trade_no,
+                        &payment,
+                    )
+                    .await?;
+                    risk_event = Some(RiskEvent {
+                        kind: "second_payment",
+                        reason: format!(
+                            "a second payment of {amount} fen through {out_trade_no} for an order already paid; refund it"
+                        ),
+                        ..risk_about(&attempt)
+                    });
+                }
+            }
+            Recorded::Duplicate => {}
+        }
+        if let Recorded::Paid { late: true } = outcome {
+            risk_event = Some(RiskEvent {
+                kind: "late_payment",
+                reason: "paid after the order had expired or was closed".to_string(),
+                ..risk_about(&attempt)
+            });
+        }
+        if let Some(event) = &risk_event {
+            crate::risk::record_in(&mut tx, event).await?;
+        }
+        crate::failpoints::hit("record_payment.before_commit", out_trade_no)?;
+        tx.commit().await?;
+        if let Some(event) = &risk_event {
+            crate::risk::count(event);
+        }
+        if let Recorded::Paid { late } = outcome {
+            ::metrics::counter!("payments_recorded_total", "channel" => attempt.channel.as_str(), "late" => late.to_string())
+                .increment(1);
+            self.live
+                .publish(&paid_merchant, order_id, OrderStatus::Paid);
+            // Another wallet's code of this order may still be live: close it so the customer
+            // cannot pay twice. Best effort; a payment that still arrives is recorded as extra
+            // when its notification comes.
+            if let Ok(Some(other)) = self.live_attempt(order_id).await {
+                match self.close_attempt(&other, "order paid").await {
+                    Ok(Closing::Closed) => {}
+                    Ok(Closing::FoundPaid(_)) => {
+                        tracing::warn!(order = order_id, out_trade_no = %other.out_trade_no, "a second attempt of a paid order is paid too")
+                    }
+                    Err(e) => {
+                        tracing::warn!(order = order_id, error = %e, "could not close the other live attempt")
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
