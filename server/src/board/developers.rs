@@ -1,0 +1,132 @@
+//! The developers page: API keys (live first, then revoked) and the webhook endpoint.
+
+use super::{internal, invalid};
+use crate::db::Db;
+use crate::webhooks::{WebhookError, Webhooks};
+use app::merchant::{DevelopersView, KeyRow, Setting, SettingDone};
+use app::services::ServiceError;
+use sqlx::Row;
+
+/// The developers page of a merchant: its API keys (live first, then revoked) and its
+/// webhook endpoint.
+pub async fn developers(db: &Db, merchant_id: &str) -> Result<DevelopersView, ServiceError> {
+    let mut keys: Vec<KeyRow> = crate::api_keys::list(db, merchant_id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|k| KeyRow {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            created_at: k.created_at,
+            revoked: k.revoked_at.is_some(),
+        })
+        .collect();
+    keys.sort_by_key(|k| k.revoked); // stable: newest first within each group
+    let (webhook_url, has_secret) = webhook_endpoint(db, merchant_id).await?;
+    Ok(DevelopersView {
+        keys,
+        webhook_url,
+        has_secret,
+    })
+}
+
+/// A merchant's webhook URL, and whether its signing secret exists.
+async fn webhook_endpoint(
+    db: &Db,
+    merchant_id: &str,
+) -> Result<(Option<String>, bool), ServiceError> {
+    let row = sqlx::query(
+        "SELECT webhook_url, CAST(CASE WHEN webhook_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_secret \
+         FROM merchants WHERE id = $1",
+    )
+    .bind(merchant_id)
+    .fetch_optional(db.pool())
+    .await
+    .map_err(internal)?;
+    match row {
+        Some(r) => Ok((
+            r.try_get::<Option<String>, _>("webhook_url")
+                .map_err(internal)?,
+            r.try_get::<i64, _>("has_secret").map_err(internal)? == 1,
+        )),
+        None => Ok((None, false)),
+    }
+}
+
+/// A change on a merchant's developers page. A new key or secret is answered this once.
+pub async fn setting(
+    db: &Db,
+    webhooks: &Webhooks,
+    merchant_id: &str,
+    change: Setting,
+) -> Result<SettingDone, ServiceError> {
+    let done = |message: String, secret: Option<String>| Ok(SettingDone { message, secret });
+    match change {
+        Setting::CreateKey { name } => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 64 {
+                return Err(invalid("Key name: 1 to 64 characters, e.g. \"web shop\"."));
+            }
+            let (key, secret) = crate::api_keys::create(db, merchant_id, name)
+                .await
+                .map_err(internal)?;
+            tracing::info!(merchant = merchant_id, key = %key.id, "API key created on the board");
+            done(
+                format!(
+                    "API key \"{}\" created. Copy it now: it is not shown again.",
+                    key.name
+                ),
+                Some(secret),
+            )
+        }
+        Setting::RevokeKey { key_id } => {
+            if !crate::api_keys::revoke(db, merchant_id, &key_id)
+                .await
+                .map_err(internal)?
+            {
+                return Err(invalid("No such live API key."));
+            }
+            tracing::info!(merchant = merchant_id, key = %key_id, "API key revoked on the board");
+            done(
+                "API key revoked: requests with it now get 401.".into(),
+                None,
+            )
+        }
+        Setting::SetWebhook { url } => {
+            let (_, had_secret) = webhook_endpoint(db, merchant_id).await?;
+            let secret = webhooks
+                .set_endpoint(merchant_id, url.trim())
+                .await
+                .map_err(|e| match e {
+                    WebhookError::Url(why) => invalid(format!("Webhook URL: {why}.")),
+                    other => internal(other),
+                })?;
+            if had_secret {
+                done(
+                    "Webhook endpoint saved; its signing secret is unchanged.".into(),
+                    None,
+                )
+            } else {
+                done(
+                    "Webhook endpoint saved. Copy its signing secret now: it is not shown again."
+                        .into(),
+                    Some(secret),
+                )
+            }
+        }
+        Setting::RotateSecret => {
+            if webhook_endpoint(db, merchant_id).await?.0.is_none() {
+                return Err(invalid("Set a webhook endpoint first."));
+            }
+            let secret = crate::webhooks::rotate_secret(db, merchant_id)
+                .await
+                .map_err(internal)?;
+            done(
+                "New signing secret: events are signed with it from now on. Copy it now: it is not shown again."
+                    .into(),
+                Some(secret),
+            )
+        }
+    }
+}
