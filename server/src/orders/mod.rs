@@ -5,6 +5,16 @@
 //! plus an `order_events` row (and, for paid / expired / closed, an `outbox` event), in one
 //! transaction. Two nodes, or two copies of a callback, racing to make the same change cannot
 //! both win: the second finds no row to update.
+//!
+//! The rooms: this file holds the model, creation and the reads; `search.rs` the one order
+//! search (board, CSV, API); `transition.rs` the timeline and the status changes.
+
+mod search;
+mod transition;
+
+pub use search::{list, Search};
+pub use transition::{add_event, events, transition, Transitioned};
+pub(crate) use transition::{insert_event, transition_in};
 
 pub use app::status::{self, OrderStatus};
 
@@ -17,7 +27,11 @@ use sqlx::Row;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OrderId(String);
 
+/// What [`OrderId::parse`] takes, for the API's document.
+pub const ORDER_ID_PATTERN: &str = "^[A-Za-z0-9_]{6,32}$";
+
 impl OrderId {
+    /// An id of 6 to 32 ASCII letters, digits and `_` ([`ORDER_ID_PATTERN`]).
     pub fn parse(s: &str) -> Option<OrderId> {
         let ok = (6..=32).contains(&s.len())
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -52,6 +66,15 @@ pub const DEFAULT_EXPIRY_SECS: i64 = 15 * 60;
 pub const MIN_EXPIRY_SECS: i64 = 5;
 /// The longest: one day.
 pub const MAX_EXPIRY_SECS: i64 = 24 * 60 * 60;
+/// The longest subject, in characters (WeChat's limit for a description).
+pub const MAX_SUBJECT_CHARS: usize = 127;
+/// The longest return URL, in bytes.
+pub const MAX_RETURN_URL: usize = 512;
+/// A return URL: absolute http(s), a host name or IPv4 address, an optional port, then only
+/// the characters a URL may hold unescaped (RFC 3986's reserved and unreserved, and `%`).
+/// The merchant API's document states the same pattern.
+pub const RETURN_URL_PATTERN: &str =
+    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*)?$";
 
 /// An order as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,12 +123,12 @@ pub struct NewOrder {
 pub enum OrderError {
     #[error("an order amount must be at least 0.01 yuan")]
     ZeroAmount,
-    #[error("the subject must be 1 to 127 characters")]
+    #[error("the subject must be 1 to {MAX_SUBJECT_CHARS} characters")]
     Subject,
     #[error("an order must be payable for {min} seconds to {max} seconds", min = MIN_EXPIRY_SECS, max = MAX_EXPIRY_SECS)]
     Expiry,
     #[error(
-        "the return URL must be an absolute http:// or https:// URL of at most 512 characters"
+        "the return URL must be an absolute http:// or https:// URL of at most {MAX_RETURN_URL} characters"
     )]
     ReturnUrl,
     #[error("the order {0} does not exist")]
@@ -134,7 +157,7 @@ pub async fn create_with_metadata(
     if new.amount.fen() < 1 {
         return Err(OrderError::ZeroAmount);
     }
-    if !(1..=127).contains(&new.subject.chars().count()) {
+    if !(1..=MAX_SUBJECT_CHARS).contains(&new.subject.chars().count()) {
         return Err(OrderError::Subject);
     }
     if !(MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&new.expires_in_secs) {
@@ -181,113 +204,13 @@ pub async fn create_with_metadata(
         .ok_or_else(|| OrderError::NotFound(id.0.clone()))
 }
 
-/// Whether a return URL is acceptable: absolute http(s), at most 512 characters.
+/// Whether a return URL is acceptable: [`RETURN_URL_PATTERN`], at most
+/// [`MAX_RETURN_URL`] bytes.
 pub fn valid_return_url(url: &str) -> bool {
-    url.len() <= 512
-        && (url.starts_with("https://") || url.starts_with("http://"))
-        && url.parse::<http::Uri>().is_ok()
-}
-
-/// Which of a merchant's orders to list; every field narrows the list.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Search {
-    pub status: Option<OrderStatus>,
-    /// Paid with this wallet, or (unpaid) offered a code of it.
-    pub channel: Option<app::channel::Channel>,
-    /// Created at or after (Unix ms).
-    pub created_from: Option<i64>,
-    /// Created before (Unix ms).
-    pub created_before: Option<i64>,
-    pub min_amount: Option<Amount>,
-    pub max_amount: Option<Amount>,
-    /// Part of the subject or order id (any case), or a provider trade number.
-    pub text: Option<String>,
-    /// The cursor: only orders after this one (an order id of the merchant). New orders
-    /// arriving meanwhile never shift the pages after it.
-    pub starting_after: Option<String>,
-}
-
-/// A merchant's orders matching `search`, newest first (by creation time, then id), at most
-/// `limit`.
-pub async fn list(
-    db: &Db,
-    merchant_id: &str,
-    search: &Search,
-    limit: i64,
-) -> Result<Vec<Order>, OrderError> {
-    enum Arg {
-        S(String),
-        I(i64),
-    }
-    let mut args = vec![Arg::S(merchant_id.to_string())];
-    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1");
-    let arg = |args: &mut Vec<Arg>, a: Arg| {
-        args.push(a);
-        format!("${}", args.len())
-    };
-    if let Some(s) = search.status {
-        let n = arg(&mut args, Arg::S(s.as_str().into()));
-        sql.push_str(&format!(" AND status = {n}"));
-    }
-    if let Some(c) = search.channel {
-        let n = arg(&mut args, Arg::S(c.as_str().into()));
-        sql.push_str(&format!(
-            " AND (paid_channel = {n} OR (paid_channel IS NULL AND EXISTS \
-             (SELECT 1 FROM payment_attempts a WHERE a.order_id = orders.id AND a.channel = {n})))"
-        ));
-    }
-    if let Some(t) = search.created_from {
-        let n = arg(&mut args, Arg::I(t));
-        sql.push_str(&format!(" AND created_at >= {n}"));
-    }
-    if let Some(t) = search.created_before {
-        let n = arg(&mut args, Arg::I(t));
-        sql.push_str(&format!(" AND created_at < {n}"));
-    }
-    if let Some(a) = search.min_amount {
-        let n = arg(&mut args, Arg::I(a.fen()));
-        sql.push_str(&format!(" AND amount >= {n}"));
-    }
-    if let Some(a) = search.max_amount {
-        let n = arg(&mut args, Arg::I(a.fen()));
-        sql.push_str(&format!(" AND amount <= {n}"));
-    }
-    if let Some(text) = search
-        .text
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        let escaped = text
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let like = arg(&mut args, Arg::S(format!("%{escaped}%")));
-        let exact = arg(&mut args, Arg::S(text.to_string()));
-        sql.push_str(&format!(
-            " AND (LOWER(subject) LIKE {like} ESCAPE '\\' OR LOWER(id) LIKE {like} ESCAPE '\\' \
-             OR provider_trade_no = {exact})"
-        ));
-    }
-    if let Some(c) = &search.starting_after {
-        let n = arg(&mut args, Arg::S(c.clone()));
-        let at = format!("(SELECT created_at FROM orders WHERE id = {n})");
-        sql.push_str(&format!(
-            " AND (created_at < {at} OR (created_at = {at} AND id < {n}))"
-        ));
-    }
-    let n = arg(&mut args, Arg::I(limit));
-    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {n}"));
-    let mut q = sqlx::query(&sql);
-    for a in args {
-        q = match a {
-            Arg::S(s) => q.bind(s),
-            Arg::I(i) => q.bind(i),
-        };
-    }
-    let rows = q.fetch_all(db.pool()).await?;
-    rows.iter().map(order_from_row).collect()
+    static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(RETURN_URL_PATTERN).expect("RETURN_URL_PATTERN is a regex")
+    });
+    url.len() <= MAX_RETURN_URL && PATTERN.is_match(url)
 }
 
 /// 128 random bits as 22 URL-safe characters: an unguessable token.
@@ -296,65 +219,9 @@ pub(crate) fn random_token() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 22)
 }
 
-/// Adds an event to an order's timeline inside the caller's transaction.
-pub(crate) async fn insert_event(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    order_id: &str,
-    kind: &str,
-    detail: &serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO order_events (order_id, kind, detail, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(order_id)
-    .bind(kind)
-    .bind(detail.to_string())
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 const ORDER_COLUMNS: &str =
     "id, merchant_id, amount, subject, status, late, refunded_amount, provider_trade_no, \
      paid_channel, return_url, aggregate_token, expires_at, paid_at, created_at, metadata";
-
-/// An order's timeline, oldest first: `(time, kind, detail)`.
-pub async fn events(
-    db: &Db,
-    order_id: &str,
-) -> Result<Vec<(i64, String, serde_json::Value)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT created_at, kind, detail FROM order_events WHERE order_id = $1 ORDER BY id",
-    )
-    .bind(order_id)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let detail: Option<String> = r.try_get("detail")?;
-            Ok((
-                r.try_get("created_at")?,
-                r.try_get("kind")?,
-                detail
-                    .and_then(|d| serde_json::from_str(&d).ok())
-                    .unwrap_or(serde_json::Value::Null),
-            ))
-        })
-        .collect()
-}
-
-/// Adds an event to an order's timeline on its own.
-pub async fn add_event(
-    db: &Db,
-    order_id: &str,
-    kind: &str,
-    detail: &serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
-    insert_event(&mut tx, order_id, kind, detail).await?;
-    tx.commit().await
-}
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Order>, OrderError> {
     let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
@@ -407,123 +274,6 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order, OrderError> {
     })
 }
 
-/// The outcome of a transition that was allowed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transitioned {
-    pub to: OrderStatus,
-    /// The order's merchant (whose board hears of the change).
-    pub merchant_id: String,
-    /// A payment that reached an expired or closed order.
-    pub late: bool,
-}
-
-/// Moves an order to `to` if its current status allows it, recording `detail` in the
-/// timeline, all in one transaction. `Forbidden` (with the status found) when it does not:
-/// then nothing changed.
-pub async fn transition(
-    db: &Db,
-    id: &str,
-    to: OrderStatus,
-    detail: serde_json::Value,
-) -> Result<Transitioned, OrderError> {
-    let mut tx = db.pool().begin().await?;
-    match transition_in(&mut tx, id, to, detail).await? {
-        Some(done) => {
-            tx.commit().await?;
-            Ok(done)
-        }
-        None => {
-            drop(tx);
-            Err(refusal(db, id, to).await)
-        }
-    }
-}
-
-/// [`transition`] inside the caller's transaction, so other writes (the attempt, the provider
-/// trade number) commit or roll back with it. `None`: the status does not allow it (or the
-/// order is missing); nothing was written.
-pub(crate) async fn transition_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
-    to: OrderStatus,
-    detail: serde_json::Value,
-) -> Result<Option<Transitioned>, OrderError> {
-    let from_set = to.predecessors();
-    if from_set.is_empty() {
-        return Ok(None);
-    }
-    let now = now_ms();
-    // Placeholders $5.. hold the allowed predecessors.
-    let list = (0..from_set.len())
-        .map(|i| format!("${}", i + 5))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "UPDATE orders SET status = $1, updated_at = $2, \
-         late = CASE WHEN $1 = 'paid' AND status IN ('expired', 'closed') THEN $3 ELSE late END, \
-         paid_at = CASE WHEN $1 = 'paid' THEN $2 ELSE paid_at END \
-         WHERE id = $4 AND status IN ({list}) RETURNING late, merchant_id, amount"
-    );
-    let mut q = sqlx::query(&sql)
-        .bind(to.as_str())
-        .bind(now)
-        .bind(1_i64)
-        .bind(id);
-    for s in from_set {
-        q = q.bind(s.as_str());
-    }
-    let Some(row) = q.fetch_optional(&mut **tx).await? else {
-        return Ok(None);
-    };
-    let late = row.try_get::<i64, _>("late")? == 1;
-    let mut detail = detail;
-    if late && to == OrderStatus::Paid {
-        detail["late"] = serde_json::json!(true);
-    }
-    insert_event(tx, id, &format!("status.{to}"), &detail).await?;
-    let merchant_id: String = row.try_get("merchant_id")?;
-    if let Some(topic) = outbox_topic(to) {
-        let payload = serde_json::json!({
-            "order_id": id,
-            "status": to,
-            "amount": row.try_get::<i64, _>("amount")?,
-            "currency": "CNY",
-            "late": late && to == OrderStatus::Paid,
-            "at": now,
-            "detail": detail,
-        });
-        crate::outbox::insert_for_order(tx, &merchant_id, id, topic, &payload).await?;
-    }
-    Ok(Some(Transitioned {
-        to,
-        merchant_id,
-        late: late && to == OrderStatus::Paid,
-    }))
-}
-
-/// The merchant-visible transitions: each writes one outbox event (webhook, live push).
-fn outbox_topic(to: OrderStatus) -> Option<&'static str> {
-    match to {
-        OrderStatus::Paid => Some("order.paid"),
-        OrderStatus::Expired => Some("order.expired"),
-        OrderStatus::Closed => Some("order.closed"),
-        _ => None,
-    }
-}
-
-/// Why a transition to `to` was not made: the order is missing, or its status (read after
-/// the fact) does not allow it.
-pub(crate) async fn refusal(db: &Db, id: &str, to: OrderStatus) -> OrderError {
-    match get(db, id).await {
-        Ok(Some(current)) => OrderError::Forbidden {
-            from: current.status,
-            to,
-        },
-        Ok(None) => OrderError::NotFound(id.to_string()),
-        Err(e) => e,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::OrderId;
@@ -539,5 +289,26 @@ mod tests {
         assert!(OrderId::parse(&"x".repeat(33)).is_none());
         assert!(OrderId::parse("has-dash1").is_none());
         assert!(OrderId::parse("ORD_2026_ok").is_some());
+    }
+
+    #[test]
+    fn the_documented_id_pattern_is_what_parse_takes() {
+        let pattern = regex::Regex::new(super::ORDER_ID_PATTERN).expect("pattern");
+        let generated = OrderId::generate();
+        let long = "x".repeat(33);
+        for id in [
+            generated.as_str(),
+            "short",
+            "sixsix",
+            long.as_str(),
+            &long[1..],
+            "has-dash1",
+            "ORD_2026_ok",
+            "",
+            "caf\u{e9}_order",
+            "line\nbreak",
+        ] {
+            assert_eq!(pattern.is_match(id), OrderId::parse(id).is_some(), "{id:?}");
+        }
     }
 }
