@@ -92,15 +92,19 @@ test: clean-test-dbs
 	scripts/deny.sh
 	@$(MAKE) --no-print-directory build LINT=1
 	@$(MAKE) --no-print-directory unit LINT=1
+	scripts/schemathesis.sh
 	@$(MAKE) --no-print-directory e2e
 
-# The same checks on their own: formatting, clippy on every target (native and WASM) and
-# cargo deny (advisories from supply-chain/advisory-db, licences, bans, sources; offline).
+# The same checks on their own: formatting, clippy on every target (native and WASM),
+# cargo deny (advisories from supply-chain/advisory-db, licences, bans, sources; offline) and
+# Schemathesis against the merchant API's served OpenAPI document (scripts/schemathesis.sh).
 lint:
 	cargo fmt --all -- --check
 	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
 	$(CARGO_ENV) cargo clippy -p app --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
 	scripts/deny.sh
+	@$(MAKE) --no-print-directory build
+	scripts/schemathesis.sh
 
 # Unit and integration tests, on SQLite and on the local PostgreSQL (fresh databases per test),
 # each test in a process of its own with a time limit (.config/nextest.toml); plain cargo test

@@ -1,25 +1,42 @@
 //! The merchant API's objects and its OpenAPI 3.1 document (`GET /api/v1/openapi.json`).
 //!
-//! The response types here are what the handlers serialise, so the document and the answers
-//! come from the same code; the request types describe what the (hand-written, field-naming)
-//! parsers accept. `server/tests/merchant/api.rs` validates real answers against the document
-//! with an independent JSON Schema validator.
+//! The response types here are what the handlers serialise and the request types (in
+//! `orders.rs`, `refunds.rs`) are what they parse, so the document and the API come from the
+//! same code. The rules serde cannot state (ranges, lengths, patterns) are the functions
+//! below, built from the same constants the handlers check. `server/tests/suite/merchant/api.rs`
+//! validates real answers against the document with an independent JSON Schema validator,
+//! and `scripts/schemathesis.sh` fuzzes the served document against a running server.
 
-use crate::orders::Order;
-use crate::refunds::{Refund, RefundStatus};
+use super::idempotency;
+use crate::orders::{self, Order};
+use crate::refunds::{self, Refund, RefundStatus};
 use app::channel::Channel;
+use app::money::Amount;
 use app::status::OrderStatus;
 use serde::Serialize;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-fn string_enum(values: Vec<&'static str>, nullable: bool) -> ObjectBuilder {
-    let t = if nullable {
-        utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null])
+/// At most this many metadata entries, keys and values this long (characters).
+pub const MAX_METADATA_KEYS: usize = 20;
+pub const MAX_METADATA_KEY_CHARS: usize = 40;
+pub const MAX_METADATA_VALUE_CHARS: usize = 500;
+/// A page of the order list: at most, and by default.
+pub const MAX_PAGE: i64 = 100;
+pub const DEFAULT_PAGE: i64 = 20;
+
+/// `t`, or `t` and null for an optional member.
+fn of_type(t: Type, nullable: bool) -> SchemaType {
+    if nullable {
+        SchemaType::from_iter([t, Type::Null])
     } else {
-        utoipa::openapi::schema::SchemaType::Type(Type::String)
-    };
+        SchemaType::Type(t)
+    }
+}
+
+fn string_enum(values: Vec<&'static str>, nullable: bool) -> ObjectBuilder {
+    let t = of_type(Type::String, nullable);
     let mut values: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
     if nullable {
         values.push(serde_json::Value::Null);
@@ -50,6 +67,109 @@ fn refund_status_schema() -> ObjectBuilder {
         .collect(),
         false,
     )
+}
+
+/// A request's `amount`: whole fen.
+pub fn amount() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(Amount::MAX.fen()))
+        .description(Some("Fen (1234 is ¥12.34)."))
+}
+
+pub fn currency() -> ObjectBuilder {
+    string_enum(vec!["CNY"], false)
+}
+
+/// A subject: not only spaces and line breaks.
+pub fn subject() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(orders::MAX_SUBJECT_CHARS))
+        .pattern(Some("[^ \\t\\r\\n]"))
+        .description(Some("What the customer sees."))
+}
+
+pub fn expires_in() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(of_type(Type::Integer, true))
+        .minimum(Some(orders::MIN_EXPIRY_SECS))
+        .maximum(Some(orders::MAX_EXPIRY_SECS))
+        .description(Some("Seconds the order can be paid (default 900)."))
+}
+
+pub fn return_url() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(of_type(Type::String, true))
+        .max_length(Some(orders::MAX_RETURN_URL))
+        .pattern(Some(orders::RETURN_URL_PATTERN))
+        .description(Some("Where the customer is sent after paying."))
+}
+
+/// A channel to create the code of at once.
+pub fn channel_input() -> ObjectBuilder {
+    channel_schema().description(Some(
+        "Create this wallet's code at once (the answer then holds `code_url`).",
+    ))
+}
+
+pub fn metadata() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(of_type(Type::Object, true))
+        .max_properties(Some(MAX_METADATA_KEYS))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_METADATA_KEY_CHARS)),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_METADATA_VALUE_CHARS))
+                .into(),
+        )))
+        .description(Some("The merchant's own string values."))
+}
+
+pub fn reason() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(of_type(Type::String, true))
+        .max_length(Some(refunds::MAX_REASON_CHARS))
+        .description(Some("Shown to the buyer by the wallet."))
+}
+
+pub fn status_filter() -> ObjectBuilder {
+    status_schema()
+}
+
+pub fn channel_filter() -> ObjectBuilder {
+    string_enum(Channel::ALL.iter().map(|c| c.as_str()).collect(), false)
+}
+
+pub fn limit() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_PAGE))
+        .default(Some(DEFAULT_PAGE.into()))
+}
+
+pub fn idempotency_key() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(idempotency::MAX_KEY))
+        .pattern(Some(idempotency::KEY_PATTERN))
+}
+
+/// An order id as `OrderId::parse` takes it.
+pub fn order_id() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::orders::ORDER_ID_PATTERN))
 }
 
 fn secs(ms: i64) -> i64 {
@@ -211,47 +331,33 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// `POST /orders`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-pub struct CreateOrderRequest {
-    /// Fen, 1 to 10,000,000,000.
-    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
-    pub amount: i64,
-    #[schema(pattern = "^CNY$")]
-    pub currency: String,
-    /// 1 to 127 characters.
-    pub subject: String,
-    /// Seconds the order can be paid (5 to 86,400; default 900).
-    pub expires_in: Option<i64>,
-    /// Where the customer is sent after paying.
-    pub return_url: Option<String>,
-    /// Create the wallet's code at once (the answer then holds `code_url`).
-    #[schema(schema_with = channel_schema)]
-    pub channel: Option<String>,
-    /// Up to 20 string values.
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Value>,
-}
-
-/// `POST /orders/{id}/refunds`.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-pub struct CreateRefundRequest {
-    /// Fen; at most what is still refundable.
-    #[schema(minimum = 1)]
-    pub amount: i64,
-    /// Up to 80 characters.
-    pub reason: Option<String>,
-}
-
 /// The order a route is about.
 #[allow(dead_code)]
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct OrderPath {
     /// The order id.
+    #[param(schema_with = order_id)]
     pub id: String,
+}
+
+/// The order list's filters and cursor (read by `orders::list_params`, which names the
+/// parameter at fault).
+#[derive(utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only this status.
+    #[param(schema_with = status_filter)]
+    pub status: Option<OrderStatus>,
+    /// Only this wallet (paid with, or offered a code of).
+    #[param(schema_with = channel_filter)]
+    pub channel: Option<Channel>,
+    /// How many (default 20).
+    #[param(schema_with = limit)]
+    pub limit: Option<i64>,
+    /// A `next_cursor`: the id of one of your orders.
+    #[param(schema_with = order_id)]
+    pub starting_after: Option<String>,
 }
 
 /// A POST's idempotency key.
@@ -260,7 +366,7 @@ pub struct OrderPath {
 #[into_params(parameter_in = Header)]
 pub struct Idempotency {
     /// Replays the first answer for 24 h; another body under the key is a 409.
-    #[param(rename = "Idempotency-Key")]
+    #[param(rename = "Idempotency-Key", schema_with = idempotency_key)]
     pub idempotency_key: Option<String>,
 }
 
@@ -291,12 +397,12 @@ impl Modify for BearerKey {
     ),
     servers((url = "/api/v1")),
     paths(
-        super::create_order,
-        super::list_orders,
-        super::get_order,
-        super::close_order,
-        super::create_refund,
-        super::list_refunds
+        super::orders::create_order,
+        super::orders::list_orders,
+        super::orders::get_order,
+        super::orders::close_order,
+        super::refunds::create_refund,
+        super::refunds::list_refunds
     ),
     components(schemas(
         OrderObject,
@@ -305,8 +411,8 @@ impl Modify for BearerKey {
         RefundList,
         ErrorBody,
         ErrorDetail,
-        CreateOrderRequest,
-        CreateRefundRequest
+        super::orders::CreateOrderRequest,
+        super::refunds::CreateRefundRequest
     )),
     modifiers(&BearerKey),
     security(("api_key" = []))
