@@ -13,6 +13,7 @@ pub mod i18n;
 mod layout;
 pub mod live;
 pub mod merchant;
+pub mod model;
 pub mod money;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -3,9 +3,9 @@
 //! The server implements [`AppServices`] and provides an `Arc<dyn AppServices>` in the Leptos
 //! context for every request, so this crate needs no database, crypto or HTTP-client code.
 
-use crate::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
 use crate::channel::Channel;
-use crate::merchant::{BoardData, BoardFilter, Change, OrderDetail, SignedIn};
+use crate::model::checkout::{AggregateAnswer, CheckoutView, Choice, LivePing};
+use crate::model::merchant::{BoardData, BoardFilter, Change, OrderDetail, SignedIn};
 use crate::money::Amount;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -84,15 +84,15 @@ pub trait AppServices: Send + Sync + 'static {
     fn developers(
         &self,
         merchant_id: String,
-    ) -> BoxFuture<'_, Result<crate::merchant::DevelopersView, ServiceError>>;
+    ) -> BoxFuture<'_, Result<crate::model::merchant::DevelopersView, ServiceError>>;
     /// A change to a merchant's API keys or webhook endpoint.
     fn setting(
         &self,
         merchant_id: String,
-        change: crate::merchant::Setting,
-    ) -> BoxFuture<'_, Result<crate::merchant::SettingDone, ServiceError>>;
+        change: crate::model::merchant::Setting,
+    ) -> BoxFuture<'_, Result<crate::model::merchant::SettingDone, ServiceError>>;
     /// The nodes of the cluster and their load (for operators).
-    fn cluster(&self) -> BoxFuture<'_, Result<crate::merchant::ClusterView, ServiceError>>;
+    fn cluster(&self) -> BoxFuture<'_, Result<crate::model::merchant::ClusterView, ServiceError>>;
 }
 
 /// The services of the current request, or a server-function error if the server forgot to
