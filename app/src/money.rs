@@ -38,12 +38,7 @@ impl Amount {
         self.0
     }
 
-    pub fn checked_add(self, other: Amount) -> Option<Amount> {
-        self.0
-            .checked_add(other.0)
-            .and_then(|f| Amount::from_fen(f).ok())
-    }
-
+    /// `self - other`, or `None` below zero.
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.0
             .checked_sub(other.0)

@@ -31,14 +31,20 @@ pub async fn detail(
         .await
         .and_then(|r| r.try_get("refund_pending"))
         .map_err(internal)?;
-    let now = orders::now_ms();
+    let pending = Amount::from_fen(pending.max(0)).map_err(internal)?;
+    let now = crate::clock::now_ms();
     let refundable = if matches!(
         order.status,
         OrderStatus::Paid | OrderStatus::PartiallyRefunded
     ) {
-        order.amount.fen() - order.refunded_amount.fen() - pending
+        // What was paid, less what was refunded and what refunds in flight hold.
+        order
+            .amount
+            .checked_sub(order.refunded_amount)
+            .and_then(|left| left.checked_sub(pending))
+            .unwrap_or(Amount::ZERO)
     } else {
-        0
+        Amount::ZERO
     };
     let aggregate_url = order
         .aggregate_token
@@ -191,7 +197,7 @@ pub async fn detail(
         checkout_url: format!("{public_url}/checkout/{order_id}"),
         aggregate_url,
         qr_svg,
-        refundable: Amount::from_fen(refundable.max(0)).unwrap_or(Amount::ZERO),
+        refundable,
         closable,
         attempts,
         refunds,

@@ -87,6 +87,42 @@ async fn money_and_times_round_trip_as_exact_integers(db: TestDb) {
         empty.is_err(),
         "an empty merchant name is refused by the schema"
     );
+    // Money: the largest amount an order may hold, and a refund total beside it, come back
+    // to the fen as integers (never through a float).
+    let order = server::orders::create(
+        &conn,
+        &server::orders::NewOrder {
+            merchant_id: "mch_test".into(),
+            amount: app::money::Amount::MAX,
+            subject: "Largest order".into(),
+            expires_in_secs: 900,
+            return_url: None,
+        },
+        None,
+    )
+    .await
+    .expect("order");
+    let almost_all = app::money::Amount::MAX.fen() - 1;
+    sqlx::query("UPDATE orders SET refunded_amount = $1 WHERE id = $2")
+        .bind(almost_all)
+        .bind(order.id.as_str())
+        .execute(conn.pool())
+        .await
+        .expect("update");
+    let (amount, refunded, expires_at): (i64, i64, i64) =
+        sqlx::query_as("SELECT amount, refunded_amount, expires_at FROM orders WHERE id = $1")
+            .bind(order.id.as_str())
+            .fetch_one(conn.pool())
+            .await
+            .expect("select order");
+    assert_eq!(amount, 10_000_000_000, "¥100,000,000.00 to the fen");
+    assert_eq!(refunded, 9_999_999_999);
+    assert_eq!(expires_at, order.expires_at);
+    let stored = server::orders::get(&conn, order.id.as_str())
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(stored.amount, app::money::Amount::MAX);
 }
 
 async fn healthz_and_readyz_answer(db: TestDb) {
