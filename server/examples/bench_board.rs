@@ -26,7 +26,7 @@ async fn seed(db: &server::db::Db) -> (String, String) {
     let made = server::accounts::create_merchant(db, "Bench Tea", "bench@tea.example", false)
         .await
         .expect("merchant");
-    let now = server::orders::now_ms();
+    let now = server::clock::now_ms();
     let mut tx = db.pool().begin().await.expect("tx");
     for i in 0..ORDERS {
         let paid = i % 3 != 0;

@@ -131,6 +131,7 @@ async fn bench_engine(engine: Engine, url: String, verify_per_sec: f64) {
                     expires_in_secs: 3600,
                     return_url: None,
                 },
+                None,
             )
             .await
             .expect("order");
@@ -177,7 +178,7 @@ async fn bench_engine(engine: Engine, url: String, verify_per_sec: f64) {
                         "trade_state": "SUCCESS",
                         "amount": { "total": 1_234, "currency": "CNY" },
                     }),
-                    orders::now_ms() / 1000,
+                    server::clock::now_ms() / 1000,
                     &format!("BENCHNONCE{i:022}"),
                     false,
                 ),

@@ -62,6 +62,7 @@ async fn main() {
             expires_in_secs: 3600,
             return_url: None,
         },
+        None,
     )
     .await
     .expect("order");

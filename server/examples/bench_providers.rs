@@ -13,7 +13,6 @@ use app::money::Amount;
 use futures::future::join_all;
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer as _};
-use server::config::{Config, SandboxMode};
 use server::providers::config::Providers;
 use server::providers::crypto::{RsaSigner, RsaVerifier, Signer, Verifier};
 use server::providers::{PaymentProvider, PrepayRequest};
@@ -139,9 +138,7 @@ async fn main() {
     let app = axum::Router::new().nest_service("/sandbox", sandbox.router());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let (a, w) = provider_settings(sandbox.keys_dir(), &base);
-    let mut config = Config::from_sources(None, &Default::default()).expect("defaults");
-    (config.alipay, config.wechat, config.sandbox) = (Some(a), Some(w), SandboxMode::Off);
-    let providers = Providers::from_config(&config).expect("providers");
+    let providers = Providers::from_settings(Some(&a), Some(&w)).expect("providers");
     let (alipay, wechat) = (
         providers.alipay.expect("alipay"),
         providers.wechat.expect("wechat"),

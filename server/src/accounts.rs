@@ -9,9 +9,10 @@
 //! - Failed sign-ins are limited per email and per address ([`LoginLimiter`]; the whole
 //!   cluster's on PostgreSQL, see `limits.rs`).
 
+use crate::clock::now_ms;
 use crate::db::Db;
 use crate::limits::{LimitError, Limiter, Rate};
-use crate::orders::{self, now_ms};
+use crate::orders;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 use sha2::{Digest, Sha256};

@@ -6,13 +6,53 @@
 //! `Any` driver carries losslessly. Each engine has its own migrations folder (the DDL differs
 //! in places) with the same numbered steps; they run at start-up and by `scanpay migrate`.
 
-use crate::config::{DatabaseUrl, Engine};
+use crate::secret::Secret;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+
+/// The database engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// A validated database URL. The URL itself is secret (it may carry a password).
+#[derive(Debug, Clone)]
+pub struct DatabaseUrl {
+    pub engine: Engine,
+    pub url: Secret<String>,
+}
+
+impl DatabaseUrl {
+    /// `sqlite:` (the file is created when missing) or `postgres://` / `postgresql://`.
+    pub fn parse(s: &str) -> Option<DatabaseUrl> {
+        let (engine, s) = if s.starts_with("sqlite:") {
+            (Engine::Sqlite, sqlite_url_creating_file(s))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            (Engine::Postgres, s.to_string())
+        } else {
+            return None;
+        };
+        Some(DatabaseUrl {
+            engine,
+            url: Secret::new(s),
+        })
+    }
+}
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

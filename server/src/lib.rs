@@ -11,6 +11,8 @@ pub mod api_keys;
 pub mod board;
 pub mod checkout;
 pub mod cli;
+pub mod client_addr;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod db;
@@ -124,9 +126,15 @@ impl Application {
             .into_iter()
             .filter(|c| config.sandbox_serves(*c))
             .collect();
-        let sandbox = sandbox::wire_in_process(&mut config, &public_url, local_addr).await?;
-        let providers =
-            providers::config::Providers::from_config(&config)?.posture(posture, &sandboxed);
+        let sandbox = wire_in_process(&mut config, &public_url, local_addr).await?;
+        let providers = providers::config::Providers::from_settings(
+            config.alipay.as_ref(),
+            config.wechat.as_ref(),
+        )?
+        .sandbox_only_for_demo(match posture {
+            config::Posture::Live => &sandboxed,
+            config::Posture::Demo => &[],
+        });
         let leptos_options = site::leptos_options(local_addr)?;
         if config.demo {
             merchants::ensure_demo(&db)
@@ -400,4 +408,43 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// Opens the in-process sandbox when the configuration asks for it, and points each provider
+/// it serves at it (over loopback HTTP, like any gateway). Returns the sandbox to mount.
+async fn wire_in_process(
+    config: &mut crate::config::Config,
+    public_url: &str,
+    local_addr: std::net::SocketAddr,
+) -> Result<Option<Arc<sandbox::Sandbox>>, sandbox::SandboxError> {
+    use crate::providers::Channel;
+    let serve_alipay = config.sandbox_serves(Channel::Alipay);
+    let serve_wechat = config.sandbox_serves(Channel::Wechat);
+    if !serve_alipay && !serve_wechat {
+        return Ok(None);
+    }
+    let sandbox = sandbox::Sandbox::open(sandbox::SandboxSettings {
+        dir: config.data_dir.join("sandbox"),
+        base_url: format!("{public_url}/sandbox"),
+        time_scale: config.sandbox_time_scale,
+        faults: config.sandbox_faults.clone(),
+    })
+    .await?;
+    // The node reaches its own sandbox on loopback even when it listens on all interfaces.
+    let loopback = if local_addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], local_addr.port()))
+    } else {
+        local_addr
+    };
+    let (alipay, wechat) =
+        sandbox::provider_settings(sandbox.keys_dir(), &format!("http://{loopback}/sandbox"));
+    if serve_alipay {
+        config.alipay = Some(alipay);
+        tracing::info!("Alipay is served by the built-in sandbox gateway");
+    }
+    if serve_wechat {
+        config.wechat = Some(wechat);
+        tracing::info!("WeChat Pay is served by the built-in sandbox gateway");
+    }
+    Ok(Some(sandbox))
 }

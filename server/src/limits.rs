@@ -14,9 +14,9 @@
 //! restart forgets nothing (through a pool of its own whose commits skip the wait for the
 //! disk: half the cost, and a crash can only forget the last moments of a limit).
 
-use crate::config::{DatabaseUrl, Engine};
+use crate::clock::now_ms;
+use crate::db::{DatabaseUrl, Engine};
 use crate::db::{Db, DbError};
-use crate::orders::now_ms;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -23,7 +23,7 @@ pub async fn ensure_demo(db: &Db) -> Result<(), sqlx::Error> {
     )
     .bind(DEMO_MERCHANT_ID)
     .bind(DEMO_MERCHANT_NAME)
-    .bind(crate::orders::now_ms())
+    .bind(crate::clock::now_ms())
     .execute(db.pool())
     .await?;
     Ok(())

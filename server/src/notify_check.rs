@@ -2,10 +2,11 @@
 //! the inbox stored it) against a public key, offline, and says whether it verifies, why not,
 //! and what it says. The same verification code as the server, so its verdict is the server's.
 
+use crate::clock::Fixed;
 use crate::providers::alipay::{Alipay, AlipayAccount};
 use crate::providers::crypto::{CryptoError, Signer};
 use crate::providers::keys::{public_key_from_text, read_key_file};
-use crate::providers::wechat::{Clock, WechatAccount, WechatPay};
+use crate::providers::wechat::{WechatAccount, WechatPay};
 use crate::providers::{
     Channel, NotificationError, PaymentProvider, TradeState, VerifiedNotification,
 };
@@ -59,14 +60,6 @@ struct NoSigner;
 impl Signer for NoSigner {
     fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, CryptoError> {
         Err(CryptoError::Sign)
-    }
-}
-
-struct At(i64);
-
-impl Clock for At {
-    fn now_unix(&self) -> i64 {
-        self.0
     }
 }
 
@@ -143,7 +136,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Verdict, String> {
                     Secret::new(apiv3),
                     http.clone(),
                     Duration::from_secs(1),
-                    Arc::new(At(clock)),
+                    Arc::new(Fixed::at_unix(clock)),
                 )
             };
             let result = client(now).verify_notification(&headers, &body);

@@ -8,7 +8,6 @@
 //! insert of the same change a no-op, whatever raced to make it.
 
 use crate::db::Db;
-use crate::orders;
 use sqlx::Row;
 
 /// A stored outbox event.
@@ -57,7 +56,7 @@ pub async fn insert(
     .bind(order_id)
     .bind(topic)
     .bind(payload.to_string())
-    .bind(orders::now_ms())
+    .bind(crate::clock::now_ms())
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)

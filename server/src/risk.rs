@@ -53,7 +53,7 @@ pub async fn record_in(
         "INSERT INTO risk_events (created_at, kind, reason, channel, order_id, out_trade_no, notification_ref, remote_addr) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(orders::now_ms())
+    .bind(crate::clock::now_ms())
     .bind(event.kind)
     .bind(&event.reason)
     .bind(event.channel.map(Channel::as_str))

@@ -206,7 +206,7 @@ impl AppServices for Services {
             let (nodes, flows) = crate::cluster::overview(self.db(), c.settings().ttl, WINDOW)
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            let now = crate::orders::now_ms();
+            let now = crate::clock::now_ms();
             let ppm = |x: f64| (x.clamp(0.0, 1.0) * 1e6) as u64;
             Ok(app::merchant::ClusterView {
                 this_node: c.node_id().to_string(),

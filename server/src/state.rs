@@ -49,7 +49,7 @@ pub struct HttpSettings {
     /// Whether the demo shop (and its password-less board sign-in) is on.
     pub demo: bool,
     /// Proxies whose `X-Forwarded-For` names the client (for the sign-in limiter).
-    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
 }
 
 impl AppState {

@@ -159,7 +159,7 @@ pub async fn page(
         .then(|| found.last().map(|o| o.id.as_str().to_string()))
         .flatten();
     let rows = rows_of(db, found).await.map_err(internal)?;
-    let now = orders::now_ms();
+    let now = crate::clock::now_ms();
     let since = today_start(now);
     let totals = sqlx::query(
         "SELECT paid_channel, COUNT(*) AS n, CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM orders \

@@ -26,8 +26,7 @@ pub use forward::ClusterStart;
 pub use live_bridge::spawn_live_bridge;
 pub use registry::overview;
 
-use crate::config::Engine;
-use crate::db::Db;
+use crate::db::{Db, Engine};
 use crate::payments::Payments;
 use crate::secret::Secret;
 use registry::CpuSampler;
@@ -148,7 +147,7 @@ impl Cluster {
                     .unwrap_or_default(),
                 forwarding,
                 state: Mutex::new(NodeState::Starting),
-                started_at: crate::orders::now_ms(),
+                started_at: crate::clock::now_ms(),
                 in_flight: AtomicU64::new(0),
                 flows_total: AtomicU64::new(0),
                 local: Mutex::new((PeakEwma::default(), ErrorWindow::default())),

@@ -3,7 +3,8 @@
 //!
 //! Every value is parsed once here into a typed field; a bad value stops start-up with a
 //! message that names the key, where it came from and what was expected. Values that may hold
-//! credentials are wrapped in [`Secret`].//!
+//! credentials are wrapped in [`Secret`].
+//!
 //! The rooms: `keys.rs` is the table that names every key once (file key, variable, type,
 //! default, meaning: the README's tables and `scanpay config` come from it); `layers.rs`
 //! layers the raw values (defaults, file, environment) and parses one value with its error;
@@ -13,6 +14,10 @@ mod keys;
 mod layers;
 mod parse;
 
+/// The database's types belong to `db`; they are named here too, where the settings are.
+pub use crate::db::{DatabaseUrl, Engine};
+/// The providers' settings belong to `providers::config`, which reads their key files.
+pub use crate::providers::config::{AlipaySettings, WechatSettings};
 pub use keys::{settings_markdown, Group};
 use keys::{Key, KEYS};
 use layers::Layers;
@@ -90,7 +95,7 @@ pub struct Config {
     pub node_ttl_secs: u64,
     /// Our own proxies (a load balancer in front of the nodes), whose `X-Forwarded-For`
     /// tells the client's address to the sign-in limiter (`SCANPAY_TRUSTED_PROXIES`).
-    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
     /// Private networks that merchant-supplied URLs (webhooks) may reach
     /// (`SCANPAY_ALLOW_PRIVATE_TARGETS`); by default only public addresses are.
     pub allow_private_targets: crate::net::Networks,
@@ -119,19 +124,6 @@ pub enum Posture {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// A validated database URL. The URL itself is secret (it may carry a password).
-#[derive(Debug, Clone)]
-pub struct DatabaseUrl {
-    pub engine: Engine,
-    pub url: Secret<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
 }
 
 impl Config {
@@ -212,15 +204,6 @@ impl Config {
     }
 }
 
-impl Engine {
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Engine::Sqlite => "SQLite",
-            Engine::Postgres => "PostgreSQL",
-        }
-    }
-}
-
 /// Why the configuration could not be loaded. The message is meant for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -287,29 +270,6 @@ pub struct Setting {
     /// The value (the default as the README says it when unset); a secret's is never shown.
     pub value: String,
     pub source: Source,
-}
-
-/// Alipay credentials. Key files are read and parsed at start-up (`providers::config`).
-#[derive(Debug, Clone)]
-pub struct AlipaySettings {
-    pub gateway: String,
-    pub app_id: String,
-    pub seller_id: String,
-    pub private_key_file: PathBuf,
-    pub public_key_file: PathBuf,
-}
-
-/// WeChat Pay credentials. Key files are read and parsed at start-up (`providers::config`).
-#[derive(Debug, Clone)]
-pub struct WechatSettings {
-    pub api_base: String,
-    pub appid: String,
-    pub mchid: String,
-    pub private_key_file: PathBuf,
-    pub cert_serial: String,
-    pub public_key_file: PathBuf,
-    pub public_key_id: String,
-    pub apiv3_key_file: PathBuf,
 }
 
 impl Config {

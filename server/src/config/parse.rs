@@ -39,7 +39,7 @@ impl Config {
                     data_dir.join("scanpay.db").display()
                 )),
             },
-            parse_database_url,
+            DatabaseUrl::parse,
         )?;
         // SQLite has one writer at a time: more connections only make writers wait on each
         // other's locks (busy-timeout sleeps). Two keep a reader beside the writer; measured
@@ -255,7 +255,7 @@ impl Config {
             "trusted_proxies",
             "comma-separated IP addresses or networks, such as 10.0.0.0/8,127.0.0.1",
             Default::default,
-            crate::http::client_addr::TrustedProxies::parse,
+            crate::client_addr::TrustedProxies::parse,
         )?;
 
         let allow_private_targets = layers.parse(
@@ -294,20 +294,6 @@ impl Config {
             shutdown_grace_secs,
         })
     }
-}
-
-fn parse_database_url(s: &str) -> Option<DatabaseUrl> {
-    let (engine, s) = if s.starts_with("sqlite:") {
-        (Engine::Sqlite, crate::db::sqlite_url_creating_file(s))
-    } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        (Engine::Postgres, s.to_string())
-    } else {
-        return None;
-    };
-    Some(DatabaseUrl {
-        engine,
-        url: Secret::new(s),
-    })
 }
 
 fn parse_public_url(s: &str) -> Option<String> {

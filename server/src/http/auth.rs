@@ -318,7 +318,7 @@ async fn export_csv(
             }
         }
     });
-    let date = app::clock::beijing(crate::orders::now_ms())
+    let date = app::clock::beijing(crate::clock::now_ms())
         .get(..10)
         .unwrap_or("orders")
         .replace('-', "");

@@ -7,7 +7,6 @@
 
 mod api_v1;
 mod auth;
-pub mod client_addr;
 mod health;
 mod internal;
 mod metrics;

@@ -18,6 +18,7 @@ pub(crate) use transition::{insert_event, transition_in};
 
 pub use app::status::{self, OrderStatus};
 
+use crate::clock::now_ms;
 use crate::db::Db;
 use app::money::Amount;
 use sqlx::Row;
@@ -139,17 +140,11 @@ pub enum OrderError {
     Db(#[from] sqlx::Error),
 }
 
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// Creates an order in status `created`, with its first timeline event.
-pub async fn create(db: &Db, new: &NewOrder) -> Result<Order, OrderError> {
-    create_with_metadata(db, new, None).await
-}
-
-/// [`create`] with the merchant's own key/value data (a JSON object, checked by the caller).
-pub async fn create_with_metadata(
+/// Stores an order in status `created`, with its first timeline event and the merchant's
+/// own key/value data if any (a JSON object, checked by the caller). Storage only: the
+/// merchant's live board hears of it through `Payments::create_order`, which the checkout,
+/// the board and the API use.
+pub async fn create(
     db: &Db,
     new: &NewOrder,
     metadata: Option<&serde_json::Value>,

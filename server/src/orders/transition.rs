@@ -109,9 +109,16 @@ pub(crate) async fn transition_in(
         .map(|i| format!("${}", i + 5))
         .collect::<Vec<_>>()
         .join(", ");
+    // The statuses a payment arrives late in (`expired`, `closed`): fixed names, not input.
+    let late_in = OrderStatus::ALL
+        .into_iter()
+        .filter(|s| s.payment_is_late())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "UPDATE orders SET status = $1, updated_at = $2, \
-         late = CASE WHEN $1 = 'paid' AND status IN ('expired', 'closed') THEN $3 ELSE late END, \
+         late = CASE WHEN $1 = 'paid' AND status IN ({late_in}) THEN $3 ELSE late END, \
          paid_at = CASE WHEN $1 = 'paid' THEN $2 ELSE paid_at END \
          WHERE id = $4 AND status IN ({list}) RETURNING late, merchant_id, amount"
     );

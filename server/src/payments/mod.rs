@@ -166,7 +166,7 @@ impl Payments {
         new: &orders::NewOrder,
         metadata: Option<&serde_json::Value>,
     ) -> Result<orders::Order, orders::OrderError> {
-        let order = orders::create_with_metadata(&self.db, new, metadata).await?;
+        let order = orders::create(&self.db, new, metadata).await?;
         self.live
             .publish(&order.merchant_id, order.id.as_str(), order.status);
         Ok(order)

@@ -219,7 +219,7 @@ async fn remember_nonce(
 
 /// Forgets nonces older than the signature window can accept; returns how many.
 pub async fn forget_old_nonces(payments: &Payments) -> Result<usize, sqlx::Error> {
-    let cutoff = orders::now_ms() / 1000 - NONCE_MEMORY_SECS;
+    let cutoff = crate::clock::now_ms() / 1000 - NONCE_MEMORY_SECS;
     let done = sqlx::query("DELETE FROM notification_nonces WHERE signed_at < $1")
         .bind(cutoff)
         .execute(payments.db().pool())

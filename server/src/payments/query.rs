@@ -10,7 +10,6 @@
 //! worker asks about an attempt at a time; a crashed worker's lease simply runs out.
 
 use super::{AttemptStatus, PaymentError, Payments};
-use crate::orders;
 use crate::providers::TradeState;
 use sqlx::Row;
 use std::time::Duration;
@@ -46,7 +45,7 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 /// One round: claims the due open attempts and asks their providers. Returns how many
 /// turned out paid.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
-    let now = orders::now_ms();
+    let now = crate::clock::now_ms();
     let claimed: Vec<(String, i64)> = CLAIM
         .take(payments.db(), now + LEASE_MS, now, BATCH)
         .await?
@@ -105,7 +104,7 @@ async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool
         // Closed on our side and its code is dead: this unpaid answer is the last word.
         Ok(_)
             if attempt.status == AttemptStatus::Closed
-                && orders::now_ms() > attempt.code_dies_at() + AFTER_DEATH_MS =>
+                && crate::clock::now_ms() > attempt.code_dies_at() + AFTER_DEATH_MS =>
         {
             stop_asking(payments, out_trade_no).await?;
             Ok(false)

@@ -91,7 +91,7 @@ impl Payments {
         detail["channel"] = serde_json::json!(attempt.channel);
         detail["out_trade_no"] = serde_json::json!(out_trade_no);
         detail["provider_trade_no"] = serde_json::json!(provider_trade_no);
-        let now = orders::now_ms();
+        let now = crate::clock::now_ms();
         let mut risk_event = None;
         let mut tx = self.db.pool().begin().await?;
         let moved =

@@ -1,17 +1,40 @@
-//! Builds the enabled providers from the configuration at start-up: reads each key file once,
+//! Builds the enabled providers from their settings at start-up: reads each key file once,
 //! parses it into a signer or verifier, and shares one HTTP client. A bad key stops start-up
 //! with a message naming the setting.
 
 use super::alipay::{Alipay, AlipayAccount};
 use super::crypto::{RsaSigner, RsaVerifier};
 use super::keys::{self, KeyError};
-use super::wechat::{SystemClock, WechatAccount, WechatPay};
+use super::wechat::{WechatAccount, WechatPay};
 use super::{http_client, Channel, PaymentProvider};
-use crate::config::{AlipaySettings, Config, WechatSettings};
+use crate::clock::SystemClock;
 use crate::secret::Secret;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Alipay credentials. Key files are read and parsed at start-up (below).
+#[derive(Debug, Clone)]
+pub struct AlipaySettings {
+    pub gateway: String,
+    pub app_id: String,
+    pub seller_id: String,
+    pub private_key_file: PathBuf,
+    pub public_key_file: PathBuf,
+}
+
+/// WeChat Pay credentials. Key files are read and parsed at start-up (below).
+#[derive(Debug, Clone)]
+pub struct WechatSettings {
+    pub api_base: String,
+    pub appid: String,
+    pub mchid: String,
+    pub private_key_file: PathBuf,
+    pub cert_serial: String,
+    pub public_key_file: PathBuf,
+    pub public_key_id: String,
+    pub apiv3_key_file: PathBuf,
+}
 
 /// How long a provider call may take: connect, and in all.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,13 +61,11 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Marks the channels the sandbox serves; in the live posture they serve the demo
-    /// merchant alone, so a sandbox "payment" can never pay a live merchant's order.
-    pub fn posture(mut self, posture: crate::config::Posture, sandboxed: &[Channel]) -> Providers {
-        self.sandbox_only_for_demo = match posture {
-            crate::config::Posture::Live => sandboxed.to_vec(),
-            crate::config::Posture::Demo => Vec::new(),
-        };
+    /// Marks channels the sandbox serves in the live posture: they serve the demo merchant
+    /// alone, so a sandbox "payment" can never pay a live merchant's order. (In the demo
+    /// posture no channel is marked.)
+    pub fn sandbox_only_for_demo(mut self, sandboxed: &[Channel]) -> Providers {
+        self.sandbox_only_for_demo = sandboxed.to_vec();
         self
     }
 
@@ -79,27 +100,27 @@ impl Providers {
             .collect()
     }
 
-    pub fn from_config(config: &Config) -> Result<Providers, ProviderSetupError> {
+    /// The providers whose settings are given (`Config::alipay`, `Config::wechat`).
+    pub fn from_settings(
+        alipay_settings: Option<&AlipaySettings>,
+        wechat_settings: Option<&WechatSettings>,
+    ) -> Result<Providers, ProviderSetupError> {
         let http = http_client(CONNECT_TIMEOUT, CALL_TIMEOUT);
-        let alipay = config
-            .alipay
-            .as_ref()
+        let alipay = alipay_settings
             .map(|s| alipay(s, http.clone()))
             .transpose()?;
-        let wechat = config
-            .wechat
-            .as_ref()
+        let wechat = wechat_settings
             .map(|s| wechat(s, http.clone()))
             .transpose()?;
         match &alipay {
             Some(_) => {
-                tracing::info!(gateway = %config.alipay.as_ref().map(|s| s.gateway.as_str()).unwrap_or_default(), "Alipay enabled")
+                tracing::info!(gateway = %alipay_settings.map(|s| s.gateway.as_str()).unwrap_or_default(), "Alipay enabled")
             }
             None => tracing::info!("Alipay disabled: no credentials (SCANPAY_ALIPAY_APP_ID, …)"),
         }
         match &wechat {
             Some(_) => {
-                tracing::info!(api = %config.wechat.as_ref().map(|s| s.api_base.as_str()).unwrap_or_default(), "WeChat Pay enabled")
+                tracing::info!(api = %wechat_settings.map(|s| s.api_base.as_str()).unwrap_or_default(), "WeChat Pay enabled")
             }
             None => tracing::info!("WeChat Pay disabled: no credentials (SCANPAY_WECHAT_MCHID, …)"),
         }

@@ -110,7 +110,7 @@ async fn request_of(
         return Err(RefundError::ChannelDisabled(channel));
     }
     let id = format!("rf_{}", orders::random_token());
-    let now = orders::now_ms();
+    let now = crate::clock::now_ms();
     let mut tx = db.pool().begin().await?;
     // Reserved by one conditional UPDATE: on the order, or on the second payment's attempt.
     let admitted = match extra_trade {

@@ -72,10 +72,8 @@ pub struct Sandbox {
     http: reqwest::Client,
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
-}
+/// The one clock (the sandbox keeps no time of its own).
+pub(crate) use crate::clock::now_ms;
 
 /// A random token for ids the sandbox makes up.
 pub(crate) fn token(len: usize) -> String {
@@ -553,15 +551,18 @@ pub(crate) fn digest(parts: &[&str]) -> String {
 pub fn provider_settings(
     keys_dir: &Path,
     gateway_base: &str,
-) -> (crate::config::AlipaySettings, crate::config::WechatSettings) {
-    let alipay = crate::config::AlipaySettings {
+) -> (
+    crate::providers::config::AlipaySettings,
+    crate::providers::config::WechatSettings,
+) {
+    let alipay = crate::providers::config::AlipaySettings {
         gateway: format!("{gateway_base}/alipay/gateway.do"),
         app_id: ALIPAY_APP_ID.into(),
         seller_id: ALIPAY_SELLER_ID.into(),
         private_key_file: keys::pair(keys_dir, "alipay-merchant").private,
         public_key_file: keys::pair(keys_dir, "alipay-gateway").public,
     };
-    let wechat = crate::config::WechatSettings {
+    let wechat = crate::providers::config::WechatSettings {
         api_base: format!("{gateway_base}/wechat"),
         appid: WECHAT_APPID.into(),
         mchid: WECHAT_MCHID.into(),
@@ -572,43 +573,4 @@ pub fn provider_settings(
         apiv3_key_file: keys::apiv3_key_file(keys_dir),
     };
     (alipay, wechat)
-}
-
-/// Opens the in-process sandbox when the configuration asks for it, and points each provider
-/// it serves at it (over loopback HTTP, like any gateway). Returns the sandbox to mount.
-pub async fn wire_in_process(
-    config: &mut crate::config::Config,
-    public_url: &str,
-    local_addr: std::net::SocketAddr,
-) -> Result<Option<Arc<Sandbox>>, SandboxError> {
-    use crate::providers::Channel;
-    let serve_alipay = config.sandbox_serves(Channel::Alipay);
-    let serve_wechat = config.sandbox_serves(Channel::Wechat);
-    if !serve_alipay && !serve_wechat {
-        return Ok(None);
-    }
-    let sandbox = Sandbox::open(SandboxSettings {
-        dir: config.data_dir.join("sandbox"),
-        base_url: format!("{public_url}/sandbox"),
-        time_scale: config.sandbox_time_scale,
-        faults: config.sandbox_faults.clone(),
-    })
-    .await?;
-    // The node reaches its own sandbox on loopback even when it listens on all interfaces.
-    let loopback = if local_addr.ip().is_unspecified() {
-        std::net::SocketAddr::from(([127, 0, 0, 1], local_addr.port()))
-    } else {
-        local_addr
-    };
-    let (alipay, wechat) =
-        provider_settings(sandbox.keys_dir(), &format!("http://{loopback}/sandbox"));
-    if serve_alipay {
-        config.alipay = Some(alipay);
-        tracing::info!("Alipay is served by the built-in sandbox gateway");
-    }
-    if serve_wechat {
-        config.wechat = Some(wechat);
-        tracing::info!("WeChat Pay is served by the built-in sandbox gateway");
-    }
-    Ok(Some(sandbox))
 }

@@ -117,7 +117,7 @@ async fn wait_for_nodes(db: &server::db::Db, n: i64, state: &str) {
             "SELECT COUNT(*) FROM nodes WHERE state = $1 AND heartbeat_at > $2",
         )
         .bind(state)
-        .bind(server::orders::now_ms() - 2_000)
+        .bind(server::clock::now_ms() - 2_000)
         .fetch_one(db.pool())
         .await
         .expect("nodes");
@@ -229,7 +229,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
 
     // 1. Load-aware: 240 flows through all three nodes; the slow node takes a clearly
     //    smaller share than either fast one.
-    let since = server::orders::now_ms();
+    let since = server::clock::now_ms();
     let results = flows(&client, &entries, &key, 240, 8).await;
     assert!(
         results.iter().all(Result::is_ok),
@@ -272,7 +272,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
             (r.status().as_u16(), r.text().await.unwrap_or_default())
         }
     };
-    let now = server::orders::now_ms() / 1000;
+    let now = server::clock::now_ms() / 1000;
     let forged = server::cluster::internal::sign_at(
         "not the secret at all",
         "node-x",
@@ -383,7 +383,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
 
     // 4. SIGKILL mid-run: flows keep entering through A and C; B dies under them. No flow
     //    fails (B's own in-flight flows are taken over once its heartbeat is stale).
-    let since = server::orders::now_ms();
+    let since = server::clock::now_ms();
     let entries_ac = vec![a.url.clone(), c.url.clone()];
     let killer = {
         let pid = b.proc.0.id();
@@ -473,7 +473,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
                 .await
                 .expect("state");
         if state.as_deref() != Some("ready") {
-            drained_at = Some(server::orders::now_ms());
+            drained_at = Some(server::clock::now_ms());
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -576,7 +576,7 @@ async fn a_forged_answer_to_a_forwarded_flow_never_reaches_a_customer() {
         let db = app.db.clone();
         tokio::spawn(async move {
             loop {
-                let now = server::orders::now_ms();
+                let now = server::clock::now_ms();
                 let _ = sqlx::query(
                     "INSERT INTO nodes (id, url, state, started_at, heartbeat_at, latency_us) \
                      VALUES ('node-evil', $1, 'ready', $2, $2, 1) \

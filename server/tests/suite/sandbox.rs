@@ -12,7 +12,7 @@ use axum::routing::post;
 use axum::Router;
 use common::node;
 use serde_json::json;
-use server::config::{AlipaySettings, Config, SandboxMode, WechatSettings};
+use server::config::{AlipaySettings, SandboxMode, WechatSettings};
 use server::providers::config::Providers;
 use server::providers::{
     NotificationError, PaymentProvider, PrepayRequest, ProviderError, RefundRequest, RefundState,
@@ -140,11 +140,7 @@ async fn rig_with(faults: &str, time_scale: f64) -> Rig {
 }
 
 fn providers_for(alipay: AlipaySettings, wechat: WechatSettings) -> Providers {
-    let mut config = Config::from_sources(None, &Default::default()).expect("defaults");
-    config.alipay = Some(alipay);
-    config.wechat = Some(wechat);
-    config.sandbox = SandboxMode::Off;
-    Providers::from_config(&config).expect("keys parse")
+    Providers::from_settings(Some(&alipay), Some(&wechat)).expect("keys parse")
 }
 
 fn order(id: &str, fen: i64, notify_url: String) -> PrepayRequest {

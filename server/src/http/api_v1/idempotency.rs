@@ -6,7 +6,6 @@
 
 use super::error::{Answer, ApiError};
 use crate::api_keys::Caller;
-use crate::orders;
 use crate::state::AppState;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -70,7 +69,7 @@ where
         format!("{:x}", h.finalize())
     };
     let pool = state.db.pool();
-    let now = orders::now_ms();
+    let now = crate::clock::now_ms();
     // Claim the key: a new one, one whose 24 hours are over, or one still "running" past
     // its lease (its request died with the process: no request runs longer than the
     // server's time limit), taken over in the same statement. A live key claims nothing:

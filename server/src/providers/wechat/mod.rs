@@ -11,6 +11,7 @@ use super::{
     Prepay, PrepayRequest, ProviderError, RefundNotice, RefundRequest, RefundState, RefundStatus,
     ReplayGuard, TradeState, TradeStatus, VerifiedNotification,
 };
+use crate::clock::Clock;
 use crate::secret::Secret;
 use app::money::Amount;
 use async_trait::async_trait;
@@ -22,19 +23,6 @@ use time::OffsetDateTime;
 
 /// How far a signed timestamp may be from our clock.
 pub const MAX_SKEW_SECS: i64 = 300;
-
-/// The time, injectable so tests can check old vectors and the window's edges.
-pub trait Clock: Send + Sync {
-    fn now_unix(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix(&self) -> i64 {
-        OffsetDateTime::now_utc().unix_timestamp()
-    }
-}
 
 /// What identifies us to WeChat Pay, and which of its keys we trust.
 #[derive(Clone, Debug)]

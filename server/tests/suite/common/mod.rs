@@ -177,6 +177,7 @@ pub async fn new_order(app: &TestApp, fen: i64) -> server::orders::Order {
             expires_in_secs: 900,
             return_url: Some("https://shop.example/thanks".into()),
         },
+        None,
     )
     .await
     .expect("order")
@@ -411,9 +412,9 @@ pub fn vector(name: &str) -> String {
 /// A clock stopped at a given Unix second, for checking signed timestamps.
 pub struct FixedClock(pub i64);
 
-impl server::providers::wechat::Clock for FixedClock {
-    fn now_unix(&self) -> i64 {
-        self.0
+impl server::clock::Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0 * 1000
     }
 }
 

@@ -369,7 +369,7 @@ async fn idempotency_replays_refuses_reuse_and_never_creates_two_orders(db: Test
     assert_eq!(count_orders(&app, DEMO_MERCHANT_ID).await, 3);
     // After 24 hours a key is free again: the same key with another body creates anew.
     sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE key = 'order-1'")
-        .bind(server::orders::now_ms() - 25 * 3600 * 1000)
+        .bind(server::clock::now_ms() - 25 * 3600 * 1000)
         .execute(app.db.pool())
         .await
         .expect("age");

@@ -652,7 +652,7 @@ async fn filters_totals_and_the_csv_export(db: TestDb) {
         ids(&rows(json!({ "min": "10", "max": "20" })).await),
         vec![green.clone()]
     );
-    let today = app::clock::beijing(server::orders::now_ms())[..10].to_string();
+    let today = app::clock::beijing(server::clock::now_ms())[..10].to_string();
     assert_eq!(
         ids(&rows(json!({ "from": today, "to": today })).await).len(),
         3
@@ -1059,7 +1059,7 @@ async fn the_developers_page_manages_keys_and_the_webhook_endpoint(db: TestDb) {
 async fn behind_a_trusted_proxy_the_sign_in_limit_is_per_client(db: TestDb) {
     let mut config = sandbox_config(&db);
     config.trusted_proxies =
-        server::http::client_addr::TrustedProxies::parse("127.0.0.1,::1").expect("list");
+        server::client_addr::TrustedProxies::parse("127.0.0.1,::1").expect("list");
     let app = TestApp::spawn_with(config).await;
     let sign_in = |email: String, forwarded_for: &'static str| {
         let app = &app;

@@ -74,7 +74,7 @@ async fn ask_again_until_settled(app: &TestApp, id: &str) -> Refund {
         sqlx::query(
             "UPDATE refunds SET next_try_at = $1, claimed_until = NULL WHERE id = $2 AND status = 'pending'",
         )
-        .bind(orders::now_ms() - 1)
+        .bind(server::clock::now_ms() - 1)
         .bind(id)
         .execute(app.db.pool())
         .await

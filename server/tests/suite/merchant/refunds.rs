@@ -131,7 +131,7 @@ async fn concurrent_refunds_never_exceed_the_paid_amount(db: TestDb) {
             break;
         }
         sqlx::query("UPDATE refunds SET next_try_at = $1 WHERE status = 'pending'")
-            .bind(orders::now_ms() - 1)
+            .bind(server::clock::now_ms() - 1)
             .execute(app.db.pool())
             .await
             .expect("due");
@@ -172,6 +172,7 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
             expires_in_secs: 900,
             return_url: None,
         },
+        None,
     )
     .await
     .expect("order");
@@ -240,7 +241,7 @@ async fn a_refund_the_provider_cannot_take_now_is_finished_by_the_worker(db: Tes
     ));
     // Make it due now, as the backoff would later.
     sqlx::query("UPDATE refunds SET next_try_at = $1 WHERE id = $2")
-        .bind(orders::now_ms() - 1)
+        .bind(server::clock::now_ms() - 1)
         .bind(&refund.id)
         .execute(app.db.pool())
         .await

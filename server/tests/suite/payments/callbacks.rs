@@ -97,7 +97,7 @@ fn wechat_transaction(out_trade_no: &str, fen: i64, state: &str) -> serde_json::
 }
 
 fn now_secs() -> i64 {
-    orders::now_ms() / 1000
+    server::clock::now_ms() / 1000
 }
 
 impl Rig {
@@ -560,7 +560,7 @@ async fn unreadable_bodies_get_a_clear_4xx_and_only_the_raw_record(db: TestDb) {
         "nothing is old yet"
     );
     sqlx::query("UPDATE notifications SET received_at = $1")
-        .bind(orders::now_ms() - (inbox::REFUSED_BODY_DAYS * 24 * 3600 + 60) * 1000)
+        .bind(server::clock::now_ms() - (inbox::REFUSED_BODY_DAYS * 24 * 3600 + 60) * 1000)
         .execute(rig.app.db.pool())
         .await
         .expect("age");
@@ -764,7 +764,7 @@ async fn expiry_racing_a_payment_ends_paid_never_expired(db: TestDb) {
             );
             tokio::join!(pay, async {
                 sqlx::query("UPDATE orders SET expires_at = $1 WHERE id = $2")
-                    .bind(orders::now_ms() - 1)
+                    .bind(server::clock::now_ms() - 1)
                     .bind(&id)
                     .execute(rig.app.db.pool())
                     .await

@@ -59,6 +59,7 @@ async fn live_merchant_order(app: &TestApp) -> String {
             expires_in_secs: 900,
             return_url: None,
         },
+        None,
     )
     .await
     .expect("order");
@@ -303,7 +304,7 @@ async fn a_junk_flood_on_notify_leaves_a_real_payment_applied() {
     let mut config = sandbox_config(&db);
     // The flood comes through "our load balancer" on loopback from one outside address.
     config.trusted_proxies =
-        server::http::client_addr::TrustedProxies::parse("127.0.0.1").expect("proxies");
+        server::client_addr::TrustedProxies::parse("127.0.0.1").expect("proxies");
     let app = TestApp::spawn_with(config).await;
     let junk = "x".repeat(64 * 1024);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
