@@ -1,0 +1,229 @@
+//! The operations of WeChat Pay v3 that ScanPay uses, as a [`PaymentProvider`].
+
+use super::*;
+
+#[async_trait]
+impl PaymentProvider for WechatPay {
+    fn channel(&self) -> Channel {
+        Channel::Wechat
+    }
+
+    fn identity(&self) -> crate::providers::ProviderIdentity {
+        crate::providers::ProviderIdentity {
+            app_id: self.account.appid.clone(),
+            merchant_account: Some(self.account.mchid.clone()),
+        }
+    }
+
+    async fn create_prepay(&self, req: &PrepayRequest) -> Result<Prepay, ProviderError> {
+        let body = json!({
+            "appid": self.account.appid,
+            "mchid": self.account.mchid,
+            "description": req.subject,
+            "out_trade_no": req.out_trade_no,
+            "time_expire": rfc3339_china(req.expires_at)?,
+            "notify_url": req.notify_url,
+            "amount": { "total": req.amount.fen(), "currency": "CNY" },
+        });
+        let bytes = self
+            .request(
+                http::Method::POST,
+                "/v3/pay/transactions/native",
+                Some(body.to_string()),
+            )
+            .await?;
+        let r: wire::NativeResponse = parse(&bytes)?;
+        Ok(Prepay {
+            code_url: r.code_url,
+        })
+    }
+
+    async fn query(&self, out_trade_no: &str) -> Result<TradeStatus, ProviderError> {
+        let path = format!(
+            "{}?mchid={}",
+            self.trade_path(out_trade_no)?,
+            self.account.mchid
+        );
+        let bytes = self.request(http::Method::GET, &path, None).await?;
+        let t: wire::Transaction = parse(&bytes)?;
+        if t.out_trade_no.as_deref().is_some_and(|o| o != out_trade_no) {
+            return Err(ProviderError::Malformed(
+                "the response names another out_trade_no".into(),
+            ));
+        }
+        Ok(TradeStatus {
+            state: wire::trade_state(&t.trade_state),
+            amount: t
+                .amount
+                .and_then(|a| a.total)
+                .and_then(|f| Amount::from_fen(f).ok()),
+            provider_state: t.trade_state,
+            provider_trade_no: t.transaction_id,
+        })
+    }
+
+    async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
+        let path = format!("{}/close", self.trade_path(out_trade_no)?);
+        let body = json!({ "mchid": self.account.mchid }).to_string();
+        self.request(http::Method::POST, &path, Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn refund(&self, req: &RefundRequest) -> Result<RefundStatus, ProviderError> {
+        let mut body = json!({
+            "out_trade_no": req.out_trade_no,
+            "out_refund_no": req.out_refund_no,
+            "amount": { "refund": req.refund.fen(), "total": req.total.fen(), "currency": "CNY" },
+        });
+        if let Some(reason) = &req.reason {
+            body["reason"] = json!(reason);
+        }
+        if let Some(url) = &req.notify_url {
+            body["notify_url"] = json!(url);
+        }
+        let bytes = self
+            .request(
+                http::Method::POST,
+                "/v3/refund/domestic/refunds",
+                Some(body.to_string()),
+            )
+            .await?;
+        refund_status(&bytes, &req.out_refund_no)
+    }
+
+    async fn refund_query(
+        &self,
+        _out_trade_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RefundStatus, ProviderError> {
+        let path = format!("/v3/refund/domestic/refunds/{}", url_safe(out_refund_no)?);
+        match self.request(http::Method::GET, &path, None).await {
+            Ok(bytes) => refund_status(&bytes, out_refund_no),
+            Err(ProviderError::Business { code, .. }) if code == "RESOURCE_NOT_EXISTS" => {
+                Ok(RefundStatus {
+                    state: RefundState::NotFound,
+                    provider_state: code,
+                    provider_refund_no: None,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn apply_abnormal_refund(
+        &self,
+        provider_refund_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RefundStatus, ProviderError> {
+        let path = format!(
+            "/v3/refund/domestic/refunds/{}/apply-abnormal-refund",
+            url_safe(provider_refund_no)?
+        );
+        let body = json!({ "out_refund_no": out_refund_no, "type": "MERCHANT_BANK_CARD" });
+        let bytes = self
+            .request(http::Method::POST, &path, Some(body.to_string()))
+            .await?;
+        refund_status(&bytes, out_refund_no)
+    }
+
+    fn verify_notification(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<VerifiedNotification, NotificationError> {
+        let guard = self.check_signature(headers, body).map_err(|p| match p {
+            SignatureProblem::Missing => {
+                NotificationError::MissingField("Wechatpay-Signature headers")
+            }
+            SignatureProblem::Probe => NotificationError::ProbeSignature,
+            SignatureProblem::Serial(got) => NotificationError::UnknownSerial {
+                got,
+                expected: self.account.wechat_key_id.clone(),
+            },
+            SignatureProblem::Stale(skew_secs) => NotificationError::StaleTimestamp { skew_secs },
+            SignatureProblem::Bad => NotificationError::BadSignature,
+        })?;
+        let envelope: wire::Notification = serde_json::from_slice(body)
+            .map_err(|e| NotificationError::Malformed(e.to_string()))?;
+        if envelope.resource.algorithm != "AEAD_AES_256_GCM" {
+            return Err(NotificationError::Malformed(format!(
+                "algorithm {}",
+                envelope.resource.algorithm
+            )));
+        }
+        let plain = aes_gcm_decrypt(
+            self.apiv3_key.expose(),
+            envelope.resource.nonce.as_bytes(),
+            envelope.resource.associated_data.as_bytes(),
+            &envelope.resource.ciphertext,
+        )
+        .map_err(|_| NotificationError::Decrypt)?;
+        if envelope.event_type.starts_with("REFUND.") {
+            return self.refund_notification(envelope.id, &plain, guard);
+        }
+        let t: wire::Transaction = serde_json::from_slice(&plain)
+            .map_err(|e| NotificationError::Malformed(format!("resource: {e}")))?;
+        let state = wire::trade_state(&t.trade_state);
+        if state == TradeState::Paid && t.transaction_id.is_none() {
+            return Err(NotificationError::MissingField("transaction_id"));
+        }
+        let amount = t.amount.ok_or(NotificationError::MissingField("amount"))?;
+        let total = amount
+            .total
+            .ok_or(NotificationError::MissingField("amount.total"))?;
+        Ok(VerifiedNotification {
+            channel: Channel::Wechat,
+            notification_id: envelope.id,
+            out_trade_no: t
+                .out_trade_no
+                .ok_or(NotificationError::MissingField("out_trade_no"))?,
+            provider_trade_no: t.transaction_id,
+            state,
+            provider_state: t.trade_state,
+            amount: Amount::from_fen(total)
+                .map_err(|_| NotificationError::BadAmount(total.to_string()))?,
+            currency: amount
+                .currency
+                .ok_or(NotificationError::MissingField("amount.currency"))?,
+            app_id: t.appid.ok_or(NotificationError::MissingField("appid"))?,
+            merchant_account: t.mchid.ok_or(NotificationError::MissingField("mchid"))?,
+            replay_guard: Some(guard),
+            kind: NotificationKind::Payment,
+        })
+    }
+
+    fn acceptance_reply(&self) -> NotifyReply {
+        NotifyReply {
+            status: 204,
+            content_type: None,
+            body: Vec::new(),
+        }
+    }
+
+    fn refusal_reply(&self, status: u16, message: &str) -> NotifyReply {
+        NotifyReply {
+            status,
+            content_type: Some("application/json"),
+            body: json!({ "code": "FAIL", "message": message })
+                .to_string()
+                .into_bytes(),
+        }
+    }
+
+    /// The resource is authenticated by AES-GCM under our APIv3 key, so a body that decrypts
+    /// was made by someone holding that key; still only used to file the refusal.
+    fn claimed_trade(&self, body: &[u8]) -> Option<String> {
+        let envelope: wire::Notification = serde_json::from_slice(body).ok()?;
+        let plain = aes_gcm_decrypt(
+            self.apiv3_key.expose(),
+            envelope.resource.nonce.as_bytes(),
+            envelope.resource.associated_data.as_bytes(),
+            &envelope.resource.ciphertext,
+        )
+        .ok()?;
+        serde_json::from_slice::<wire::Transaction>(&plain)
+            .ok()?
+            .out_trade_no
+    }
+}
