@@ -6,7 +6,7 @@
 //! they are used (`lang.pick("Paid", "支付成功")`), so the two versions never drift apart.
 
 use crate::channel::Channel;
-use crate::status::OrderStatus;
+use crate::status::{OrderStatus, RefundStatus};
 use leptos::prelude::*;
 
 /// The cookie that remembers a visitor's choice.
@@ -94,16 +94,13 @@ impl Lang {
         }
     }
 
-    /// A refund's status word (`pending`, `succeeded`, `failed`, `abnormal`) for people.
-    pub fn refund_status(self, status: &str) -> String {
+    /// A refund's status for people.
+    pub fn refund_status(self, status: RefundStatus) -> &'static str {
         match status {
-            "pending" => self.pick("Pending", "处理中").into(),
-            "succeeded" => self.pick("Refunded", "退款成功").into(),
-            "failed" => self.pick("Failed", "退款失败").into(),
-            "abnormal" => self
-                .pick("Abnormal: action needed", "退款异常，需处理")
-                .into(),
-            other => other.to_string(),
+            RefundStatus::Pending => self.pick("Pending", "处理中"),
+            RefundStatus::Succeeded => self.pick("Refunded", "退款成功"),
+            RefundStatus::Failed => self.pick("Failed", "退款失败"),
+            RefundStatus::Abnormal => self.pick("Abnormal: action needed", "退款异常，需处理"),
         }
     }
 

@@ -70,6 +70,90 @@ impl OrderStatus {
     }
 }
 
+/// An enum whose every value has one fixed name: stored in the database, sent between the
+/// browser and the server, and shown in `data-` attributes. `parse` is the one way back.
+macro_rules! named {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+pub(crate) use named;
+
+named! {
+    /// What a payment attempt (one code at one provider) is doing.
+    pub enum AttemptStatus {
+        /// The prepay call is running.
+        Opening = "opening",
+        /// The provider gave a code; the customer can pay it.
+        Open = "open",
+        /// Closed at the provider (switched wallet, expiry): it can no longer be paid there.
+        Closed = "closed",
+        /// The prepay failed; nobody received a code.
+        Failed = "failed",
+        /// The provider reported this attempt paid.
+        Paid = "paid",
+    }
+}
+
+named! {
+    /// Where a refund stands.
+    pub enum RefundStatus {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// WeChat `ABNORMAL`: waiting for the merchant to send the money another way.
+        Abnormal = "abnormal",
+    }
+}
+
+named! {
+    /// Where a webhook event's delivery stands.
+    pub enum Delivery {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+        /// Its merchant has no endpoint.
+        NoEndpoint = "no_endpoint",
+    }
+}
+
+named! {
+    /// A cluster node's state as the others see it.
+    pub enum NodeState {
+        Starting = "starting",
+        Ready = "ready",
+        Draining = "draining",
+    }
+}
+
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -82,6 +166,28 @@ mod tests {
 
     fn can_become(from: OrderStatus, to: OrderStatus) -> bool {
         to.predecessors().contains(&from)
+    }
+
+    #[test]
+    fn named_states_parse_back_from_their_one_name() {
+        use super::{AttemptStatus, Delivery, NodeState, RefundStatus};
+        for a in AttemptStatus::ALL {
+            assert_eq!(AttemptStatus::parse(a.as_str()), Some(*a));
+            let json = serde_json::to_string(a).expect("json");
+            assert_eq!(json, format!("\"{a}\""));
+        }
+        for r in RefundStatus::ALL {
+            assert_eq!(RefundStatus::parse(r.as_str()), Some(*r));
+        }
+        for d in Delivery::ALL {
+            assert_eq!(Delivery::parse(d.as_str()), Some(*d));
+        }
+        for n in NodeState::ALL {
+            assert_eq!(NodeState::parse(n.as_str()), Some(*n));
+        }
+        assert_eq!(Delivery::NoEndpoint.as_str(), "no_endpoint");
+        assert_eq!(AttemptStatus::parse("OPEN"), None);
+        assert_eq!(RefundStatus::parse(""), None);
     }
 
     #[test]

@@ -27,7 +27,6 @@ pub mod outbound;
 pub mod outbox;
 pub mod payments;
 pub mod providers;
-pub mod refunds;
 pub mod risk;
 pub mod sandbox;
 pub mod secret;
@@ -327,7 +326,8 @@ impl Application {
             }
         });
         let webhook_sender = webhooks.spawn(webhooks::TICK);
-        let refund_worker = refunds::spawn(state.payments.clone(), refunds::TICK);
+        let refund_worker =
+            payments::refunds::spawn(state.payments.clone(), payments::refunds::TICK);
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let stop_state = state.clone();
         let drain_cluster = state.cluster.clone();

@@ -166,7 +166,11 @@ pub fn verify(req: &VerifyRequest) -> Result<Verdict, String> {
             })
         }
         Err(e) => {
-            let _ = writeln!(report, "reason:     {e} ({})", e.label());
+            let _ = writeln!(
+                report,
+                "reason:     {e} ({})",
+                crate::risk::RiskKind::from(&e).as_str()
+            );
             let _ = writeln!(report, "result:     NOT VERIFIED");
             Ok(Verdict {
                 verified: false,

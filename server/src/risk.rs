@@ -9,14 +9,77 @@
 
 use crate::db::Db;
 use crate::orders;
-use crate::providers::Channel;
+use crate::providers::{Channel, NotificationError};
 use sqlx::Row;
 
+/// What a risk event is about: a refused notification's reason, or a payment that needs a
+/// person's eye. Its name is stored, counted (`risk_events_total{kind}`) and put in the
+/// order's timeline as `risk.<name>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RiskKind {
+    Malformed,
+    MissingField,
+    BadSignature,
+    ProbeSignature,
+    UnknownKey,
+    StaleTimestamp,
+    Decrypt,
+    UnknownOrder,
+    WrongChannel,
+    AnotherTrade,
+    AmountMismatch,
+    CurrencyMismatch,
+    ForeignAccount,
+    Replay,
+    UnknownRefund,
+    LatePayment,
+    SecondPayment,
+}
+
+impl RiskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskKind::Malformed => "malformed",
+            RiskKind::MissingField => "missing_field",
+            RiskKind::BadSignature => "bad_signature",
+            RiskKind::ProbeSignature => "probe_signature",
+            RiskKind::UnknownKey => "unknown_key",
+            RiskKind::StaleTimestamp => "stale_timestamp",
+            RiskKind::Decrypt => "decrypt",
+            RiskKind::UnknownOrder => "unknown_order",
+            RiskKind::WrongChannel => "wrong_channel",
+            RiskKind::AnotherTrade => "another_trade",
+            RiskKind::AmountMismatch => "amount_mismatch",
+            RiskKind::CurrencyMismatch => "currency_mismatch",
+            RiskKind::ForeignAccount => "foreign_account",
+            RiskKind::Replay => "replay",
+            RiskKind::UnknownRefund => "unknown_refund",
+            RiskKind::LatePayment => "late_payment",
+            RiskKind::SecondPayment => "second_payment",
+        }
+    }
+}
+
+impl From<&NotificationError> for RiskKind {
+    fn from(e: &NotificationError) -> RiskKind {
+        match e {
+            NotificationError::Malformed(_) | NotificationError::BadAmount(_) => {
+                RiskKind::Malformed
+            }
+            NotificationError::MissingField(_) => RiskKind::MissingField,
+            NotificationError::BadSignature => RiskKind::BadSignature,
+            NotificationError::ProbeSignature => RiskKind::ProbeSignature,
+            NotificationError::UnknownSerial { .. } => RiskKind::UnknownKey,
+            NotificationError::StaleTimestamp { .. } => RiskKind::StaleTimestamp,
+            NotificationError::Decrypt => RiskKind::Decrypt,
+        }
+    }
+}
+
 /// A risk event about to be recorded.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RiskEvent {
-    /// A short stable word: `bad_signature`, `amount_mismatch`, `late_payment`…
-    pub kind: &'static str,
+    pub kind: RiskKind,
     /// What happened, for a person.
     pub reason: String,
     pub channel: Option<Channel>,
@@ -54,7 +117,7 @@ pub async fn record_in(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(crate::clock::now_ms())
-    .bind(event.kind)
+    .bind(event.kind.as_str())
     .bind(&event.reason)
     .bind(event.channel.map(Channel::as_str))
     .bind(event.order_id.as_deref())
@@ -70,7 +133,13 @@ pub async fn record_in(
             "out_trade_no": event.out_trade_no,
             "notification": event.notification_ref,
         });
-        orders::insert_event(tx, order_id, &format!("risk.{}", event.kind), &detail).await?;
+        orders::insert_event(
+            tx,
+            order_id,
+            &format!("risk.{}", event.kind.as_str()),
+            &detail,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -86,8 +155,8 @@ pub async fn record(db: &Db, event: &RiskEvent) -> Result<(), sqlx::Error> {
 
 /// Counts a committed event in `/metrics`.
 pub fn count(event: &RiskEvent) {
-    tracing::warn!(kind = event.kind, reason = %event.reason, order = ?event.order_id, out_trade_no = ?event.out_trade_no, "risk event");
-    ::metrics::counter!("risk_events_total", "kind" => event.kind).increment(1);
+    tracing::warn!(kind = event.kind.as_str(), reason = %event.reason, order = ?event.order_id, out_trade_no = ?event.out_trade_no, "risk event");
+    ::metrics::counter!("risk_events_total", "kind" => event.kind.as_str()).increment(1);
 }
 
 /// Which risk events to list.

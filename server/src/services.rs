@@ -217,7 +217,7 @@ impl AppServices for Services {
                     .map(|n| app::merchant::NodeRow {
                         flows: flows.get(&n.id).copied().unwrap_or(0),
                         heartbeat_age_ms: now - n.heartbeat_at,
-                        state: n.state.as_str().to_string(),
+                        state: n.state,
                         in_flight: n.in_flight,
                         latency_us: n.latency.as_micros() as u64,
                         error_ppm: ppm(n.error_rate),

@@ -17,6 +17,7 @@
 use crate::db::Db;
 use crate::outbound::{Outbound, SendError, TargetError};
 use crate::outbox::OutboxEvent;
+pub use app::status::Delivery;
 use sqlx::Row;
 use std::time::{Duration, Instant};
 
@@ -153,8 +154,7 @@ pub struct DeliveryAttempt {
 /// An event's delivery state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryState {
-    /// `pending`, `delivered`, `failed` or `no_endpoint`.
-    pub delivery: String,
+    pub delivery: Delivery,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub delivered_at: Option<i64>,
@@ -169,7 +169,8 @@ pub async fn state(db: &Db, event_id: &str) -> Result<DeliveryState, WebhookErro
     .await?
     .ok_or_else(|| WebhookError::NoEvent(event_id.to_string()))?;
     Ok(DeliveryState {
-        delivery: row.try_get("delivery")?,
+        delivery: Delivery::parse(&row.try_get::<String, _>("delivery")?)
+            .ok_or_else(|| sqlx::Error::Decode("outbox.delivery".into()))?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
         delivered_at: row.try_get("delivered_at")?,

@@ -4,7 +4,7 @@
 
 use crate::channel::Channel;
 use crate::money::Amount;
-use crate::status::OrderStatus;
+use crate::status::{named, AttemptStatus, Delivery, NodeState, OrderStatus, RefundStatus};
 use serde::{Deserialize, Serialize};
 
 /// The signed-in person, as the board shows them.
@@ -117,26 +117,48 @@ pub struct BoardData {
     pub server_now: i64,
 }
 
+named! {
+    /// Where a timeline line comes from.
+    pub enum TimelineSource {
+        /// The order's own events (status changes, refunds, risk).
+        Order = "order",
+        /// A provider's notification as the inbox received it.
+        Notification = "notification",
+        /// A webhook delivery to the merchant.
+        Webhook = "webhook",
+    }
+}
+
+named! {
+    /// How a timeline line is coloured.
+    pub enum Tone {
+        Ok = "ok",
+        Warn = "warn",
+        Bad = "bad",
+        Info = "info",
+    }
+}
+
 /// One line of an order's timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     /// Unix ms.
     pub at: i64,
-    /// Where it comes from: `order`, `notification`, `risk`, `webhook`, `refund`.
-    pub source: String,
+    /// Where it comes from.
+    pub source: TimelineSource,
     /// What happened, short: `status.paid`, `accepted`, `bad_signature`, `order.paid → 200`…
     pub what: String,
     /// The detail, for a person.
     pub detail: String,
-    /// `ok`, `warn`, `bad` or `info`: how the line is coloured.
-    pub tone: String,
+    /// How the line is coloured.
+    pub tone: Tone,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRow {
     pub out_trade_no: String,
     pub channel: Channel,
-    pub status: String,
+    pub status: AttemptStatus,
     pub created_at: i64,
     pub closed_at: Option<i64>,
     pub error: Option<String>,
@@ -150,7 +172,7 @@ pub struct RefundRow {
     pub id: String,
     pub amount: Amount,
     pub reason: Option<String>,
-    pub status: String,
+    pub status: RefundStatus,
     pub created_at: i64,
     pub error: Option<String>,
 }
@@ -159,8 +181,7 @@ pub struct RefundRow {
 pub struct WebhookRow {
     pub event_id: String,
     pub topic: String,
-    /// `pending`, `delivered`, `failed` or `no_endpoint`.
-    pub delivery: String,
+    pub delivery: Delivery,
     pub attempts: i64,
     /// The last answer: `200`, `500`, or the connection error.
     pub last_answer: Option<String>,
@@ -269,8 +290,7 @@ impl std::fmt::Debug for SettingDone {
 pub struct NodeRow {
     pub id: String,
     pub url: String,
-    /// `starting`, `ready` or `draining`.
-    pub state: String,
+    pub state: NodeState,
     pub heartbeat_age_ms: i64,
     pub in_flight: u64,
     pub latency_us: u64,

@@ -60,10 +60,10 @@ fn Nodes(v: ClusterView) -> impl IntoView {
             };
             let me = n.id == this;
             view! {
-                <tr data-testid="node-row" data-node=n.id.clone() data-state=n.state.clone() class:me=me>
+                <tr data-testid="node-row" data-node=n.id.clone() data-state=n.state.as_str() class:me=me>
                     <td><code>{n.id.clone()}</code>{me.then_some(" ◀")}</td>
                     <td>{n.url.clone()}</td>
-                    <td><span class="badge">{n.state.clone()}</span></td>
+                    <td><span class="badge">{n.state.as_str()}</span></td>
                     <td class="num">{format!("{:.1} s", n.heartbeat_age_ms as f64 / 1000.0)}</td>
                     <td class="num">{n.in_flight}</td>
                     <td class="num">{format!("{:.1} ms", n.latency_us as f64 / 1000.0)}</td>

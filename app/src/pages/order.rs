@@ -10,6 +10,7 @@ use crate::merchant::{
     load_order, who_am_i, Change, ChangeOrder, OrderDetail, RefundRow, TimelineEntry, WebhookRow,
     SIGNED_OUT,
 };
+use crate::status::RefundStatus;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -177,7 +178,7 @@ fn Detail(
                 <tr>
                     <td><code>{a.out_trade_no.clone()}</code></td>
                     <td>{move || lang.get().wallet(c)}</td>
-                    <td>{a.status.clone()} " " {extra}</td>
+                    <td>{a.status.as_str()} " " {extra}</td>
                     <td>{clock::beijing(a.created_at)}</td>
                     <td>{a.error.clone().unwrap_or_default()}</td>
                 </tr>
@@ -265,8 +266,8 @@ fn Refund(r: RefundRow, csrf: String, act: ServerAction<ChangeOrder>) -> impl In
     let refund_id = r.id.clone();
     // An abnormal refund (WeChat could not return the money to the buyer's account) says what
     // to do and offers the bank-card refund; a failed one says why.
-    let note = match r.status.as_str() {
-        "abnormal" => Some(view! {
+    let note = match r.status {
+        RefundStatus::Abnormal => Some(view! {
             <span data-testid="refund-advice">
                 <T en="WeChat could not return the money to the buyer's account (a cancelled or frozen card). Send it to your bank card, or handle it in the WeChat Pay merchant platform." zh="微信无法原路退回买家账户（银行卡注销或冻结）。可退至商户银行卡，或在微信支付商户平台处理。"/>
                 " "
@@ -278,15 +279,15 @@ fn Refund(r: RefundRow, csrf: String, act: ServerAction<ChangeOrder>) -> impl In
             </span>
         }
         .into_any()),
-        "failed" => r.error.clone().map(|e| view! { <span>{e}</span> }.into_any()),
+        RefundStatus::Failed => r.error.clone().map(|e| view! { <span>{e}</span> }.into_any()),
         _ => None,
     };
-    let status = r.status.clone();
+    let status = r.status;
     view! {
-        <tr data-testid="refund-row" data-status=r.status.clone()>
+        <tr data-testid="refund-row" data-status=r.status.as_str()>
             <td><code>{r.id.clone()}</code></td>
             <td class="num">{r.amount.to_string()}</td>
-            <td>{move || lang.get().refund_status(&status)}</td>
+            <td>{move || lang.get().refund_status(status)}</td>
             <td>{r.reason.clone().unwrap_or_default()}</td>
             <td>{clock::beijing(r.created_at)}</td>
             <td>{note}</td>
@@ -298,9 +299,9 @@ fn Refund(r: RefundRow, csrf: String, act: ServerAction<ChangeOrder>) -> impl In
 fn Webhook(w: WebhookRow, csrf: String, act: ServerAction<ChangeOrder>) -> impl IntoView {
     let event_id = w.event_id.clone();
     view! {
-        <tr data-testid="webhook-row" data-delivery=w.delivery.clone()>
+        <tr data-testid="webhook-row" data-delivery=w.delivery.as_str()>
             <td>{w.topic.clone()}</td>
-            <td>{w.delivery.clone()}</td>
+            <td>{w.delivery.as_str()}</td>
             <td>{w.attempts}</td>
             <td>{w.last_answer.clone().unwrap_or_default()}</td>
             <td>
@@ -317,9 +318,9 @@ fn Webhook(w: WebhookRow, csrf: String, act: ServerAction<ChangeOrder>) -> impl 
 #[component]
 fn Line(e: TimelineEntry) -> impl IntoView {
     view! {
-        <li class=format!("tone-{}", e.tone) data-source=e.source.clone()>
+        <li class=format!("tone-{}", e.tone) data-source=e.source.as_str()>
             <time>{clock::beijing(e.at)}</time>
-            <span class="source">{e.source.clone()}</span>
+            <span class="source">{e.source.as_str()}</span>
             <strong>{e.what.clone()}</strong>
             <span class="detail">{e.detail.clone()}</span>
         </li>

@@ -1,8 +1,8 @@
 //! A change made on the board: close, refund, abnormal-refund actions.
 
 use super::{internal, invalid};
+use crate::payments::refunds::{self, RefundError};
 use crate::payments::{CloseError, PaymentError, Payments};
-use crate::refunds::{self, RefundError};
 use crate::webhooks::{WebhookError, Webhooks};
 use app::merchant::Change;
 use app::money::Amount;

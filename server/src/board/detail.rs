@@ -3,9 +3,12 @@
 
 use super::{internal, rows_of};
 use crate::orders::{self, OrderStatus};
+use crate::payments::inbox::Outcome;
+use crate::payments::refunds;
 use crate::payments::Payments;
-use crate::refunds::{self};
-use app::merchant::{AttemptRow, OrderDetail, RefundRow, TimelineEntry, WebhookRow};
+use app::merchant::{
+    AttemptRow, OrderDetail, RefundRow, TimelineEntry, TimelineSource, Tone, WebhookRow,
+};
 use app::money::Amount;
 use app::services::ServiceError;
 use sqlx::Row;
@@ -76,7 +79,7 @@ pub async fn detail(
                 .map(|(_, left)| Amount::from_fen((*left).max(0)).unwrap_or(Amount::ZERO)),
             out_trade_no: a.out_trade_no,
             channel: a.channel,
-            status: a.status.as_str().to_string(),
+            status: a.status,
             created_at: a.created_at,
             closed_at: a.closed_at,
             error: a.error,
@@ -90,7 +93,7 @@ pub async fn detail(
             id: r.id,
             amount: r.amount,
             reason: r.reason,
-            status: r.status.as_str().to_string(),
+            status: r.status,
             created_at: r.created_at,
             error: r.error,
         })
@@ -116,7 +119,7 @@ pub async fn detail(
             let ok = a.status.is_some_and(|s| (200..300).contains(&s));
             timeline.push(TimelineEntry {
                 at: a.at,
-                source: "webhook".into(),
+                source: TimelineSource::Webhook,
                 what: format!("{} → {answer}", event.topic),
                 detail: format!(
                     "{} attempt {}{}, {} ms: {}",
@@ -126,7 +129,7 @@ pub async fn detail(
                     a.duration_ms,
                     a.response.clone().unwrap_or_default()
                 ),
-                tone: if ok { "ok" } else { "warn" }.into(),
+                tone: if ok { Tone::Ok } else { Tone::Warn },
             });
         }
         webhooks.push(WebhookRow {
@@ -145,41 +148,41 @@ pub async fn detail(
     for (at, kind, detail) in orders::events(db, order_id).await.map_err(internal)? {
         let tone =
             if kind.starts_with("risk.") || kind == "refund.failed" || kind == "refund.abnormal" {
-                "bad"
+                Tone::Bad
             } else if kind == "status.paid" || kind == "refund.succeeded" {
-                "ok"
+                Tone::Ok
             } else {
-                "info"
+                Tone::Info
             };
         timeline.push(TimelineEntry {
             at,
-            source: "order".into(),
+            source: TimelineSource::Order,
             what: kind,
             detail: summary(&detail),
-            tone: tone.into(),
+            tone,
         });
     }
     for n in crate::payments::inbox::for_order(db, order_id)
         .await
         .map_err(internal)?
     {
-        let tone = match n.outcome.as_str() {
-            "accepted" => "ok",
-            "duplicate" => "info",
-            "retry" | "received" => "warn",
-            _ => "bad",
+        let tone = match n.outcome {
+            Some(Outcome::Accepted) => Tone::Ok,
+            Some(Outcome::Duplicate) => Tone::Info,
+            Some(Outcome::Retry) | None => Tone::Warn,
+            Some(Outcome::Rejected) => Tone::Bad,
         };
         timeline.push(TimelineEntry {
             at: n.received_at,
-            source: "notification".into(),
-            what: format!("{} {}", n.channel, n.outcome),
+            source: TimelineSource::Notification,
+            what: format!("{} {}", n.channel, n.outcome_name()),
             detail: format!(
                 "{}{} bytes from {}",
                 n.reason.map(|r| format!("{r}; ")).unwrap_or_default(),
                 n.body_size,
                 n.remote_addr.unwrap_or_else(|| "?".into())
             ),
-            tone: tone.into(),
+            tone,
         });
     }
     timeline.sort_by_key(|e| e.at);

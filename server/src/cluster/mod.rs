@@ -31,7 +31,6 @@ use crate::payments::Payments;
 use crate::secret::Secret;
 use registry::CpuSampler;
 use select::{ErrorWindow, PeakEwma};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -44,32 +43,8 @@ pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(12);
 /// The PostgreSQL channel of live pings.
 pub const LIVE_CHANNEL: &str = "scanpay_live";
 
-/// A node's state as the others see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeState {
-    Starting,
-    Ready,
-    Draining,
-}
-
-impl NodeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeState::Starting => "starting",
-            NodeState::Ready => "ready",
-            NodeState::Draining => "draining",
-        }
-    }
-
-    fn parse(s: &str) -> NodeState {
-        match s {
-            "ready" => NodeState::Ready,
-            "draining" => NodeState::Draining,
-            _ => NodeState::Starting,
-        }
-    }
-}
+/// A node's state as the others see it (shared with the cluster page).
+pub use app::status::NodeState;
 
 /// What configures this node in a cluster.
 #[derive(Clone, Debug)]

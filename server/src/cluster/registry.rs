@@ -138,7 +138,7 @@ fn view_of(r: &sqlx::any::AnyRow) -> Result<NodeView, sqlx::Error> {
     Ok(NodeView {
         id: r.try_get("id")?,
         url: r.try_get("url")?,
-        state: NodeState::parse(&r.try_get::<String, _>("state")?),
+        state: NodeState::parse(&r.try_get::<String, _>("state")?).unwrap_or(NodeState::Starting),
         started_at: r.try_get("started_at")?,
         heartbeat_at: r.try_get("heartbeat_at")?,
         in_flight: r.try_get::<i64, _>("in_flight")?.max(0) as u64,

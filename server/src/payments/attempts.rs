@@ -5,45 +5,8 @@ use crate::providers::Channel;
 use sqlx::Row;
 use std::time::Duration;
 
-/// What an attempt is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptStatus {
-    /// The prepay call is running.
-    Opening,
-    /// The provider gave a code; the customer can pay it.
-    Open,
-    /// Closed at the provider (switched wallet, expiry): it can no longer be paid there.
-    Closed,
-    /// The prepay failed; nobody received a code.
-    Failed,
-    /// The provider reported this attempt paid.
-    Paid,
-}
-
-impl AttemptStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptStatus::Opening => "opening",
-            AttemptStatus::Open => "open",
-            AttemptStatus::Closed => "closed",
-            AttemptStatus::Failed => "failed",
-            AttemptStatus::Paid => "paid",
-        }
-    }
-
-    fn parse(s: &str) -> Option<AttemptStatus> {
-        [
-            AttemptStatus::Opening,
-            AttemptStatus::Open,
-            AttemptStatus::Closed,
-            AttemptStatus::Failed,
-            AttemptStatus::Paid,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s)
-    }
-}
+/// What an attempt is doing (shared with the board).
+pub use app::status::AttemptStatus;
 
 /// One trade at one provider for an order.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

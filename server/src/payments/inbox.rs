@@ -55,6 +55,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Accepted,
+        Outcome::Duplicate,
+        Outcome::Rejected,
+        Outcome::Retry,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
@@ -63,7 +70,14 @@ impl Outcome {
             Outcome::Retry => "retry",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
 }
+
+/// What the inbox stores before processing has decided.
+pub const RECEIVED: &str = "received";
 
 /// The decision on one stored notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,14 +105,14 @@ impl Decision {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stored {
     pub id: i64,
-    pub channel: String,
+    pub channel: Channel,
     pub received_at: i64,
     pub remote_addr: Option<String>,
     pub headers: serde_json::Value,
     pub body: Vec<u8>,
     pub body_size: i64,
-    /// `received` until processing decided, then an [`Outcome`].
-    pub outcome: String,
+    /// `None` while it is only received (processing did not decide yet).
+    pub outcome: Option<Outcome>,
     pub reason: Option<String>,
     pub notification_id: Option<String>,
     pub out_trade_no: Option<String>,
@@ -203,17 +217,31 @@ async fn select(db: &Db, condition: &str, value: &str) -> Result<Vec<Stored>, sq
     rows.iter().map(from_row).collect()
 }
 
+impl Stored {
+    /// The outcome's name, `received` while undecided.
+    pub fn outcome_name(&self) -> &'static str {
+        self.outcome.map_or(RECEIVED, Outcome::as_str)
+    }
+}
+
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Stored, sqlx::Error> {
+    let corrupt = |what: &str| sqlx::Error::Decode(format!("notifications.{what}").into());
     let headers: String = r.try_get("headers")?;
+    let outcome: String = r.try_get("outcome")?;
     Ok(Stored {
         id: r.try_get("id")?,
-        channel: r.try_get("channel")?,
+        channel: Channel::parse(&r.try_get::<String, _>("channel")?)
+            .ok_or_else(|| corrupt("channel"))?,
         received_at: r.try_get("received_at")?,
         remote_addr: r.try_get("remote_addr")?,
         headers: serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(e.into()))?,
         body: r.try_get("body")?,
         body_size: r.try_get("body_size")?,
-        outcome: r.try_get("outcome")?,
+        outcome: match Outcome::parse(&outcome) {
+            Some(o) => Some(o),
+            None if outcome == RECEIVED => None,
+            None => return Err(corrupt("outcome")),
+        },
         reason: r.try_get("reason")?,
         notification_id: r.try_get("notification_id")?,
         out_trade_no: r.try_get("out_trade_no")?,

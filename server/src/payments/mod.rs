@@ -13,11 +13,11 @@
 //! Attempts: closing a trade at a provider burns its `out_trade_no`, so each attempt has its
 //! own: the order id for the first, `<order id>_<seq>` after it. A unique partial index keeps
 //! at most one attempt per order live (`opening` or `open`), across processes and nodes.
-
 //!
 //! The rooms: `attempts` (the attempt and reading it), `start` (prepay, switch, take-over),
 //! `close` (closing codes and orders), `record` (recording a payment); the workers that drive
 //! them are `expiry`, `query` and `notify` (with its `inbox`), and `live` tells the pages.
+//! `refunds` returns money of a payment (its own rooms and worker).
 
 mod attempts;
 mod close;
@@ -28,6 +28,7 @@ pub mod notify;
 pub mod paid;
 pub mod query;
 mod record;
+pub mod refunds;
 mod start;
 
 pub use attempts::{trade_no, Attempt, AttemptStatus, CODE_LIFETIME, CODE_RENEW_BEFORE};
@@ -38,7 +39,7 @@ use crate::db::Db;
 use crate::orders::{self, OrderStatus};
 use crate::providers::config::Providers;
 use crate::providers::{Channel, ProviderError};
-use crate::risk::RiskEvent;
+use crate::risk::{RiskEvent, RiskKind};
 use async_trait::async_trait;
 use live::LiveHub;
 use std::time::Duration;
@@ -174,11 +175,14 @@ impl Payments {
 }
 
 /// A risk event about an attempt's order.
-pub(crate) fn risk_about(attempt: &Attempt) -> RiskEvent {
+pub(crate) fn risk_about(attempt: &Attempt, kind: RiskKind, reason: String) -> RiskEvent {
     RiskEvent {
+        kind,
+        reason,
         channel: Some(attempt.channel),
         order_id: Some(attempt.order_id.clone()),
         out_trade_no: Some(attempt.out_trade_no.clone()),
-        ..RiskEvent::default()
+        notification_ref: None,
+        remote_addr: None,
     }
 }

@@ -23,7 +23,7 @@ use crate::providers::{
     Channel, NotificationKind, NotifyOutcome, PaymentProvider, ReplayGuard, TradeState,
     VerifiedNotification,
 };
-use crate::risk::{self, RiskEvent};
+use crate::risk::{self, RiskEvent, RiskKind};
 use crate::{failpoints, orders};
 use sqlx::Row;
 
@@ -131,7 +131,7 @@ async fn decide(
                 .map(|t| t.chars().take(64).collect::<String>());
             let order_id = order_of(payments, claimed.as_deref()).await;
             return refusal
-                .refuse(claimed, order_id, e.label(), e.to_string())
+                .refuse(claimed, order_id, RiskKind::from(&e), e.to_string())
                 .await;
         }
     };
@@ -150,7 +150,7 @@ async fn decide(
                     .refuse(
                         Some(n.out_trade_no.clone()),
                         order_id,
-                        m.label(),
+                        m.kind(),
                         m.to_string(),
                     )
                     .await)
@@ -236,7 +236,7 @@ async fn apply(
     let Some(attempt) = payments.attempt(&n.out_trade_no).await? else {
         let m = Mismatch::UnknownOrder(n.out_trade_no.clone());
         return Ok(refusal
-            .refuse(Some(n.out_trade_no.clone()), None, m.label(), m.to_string())
+            .refuse(Some(n.out_trade_no.clone()), None, m.kind(), m.to_string())
             .await);
     };
     let order = orders::get(payments.db(), &attempt.order_id)
@@ -262,7 +262,7 @@ async fn apply(
             .refuse(
                 Some(n.out_trade_no.clone()),
                 Some(attempt.order_id.clone()),
-                m.label(),
+                m.kind(),
                 m.to_string(),
             )
             .await);
@@ -283,20 +283,24 @@ async fn apply(
             ));
         }
         NotificationKind::Refund(notice) => {
-            let applied =
-                crate::refunds::apply_notice(payments, &attempt.order_id, &n.out_trade_no, notice)
-                    .await
-                    .map_err(|e| match e {
-                        crate::refunds::RefundError::Db(e) => PaymentError::Db(e),
-                        other => PaymentError::Db(sqlx::Error::Protocol(other.to_string())),
-                    })?;
+            let applied = crate::payments::refunds::apply_notice(
+                payments,
+                &attempt.order_id,
+                &n.out_trade_no,
+                notice,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::payments::refunds::RefundError::Db(e) => PaymentError::Db(e),
+                other => PaymentError::Db(sqlx::Error::Protocol(other.to_string())),
+            })?;
             return Ok(match applied {
                 Err(why) => {
                     refusal
                         .refuse(
                             Some(n.out_trade_no.clone()),
                             Some(attempt.order_id.clone()),
-                            "unknown_refund",
+                            RiskKind::UnknownRefund,
                             why,
                         )
                         .await
@@ -365,11 +369,11 @@ impl Refusal<'_> {
         &self,
         out_trade_no: Option<String>,
         order_id: Option<String>,
-        kind: &'static str,
+        kind: RiskKind,
         reason: String,
     ) -> (Answer, Decision) {
         let payments = self.payments;
-        ::metrics::counter!("notifications_rejected_total", "channel" => self.channel.as_str(), "reason" => kind)
+        ::metrics::counter!("notifications_rejected_total", "channel" => self.channel.as_str(), "reason" => kind.as_str())
             .increment(1);
         let event = RiskEvent {
             kind,

@@ -7,6 +7,7 @@
 use super::Attempt;
 use crate::orders::Order;
 use crate::providers::{Channel, ProviderIdentity};
+use crate::risk::RiskKind;
 use app::money::Amount;
 
 /// Why an answer that says "paid" is not believed.
@@ -31,16 +32,16 @@ pub enum Mismatch {
 }
 
 impl Mismatch {
-    /// A short label for metrics and risk events.
-    pub fn label(&self) -> &'static str {
+    /// The risk event it is recorded as (and its metrics label).
+    pub fn kind(&self) -> RiskKind {
         match self {
-            Mismatch::UnknownOrder(_) => "unknown_order",
-            Mismatch::WrongChannel { .. } => "wrong_channel",
-            Mismatch::AnotherTrade { .. } => "another_trade",
-            Mismatch::Amount { .. } | Mismatch::NoAmount => "amount_mismatch",
-            Mismatch::Currency(_) => "currency_mismatch",
-            Mismatch::ForeignAccount(_) => "foreign_account",
-            Mismatch::Replay(_) => "replay",
+            Mismatch::UnknownOrder(_) => RiskKind::UnknownOrder,
+            Mismatch::WrongChannel { .. } => RiskKind::WrongChannel,
+            Mismatch::AnotherTrade { .. } => RiskKind::AnotherTrade,
+            Mismatch::Amount { .. } | Mismatch::NoAmount => RiskKind::AmountMismatch,
+            Mismatch::Currency(_) => RiskKind::CurrencyMismatch,
+            Mismatch::ForeignAccount(_) => RiskKind::ForeignAccount,
+            Mismatch::Replay(_) => RiskKind::Replay,
         }
     }
 }

@@ -44,20 +44,20 @@ impl Payments {
                 "SELECT id FROM risk_events WHERE out_trade_no = $1 AND kind = $2 LIMIT 1",
             )
             .bind(&attempt.out_trade_no)
-            .bind(m.label())
+            .bind(m.kind().as_str())
             .fetch_optional(self.db.pool())
             .await?;
             if seen.is_none() {
                 crate::risk::record(
                     &self.db,
-                    &RiskEvent {
-                        kind: m.label(),
-                        reason: format!(
+                    &risk_about(
+                        attempt,
+                        m.kind(),
+                        format!(
                             "the {source} answer says paid ({}): {m}",
                             status.provider_state
                         ),
-                        ..risk_about(attempt)
-                    },
+                    ),
                 )
                 .await?;
             }
@@ -177,23 +177,19 @@ impl Payments {
                         &payment,
                     )
                     .await?;
-                    risk_event = Some(RiskEvent {
-                        kind: "second_payment",
-                        reason: format!(
+                    risk_event = Some(risk_about(&attempt, RiskKind::SecondPayment, format!(
                             "a second payment of {amount} fen through {out_trade_no} for an order already paid; refund it"
-                        ),
-                        ..risk_about(&attempt)
-                    });
+                        )));
                 }
             }
             Recorded::Duplicate => {}
         }
         if let Recorded::Paid { late: true } = outcome {
-            risk_event = Some(RiskEvent {
-                kind: "late_payment",
-                reason: "paid after the order had expired or was closed".to_string(),
-                ..risk_about(&attempt)
-            });
+            risk_event = Some(risk_about(
+                &attempt,
+                RiskKind::LatePayment,
+                "paid after the order had expired or was closed".to_string(),
+            ));
         }
         if let Some(event) = &risk_event {
             crate::risk::record_in(&mut tx, event).await?;

@@ -286,21 +286,6 @@ pub enum NotificationError {
     BadAmount(String),
 }
 
-impl NotificationError {
-    /// A short label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            NotificationError::Malformed(_) | NotificationError::BadAmount(_) => "malformed",
-            NotificationError::MissingField(_) => "missing_field",
-            NotificationError::BadSignature => "bad_signature",
-            NotificationError::ProbeSignature => "probe_signature",
-            NotificationError::UnknownSerial { .. } => "unknown_key",
-            NotificationError::StaleTimestamp { .. } => "stale_timestamp",
-            NotificationError::Decrypt => "decrypt",
-        }
-    }
-}
-
 /// One payment provider. Implementations hold their keys and one shared HTTP client.
 /// Who we are at a provider: what a notification must name to be ours.
 #[derive(Clone, Debug, PartialEq, Eq)]

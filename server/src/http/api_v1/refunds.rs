@@ -6,7 +6,7 @@ use super::idempotency::{idempotent, key_of};
 use super::orders::merchant_order;
 use super::schema::{self, ErrorBody, RefundList, RefundObject};
 use crate::api_keys::Caller;
-use crate::refunds::{self, RefundError};
+use crate::payments::refunds::{self, RefundError};
 use crate::state::AppState;
 use app::money::Amount;
 use axum::body::Bytes;

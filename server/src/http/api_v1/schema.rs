@@ -9,7 +9,7 @@
 
 use super::idempotency;
 use crate::orders::{self, Order};
-use crate::refunds::{self, Refund, RefundStatus};
+use crate::payments::refunds::{self, Refund, RefundStatus};
 use app::channel::Channel;
 use app::money::Amount;
 use app::status::OrderStatus;
@@ -287,7 +287,7 @@ impl RefundObject {
             provider_refund_no: r.provider_refund_no.clone(),
             failure: match r.status {
                 RefundStatus::Failed => r.error.clone(),
-                RefundStatus::Abnormal => Some(crate::refunds::ABNORMAL_ADVICE.into()),
+                RefundStatus::Abnormal => Some(crate::payments::refunds::ABNORMAL_ADVICE.into()),
                 _ => None,
             },
             created_at: secs(r.created_at),

@@ -63,36 +63,8 @@ const CLAIM: crate::workers::Claim = crate::workers::Claim {
 /// The longest reason a provider accepts (Alipay 256, WeChat 80 characters).
 pub const MAX_REASON_CHARS: usize = 80;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefundStatus {
-    Pending,
-    Succeeded,
-    Failed,
-    /// WeChat `ABNORMAL`: waiting for the merchant to send the money another way.
-    Abnormal,
-}
-
-impl RefundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefundStatus::Pending => "pending",
-            RefundStatus::Succeeded => "succeeded",
-            RefundStatus::Failed => "failed",
-            RefundStatus::Abnormal => "abnormal",
-        }
-    }
-
-    fn parse(s: &str) -> Option<RefundStatus> {
-        [
-            RefundStatus::Pending,
-            RefundStatus::Succeeded,
-            RefundStatus::Failed,
-            RefundStatus::Abnormal,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-    }
-}
+/// Where a refund stands (shared with the board).
+pub use app::status::RefundStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refund {

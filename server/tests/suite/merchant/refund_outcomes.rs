@@ -9,8 +9,8 @@ use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, Te
 use app::money::Amount;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, OrderStatus};
+use server::payments::refunds::{self, Refund, RefundError, RefundStatus};
 use server::providers::Channel;
-use server::refunds::{self, Refund, RefundError, RefundStatus};
 use std::time::Duration;
 
 on_both_engines!(

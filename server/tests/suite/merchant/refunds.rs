@@ -6,8 +6,8 @@ use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, Te
 use app::money::Amount;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder, OrderStatus};
+use server::payments::refunds::{self, RefundError, RefundStatus};
 use server::providers::Channel;
-use server::refunds::{self, RefundError, RefundStatus};
 
 on_both_engines!(
     partial_refunds_sum_up_to_the_paid_amount_and_never_beyond,

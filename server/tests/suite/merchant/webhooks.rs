@@ -200,7 +200,7 @@ async fn paid_order(app: &TestApp) -> (String, String) {
 async fn wait_delivery(app: &TestApp, event_id: &str, want: &str) -> webhooks::DeliveryState {
     let mut state = webhooks::state(&app.db, event_id).await.expect("state");
     for _ in 0..400 {
-        if state.delivery == want {
+        if state.delivery.as_str() == want {
             return state;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

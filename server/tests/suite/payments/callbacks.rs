@@ -227,7 +227,7 @@ async fn a_hundred_copies_twenty_at_a_time_pay_once(db: TestDb) {
         );
         let stored = inbox::for_trade(&rig.app.db, &trade).await.expect("inbox");
         assert_eq!(stored.len(), 100, "{channel}: every copy stored raw");
-        let outcomes = |o: &str| stored.iter().filter(|s| s.outcome == o).count();
+        let outcomes = |o: &str| stored.iter().filter(|s| s.outcome_name() == o).count();
         assert_eq!(outcomes("accepted"), 1, "{channel}");
         assert_eq!(outcomes("duplicate"), 99, "{channel}");
         assert!(rig.risk_kinds(&id).await.is_empty(), "{channel}: no risk");
@@ -529,7 +529,7 @@ async fn unreadable_bodies_get_a_clear_4xx_and_only_the_raw_record(db: TestDb) {
     let stored = inbox::recent(&rig.app.db, 10).await.expect("inbox");
     assert_eq!(stored.len(), 4, "each unreadable body has its raw record");
     for s in &stored {
-        assert_eq!(s.outcome, "rejected");
+        assert_eq!(s.outcome, Some(inbox::Outcome::Rejected));
         assert!(s.out_trade_no.is_none() && s.order_id.is_none());
         if s.body_size > 64 * 1024 {
             assert_eq!(s.body_size, 70 * 1024);
@@ -621,7 +621,7 @@ async fn a_stale_unpaid_notification_after_paid_changes_nothing(db: TestDb) {
         assert_eq!(rig.paid_events(id).await, 1);
         let stored = inbox::for_order(&rig.app.db, id).await.expect("inbox");
         let last = stored.last().expect("stored");
-        assert_eq!(last.outcome, "accepted");
+        assert_eq!(last.outcome, Some(inbox::Outcome::Accepted));
         assert!(
             last.reason
                 .as_deref()
@@ -717,18 +717,23 @@ async fn a_failure_reply_is_followed_by_a_redelivery_that_pays(db: TestDb) {
         let mut stored = Vec::new();
         for _ in 0..400 {
             stored = inbox::for_trade(&rig.app.db, &trade).await.expect("inbox");
-            if stored.iter().any(|s| s.outcome == "accepted") {
+            if stored
+                .iter()
+                .any(|s| s.outcome == Some(inbox::Outcome::Accepted))
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         assert_eq!(
-            stored.first().map(|s| s.outcome.as_str()),
-            Some("retry"),
+            stored.first().and_then(|s| s.outcome),
+            Some(inbox::Outcome::Retry),
             "{channel}: {stored:?}"
         );
         assert!(
-            stored.iter().any(|s| s.outcome == "accepted"),
+            stored
+                .iter()
+                .any(|s| s.outcome == Some(inbox::Outcome::Accepted)),
             "{channel}: redelivered: {stored:?}"
         );
         assert_eq!(

@@ -7,9 +7,9 @@ use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder, OrderStatus};
+use server::payments::refunds::{self, RefundStatus};
 use server::payments::{AttemptStatus, StartPayment};
 use server::providers::Channel;
-use server::refunds::{self, RefundStatus};
 
 on_both_engines!(
     no_code_older_than_its_two_hours_is_shown_again,
