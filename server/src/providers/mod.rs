@@ -55,6 +55,37 @@ pub enum TradeState {
     Failed,
 }
 
+/// A provider's word for a state, as a serde enum of the words its documentation lists plus
+/// an `#[serde(other)] Unknown`: each listed word maps to one of our states, exhaustively.
+pub trait StateWord: serde::de::DeserializeOwned {
+    type State: Unsettled;
+    /// Our state for a listed word; `None` for a word this code does not know.
+    fn known(self) -> Option<Self::State>;
+}
+
+/// A state that says "not settled: ask again".
+pub trait Unsettled {
+    const UNSETTLED: Self;
+}
+
+impl Unsettled for TradeState {
+    const UNSETTLED: TradeState = TradeState::Pending;
+}
+
+impl Unsettled for RefundState {
+    const UNSETTLED: RefundState = RefundState::Pending;
+}
+
+/// The one rule for providers' state words: a word this code does not know (a new state, a
+/// stray space, a changed case) is pending: never paid, never failed; asked again later.
+pub fn state_of<W: StateWord>(word: &str) -> W::State {
+    use serde::de::value::{Error, StrDeserializer};
+    W::deserialize(StrDeserializer::<Error>::new(word))
+        .ok()
+        .and_then(W::known)
+        .unwrap_or(W::State::UNSETTLED)
+}
+
 /// The answer of a trade query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TradeStatus {

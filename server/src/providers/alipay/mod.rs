@@ -7,9 +7,9 @@ pub mod wire;
 
 use super::crypto::{Signer, Verifier};
 use super::{
-    transport_error, Channel, NotificationError, NotificationKind, NotifyReply, PaymentProvider,
-    Prepay, PrepayRequest, ProviderError, RefundRequest, RefundState, RefundStatus, TradeState,
-    TradeStatus, VerifiedNotification,
+    state_of, transport_error, Channel, NotificationError, NotificationKind, NotifyReply,
+    PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundRequest, RefundState,
+    RefundStatus, TradeState, TradeStatus, VerifiedNotification,
 };
 use async_trait::async_trait;
 use serde_json::json;
@@ -343,8 +343,7 @@ impl PaymentProvider for Alipay {
         // REFUND_SUCCESS is the only success; no refund_status means "not received, or not
         // done": never a failure on its own.
         let state = match r.refund_status.as_deref() {
-            Some("REFUND_SUCCESS") => RefundState::Succeeded,
-            Some(_) => RefundState::Pending,
+            Some(word) => state_of::<wire::RefundStatusWord>(word),
             None if r.refund_amount.is_none() => RefundState::NotFound,
             None => RefundState::Pending,
         };

@@ -2,7 +2,7 @@
 //! `*_response` substring that responses are signed over, the yuan-string amount codec, and
 //! the exhaustive mapping of trade states. Pure functions; the client in `mod.rs` does I/O.
 
-use super::super::TradeState;
+use super::super::{state_of, RefundState, StateWord, TradeState};
 use app::money::Amount;
 use std::collections::BTreeMap;
 
@@ -137,14 +137,53 @@ pub fn parse_amount(s: &str) -> Option<Amount> {
     Amount::from_fen(yuan.checked_mul(100)?.checked_add(fen_part)?).ok()
 }
 
+/// Alipay's `trade_status` words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TradeStatusWord {
+    WaitBuyerPay,
+    TradeClosed,
+    TradeSuccess,
+    TradeFinished,
+    #[serde(other)]
+    Unknown,
+}
+
+impl StateWord for TradeStatusWord {
+    type State = TradeState;
+    fn known(self) -> Option<TradeState> {
+        match self {
+            TradeStatusWord::TradeSuccess | TradeStatusWord::TradeFinished => {
+                Some(TradeState::Paid)
+            }
+            TradeStatusWord::TradeClosed => Some(TradeState::Closed),
+            TradeStatusWord::WaitBuyerPay => Some(TradeState::Pending),
+            TradeStatusWord::Unknown => None,
+        }
+    }
+}
+
 /// Alipay's `trade_status`. Only `TRADE_SUCCESS` and `TRADE_FINISHED` are paid.
 pub fn trade_state(status: &str) -> TradeState {
-    match status {
-        "TRADE_SUCCESS" | "TRADE_FINISHED" => TradeState::Paid,
-        "TRADE_CLOSED" => TradeState::Closed,
-        "WAIT_BUYER_PAY" => TradeState::Pending,
-        // A state this code does not know: never paid; ask again later.
-        _ => TradeState::Pending,
+    state_of::<TradeStatusWord>(status)
+}
+
+/// The refund query's `refund_status` words: `REFUND_SUCCESS` is the only one documented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundStatusWord {
+    RefundSuccess,
+    #[serde(other)]
+    Unknown,
+}
+
+impl StateWord for RefundStatusWord {
+    type State = RefundState;
+    fn known(self) -> Option<RefundState> {
+        match self {
+            RefundStatusWord::RefundSuccess => Some(RefundState::Succeeded),
+            RefundStatusWord::Unknown => None,
+        }
     }
 }
 
@@ -272,5 +311,14 @@ mod tests {
         assert_eq!(trade_state("WAIT_BUYER_PAY"), TradeState::Pending);
         assert_eq!(trade_state("TRADE_SUCCESS "), TradeState::Pending);
         assert_eq!(trade_state("SOMETHING_NEW"), TradeState::Pending);
+        // The refund query: only REFUND_SUCCESS is an outcome; any other word is pending.
+        for (word, want) in [
+            ("REFUND_SUCCESS", RefundState::Succeeded),
+            ("refund_success", RefundState::Pending),
+            ("REFUND_FAIL", RefundState::Pending),
+            ("", RefundState::Pending),
+        ] {
+            assert_eq!(state_of::<RefundStatusWord>(word), want, "{word:?}");
+        }
     }
 }

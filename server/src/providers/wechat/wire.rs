@@ -1,7 +1,7 @@
 //! WeChat Pay API v3 wire rules: the signed messages, the `Authorization` header, the state
 //! mappings and the JSON shapes. Pure; the client in `mod.rs` does I/O.
 
-use super::super::{RefundState, TradeState};
+use super::super::{state_of, RefundState, StateWord, TradeState};
 
 /// What a request signature covers: `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`, where URL is the
 /// path with its query string and BODY the exact bytes sent (empty for GET).
@@ -54,29 +54,70 @@ pub fn parse_authorization(header: &str) -> Option<std::collections::BTreeMap<St
     Some(out)
 }
 
-/// WeChat's `trade_state`. Only `SUCCESS` (and `REFUND`, a paid trade later refunded) is paid.
-pub fn trade_state(state: &str) -> TradeState {
-    match state {
-        "SUCCESS" | "REFUND" => TradeState::Paid,
-        "CLOSED" | "REVOKED" => TradeState::Closed,
-        "PAYERROR" => TradeState::Failed,
-        "NOTPAY" | "USERPAYING" => TradeState::Pending,
-        // A state this code does not know: never paid; ask again later.
-        _ => TradeState::Pending,
+/// WeChat's `trade_state` words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TradeStateWord {
+    Success,
+    Refund,
+    Notpay,
+    Closed,
+    Revoked,
+    Userpaying,
+    Payerror,
+    #[serde(other)]
+    Unknown,
+}
+
+impl StateWord for TradeStateWord {
+    type State = TradeState;
+    fn known(self) -> Option<TradeState> {
+        use TradeStateWord as W;
+        match self {
+            W::Success | W::Refund => Some(TradeState::Paid),
+            W::Closed | W::Revoked => Some(TradeState::Closed),
+            W::Payerror => Some(TradeState::Failed),
+            W::Notpay | W::Userpaying => Some(TradeState::Pending),
+            W::Unknown => None,
+        }
     }
 }
 
-/// A refund's `status` (`refund_status` in its notification). `ABNORMAL` is not a failure:
-/// the money waits at WeChat for the merchant to send it another way.
-pub fn refund_state(status: &str) -> RefundState {
-    match status {
-        "SUCCESS" => RefundState::Succeeded,
-        "CLOSED" => RefundState::Failed,
-        "ABNORMAL" => RefundState::Abnormal,
-        "PROCESSING" => RefundState::Pending,
-        // A state this code does not know: never final; ask again later.
-        _ => RefundState::Pending,
+/// WeChat's `trade_state`. Only `SUCCESS` (and `REFUND`, a paid trade later refunded) is paid.
+pub fn trade_state(state: &str) -> TradeState {
+    state_of::<TradeStateWord>(state)
+}
+
+/// A refund's `status` words (`refund_status` in its notification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundStatusWord {
+    Success,
+    Closed,
+    Processing,
+    Abnormal,
+    #[serde(other)]
+    Unknown,
+}
+
+impl StateWord for RefundStatusWord {
+    type State = RefundState;
+    fn known(self) -> Option<RefundState> {
+        use RefundStatusWord as W;
+        match self {
+            W::Success => Some(RefundState::Succeeded),
+            W::Closed => Some(RefundState::Failed),
+            // Not a failure: the money waits at WeChat for the merchant to send it another way.
+            W::Abnormal => Some(RefundState::Abnormal),
+            W::Processing => Some(RefundState::Pending),
+            W::Unknown => None,
+        }
     }
+}
+
+/// A refund's `status` (`refund_status` in its notification).
+pub fn refund_state(status: &str) -> RefundState {
+    state_of::<RefundStatusWord>(status)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -185,6 +226,7 @@ mod tests {
             assert_eq!(trade_state(s), TradeState::Pending, "{s}");
         }
         assert_eq!(trade_state("CLOSED"), TradeState::Closed);
+        assert_eq!(trade_state("REVOKED"), TradeState::Closed);
         assert_eq!(trade_state("PAYERROR"), TradeState::Failed);
     }
 
