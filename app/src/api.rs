@@ -7,11 +7,12 @@
 use leptos::prelude::*;
 
 pub use crate::model::checkout::*;
+pub use crate::model::error::AppError;
 
 /// Asks the server for its version and database engine, pinging the database on the way.
 /// Served at `POST /api/info`.
 #[server(endpoint = "info")]
-pub async fn get_server_info() -> Result<ServerInfo, ServerFnError> {
+pub async fn get_server_info() -> Result<ServerInfo, AppError> {
     let services = crate::services::use_services()?;
     let database_ok = match services.ping_database().await {
         Ok(()) => true,
@@ -35,7 +36,7 @@ use crate::channel::Channel;
 pub async fn get_checkout(
     order_id: String,
     wallet: Option<String>,
-) -> Result<Option<CheckoutView>, ServerFnError> {
+) -> Result<Option<CheckoutView>, AppError> {
     let services = crate::services::use_services()?;
     let choice = wallet.as_deref().and_then(Choice::parse);
     services
@@ -70,7 +71,7 @@ pub async fn watch_order(
 /// A new order like the expired `order_id` (same shop, amount and subject), for the "get a
 /// new code" action. Answers the new order's id. Served at `POST /api/renew`.
 #[server(endpoint = "renew")]
-pub async fn renew_order(order_id: String) -> Result<String, ServerFnError> {
+pub async fn renew_order(order_id: String) -> Result<String, AppError> {
     let services = crate::services::use_services()?;
     let id = services
         .renew(order_id)
@@ -87,7 +88,7 @@ pub async fn create_demo_order(
     amount: String,
     subject: String,
     expires_in: Option<String>,
-) -> Result<String, ServerFnError> {
+) -> Result<String, AppError> {
     let services = crate::services::use_services()?;
     let invalid = |message: String| {
         crate::services::to_server_error(crate::services::ServiceError::Invalid(message))
@@ -111,7 +112,7 @@ pub async fn create_demo_order(
 
 /// Whether the demo shop's "new payment" form is on. Served at `POST /api/demo`.
 #[server(endpoint = "demo")]
-pub async fn demo_enabled() -> Result<bool, ServerFnError> {
+pub async fn demo_enabled() -> Result<bool, AppError> {
     Ok(crate::services::use_services()?.demo_enabled())
 }
 
@@ -122,7 +123,7 @@ pub async fn demo_enabled() -> Result<bool, ServerFnError> {
 pub async fn open_aggregate(
     token: String,
     pay: Option<String>,
-) -> Result<AggregateAnswer, ServerFnError> {
+) -> Result<AggregateAnswer, AppError> {
     let services = crate::services::use_services()?;
     let user_agent = leptos::prelude::use_context::<http::request::Parts>()
         .and_then(|p| {

@@ -11,30 +11,23 @@ use leptos::server_fn::codec::Json;
 /// The session cookie (HttpOnly; set by `POST /auth/login`).
 pub const SESSION_COOKIE: &str = "scanpay_session";
 
+pub use crate::model::error::AppError;
 pub use crate::model::merchant::*;
 
 /// The signed-in user of this request, or a "sign in again" error (401).
 #[cfg(feature = "ssr")]
 pub async fn signed_in(
     services: &std::sync::Arc<dyn crate::services::AppServices>,
-) -> Result<SignedIn, ServerFnError> {
+) -> Result<SignedIn, AppError> {
     let token = use_context::<http::request::Parts>()
         .and_then(|p| cookie(&p.headers, SESSION_COOKIE))
         .unwrap_or_default();
     match services.session(token).await {
         Ok(Some(s)) => Ok(s),
-        Ok(None) => {
-            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-                response.set_status(http::StatusCode::UNAUTHORIZED);
-            }
-            Err(ServerFnError::new(SIGNED_OUT))
-        }
+        Ok(None) => Err(crate::services::fail(AppError::SignedOut)),
         Err(e) => Err(crate::services::to_server_error(e)),
     }
 }
-
-/// The error text of a request without a valid session.
-pub const SIGNED_OUT: &str = "signed_out";
 
 /// A cookie's value from request headers.
 #[cfg(feature = "ssr")]
@@ -50,21 +43,18 @@ pub fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
 
 /// The signed-in user (`None` when signed out). Served at `POST /api/board/user`.
 #[server(endpoint = "board/user")]
-pub async fn who_am_i() -> Result<Option<BoardUser>, ServerFnError> {
+pub async fn who_am_i() -> Result<Option<BoardUser>, AppError> {
     let services = crate::services::use_services()?;
     match signed_in(&services).await {
         Ok(s) => Ok(Some(s.user)),
-        Err(e) if e.to_string().contains(SIGNED_OUT) => Ok(None),
+        Err(AppError::SignedOut) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
 /// One page of the board. Served at `POST /api/board/orders`.
 #[server(endpoint = "board/orders", input = Json)]
-pub async fn list_board(
-    filter: BoardFilter,
-    after: Option<String>,
-) -> Result<BoardData, ServerFnError> {
+pub async fn list_board(filter: BoardFilter, after: Option<String>) -> Result<BoardData, AppError> {
     let services = crate::services::use_services()?;
     let who = signed_in(&services).await?;
     services
@@ -76,7 +66,7 @@ pub async fn list_board(
 /// One order of the signed-in merchant (`None`: no such order of theirs). Served at
 /// `POST /api/board/order`.
 #[server(endpoint = "board/order")]
-pub async fn load_order(order_id: String) -> Result<Option<OrderDetail>, ServerFnError> {
+pub async fn load_order(order_id: String) -> Result<Option<OrderDetail>, AppError> {
     let services = crate::services::use_services()?;
     let who = signed_in(&services).await?;
     services
@@ -88,7 +78,7 @@ pub async fn load_order(order_id: String) -> Result<Option<OrderDetail>, ServerF
 /// Makes a change; answers a sentence for the person (for a new order: its id). Served at
 /// `POST /api/board/action`.
 #[server(endpoint = "board/action", input = Json)]
-pub async fn change_order(csrf: String, action: Change) -> Result<String, ServerFnError> {
+pub async fn change_order(csrf: String, action: Change) -> Result<String, AppError> {
     let services = crate::services::use_services()?;
     let who = signed_in(&services).await?;
     check_csrf(&who, &csrf)?;
@@ -100,23 +90,18 @@ pub async fn change_order(csrf: String, action: Change) -> Result<String, Server
 
 /// A change's CSRF token must be its session's (compared in constant time); otherwise 403.
 #[cfg(feature = "ssr")]
-fn check_csrf(who: &SignedIn, csrf: &str) -> Result<(), ServerFnError> {
+fn check_csrf(who: &SignedIn, csrf: &str) -> Result<(), AppError> {
     use subtle::ConstantTimeEq;
     if bool::from(csrf.as_bytes().ct_eq(who.user.csrf.as_bytes())) {
         return Ok(());
     }
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(http::StatusCode::FORBIDDEN);
-    }
-    Err(ServerFnError::new(
-        "This page is out of date (its security token did not match). Reload it and try again.",
-    ))
+    Err(crate::services::fail(AppError::Stale))
 }
 
 /// The signed-in merchant's API keys and webhook endpoint. Served at
 /// `POST /api/board/developers`.
 #[server(endpoint = "board/developers", input = Json)]
-pub async fn load_developers() -> Result<DevelopersView, ServerFnError> {
+pub async fn load_developers() -> Result<DevelopersView, AppError> {
     let services = crate::services::use_services()?;
     let who = signed_in(&services).await?;
     services
@@ -128,7 +113,7 @@ pub async fn load_developers() -> Result<DevelopersView, ServerFnError> {
 /// Creates or revokes an API key, sets the webhook endpoint or rotates its secret, for the
 /// signed-in merchant. Served at `POST /api/board/settings`.
 #[server(endpoint = "board/settings", input = Json)]
-pub async fn change_setting(csrf: String, change: Setting) -> Result<SettingDone, ServerFnError> {
+pub async fn change_setting(csrf: String, change: Setting) -> Result<SettingDone, AppError> {
     let services = crate::services::use_services()?;
     let who = signed_in(&services).await?;
     check_csrf(&who, &csrf)?;
@@ -154,14 +139,11 @@ pub async fn watch_board(
 /// The cluster page's figures; for operators only (others get "not found"). Served at
 /// `POST /api/board/cluster`.
 #[server(endpoint = "board/cluster")]
-pub async fn load_cluster() -> Result<ClusterView, ServerFnError> {
+pub async fn load_cluster() -> Result<ClusterView, AppError> {
     let services = crate::services::use_services()?;
     let who = signed_in(&services).await?;
     if !who.user.admin {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(http::StatusCode::NOT_FOUND);
-        }
-        return Err(ServerFnError::new("No such page."));
+        return Err(crate::services::fail(AppError::NotFound));
     }
     services
         .cluster()

@@ -5,6 +5,7 @@
 
 use crate::channel::Channel;
 use crate::model::checkout::{AggregateAnswer, CheckoutView, Choice, LivePing};
+use crate::model::error::AppError;
 use crate::model::merchant::{BoardData, BoardFilter, Change, OrderDetail, SignedIn};
 use crate::money::Amount;
 use futures::future::BoxFuture;
@@ -17,6 +18,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceError {
     Invalid(String),
+    /// The server cannot take it now (a saturated database pool); the detail is for its log.
+    Busy(String),
     Internal(String),
 }
 
@@ -97,31 +100,41 @@ pub trait AppServices: Send + Sync + 'static {
 
 /// The services of the current request, or a server-function error if the server forgot to
 /// provide them (a bug, reported without internals).
-pub fn use_services() -> Result<Arc<dyn AppServices>, ServerFnError> {
-    use_context::<Arc<dyn AppServices>>()
-        .ok_or_else(|| ServerFnError::new("the server is not fully started"))
+pub fn use_services() -> Result<Arc<dyn AppServices>, AppError> {
+    use_context::<Arc<dyn AppServices>>().ok_or_else(|| fail(AppError::Busy))
 }
 
 /// A service error as the browser sees it: the message of an `Invalid`, a generic sentence
 /// for an `Internal` (whose detail goes to the server's log).
-pub fn to_server_error(err: ServiceError) -> ServerFnError {
+pub fn to_server_error(err: ServiceError) -> AppError {
     match err {
-        ServiceError::Invalid(message) => {
-            bad_request();
-            ServerFnError::new(message)
+        ServiceError::Invalid(message) => fail(AppError::Invalid(message)),
+        ServiceError::Busy(detail) => {
+            tracing_error(&detail);
+            fail(AppError::Busy)
         }
         ServiceError::Internal(detail) => {
             tracing_error(&detail);
-            ServerFnError::new("Something went wrong on our side. Please try again.")
+            fail(AppError::Internal)
         }
     }
 }
 
-/// Marks the current server-function response `400 Bad Request` (bad input, not our fault).
-pub fn bad_request() {
+/// Sets the server-function response's status to match `e` (401, 403, 404, 400, 503, 500),
+/// and returns it.
+pub fn fail(e: AppError) -> AppError {
+    let status = match e {
+        AppError::SignedOut => http::StatusCode::UNAUTHORIZED,
+        AppError::Stale => http::StatusCode::FORBIDDEN,
+        AppError::NotFound => http::StatusCode::NOT_FOUND,
+        AppError::Invalid(_) => http::StatusCode::BAD_REQUEST,
+        AppError::Busy => http::StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal | AppError::Transport(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+    };
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(http::StatusCode::BAD_REQUEST);
+        response.set_status(status);
     }
+    e
 }
 
 fn tracing_error(detail: &str) {

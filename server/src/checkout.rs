@@ -20,8 +20,8 @@ pub struct Checkout {
     pub public_url: String,
 }
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Internal(e.to_string())
+fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
+    crate::services::fault(e)
 }
 
 impl Checkout {

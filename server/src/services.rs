@@ -12,6 +12,21 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::FutureExt;
 
+/// A fault as the UI seam reports it: a database whose pool is saturated (or closing) is
+/// `Busy` (the page says "try again in a moment", 503); anything else is `Internal` (500).
+/// The detail is for the server's log either way.
+pub fn fault(e: impl std::fmt::Display + 'static) -> ServiceError {
+    let any: &dyn std::any::Any = &e;
+    let busy = any
+        .downcast_ref::<sqlx::Error>()
+        .is_some_and(|e| matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed));
+    if busy {
+        ServiceError::Busy(e.to_string())
+    } else {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
 pub struct Services {
     checkout: Checkout,
     cluster: crate::cluster::Cluster,
@@ -121,7 +136,7 @@ impl AppServices for Services {
         async move {
             let user = crate::accounts::session(self.db(), &token)
                 .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                .map_err(fault)?;
             Ok(user.map(|u| SignedIn {
                 merchant_id: u.merchant_id,
                 user: BoardUser {
@@ -205,7 +220,7 @@ impl AppServices for Services {
             let c = &self.cluster;
             let (nodes, flows) = crate::cluster::overview(self.db(), c.settings().ttl, WINDOW)
                 .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                .map_err(fault)?;
             let now = crate::clock::now_ms();
             let ppm = |x: f64| (x.clamp(0.0, 1.0) * 1e6) as u64;
             Ok(app::merchant::ClusterView {

@@ -3,4 +3,5 @@
 //! depend on them and not on each other.
 
 pub mod checkout;
+pub mod error;
 pub mod merchant;

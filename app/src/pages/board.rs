@@ -11,8 +11,8 @@ use crate::clock;
 use crate::i18n::{use_lang, Lang, T};
 use crate::live::{self, LiveState};
 use crate::merchant::{
-    list_board, who_am_i, BoardData, BoardFilter, BoardRow, BoardUser, Change, ChangeOrder,
-    SIGNED_OUT,
+    list_board, who_am_i, AppError, BoardData, BoardFilter, BoardRow, BoardUser, Change,
+    ChangeOrder,
 };
 use crate::status::OrderStatus;
 use leptos::prelude::*;
@@ -73,7 +73,7 @@ pub fn BoardPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Ok(d) => view! { <Board data=d filter=filter.get_untracked()/> }.into_any(),
-                        Err(e) if e.to_string().contains(SIGNED_OUT) => view! { <SignedOut/> }.into_any(),
+                        Err(AppError::SignedOut) => view! { <SignedOut/> }.into_any(),
                         Err(e) => view! {
                             <p class="error" role="alert" data-testid="board-error">{server_message(&e)}</p>
                         }
@@ -86,11 +86,8 @@ pub fn BoardPage() -> impl IntoView {
 }
 
 /// The person's message of a server-function error.
-pub(crate) fn server_message(e: &ServerFnError) -> String {
-    match e {
-        ServerFnError::ServerError(m) => m.clone(),
-        other => other.to_string(),
-    }
+pub(crate) fn server_message(e: &AppError) -> String {
+    e.to_string()
 }
 
 #[component]

@@ -7,7 +7,7 @@ use super::order::copy;
 use crate::clock::beijing;
 use crate::i18n::{use_lang, T};
 use crate::merchant::{
-    load_developers, who_am_i, ChangeSetting, DevelopersView, KeyRow, Setting, SIGNED_OUT,
+    load_developers, who_am_i, AppError, ChangeSetting, DevelopersView, KeyRow, Setting,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -71,7 +71,7 @@ pub fn DevelopersPage() -> impl IntoView {
                 let csrf = user.await.ok().flatten().map(|u| u.csrf).unwrap_or_default();
                 match data.await {
                     Ok(v) => view! { <Settings v csrf act/> }.into_any(),
-                    Err(e) if e.to_string().contains(SIGNED_OUT) => view! { <SignedOut/> }.into_any(),
+                    Err(AppError::SignedOut) => view! { <SignedOut/> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">{server_message(&e)}</p> }.into_any(),
                 }
             })}

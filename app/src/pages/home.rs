@@ -32,8 +32,7 @@ fn NewPayment() -> impl IntoView {
     let enabled = Resource::new(|| (), |_| demo_enabled());
     let create = ServerAction::<CreateDemoOrder>::new();
     let error = move || match create.value().get() {
-        Some(Err(ServerFnError::ServerError(message))) => Some(message),
-        Some(Err(other)) => Some(other.to_string()),
+        Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
     view! {

@@ -7,8 +7,8 @@ use crate::clock;
 use crate::i18n::{use_lang, T};
 use crate::live::{self, LiveState};
 use crate::merchant::{
-    load_order, who_am_i, Change, ChangeOrder, OrderDetail, RefundRow, TimelineEntry, WebhookRow,
-    SIGNED_OUT,
+    load_order, who_am_i, AppError, Change, ChangeOrder, OrderDetail, RefundRow, TimelineEntry,
+    WebhookRow,
 };
 use crate::status::RefundStatus;
 use leptos::prelude::*;
@@ -65,7 +65,7 @@ pub fn OrderPage() -> impl IntoView {
                         <p class="card" data-testid="order-missing"><T en="No such order." zh="没有这个订单。"/></p>
                     }
                     .into_any(),
-                    Err(e) if e.to_string().contains(SIGNED_OUT) => view! { <SignedOut/> }.into_any(),
+                    Err(AppError::SignedOut) => view! { <SignedOut/> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">{server_message(&e)}</p> }.into_any(),
                 }
             })}

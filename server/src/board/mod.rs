@@ -35,8 +35,8 @@ fn invalid(message: impl Into<String>) -> ServiceError {
     ServiceError::Invalid(message.into())
 }
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Internal(e.to_string())
+fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
+    crate::services::fault(e)
 }
 
 /// Midnight (China time) starting the day `YYYY-MM-DD`, in Unix ms.

@@ -292,7 +292,9 @@ async fn export_csv(
         Err(app::services::ServiceError::Invalid(m)) => {
             return (StatusCode::BAD_REQUEST, m).into_response()
         }
-        Err(app::services::ServiceError::Internal(m)) => return internal(m),
+        Err(app::services::ServiceError::Internal(m) | app::services::ServiceError::Busy(m)) => {
+            return internal(m)
+        }
     };
     let db = state.db.clone();
     let merchant = user.merchant_id;

@@ -417,8 +417,42 @@ async fn board_functions_act_only_for_the_signed_in_merchant(db: TestDb) {
         serde_json::from_str::<Value>(&b_page).expect("JSON")["rows"],
         json!([])
     );
-    let (status, _) = call(&app, None, "orders", json!({ "filter": {}, "after": null })).await;
+    let (status, body) = call(&app, None, "orders", json!({ "filter": {}, "after": null })).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The page receives the kind, not a sentence to search: it shows "sign in again".
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("JSON error"),
+        json!("SignedOut"),
+        "{body}"
+    );
+    let csrf = csrf_of(&app, &b_session).await;
+    let (status, body) = call(
+        &app,
+        Some(&b_session),
+        "action",
+        json!({ "csrf": format!("{csrf}x"), "action": { "NewOrder": { "amount": "1.00", "subject": "x" } } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("JSON error"),
+        json!("Stale")
+    );
+    let (status, body) = call(
+        &app,
+        Some(&b_session),
+        "action",
+        json!({ "csrf": csrf, "action": { "NewOrder": { "amount": "lots", "subject": "x" } } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let invalid = serde_json::from_str::<Value>(&body).expect("JSON error");
+    assert!(
+        invalid["Invalid"]
+            .as_str()
+            .is_some_and(|m| m.contains("Amount")),
+        "{body}"
+    );
     let (status, body) = load_order(&app, &b_session, &paid).await;
     assert_eq!(
         (status, body.as_str()),
