@@ -14,7 +14,7 @@ mod transition;
 
 pub use search::{list, Search};
 pub use transition::{add_event, events, transition, Transitioned};
-pub(crate) use transition::{insert_event, transition_in};
+pub(crate) use transition::{insert_event, pay_in, transition_in, PaidBy};
 
 pub use app::status::{self, OrderStatus};
 

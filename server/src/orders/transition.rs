@@ -90,13 +90,42 @@ pub async fn transition(
     }
 }
 
-/// [`transition`] inside the caller's transaction, so other writes (the attempt, the provider
-/// trade number) commit or roll back with it. `None`: the status does not allow it (or the
-/// order is missing); nothing was written.
+/// What paid an order: the wallet and the provider's trade number.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PaidBy<'a> {
+    pub channel: crate::providers::Channel,
+    pub provider_trade_no: Option<&'a str>,
+}
+
+/// [`transition`] inside the caller's transaction, so other writes (the attempt, the outbox)
+/// commit or roll back with it. `None`: the status does not allow it (or the order is
+/// missing); nothing was written.
 pub(crate) async fn transition_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
     to: OrderStatus,
+    detail: serde_json::Value,
+) -> Result<Option<Transitioned>, OrderError> {
+    change_in(tx, id, to, None, detail).await
+}
+
+/// The order becomes paid by `by`, inside the caller's transaction: status, late flag, paid
+/// time, wallet and provider trade number in one conditional `UPDATE` (the only place a paid
+/// order is written), with its timeline and outbox events. `None`: not payable now.
+pub(crate) async fn pay_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    by: PaidBy<'_>,
+    detail: serde_json::Value,
+) -> Result<Option<Transitioned>, OrderError> {
+    change_in(tx, id, OrderStatus::Paid, Some(by), detail).await
+}
+
+async fn change_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    to: OrderStatus,
+    paid_by: Option<PaidBy<'_>>,
     detail: serde_json::Value,
 ) -> Result<Option<Transitioned>, OrderError> {
     let from_set = to.predecessors();
@@ -116,10 +145,18 @@ pub(crate) async fn transition_in(
         .map(|s| format!("'{}'", s.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
+    // What paid it, after the predecessors' placeholders.
+    let paid_set = match paid_by {
+        Some(_) => {
+            let n = 5 + from_set.len();
+            format!(", paid_channel = ${n}, provider_trade_no = ${}", n + 1)
+        }
+        None => String::new(),
+    };
     let sql = format!(
         "UPDATE orders SET status = $1, updated_at = $2, \
          late = CASE WHEN $1 = 'paid' AND status IN ({late_in}) THEN $3 ELSE late END, \
-         paid_at = CASE WHEN $1 = 'paid' THEN $2 ELSE paid_at END \
+         paid_at = CASE WHEN $1 = 'paid' THEN $2 ELSE paid_at END{paid_set} \
          WHERE id = $4 AND status IN ({list}) RETURNING late, merchant_id, amount"
     );
     let mut q = sqlx::query(&sql)
@@ -129,6 +166,9 @@ pub(crate) async fn transition_in(
         .bind(id);
     for s in from_set {
         q = q.bind(s.as_str());
+    }
+    if let Some(by) = paid_by {
+        q = q.bind(by.channel.as_str()).bind(by.provider_trade_no);
     }
     let Some(row) = q.fetch_optional(&mut **tx).await? else {
         return Ok(None);

@@ -333,7 +333,7 @@ async fn apply(
     }
     let recorded = payments
         .record_payment(
-            &n.out_trade_no,
+            &attempt,
             n.provider_trade_no.as_deref(),
             serde_json::json!({
                 "source": "notification",

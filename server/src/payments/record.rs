@@ -65,7 +65,7 @@ impl Payments {
         }
         let recorded = self
             .record_payment(
-                &attempt.out_trade_no,
+                attempt,
                 status.provider_trade_no.as_deref(),
                 serde_json::json!({ "source": source, "provider_state": status.provider_state }),
             )
@@ -73,19 +73,17 @@ impl Payments {
         Ok(Some(recorded))
     }
 
-    /// Records that the provider reports the trade `out_trade_no` paid. Idempotent: a second
-    /// report of the same trade is a `Duplicate` and changes nothing. An order that expired or
-    /// was closed becomes paid with its late flag (the money arrived; it is never dropped).
+    /// Records that the provider reports `attempt`'s trade paid (the caller has read and
+    /// checked the attempt; it is not read again). Idempotent: a second report of the same
+    /// trade is a `Duplicate` and changes nothing. An order that expired or was closed becomes
+    /// paid with its late flag (the money arrived; it is never dropped).
     pub async fn record_payment(
         &self,
-        out_trade_no: &str,
+        attempt: &Attempt,
         provider_trade_no: Option<&str>,
         detail: serde_json::Value,
     ) -> Result<Recorded, PaymentError> {
-        let attempt = self
-            .attempt(out_trade_no)
-            .await?
-            .ok_or_else(|| PaymentError::NotFound(out_trade_no.to_string()))?;
+        let out_trade_no = attempt.out_trade_no.as_str();
         let order_id = attempt.order_id.as_str();
         let mut detail = detail;
         detail["channel"] = serde_json::json!(attempt.channel);
@@ -94,20 +92,15 @@ impl Payments {
         let now = crate::clock::now_ms();
         let mut risk_event = None;
         let mut tx = self.db.pool().begin().await?;
-        let moved =
-            orders::transition_in(&mut tx, order_id, OrderStatus::Paid, detail.clone()).await?;
+        let by = orders::PaidBy {
+            channel: attempt.channel,
+            provider_trade_no,
+        };
+        let moved = orders::pay_in(&mut tx, order_id, by, detail.clone()).await?;
         let mut paid_merchant = String::new();
         let outcome = match moved {
             Some(t) => {
                 paid_merchant = t.merchant_id;
-                sqlx::query(
-                    "UPDATE orders SET provider_trade_no = $1, paid_channel = $2 WHERE id = $3",
-                )
-                .bind(provider_trade_no)
-                .bind(attempt.channel.as_str())
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
                 Recorded::Paid { late: t.late }
             }
             None => {
@@ -177,16 +170,18 @@ impl Payments {
                         &payment,
                     )
                     .await?;
-                    risk_event = Some(risk_about(&attempt, RiskKind::SecondPayment, format!(
-                            "a second payment of {amount} fen through {out_trade_no} for an order already paid; refund it"
-                        )));
+                    let reason = format!(
+                        "a second payment of {amount} fen through {out_trade_no} for an order \
+                         already paid; refund it"
+                    );
+                    risk_event = Some(risk_about(attempt, RiskKind::SecondPayment, reason));
                 }
             }
             Recorded::Duplicate => {}
         }
         if let Recorded::Paid { late: true } = outcome {
             risk_event = Some(risk_about(
-                &attempt,
+                attempt,
                 RiskKind::LatePayment,
                 "paid after the order had expired or was closed".to_string(),
             ));

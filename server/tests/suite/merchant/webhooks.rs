@@ -181,7 +181,7 @@ async fn paid_order(app: &TestApp) -> (String, String) {
     let id = order.id.as_str().to_string();
     app.payments
         .record_payment(
-            &attempt.out_trade_no,
+            &attempt,
             Some("4200000000000000000000000001"),
             serde_json::json!({ "source": "test" }),
         )
