@@ -22,11 +22,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// The merchant's id and a signed-in session.
-async fn seed(db: &server::db::Db) -> (String, String) {
+async fn seed(db: &server::infra::db::Db) -> (String, String) {
     let made = server::accounts::create_merchant(db, "Bench Tea", "bench@tea.example", false)
         .await
         .expect("merchant");
-    let now = server::clock::now_ms();
+    let now = server::infra::clock::now_ms();
     let mut tx = db.pool().begin().await.expect("tx");
     for i in 0..ORDERS {
         let paid = i % 3 != 0;
@@ -240,7 +240,7 @@ async fn main() {
             bench("PostgreSQL", |c| {
                 c.database = server::config::DatabaseUrl {
                     engine: server::config::Engine::Postgres,
-                    url: server::secret::Secret::new(url),
+                    url: server::infra::secret::Secret::new(url),
                 };
                 c.database_max_connections = 10;
             })

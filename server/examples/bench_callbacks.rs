@@ -19,6 +19,7 @@ use app::money::Amount;
 use rsa::pkcs8::EncodePublicKey;
 use rsa::signature::{SignatureEncoding, Signer as _};
 use server::config::{DatabaseUrl, Engine};
+use server::infra::secret::Secret;
 use server::orders::{self, NewOrder};
 use server::payments::StartPayment;
 use server::providers::alipay::wire as alipay_wire;
@@ -26,7 +27,6 @@ use server::providers::crypto::{RsaVerifier, Verifier};
 use server::providers::Channel;
 use server::sandbox::deliver::{sign_alipay_notification, sign_wechat_notification, Outgoing};
 use server::sandbox::keys::SandboxKeys;
-use server::secret::Secret;
 use std::time::{Duration, Instant};
 
 /// Orders per provider and engine; half are posted one at a time, half 16 in flight.
@@ -178,7 +178,7 @@ async fn bench_engine(engine: Engine, url: String, verify_per_sec: f64) {
                         "trade_state": "SUCCESS",
                         "amount": { "total": 1_234, "currency": "CNY" },
                     }),
-                    server::clock::now_ms() / 1000,
+                    server::infra::clock::now_ms() / 1000,
                     &format!("BENCHNONCE{i:022}"),
                     false,
                 ),

@@ -9,8 +9,8 @@
 //! - Failed sign-ins are limited per email and per address ([`LoginLimiter`]; the whole
 //!   cluster's on PostgreSQL, see `limits.rs`).
 
-use crate::clock::now_ms;
-use crate::db::Db;
+use crate::infra::clock::now_ms;
+use crate::infra::db::Db;
 use crate::limits::{LimitError, Limiter, Rate};
 use crate::orders;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};

@@ -2,7 +2,7 @@
 //! creation and stored only as their SHA-256, with a visible prefix (`sk_Ab12Cd…`) to tell
 //! them apart. A merchant may hold several; revoking one leaves the others working.
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::orders;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -49,7 +49,7 @@ pub async fn create(
         merchant_id: merchant_id.to_string(),
         name: name.chars().take(64).collect(),
         prefix: key.chars().take(PREFIX_CHARS).collect(),
-        created_at: crate::clock::now_ms(),
+        created_at: crate::infra::clock::now_ms(),
         revoked_at: None,
     };
     sqlx::query(
@@ -94,7 +94,7 @@ pub async fn revoke(db: &Db, merchant_id: &str, key_id: &str) -> Result<bool, sq
     let done = sqlx::query(
         "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND merchant_id = $3 AND revoked_at IS NULL",
     )
-    .bind(crate::clock::now_ms())
+    .bind(crate::infra::clock::now_ms())
     .bind(key_id)
     .bind(merchant_id)
     .execute(db.pool())

@@ -1,7 +1,7 @@
 //! What the customer pages show: the checkout of an order, the aggregate code's answer, and
 //! the QR codes, drawn here on the server so the browser bundle carries no QR encoder.
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::merchants;
 use crate::orders::{self, NewOrder, Order, OrderError, OrderId, OrderStatus};
 use crate::payments::{AttemptStatus, PaymentError, Payments, StartPayment};
@@ -21,7 +21,7 @@ pub struct Checkout {
 }
 
 fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
-    crate::services::fault(e)
+    crate::service_error::fault(e)
 }
 
 impl Checkout {
@@ -50,7 +50,7 @@ impl Checkout {
         };
         let mut code = None;
         let mut problem = None;
-        if order.is_payable(crate::clock::now_ms()) {
+        if order.is_payable(crate::infra::clock::now_ms()) {
             let choice = match choice {
                 Some(c) => c,
                 None => match self
@@ -109,7 +109,7 @@ impl Checkout {
         let Some(order) = orders::get(self.db(), order_id).await.map_err(internal)? else {
             return Ok(None);
         };
-        if !order.is_payable(crate::clock::now_ms()) {
+        if !order.is_payable(crate::infra::clock::now_ms()) {
             code = None;
         }
         let merchant_name = merchants::get(self.db(), &order.merchant_id)
@@ -125,7 +125,7 @@ impl Checkout {
             status: order.status,
             late: order.late,
             expires_at: order.expires_at,
-            server_now: crate::clock::now_ms(),
+            server_now: crate::infra::clock::now_ms(),
             paid_at: order.paid_at,
             paid_channel: order.paid_channel,
             channels: self.payments.providers().channels_for(&order.merchant_id),
@@ -205,7 +205,7 @@ impl Checkout {
         else {
             return Ok(AggregateAnswer::NotFound);
         };
-        let payable = order.is_payable(crate::clock::now_ms());
+        let payable = order.is_payable(crate::infra::clock::now_ms());
         if let (Some(channel), true) = (wallet, payable) {
             match self.start.start_payment(order.id.as_str(), channel).await {
                 Ok(attempt) => {

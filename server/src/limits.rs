@@ -14,9 +14,9 @@
 //! restart forgets nothing (through a pool of its own whose commits skip the wait for the
 //! disk: half the cost, and a crash can only forget the last moments of a limit).
 
-use crate::clock::now_ms;
-use crate::db::{DatabaseUrl, Engine};
-use crate::db::{Db, DbError};
+use crate::infra::clock::now_ms;
+use crate::infra::db::{DatabaseUrl, Engine};
+use crate::infra::db::{Db, DbError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! grows here; today it holds the lookup the checkout needs and the demo merchant of the
 //! embedded default.
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use sqlx::Row;
 
 /// The id of the demo merchant that `make run` creates, so a newcomer can pay a test order
@@ -23,7 +23,7 @@ pub async fn ensure_demo(db: &Db) -> Result<(), sqlx::Error> {
     )
     .bind(DEMO_MERCHANT_ID)
     .bind(DEMO_MERCHANT_NAME)
-    .bind(crate::clock::now_ms())
+    .bind(crate::infra::clock::now_ms())
     .execute(db.pool())
     .await?;
     Ok(())

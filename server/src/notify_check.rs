@@ -2,7 +2,8 @@
 //! the inbox stored it) against a public key, offline, and says whether it verifies, why not,
 //! and what it says. The same verification code as the server, so its verdict is the server's.
 
-use crate::clock::Fixed;
+use crate::infra::clock::Fixed;
+use crate::infra::secret::Secret;
 use crate::providers::alipay::{Alipay, AlipayAccount};
 use crate::providers::crypto::{CryptoError, Signer};
 use crate::providers::keys::{public_key_from_text, read_key_file};
@@ -10,7 +11,6 @@ use crate::providers::wechat::{WechatAccount, WechatPay};
 use crate::providers::{
     Channel, NotificationError, PaymentProvider, TradeState, VerifiedNotification,
 };
-use crate::secret::Secret;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 //! - redirects are not followed, no proxy from the environment is used, the whole exchange
 //!   has a time limit, and at most [`MAX_ANSWER`] bytes of the answer are read.
 
-use crate::net::Networks;
+use crate::infra::net::Networks;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! Each row has a `dedupe_key` (`order.paid:<order id>`): the unique key makes a second
 //! insert of the same change a no-op, whatever raced to make it.
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use sqlx::Row;
 
 /// A stored outbox event.
@@ -56,7 +56,7 @@ pub async fn insert(
     .bind(order_id)
     .bind(topic)
     .bind(payload.to_string())
-    .bind(crate::clock::now_ms())
+    .bind(crate::infra::clock::now_ms())
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)

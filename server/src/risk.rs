@@ -7,7 +7,7 @@
 //! are only in the global list ([`recent`]). Each is counted in `/metrics` as
 //! `risk_events_total{kind}`.
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::orders;
 use crate::providers::{Channel, NotificationError};
 use sqlx::Row;
@@ -116,7 +116,7 @@ pub async fn record_in(
         "INSERT INTO risk_events (created_at, kind, reason, channel, order_id, out_trade_no, notification_ref, remote_addr) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(crate::clock::now_ms())
+    .bind(crate::infra::clock::now_ms())
     .bind(event.kind.as_str())
     .bind(&event.reason)
     .bind(event.channel.map(Channel::as_str))

@@ -2,7 +2,7 @@
 //! process's database, payments and live hub, for server functions to use.
 
 use crate::checkout::{self, Checkout};
-use crate::db::Db;
+use crate::infra::db::Db;
 use app::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
 use app::channel::Channel;
 use app::merchant::{BoardData, BoardFilter, BoardUser, Change, OrderDetail, SignedIn};
@@ -11,21 +11,6 @@ use app::services::{AppServices, ServiceError};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::FutureExt;
-
-/// A fault as the UI seam reports it: a database whose pool is saturated (or closing) is
-/// `Busy` (the page says "try again in a moment", 503); anything else is `Internal` (500).
-/// The detail is for the server's log either way.
-pub fn fault(e: impl std::fmt::Display + 'static) -> ServiceError {
-    let any: &dyn std::any::Any = &e;
-    let busy = any
-        .downcast_ref::<sqlx::Error>()
-        .is_some_and(|e| matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed));
-    if busy {
-        ServiceError::Busy(e.to_string())
-    } else {
-        ServiceError::Internal(e.to_string())
-    }
-}
 
 pub struct Services {
     checkout: Checkout,
@@ -136,7 +121,7 @@ impl AppServices for Services {
         async move {
             let user = crate::accounts::session(self.db(), &token)
                 .await
-                .map_err(fault)?;
+                .map_err(crate::service_error::fault)?;
             Ok(user.map(|u| SignedIn {
                 merchant_id: u.merchant_id,
                 user: BoardUser {
@@ -220,8 +205,8 @@ impl AppServices for Services {
             let c = &self.cluster;
             let (nodes, flows) = crate::cluster::overview(self.db(), c.settings().ttl, WINDOW)
                 .await
-                .map_err(fault)?;
-            let now = crate::clock::now_ms();
+                .map_err(crate::service_error::fault)?;
+            let now = crate::infra::clock::now_ms();
             let ppm = |x: f64| (x.clamp(0.0, 1.0) * 1e6) as u64;
             Ok(app::merchant::ClusterView {
                 this_node: c.node_id().to_string(),

@@ -1,7 +1,7 @@
 //! What every request handler can reach: one value, cloned per request (all fields are
 //! shared handles).
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::providers::config::Providers;
 use app::services::AppServices;
 use axum::extract::FromRef;
@@ -49,7 +49,7 @@ pub struct HttpSettings {
     /// Whether the demo shop (and its password-less board sign-in) is on.
     pub demo: bool,
     /// Proxies whose `X-Forwarded-For` names the client (for the sign-in limiter).
-    pub trusted_proxies: crate::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::infra::client_addr::TrustedProxies,
 }
 
 impl AppState {

@@ -14,7 +14,7 @@
 //! Safe with several workers (nodes): a round claims due events with a lease
 //! (`outbox.claimed_until`) in one conditional `UPDATE … RETURNING`.
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::outbound::{Outbound, SendError, TargetError};
 use crate::outbox::OutboxEvent;
 pub use app::status::Delivery;
@@ -250,7 +250,7 @@ impl Webhooks {
 
     /// One round: claims due events and sends them. Returns how many were delivered.
     pub async fn run_once(&self) -> Result<usize, sqlx::Error> {
-        let now = crate::clock::now_ms();
+        let now = crate::infra::clock::now_ms();
         let claimed: Vec<i64> = CLAIM
             .take(&self.db, now + LEASE_MS, now, BATCH)
             .await?
@@ -389,7 +389,7 @@ impl Webhooks {
 
     async fn send(&self, event: &OutboxEvent, url: &str, secret: &str) -> Sent {
         let body = body(event);
-        let at = crate::clock::now_ms();
+        let at = crate::infra::clock::now_ms();
         let started = Instant::now();
         let signature = signature(secret, at / 1000, body.as_bytes());
         let answer = self

@@ -1,7 +1,7 @@
 //! The background workers' kit: a round every tick, and the claim (a lease) by which several
 //! workers, on several nodes, never handle one row at once.
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use std::time::Duration;
 
 /// Runs a background worker's round every `tick` until the task is dropped; a failed round

@@ -7,7 +7,7 @@ use server::config::{Config, SandboxMode};
 pub struct Running {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    pub db: server::db::Db,
+    pub db: server::infra::db::Db,
     #[allow(dead_code)] // not every benchmark runs payments itself
     pub payments: server::payments::Payments,
     #[allow(dead_code)] // not every benchmark measures the rate limits

@@ -35,7 +35,7 @@ pub async fn detail(
         .and_then(|r| r.try_get("refund_pending"))
         .map_err(internal)?;
     let pending = Amount::from_fen(pending.max(0)).map_err(internal)?;
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let refundable = if matches!(
         order.status,
         OrderStatus::Paid | OrderStatus::PartiallyRefunded

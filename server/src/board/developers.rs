@@ -1,7 +1,7 @@
 //! The developers page: API keys (live first, then revoked) and the webhook endpoint.
 
 use super::{internal, invalid};
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::webhooks::{WebhookError, Webhooks};
 use app::merchant::{DevelopersView, KeyRow, Setting, SettingDone};
 use app::services::ServiceError;

@@ -17,7 +17,7 @@ pub use csv::{csv_lines, CSV_HEADER, EXPORT_BATCH};
 pub use detail::detail;
 pub use developers::{developers, setting};
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::orders::{self, Order, OrderStatus, Search};
 use app::channel::Channel;
 use app::merchant::{BoardData, BoardFilter, BoardRow, ChannelTotal};
@@ -36,7 +36,7 @@ fn invalid(message: impl Into<String>) -> ServiceError {
 }
 
 fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
-    crate::services::fault(e)
+    crate::service_error::fault(e)
 }
 
 /// Midnight (China time) starting the day `YYYY-MM-DD`, in Unix ms.
@@ -159,7 +159,7 @@ pub async fn page(
         .then(|| found.last().map(|o| o.id.as_str().to_string()))
         .flatten();
     let rows = rows_of(db, found).await.map_err(internal)?;
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let since = today_start(now);
     let totals = sqlx::query(
         "SELECT paid_channel, COUNT(*) AS n, CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM orders \

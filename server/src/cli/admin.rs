@@ -87,7 +87,7 @@ pub(super) async fn risk(
     };
     let events = recent(&db, scope, limit)
         .await
-        .map_err(crate::db::DbError::Query)?;
+        .map_err(crate::infra::db::DbError::Query)?;
     for e in &events {
         if json {
             println!("{}", serde_json::to_string(e).unwrap_or_default());
@@ -124,7 +124,7 @@ pub(super) async fn merchant(config: Config, command: MerchantCommand) -> Result
         .unwrap_or_else(|| format!("http://{}", config.listen));
     let base = base.trim_end_matches('/');
     let failed = |e: accounts::AccountError| match e {
-        accounts::AccountError::Db(e) => StartupError::Db(crate::db::DbError::Query(e)),
+        accounts::AccountError::Db(e) => StartupError::Db(crate::infra::db::DbError::Query(e)),
         other => StartupError::Command(other.to_string()),
     };
     let result = match command {
@@ -178,7 +178,7 @@ pub(super) async fn apikey(config: Config, command: ApikeyCommand) -> Result<(),
     use crate::api_keys;
     let db = Db::connect(&config.database, 1).await?;
     db.migrate().await?;
-    let query = |e: sqlx::Error| StartupError::Db(crate::db::DbError::Query(e));
+    let query = |e: sqlx::Error| StartupError::Db(crate::infra::db::DbError::Query(e));
     let result = match command {
         ApikeyCommand::Create { merchant, name } => {
             if crate::merchants::get(&db, &merchant)

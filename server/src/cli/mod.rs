@@ -4,8 +4,9 @@
 mod admin;
 
 use crate::config::Config;
-use crate::db::Db;
-use crate::{telemetry, Application, StartupError};
+use crate::infra::db::Db;
+use crate::infra::telemetry;
+use crate::{Application, StartupError};
 use admin::{apikey, merchant, risk, webhook, ApikeyCommand, MerchantCommand, WebhookCommand};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -200,7 +201,7 @@ fn print_config(file: Option<&std::path::Path>, markdown: bool) -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), StartupError> {
     if let Ok(spec) = std::env::var("SCANPAY_FAILPOINTS") {
-        match crate::failpoints::arm_from_spec(&spec) {
+        match crate::infra::failpoints::arm_from_spec(&spec) {
             Ok(n) => {
                 tracing::warn!(%spec, points = n, "SCANPAY_FAILPOINTS is set: this process fails on purpose (a test aid)")
             }

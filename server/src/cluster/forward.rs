@@ -20,7 +20,7 @@ impl Cluster {
         let _in_flight = Counted::enter(&self.inner.in_flight);
         self.inner.flows_total.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        crate::failpoints::pause("flow.start", order_id).await;
+        crate::infra::failpoints::pause("flow.start", order_id).await;
         let result = self.inner.payments.start_payment(order_id, channel).await;
         let now = Instant::now();
         {

@@ -42,7 +42,7 @@ pub fn sign(
     body: &[u8],
 ) -> Vec<(&'static str, String)> {
     use rand::distributions::{Alphanumeric, DistString};
-    let ts = crate::clock::now_ms().div_euclid(1000);
+    let ts = crate::infra::clock::now_ms().div_euclid(1000);
     let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
     sign_at(secret, node, method, path, body, ts, &nonce)
 }
@@ -143,21 +143,21 @@ pub fn verify(
 }
 
 /// Remembers a nonce; `false` when it was seen before (a replay).
-pub async fn remember_nonce(db: &crate::db::Db, nonce: &str) -> Result<bool, sqlx::Error> {
+pub async fn remember_nonce(db: &crate::infra::db::Db, nonce: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO internal_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
     )
     .bind(nonce)
-    .bind(crate::clock::now_ms())
+    .bind(crate::infra::clock::now_ms())
     .execute(db.pool())
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Forgets nonces older than [`NONCE_MEMORY_MS`]; how many.
-pub async fn forget_old_nonces(db: &crate::db::Db) -> Result<usize, sqlx::Error> {
+pub async fn forget_old_nonces(db: &crate::infra::db::Db) -> Result<usize, sqlx::Error> {
     let done = sqlx::query("DELETE FROM internal_nonces WHERE seen_at < $1")
-        .bind(crate::clock::now_ms() - NONCE_MEMORY_MS)
+        .bind(crate::infra::clock::now_ms() - NONCE_MEMORY_MS)
         .execute(db.pool())
         .await?;
     Ok(done.rows_affected() as usize)

@@ -1,7 +1,7 @@
 //! Live pings across nodes, over PostgreSQL `LISTEN/NOTIFY`.
 
 use super::LIVE_CHANNEL;
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::payments::live::LiveHub;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

@@ -26,9 +26,9 @@ pub use forward::ClusterStart;
 pub use live_bridge::spawn_live_bridge;
 pub use registry::overview;
 
-use crate::db::{Db, Engine};
+use crate::infra::db::{Db, Engine};
+use crate::infra::secret::Secret;
 use crate::payments::Payments;
-use crate::secret::Secret;
 use registry::CpuSampler;
 use select::{ErrorWindow, PeakEwma};
 use std::collections::HashMap;
@@ -122,7 +122,7 @@ impl Cluster {
                     .unwrap_or_default(),
                 forwarding,
                 state: Mutex::new(NodeState::Starting),
-                started_at: crate::clock::now_ms(),
+                started_at: crate::infra::clock::now_ms(),
                 in_flight: AtomicU64::new(0),
                 flows_total: AtomicU64::new(0),
                 local: Mutex::new((PeakEwma::default(), ErrorWindow::default())),

@@ -3,7 +3,7 @@
 //! the cluster page shows.
 
 use super::{lock, Cluster, NodeState, NodeView, HEARTBEAT};
-use crate::db::Db;
+use crate::infra::db::Db;
 use sqlx::Row;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -20,7 +20,7 @@ impl Cluster {
             id: self.inner.settings.node_id.clone(),
             url: self.inner.settings.node_url.clone(),
             state: self.state(),
-            heartbeat_at: crate::clock::now_ms(),
+            heartbeat_at: crate::infra::clock::now_ms(),
             started_at: self.inner.started_at,
             in_flight: self.in_flight(),
             latency,
@@ -157,7 +157,7 @@ pub async fn overview(
     ttl: Duration,
     window: Duration,
 ) -> Result<(Vec<NodeView>, HashMap<String, i64>), sqlx::Error> {
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let rows = sqlx::query(&format!(
         "SELECT {NODE_COLUMNS} FROM nodes WHERE heartbeat_at > $1 ORDER BY id"
     ))

@@ -15,14 +15,15 @@ mod layers;
 mod parse;
 
 /// The database's types belong to `db`; they are named here too, where the settings are.
-pub use crate::db::{DatabaseUrl, Engine};
+pub use crate::infra::db::{DatabaseUrl, Engine};
+pub use crate::infra::telemetry::LogFormat;
 /// The providers' settings belong to `providers::config`, which reads their key files.
 pub use crate::providers::config::{AlipaySettings, WechatSettings};
 pub use keys::{settings_markdown, Group};
 use keys::{Key, KEYS};
 use layers::Layers;
 
-use crate::secret::Secret;
+use crate::infra::secret::Secret;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -95,10 +96,10 @@ pub struct Config {
     pub node_ttl_secs: u64,
     /// Our own proxies (a load balancer in front of the nodes), whose `X-Forwarded-For`
     /// tells the client's address to the sign-in limiter (`SCANPAY_TRUSTED_PROXIES`).
-    pub trusted_proxies: crate::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::infra::client_addr::TrustedProxies,
     /// Private networks that merchant-supplied URLs (webhooks) may reach
     /// (`SCANPAY_ALLOW_PRIVATE_TARGETS`); by default only public addresses are.
-    pub allow_private_targets: crate::net::Networks,
+    pub allow_private_targets: crate::infra::net::Networks,
 }
 
 /// `auto`: the sandbox serves both providers when no real credentials are configured (the
@@ -118,12 +119,6 @@ pub enum SandboxMode {
 pub enum Posture {
     Demo,
     Live,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Config {

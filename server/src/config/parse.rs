@@ -255,14 +255,14 @@ impl Config {
             "trusted_proxies",
             "comma-separated IP addresses or networks, such as 10.0.0.0/8,127.0.0.1",
             Default::default,
-            crate::client_addr::TrustedProxies::parse,
+            crate::infra::client_addr::TrustedProxies::parse,
         )?;
 
         let allow_private_targets = layers.parse(
             "allow_private_targets",
             "comma-separated IP addresses or networks, such as 10.20.0.0/16,127.0.0.1",
             Default::default,
-            crate::net::Networks::parse,
+            crate::infra::net::Networks::parse,
         )?;
 
         Ok(Config {

@@ -320,7 +320,7 @@ async fn export_csv(
             }
         }
     });
-    let date = app::clock::beijing(crate::clock::now_ms())
+    let date = app::clock::beijing(crate::infra::clock::now_ms())
         .get(..10)
         .unwrap_or("orders")
         .replace('-', "");

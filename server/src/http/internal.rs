@@ -42,7 +42,7 @@ async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         .secret
         .as_ref()
         .map(|s| s.expose().as_str());
-    let now = crate::clock::now_ms().div_euclid(1000);
+    let now = crate::infra::clock::now_ms().div_euclid(1000);
     let (node, nonce) =
         match internal::verify(secret, &headers, "POST", internal::START_PATH, &body, now) {
             Ok(v) => v,

@@ -4,7 +4,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
 pub async fn render() -> impl IntoResponse {
-    let body = crate::telemetry::metrics().render();
+    let body = crate::infra::telemetry::metrics().render();
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,

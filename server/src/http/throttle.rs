@@ -3,7 +3,7 @@
 //! orders from the customer pages (renew, the demo form) and prepay starts (checkout,
 //! aggregate code). A flood from one address is answered 429 before any of that work.
 //!
-//! The address is the client's as the trusted proxies tell it (`crate::client_addr`). Requests
+//! The address is the client's as the trusted proxies tell it (`crate::infra::client_addr`). Requests
 //! from this host itself are not counted while the in-process sandbox serves (it delivers its
 //! notifications over loopback); in the live posture they are, so a reverse proxy on the
 //! same host must be declared in `SCANPAY_TRUSTED_PROXIES`.

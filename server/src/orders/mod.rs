@@ -18,8 +18,8 @@ pub(crate) use transition::{insert_event, pay_in, transition_in, PaidBy};
 
 pub use app::status::{self, OrderStatus};
 
-use crate::clock::now_ms;
-use crate::db::Db;
+use crate::infra::clock::now_ms;
+use crate::infra::db::Db;
 use app::money::Amount;
 use sqlx::Row;
 

@@ -172,7 +172,7 @@ impl Payments {
              next_query_at = CASE WHEN $3 = 1 THEN next_query_at ELSE NULL END \
              WHERE out_trade_no = $2 AND status = 'open'",
         )
-        .bind(crate::clock::now_ms())
+        .bind(crate::infra::clock::now_ms())
         .bind(&attempt.out_trade_no)
         .bind(i64::from(still_payable))
         .execute(&mut *tx)

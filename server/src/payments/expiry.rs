@@ -40,7 +40,7 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 
 /// One round: expires every due order it can. Returns how many it expired.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let due: Vec<String> = CLAIM
         .take(payments.db(), now + LEASE_MS, now, BATCH)
         .await?

@@ -3,7 +3,7 @@
 //! done with it, then marked with what processing decided. A row still `received` was
 //! interrupted (a crash between storing and deciding); the provider's redelivery decides it.
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::providers::Channel;
 use sqlx::Row;
 
@@ -127,7 +127,7 @@ pub const REFUSED_BODY_DAYS: i64 = 30;
 /// Drops the bodies of refused notifications older than [`REFUSED_BODY_DAYS`]; returns how
 /// many.
 pub async fn forget_old_refused_bodies(db: &Db) -> Result<usize, sqlx::Error> {
-    let cutoff = crate::clock::now_ms() - REFUSED_BODY_DAYS * 24 * 3600 * 1000;
+    let cutoff = crate::infra::clock::now_ms() - REFUSED_BODY_DAYS * 24 * 3600 * 1000;
     let done = sqlx::query(
         "UPDATE notifications SET body = $1 WHERE outcome = 'rejected' AND received_at < $2 \
          AND body_size > 0 AND processed_at IS NOT NULL",
@@ -155,7 +155,7 @@ pub async fn store(db: &Db, r: &Received<'_>) -> Result<i64, sqlx::Error> {
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(r.channel.as_str())
-    .bind(crate::clock::now_ms())
+    .bind(crate::infra::clock::now_ms())
     .bind(r.remote_addr)
     .bind(serde_json::Value::Object(headers).to_string())
     .bind(r.body.to_vec())
@@ -176,7 +176,7 @@ pub async fn decide(db: &Db, id: i64, d: &Decision) -> Result<(), sqlx::Error> {
     .bind(d.notification_id.as_deref())
     .bind(d.out_trade_no.as_deref())
     .bind(d.order_id.as_deref())
-    .bind(crate::clock::now_ms())
+    .bind(crate::infra::clock::now_ms())
     .bind(id)
     .execute(db.pool())
     .await?;

@@ -35,7 +35,7 @@ pub use attempts::{trade_no, Attempt, AttemptStatus, CODE_LIFETIME, CODE_RENEW_B
 pub use record::Recorded;
 pub use start::MAX_ATTEMPTS_PER_ORDER;
 
-use crate::db::Db;
+use crate::infra::db::Db;
 use crate::orders::{self, OrderStatus};
 use crate::providers::config::Providers;
 use crate::providers::{Channel, ProviderError};
@@ -63,7 +63,7 @@ pub enum PaymentError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
-    Injected(#[from] crate::failpoints::Injected),
+    Injected(#[from] crate::infra::failpoints::Injected),
 }
 
 /// Why [`Payments::close_for_merchant`] closed nothing.

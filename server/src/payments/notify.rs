@@ -19,12 +19,13 @@
 
 use super::inbox::{self, Decision, Outcome, Received};
 use super::{PaymentError, Payments, Recorded};
+use crate::infra::failpoints;
+use crate::orders;
 use crate::providers::{
     Channel, NotificationKind, NotifyOutcome, PaymentProvider, ReplayGuard, TradeState,
     VerifiedNotification,
 };
 use crate::risk::{self, RiskEvent, RiskKind};
-use crate::{failpoints, orders};
 use sqlx::Row;
 
 /// The largest notification body accepted; both providers' are a few kilobytes.
@@ -219,7 +220,7 @@ async fn remember_nonce(
 
 /// Forgets nonces older than the signature window can accept; returns how many.
 pub async fn forget_old_nonces(payments: &Payments) -> Result<usize, sqlx::Error> {
-    let cutoff = crate::clock::now_ms() / 1000 - NONCE_MEMORY_SECS;
+    let cutoff = crate::infra::clock::now_ms() / 1000 - NONCE_MEMORY_SECS;
     let done = sqlx::query("DELETE FROM notification_nonces WHERE signed_at < $1")
         .bind(cutoff)
         .execute(payments.db().pool())

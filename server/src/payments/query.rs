@@ -45,7 +45,7 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 /// One round: claims the due open attempts and asks their providers. Returns how many
 /// turned out paid.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let claimed: Vec<(String, i64)> = CLAIM
         .take(payments.db(), now + LEASE_MS, now, BATCH)
         .await?
@@ -104,7 +104,7 @@ async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool
         // Closed on our side and its code is dead: this unpaid answer is the last word.
         Ok(_)
             if attempt.status == AttemptStatus::Closed
-                && crate::clock::now_ms() > attempt.code_dies_at() + AFTER_DEATH_MS =>
+                && crate::infra::clock::now_ms() > attempt.code_dies_at() + AFTER_DEATH_MS =>
         {
             stop_asking(payments, out_trade_no).await?;
             Ok(false)

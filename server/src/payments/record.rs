@@ -89,7 +89,7 @@ impl Payments {
         detail["channel"] = serde_json::json!(attempt.channel);
         detail["out_trade_no"] = serde_json::json!(out_trade_no);
         detail["provider_trade_no"] = serde_json::json!(provider_trade_no);
-        let now = crate::clock::now_ms();
+        let now = crate::infra::clock::now_ms();
         let mut risk_event = None;
         let mut tx = self.db.pool().begin().await?;
         let by = orders::PaidBy {
@@ -189,7 +189,7 @@ impl Payments {
         if let Some(event) = &risk_event {
             crate::risk::record_in(&mut tx, event).await?;
         }
-        crate::failpoints::hit("record_payment.before_commit", out_trade_no)?;
+        crate::infra::failpoints::hit("record_payment.before_commit", out_trade_no)?;
         tx.commit().await?;
         if let Some(event) = &risk_event {
             crate::risk::count(event);

@@ -33,7 +33,7 @@ impl Payments {
         const ABANDONED: &str = "out_trade_no = $1 AND status = 'opening' AND (created_at < $2 OR \
              (node_id IS NOT NULL AND node_id <> $3 AND NOT EXISTS \
               (SELECT 1 FROM nodes n WHERE n.id = payment_attempts.node_id AND n.heartbeat_at > $4)))";
-        let now = crate::clock::now_ms();
+        let now = crate::infra::clock::now_ms();
         let (old, stale) = (
             now - ABANDONED_AFTER.as_millis() as i64,
             now - self.node_ttl.as_millis() as i64,
@@ -85,7 +85,7 @@ impl Payments {
             .saturating_mul(1_i64 << asked.clamp(0, 20))
             .min(query::MAX_WAIT.as_millis() as i64);
         sqlx::query("UPDATE payment_attempts SET next_query_at = $1 WHERE out_trade_no = $2")
-            .bind(crate::clock::now_ms() + wait)
+            .bind(crate::infra::clock::now_ms() + wait)
             .bind(out_trade_no)
             .execute(self.db.pool())
             .await?;
@@ -96,7 +96,7 @@ impl Payments {
         let order = orders::get(&self.db, order_id)
             .await?
             .ok_or_else(|| PaymentError::NotFound(order_id.to_string()))?;
-        if !order.is_payable(crate::clock::now_ms()) {
+        if !order.is_payable(crate::infra::clock::now_ms()) {
             let status = match order.status {
                 OrderStatus::Created | OrderStatus::Pending => OrderStatus::Expired,
                 s => s,
@@ -126,7 +126,7 @@ impl Payments {
         .await?
         .try_get("next")?;
         let out_trade_no = trade_no(order.id.as_str(), seq);
-        let now = crate::clock::now_ms();
+        let now = crate::infra::clock::now_ms();
         // The code dies with the order or after its two hours, whichever is first; the
         // provider is told so (time_expire), so an old code cannot be paid by itself.
         let payable_until = order
@@ -172,7 +172,7 @@ impl Payments {
                      WHERE out_trade_no = $3 AND status = 'opening'",
                 )
                 .bind(&prepay.code_url)
-                .bind(crate::clock::now_ms() + self.query_after.as_millis() as i64)
+                .bind(crate::infra::clock::now_ms() + self.query_after.as_millis() as i64)
                 .bind(&out_trade_no)
                 .execute(&mut *tx)
                 .await?;
@@ -203,7 +203,7 @@ impl Payments {
                     "UPDATE payment_attempts SET status = 'failed', error = $1, closed_at = $2 WHERE out_trade_no = $3",
                 )
                 .bind(source.to_string())
-                .bind(crate::clock::now_ms())
+                .bind(crate::infra::clock::now_ms())
                 .bind(&out_trade_no)
                 .execute(&mut *tx)
                 .await?;
@@ -260,7 +260,7 @@ impl StartPayment for Payments {
                 Some(a)
                     if a.status == AttemptStatus::Open
                         && a.channel == channel
-                        && a.code_is_fresh(crate::clock::now_ms()) =>
+                        && a.code_is_fresh(crate::infra::clock::now_ms()) =>
                 {
                     return Ok(a)
                 }

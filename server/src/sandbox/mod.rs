@@ -76,7 +76,7 @@ pub struct Sandbox {
 }
 
 /// The one clock (the sandbox keeps no time of its own).
-pub(crate) use crate::clock::now_ms;
+pub(crate) use crate::infra::clock::now_ms;
 
 /// A random token for ids the sandbox makes up.
 pub(crate) fn token(len: usize) -> String {

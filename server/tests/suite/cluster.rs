@@ -111,13 +111,13 @@ async fn wait_ready(client: &reqwest::Client, node: &Node) {
 }
 
 /// Waits until every node sees `n` ready nodes in the registry.
-async fn wait_for_nodes(db: &server::db::Db, n: i64, state: &str) {
+async fn wait_for_nodes(db: &server::infra::db::Db, n: i64, state: &str) {
     for _ in 0..200 {
         let count: i64 = sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM nodes WHERE state = $1 AND heartbeat_at > $2",
         )
         .bind(state)
-        .bind(server::clock::now_ms() - 2_000)
+        .bind(server::infra::clock::now_ms() - 2_000)
         .fetch_one(db.pool())
         .await
         .expect("nodes");
@@ -173,7 +173,7 @@ async fn flows(
     .await
 }
 
-async fn share_since(db: &server::db::Db, since: i64) -> HashMap<String, i64> {
+async fn share_since(db: &server::infra::db::Db, since: i64) -> HashMap<String, i64> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT node_id, COUNT(*) FROM payment_attempts WHERE created_at >= $1 AND node_id IS NOT NULL GROUP BY node_id",
     )
@@ -217,7 +217,9 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
     for n in [&a, &b, &c] {
         wait_ready(&client, n).await;
     }
-    let store = server::db::Db::connect(&db.url, 2).await.expect("db");
+    let store = server::infra::db::Db::connect(&db.url, 2)
+        .await
+        .expect("db");
     wait_for_nodes(&store, 3, "ready").await;
     // The nodes hold real (sandbox-gateway) credentials: the live posture, no demo shop.
     let key =
@@ -229,7 +231,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
 
     // 1. Load-aware: 240 flows through all three nodes; the slow node takes a clearly
     //    smaller share than either fast one.
-    let since = server::clock::now_ms();
+    let since = server::infra::clock::now_ms();
     let results = flows(&client, &entries, &key, 240, 8).await;
     assert!(
         results.iter().all(Result::is_ok),
@@ -272,7 +274,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
             (r.status().as_u16(), r.text().await.unwrap_or_default())
         }
     };
-    let now = server::clock::now_ms() / 1000;
+    let now = server::infra::clock::now_ms() / 1000;
     let forged = server::cluster::internal::sign_at(
         "not the secret at all",
         "node-x",
@@ -383,7 +385,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
 
     // 4. SIGKILL mid-run: flows keep entering through A and C; B dies under them. No flow
     //    fails (B's own in-flight flows are taken over once its heartbeat is stale).
-    let since = server::clock::now_ms();
+    let since = server::infra::clock::now_ms();
     let entries_ac = vec![a.url.clone(), c.url.clone()];
     let killer = {
         let pid = b.proc.0.id();
@@ -473,7 +475,7 @@ async fn three_nodes_share_flows_by_load_survive_a_kill_push_live_across_nodes_a
                 .await
                 .expect("state");
         if state.as_deref() != Some("ready") {
-            drained_at = Some(server::clock::now_ms());
+            drained_at = Some(server::infra::clock::now_ms());
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -545,7 +547,7 @@ async fn a_forged_answer_to_a_forwarded_flow_never_reaches_a_customer() {
     const EVIL: &str = "weixin://wxpay/bizpayurl?pr=EVILCODE";
     let db = TestDb::postgres().await;
     let mut config = common::sandbox_config(&db);
-    config.cluster_secret = Some(server::secret::Secret::new(SECRET.to_string()));
+    config.cluster_secret = Some(server::infra::secret::Secret::new(SECRET.to_string()));
     config.node_id = Some("node-real".into());
     let app = common::TestApp::spawn_with(config).await;
     // A real attempt of another order, to dress the forgery in.
@@ -576,7 +578,7 @@ async fn a_forged_answer_to_a_forwarded_flow_never_reaches_a_customer() {
         let db = app.db.clone();
         tokio::spawn(async move {
             loop {
-                let now = server::clock::now_ms();
+                let now = server::infra::clock::now_ms();
                 let _ = sqlx::query(
                     "INSERT INTO nodes (id, url, state, started_at, heartbeat_at, latency_us) \
                      VALUES ('node-evil', $1, 'ready', $2, $2, 1) \

@@ -6,7 +6,7 @@ use crate::common;
 
 use common::{TestApp, TestDb};
 use server::config::Engine;
-use server::db::Db;
+use server::infra::db::Db;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

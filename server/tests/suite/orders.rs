@@ -6,7 +6,7 @@ use crate::common;
 
 use app::money::Amount;
 use common::TestDb;
-use server::db::Db;
+use server::infra::db::Db;
 use server::orders::{self, NewOrder, OrderError, OrderStatus};
 
 on_both_engines!(

@@ -69,7 +69,7 @@ where
         format!("{:x}", h.finalize())
     };
     let pool = state.db.pool();
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     // Claim the key: a new one, one whose 24 hours are over, or one still "running" past
     // its lease (its request died with the process: no request runs longer than the
     // server's time limit), taken over in the same statement. A live key claims nothing:

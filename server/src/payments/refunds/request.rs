@@ -110,7 +110,7 @@ async fn request_of(
         return Err(RefundError::ChannelDisabled(channel));
     }
     let id = format!("rf_{}", orders::random_token());
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let mut tx = db.pool().begin().await?;
     // Reserved by one conditional UPDATE: on the order, or on the second payment's attempt.
     let admitted = match extra_trade {
@@ -213,7 +213,7 @@ async fn request_of(
     // From here the refund exists and the worker will finish it: whatever goes wrong with
     // this fast path, the caller gets the pending refund, never an error that invites a
     // second refund.
-    if let Err(e) = crate::failpoints::hit("refund.after_save", order_id) {
+    if let Err(e) = crate::infra::failpoints::hit("refund.after_save", order_id) {
         tracing::warn!(refund = %id, error = %e, "refund saved; the worker will ask the provider");
         return Ok(saved);
     }

@@ -31,7 +31,7 @@ pub(super) async fn ask(payments: &Payments, id: &str) -> Result<(), RefundError
     let not_found = matches!(&answer, Ok(s) if s.state == RefundState::NotFound);
     if refund.provider_refund_no.is_none() || not_found {
         asked_request = true;
-        answer = match crate::failpoints::hit("refund.ask_provider", &refund.order_id) {
+        answer = match crate::infra::failpoints::hit("refund.ask_provider", &refund.order_id) {
             Err(e) => Err(ProviderError::Connect(e.to_string())),
             Ok(()) => {
                 provider
@@ -127,7 +127,7 @@ async fn schedule(
          WHERE id = $5 AND status = 'pending'",
     )
     .bind(error)
-    .bind(crate::clock::now_ms())
+    .bind(crate::infra::clock::now_ms())
     .bind(MAX_WAIT_MS)
     .bind(FIRST_WAIT_MS)
     .bind(&refund.id)
@@ -155,7 +155,7 @@ async fn settle(
     provider_refund_no: Option<String>,
     error: Option<String>,
 ) -> Result<(), RefundError> {
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let (status, provider_state) = match outcome {
         Settled::Succeeded => (RefundStatus::Succeeded, "SUCCESS"),
         Settled::Failed => (RefundStatus::Failed, "FAILED"),
@@ -370,7 +370,7 @@ pub async fn retry_abnormal(
     }
     // Taken, or unknown: pending again either way. The worker's refund query tells which
     // (still ABNORMAL puts it back).
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let mut tx = payments.db().pool().begin().await?;
     let reopened = sqlx::query(
         "UPDATE refunds SET status = 'pending', next_try_at = $1, claimed_until = NULL, updated_at = $2, \
@@ -412,7 +412,7 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 /// One round: claims the pending refunds that are due and asks their providers again.
 /// Returns how many it asked about.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let claimed: Vec<String> = CLAIM
         .take(payments.db(), now + LEASE_MS, now, BATCH)
         .await?

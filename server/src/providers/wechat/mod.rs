@@ -15,8 +15,8 @@ use super::{
     Prepay, PrepayRequest, ProviderError, RefundNotice, RefundRequest, RefundState, RefundStatus,
     ReplayGuard, TradeState, TradeStatus, VerifiedNotification,
 };
-use crate::clock::Clock;
-use crate::secret::Secret;
+use crate::infra::clock::Clock;
+use crate::infra::secret::Secret;
 use app::money::Amount;
 use async_trait::async_trait;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! application on port 0.
 
 use server::config::{Config, DatabaseUrl, Engine, LogFormat};
-use server::secret::Secret;
+use server::infra::secret::Secret;
 use server::Application;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -140,7 +140,8 @@ pub fn test_config(db: &TestDb) -> Config {
         node_ttl_secs: 5,
         trusted_proxies: Default::default(),
         // The tests' webhook receivers listen on loopback.
-        allow_private_targets: server::net::Networks::parse("127.0.0.0/8,::1").expect("networks"),
+        allow_private_targets: server::infra::net::Networks::parse("127.0.0.0/8,::1")
+            .expect("networks"),
     }
 }
 
@@ -241,7 +242,7 @@ pub async fn wait_for(app: &TestApp, id: &str, want: server::orders::OrderStatus
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub db: server::db::Db,
+    pub db: server::infra::db::Db,
     pub providers: server::providers::config::Providers,
     pub payments: server::payments::Payments,
     pub webhooks: server::webhooks::Webhooks,
@@ -255,7 +256,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config: Config) -> TestApp {
-        server::telemetry::init_tracing("warn", LogFormat::Text);
+        server::infra::telemetry::init_tracing("warn", LogFormat::Text);
         let app = Application::build(config)
             .await
             .expect("application starts");
@@ -412,7 +413,7 @@ pub fn vector(name: &str) -> String {
 /// A clock stopped at a given Unix second, for checking signed timestamps.
 pub struct FixedClock(pub i64);
 
-impl server::clock::Clock for FixedClock {
+impl server::infra::clock::Clock for FixedClock {
     fn now_ms(&self) -> i64 {
         self.0 * 1000
     }

@@ -369,7 +369,7 @@ async fn idempotency_replays_refuses_reuse_and_never_creates_two_orders(db: Test
     assert_eq!(count_orders(&app, DEMO_MERCHANT_ID).await, 3);
     // After 24 hours a key is free again: the same key with another body creates anew.
     sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE key = 'order-1'")
-        .bind(server::clock::now_ms() - 25 * 3600 * 1000)
+        .bind(server::infra::clock::now_ms() - 25 * 3600 * 1000)
         .execute(app.db.pool())
         .await
         .expect("age");
@@ -506,7 +506,7 @@ async fn limits_kept_in_the_database_are_atomic(db: TestDb) {
     use server::limits::{LimitError, Limiter, Rate};
     // The pool the shared limiter uses in production: on PostgreSQL its commits do not wait
     // for the disk.
-    let store = server::db::Db::connect_relaxed(&db.url, 8)
+    let store = server::infra::db::Db::connect_relaxed(&db.url, 8)
         .await
         .expect("db");
     store.migrate().await.expect("migrate");

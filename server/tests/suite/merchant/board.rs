@@ -686,7 +686,7 @@ async fn filters_totals_and_the_csv_export(db: TestDb) {
         ids(&rows(json!({ "min": "10", "max": "20" })).await),
         vec![green.clone()]
     );
-    let today = app::clock::beijing(server::clock::now_ms())[..10].to_string();
+    let today = app::clock::beijing(server::infra::clock::now_ms())[..10].to_string();
     assert_eq!(
         ids(&rows(json!({ "from": today, "to": today })).await).len(),
         3
@@ -848,7 +848,9 @@ async fn a_board_hears_only_its_merchants_changes(db: TestDb) {
 /// its user: every one of them succeeds (CI once saw a node die on the users primary key), one
 /// row results, and a demo user from before the admin flag is upgraded, not duplicated.
 async fn nodes_starting_together_seed_one_demo_user(db: TestDb) {
-    let store = server::db::Db::connect(&db.url, 8).await.expect("db");
+    let store = server::infra::db::Db::connect(&db.url, 8)
+        .await
+        .expect("db");
     store.migrate().await.expect("migrate");
     // The race is narrow (two inserts between their primary-key and email index entries), so
     // it is run many times over.
@@ -1093,7 +1095,7 @@ async fn the_developers_page_manages_keys_and_the_webhook_endpoint(db: TestDb) {
 async fn behind_a_trusted_proxy_the_sign_in_limit_is_per_client(db: TestDb) {
     let mut config = sandbox_config(&db);
     config.trusted_proxies =
-        server::client_addr::TrustedProxies::parse("127.0.0.1,::1").expect("list");
+        server::infra::client_addr::TrustedProxies::parse("127.0.0.1,::1").expect("list");
     let app = TestApp::spawn_with(config).await;
     let sign_in = |email: String, forwarded_for: &'static str| {
         let app = &app;

@@ -74,7 +74,7 @@ async fn ask_again_until_settled(app: &TestApp, id: &str) -> Refund {
         sqlx::query(
             "UPDATE refunds SET next_try_at = $1, claimed_until = NULL WHERE id = $2 AND status = 'pending'",
         )
-        .bind(server::clock::now_ms() - 1)
+        .bind(server::infra::clock::now_ms() - 1)
         .bind(id)
         .execute(app.db.pool())
         .await
@@ -155,10 +155,10 @@ async fn a_refund_saved_but_never_asked_is_finished_by_the_worker_and_made_once(
         let (id, trade) = paid_order(&app, 900, channel, "").await;
         // The request goes no further than saving the refund (a crash, a hang-up, a database
         // fault after the commit).
-        server::failpoints::arm(
+        server::infra::failpoints::arm(
             "refund.after_save",
             Some(&id),
-            server::failpoints::Action::Error,
+            server::infra::failpoints::Action::Error,
             Some(1),
         );
         let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(900), None)
@@ -186,10 +186,10 @@ async fn the_api_answers_a_saved_refund_as_pending_and_its_retry_makes_no_second
         .expect("key")
         .1;
     let (id, trade) = paid_order(&app, 700, Channel::Alipay, "").await;
-    server::failpoints::arm(
+    server::infra::failpoints::arm(
         "refund.after_save",
         Some(&id),
-        server::failpoints::Action::Error,
+        server::infra::failpoints::Action::Error,
         Some(1),
     );
     let post = || async {

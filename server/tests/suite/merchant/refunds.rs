@@ -131,7 +131,7 @@ async fn concurrent_refunds_never_exceed_the_paid_amount(db: TestDb) {
             break;
         }
         sqlx::query("UPDATE refunds SET next_try_at = $1 WHERE status = 'pending'")
-            .bind(server::clock::now_ms() - 1)
+            .bind(server::infra::clock::now_ms() - 1)
             .execute(app.db.pool())
             .await
             .expect("due");
@@ -218,10 +218,10 @@ async fn a_refund_the_provider_cannot_take_now_is_finished_by_the_worker(db: Tes
     let app = app(&db).await;
     let id = paid_order(&app, 800, Channel::Alipay).await;
     // The provider is unreachable for the first call.
-    server::failpoints::arm(
+    server::infra::failpoints::arm(
         "refund.ask_provider",
         Some(&id),
-        server::failpoints::Action::Error,
+        server::infra::failpoints::Action::Error,
         Some(1),
     );
     let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(800), None)
@@ -241,7 +241,7 @@ async fn a_refund_the_provider_cannot_take_now_is_finished_by_the_worker(db: Tes
     ));
     // Make it due now, as the backoff would later.
     sqlx::query("UPDATE refunds SET next_try_at = $1 WHERE id = $2")
-        .bind(server::clock::now_ms() - 1)
+        .bind(server::infra::clock::now_ms() - 1)
         .bind(&refund.id)
         .execute(app.db.pool())
         .await

@@ -97,7 +97,7 @@ fn wechat_transaction(out_trade_no: &str, fen: i64, state: &str) -> serde_json::
 }
 
 fn now_secs() -> i64 {
-    server::clock::now_ms() / 1000
+    server::infra::clock::now_ms() / 1000
 }
 
 impl Rig {
@@ -560,7 +560,7 @@ async fn unreadable_bodies_get_a_clear_4xx_and_only_the_raw_record(db: TestDb) {
         "nothing is old yet"
     );
     sqlx::query("UPDATE notifications SET received_at = $1")
-        .bind(server::clock::now_ms() - (inbox::REFUSED_BODY_DAYS * 24 * 3600 + 60) * 1000)
+        .bind(server::infra::clock::now_ms() - (inbox::REFUSED_BODY_DAYS * 24 * 3600 + 60) * 1000)
         .execute(rig.app.db.pool())
         .await
         .expect("age");
@@ -699,10 +699,10 @@ async fn a_failure_reply_is_followed_by_a_redelivery_that_pays(db: TestDb) {
     for channel in [Channel::Wechat, Channel::Alipay] {
         let (id, trade) = order_with_code(&rig, 880, channel).await;
         // Our own transient fault on the first delivery: the transaction does not commit.
-        server::failpoints::arm(
+        server::infra::failpoints::arm(
             "record_payment.before_commit",
             Some(&trade),
-            server::failpoints::Action::Error,
+            server::infra::failpoints::Action::Error,
             Some(1),
         );
         let attempt = rig
@@ -769,7 +769,7 @@ async fn expiry_racing_a_payment_ends_paid_never_expired(db: TestDb) {
             );
             tokio::join!(pay, async {
                 sqlx::query("UPDATE orders SET expires_at = $1 WHERE id = $2")
-                    .bind(server::clock::now_ms() - 1)
+                    .bind(server::infra::clock::now_ms() - 1)
                     .bind(&id)
                     .execute(rig.app.db.pool())
                     .await
@@ -927,7 +927,9 @@ async fn crash_rig(db: &TestDb, channel: Channel) -> (tempfile::TempDir, String,
 }
 
 async fn paid_once(db: &TestDb, id: &str) {
-    let pool = server::db::Db::connect(&db.url, 1).await.expect("connect");
+    let pool = server::infra::db::Db::connect(&db.url, 1)
+        .await
+        .expect("connect");
     let order = orders::get(&pool, id).await.expect("read").expect("order");
     assert_eq!(order.status, OrderStatus::Paid);
     let events: i64 = sqlx::query(
@@ -973,7 +975,9 @@ async fn crash_before_commit_then_redelivery_pays_once(db: TestDb) {
             "{channel}: no reply: the process died"
         );
         assert!(!p.wait_dead().success());
-        let pool = server::db::Db::connect(&db.url, 1).await.expect("connect");
+        let pool = server::infra::db::Db::connect(&db.url, 1)
+            .await
+            .expect("connect");
         let order = orders::get(&pool, &id).await.expect("read").expect("order");
         assert_eq!(order.status, OrderStatus::Pending, "{channel}: rolled back");
         pool.close().await;

@@ -259,7 +259,7 @@ async fn a_forged_notification_changes_nothing(db: TestDb) {
 /// Sets a time column to just past for one row: `UPDATE … SET <col> = $1 WHERE <key> = $2`.
 async fn set_past(app: &TestApp, update: &str, key: &str) {
     sqlx::query(update)
-        .bind(server::clock::now_ms() - 1)
+        .bind(server::infra::clock::now_ms() - 1)
         .bind(key)
         .execute(app.db.pool())
         .await
@@ -581,7 +581,7 @@ async fn the_active_query_finds_a_payment_whose_notifications_were_lost(db: Test
         let id = order.id.as_str();
         // Not due yet: the worker leaves it alone.
         let (at, count) = next_query_at(&app, &attempt.out_trade_no).await;
-        assert!(at > server::clock::now_ms() && count == 0);
+        assert!(at > server::infra::clock::now_ms() && count == 0);
         pay_in_wallet(&app, attempt.code_url.as_deref().expect("code"), "drop").await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
@@ -621,7 +621,7 @@ async fn the_active_query_asks_again_later_while_unpaid(db: TestDb) {
     let (at, count) = next_query_at(&app, &attempt.out_trade_no).await;
     assert_eq!(count, 1, "claimed once");
     // The second wait is twice the first (20 s): about 40 s from now.
-    let wait = at - server::clock::now_ms();
+    let wait = at - server::infra::clock::now_ms();
     assert!(
         (35_000..=40_000).contains(&wait),
         "next question in {wait} ms"

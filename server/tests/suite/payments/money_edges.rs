@@ -56,7 +56,7 @@ async fn sandbox_trade(db: &TestDb, out_trade_no: &str) -> (String, Option<i64>)
 async fn query_until(app: &TestApp, out_trade_no: &str, order_id: &str, want: OrderStatus) {
     for _ in 0..100 {
         sqlx::query("UPDATE payment_attempts SET next_query_at = $1 WHERE out_trade_no = $2 AND next_query_at IS NOT NULL")
-            .bind(server::clock::now_ms() - 1)
+            .bind(server::infra::clock::now_ms() - 1)
             .bind(out_trade_no)
             .execute(app.db.pool())
             .await
@@ -116,7 +116,7 @@ async fn no_code_older_than_its_two_hours_is_shown_again(db: TestDb) {
             .await
             .expect("code");
         let (_, expires) = sandbox_trade(&db, &first.out_trade_no).await;
-        let two_hours_on = server::clock::now_ms() + 2 * 3600 * 1000;
+        let two_hours_on = server::infra::clock::now_ms() + 2 * 3600 * 1000;
         assert!(
             expires.is_some_and(|e| e <= two_hours_on),
             "{channel}: the provider was told the code lives until {expires:?}, past its two hours"

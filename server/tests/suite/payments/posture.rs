@@ -304,7 +304,7 @@ async fn a_junk_flood_on_notify_leaves_a_real_payment_applied() {
     let mut config = sandbox_config(&db);
     // The flood comes through "our load balancer" on loopback from one outside address.
     config.trusted_proxies =
-        server::client_addr::TrustedProxies::parse("127.0.0.1").expect("proxies");
+        server::infra::client_addr::TrustedProxies::parse("127.0.0.1").expect("proxies");
     let app = TestApp::spawn_with(config).await;
     let junk = "x".repeat(64 * 1024);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);

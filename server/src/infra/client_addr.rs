@@ -6,7 +6,7 @@
 //! believed. Without trusted proxies the header is ignored, so a client cannot choose its
 //! own address.
 
-use crate::net::Networks;
+use crate::infra::net::Networks;
 use std::net::IpAddr;
 
 /// The proxies whose `X-Forwarded-For` is believed.

@@ -6,7 +6,7 @@
 //! `Any` driver carries losslessly. Each engine has its own migrations folder (the DDL differs
 //! in places) with the same numbered steps; they run at start-up and by `scanpay migrate`.
 
-use crate::secret::Secret;
+use crate::infra::secret::Secret;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};

@@ -4,10 +4,16 @@
 //! runs in a span that carries its request id (see `http::router`). Metrics go to the global
 //! `metrics` recorder, rendered as Prometheus text at `/metrics`.
 
-use crate::config::LogFormat;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
+
+/// How log lines are written: for a person, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global log subscriber. Later calls (tests start many apps in one process)
 /// keep the first subscriber.

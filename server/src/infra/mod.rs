@@ -1,0 +1,17 @@
+//! Infrastructure: what every part of ScanPay stands on and none of it is about payments:
+//! the database pool and migrations (`db`), the one clock
+//! (`clock`), secrets that never print (`secret`), logs and metrics (`telemetry`), the
+//! Leptos site options (`site`), fault injection for tests (`failpoints`), address lists
+//! (`net`) and the client address behind trusted proxies (`client_addr`). It imports nothing
+//! of the domain. The configuration is not here: it parses into the domain's own types (an
+//! order's expiry bounds, a provider's settings, the sandbox's faults), so it sits above
+//! them, beside the start-up that reads it.
+
+pub mod client_addr;
+pub mod clock;
+pub mod db;
+pub mod failpoints;
+pub mod net;
+pub mod secret;
+pub mod site;
+pub mod telemetry;
