@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 mod foundation;
 mod interop;
+mod layout;
 mod merchant;
 mod orders;
 mod payments;
