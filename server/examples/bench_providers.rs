@@ -56,7 +56,7 @@ async fn round_trips(
                 out_trade_no: format!("{prefix}{batch}_{i}"),
                 amount: Amount::from_fen(1230).expect("amount"),
                 subject: "bench".into(),
-                expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 900,
+                expires_at: server::infra::clock::now_ms() + 900_000,
                 notify_url: notify.clone(),
             };
             async move {

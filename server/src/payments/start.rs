@@ -157,7 +157,7 @@ impl Payments {
             out_trade_no: out_trade_no.clone(),
             amount: order.amount,
             subject: order.subject.clone(),
-            expires_at: payable_until.div_euclid(1000),
+            expires_at: payable_until,
             notify_url: self.notify_url(channel),
         };
         let started = std::time::Instant::now();

@@ -30,7 +30,8 @@ pub struct PrepayRequest {
     pub amount: Amount,
     /// What the customer sees in the wallet (≤ 127 chars for WeChat, 256 for Alipay).
     pub subject: String,
-    /// When the code stops working (Unix seconds).
+    /// When the code stops working, in Unix milliseconds like every time ScanPay keeps (each
+    /// provider's adapter writes it in its own format).
     pub expires_at: i64,
     /// Where the provider sends the asynchronous notification.
     pub notify_url: String,

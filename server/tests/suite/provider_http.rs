@@ -300,7 +300,7 @@ fn order() -> PrepayRequest {
         out_trade_no: "ORD_1".into(),
         amount: Amount::from_fen(1230).expect("amount"),
         subject: "测试 Test order".into(),
-        expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 900,
+        expires_at: server::infra::clock::now_ms() + 900_000,
         notify_url: "https://pay.example.com/notify/alipay".into(),
     }
 }

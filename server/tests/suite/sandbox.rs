@@ -148,7 +148,7 @@ fn order(id: &str, fen: i64, notify_url: String) -> PrepayRequest {
         out_trade_no: id.into(),
         amount: Amount::from_fen(fen).expect("amount"),
         subject: "沙箱测试 Sandbox test".into(),
-        expires_at: time::OffsetDateTime::now_utc().unix_timestamp() + 900,
+        expires_at: server::infra::clock::now_ms() + 900_000,
         notify_url,
     }
 }

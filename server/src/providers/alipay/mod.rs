@@ -202,7 +202,7 @@ impl PaymentProvider for Alipay {
     }
 
     async fn create_prepay(&self, req: &PrepayRequest) -> Result<Prepay, ProviderError> {
-        let expire = OffsetDateTime::from_unix_timestamp(req.expires_at)
+        let expire = OffsetDateTime::from_unix_timestamp(req.expires_at.div_euclid(1000))
             .map_err(|_| ProviderError::Malformed("expiry out of range".into()))?;
         let mut biz = json!({
             "out_trade_no": req.out_trade_no,

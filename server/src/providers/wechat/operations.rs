@@ -21,7 +21,7 @@ impl PaymentProvider for WechatPay {
             "mchid": self.account.mchid,
             "description": req.subject,
             "out_trade_no": req.out_trade_no,
-            "time_expire": rfc3339_china(req.expires_at)?,
+            "time_expire": rfc3339_china(req.expires_at.div_euclid(1000))?,
             "notify_url": req.notify_url,
             "amount": { "total": req.amount.fen(), "currency": "CNY" },
         });
