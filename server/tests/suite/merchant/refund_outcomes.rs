@@ -327,14 +327,23 @@ async fn wechat_refund_notifications_settle_a_refund_without_asking(db: TestDb) 
     let order = order_of(&app, &id).await;
     assert_eq!(order.status, OrderStatus::Refunded);
     assert_eq!(order.refunded_amount, fen(600));
-    // The notification is in the inbox, accepted, about this order.
-    let (outcome, reason): (String, Option<String>) = sqlx::query_as(
-        "SELECT outcome, reason FROM notifications WHERE order_id = $1 AND reason LIKE 'refund %' ORDER BY id DESC LIMIT 1",
-    )
-    .bind(&id)
-    .fetch_one(app.db.pool())
-    .await
-    .expect("the refund notification was stored");
+    // The notification is in the inbox, accepted, about this order. The inbox row is marked
+    // just after the refund settles (the reply comes last), so it may take a moment.
+    let mut decided = None;
+    for _ in 0..200 {
+        decided = sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT outcome, reason FROM notifications WHERE order_id = $1 AND reason LIKE 'refund %' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&id)
+        .fetch_optional(app.db.pool())
+        .await
+        .expect("inbox");
+        if decided.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (outcome, reason) = decided.expect("the refund notification was stored and decided");
     assert_eq!(outcome, "accepted", "{reason:?}");
     assert_eq!(
         server::outbox::for_order(&app.db, &id)
