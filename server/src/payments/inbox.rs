@@ -79,7 +79,8 @@ impl Outcome {
 /// What the inbox stores before processing has decided.
 pub const RECEIVED: &str = "received";
 
-/// The decision on one stored notification.
+/// The decision on one stored notification: the one record of what happened, from which
+/// both the inbox row and the reply to the provider follow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub outcome: Outcome,
@@ -87,6 +88,9 @@ pub struct Decision {
     pub notification_id: Option<String>,
     pub out_trade_no: Option<String>,
     pub order_id: Option<String>,
+    /// Refused before it could be read: the HTTP status and sentence of the reply (413 too
+    /// large, 400 not UTF-8) instead of the provider's own refusal format.
+    pub unreadable: Option<(u16, &'static str)>,
 }
 
 impl Decision {
@@ -97,6 +101,7 @@ impl Decision {
             notification_id: None,
             out_trade_no: None,
             order_id: None,
+            unreadable: None,
         }
     }
 }

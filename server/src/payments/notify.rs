@@ -61,11 +61,10 @@ pub async fn receive(
             return Answer::Outcome(NotifyOutcome::RetryLater);
         }
     };
-    let (mut answer, mut decision) = decide(payments, provider, r, id).await;
+    let mut decision = decide(payments, provider, r, id).await;
     if let Some(trade) = decision.out_trade_no.clone() {
         // The change (if any) is committed; a crash here loses only the reply.
         if let Err(e) = failpoints::hit("notify.before_reply", &trade) {
-            answer = Answer::Outcome(NotifyOutcome::RetryLater);
             decision = Decision {
                 outcome: Outcome::Retry,
                 reason: Some(e.to_string()),
@@ -77,7 +76,21 @@ pub async fn receive(
         tracing::warn!(notification = id, error = %e, "cannot record the notification's outcome");
     }
     count(r.channel, decision.outcome);
-    answer
+    answer_of(&decision)
+}
+
+/// The reply a decision calls for: a taken or duplicate notification is acknowledged, a
+/// refused one refused (an unreadable one with its own status), and our own fault asks the
+/// provider to send it again.
+fn answer_of(decision: &Decision) -> Answer {
+    if let Some((status, message)) = decision.unreadable {
+        return Answer::Unreadable { status, message };
+    }
+    Answer::Outcome(match decision.outcome {
+        Outcome::Accepted | Outcome::Duplicate => NotifyOutcome::Accepted,
+        Outcome::Rejected => NotifyOutcome::Rejected,
+        Outcome::Retry => NotifyOutcome::RetryLater,
+    })
 }
 
 fn count(channel: Channel, outcome: Outcome) {
@@ -90,15 +103,15 @@ async fn decide(
     provider: &dyn PaymentProvider,
     r: &Received<'_>,
     id: i64,
-) -> (Answer, Decision) {
+) -> Decision {
     let refuse_unreadable = |status, message: &'static str, reason: String, label| {
         tracing::warn!(channel = %r.channel, notification = id, %reason, "unreadable notification refused");
         ::metrics::counter!("notifications_rejected_total", "channel" => r.channel.as_str(), "reason" => label)
             .increment(1);
-        (
-            Answer::Unreadable { status, message },
-            Decision::new(Outcome::Rejected, reason),
-        )
+        Decision {
+            unreadable: Some((status, message)),
+            ..Decision::new(Outcome::Rejected, reason)
+        }
     };
     if r.truncated() {
         return refuse_unreadable(
@@ -161,17 +174,17 @@ async fn decide(
         None => apply(payments, &refusal, &n).await,
     };
     match applied {
-        Ok((answer, d)) => {
+        Ok(d) => {
             decision.outcome = d.outcome;
             decision.reason = d.reason;
             decision.order_id = d.order_id;
-            (answer, decision)
+            decision
         }
         Err(e) => {
             tracing::error!(channel = %n.channel, out_trade_no = %n.out_trade_no, error = %e, "notification not processed; asking for redelivery");
             decision.outcome = Outcome::Retry;
             decision.reason = Some(e.to_string());
-            (Answer::Outcome(NotifyOutcome::RetryLater), decision)
+            decision
         }
     }
 }
@@ -233,7 +246,7 @@ async fn apply(
     payments: &Payments,
     refusal: &Refusal<'_>,
     n: &VerifiedNotification,
-) -> Result<(Answer, Decision), PaymentError> {
+) -> Result<Decision, PaymentError> {
     let Some(attempt) = payments.attempt(&n.out_trade_no).await? else {
         let m = Mismatch::UnknownOrder(n.out_trade_no.clone());
         return Ok(refusal
@@ -278,10 +291,7 @@ async fn apply(
             // Our own refund seen from the trade's side: the refund's answer and query are
             // what settle it; the order neither pays again nor closes.
             let reason = format!("provider state {}: a refund echo", n.provider_state);
-            return Ok((
-                Answer::Outcome(NotifyOutcome::Accepted),
-                decided(Outcome::Accepted, Some(reason)),
-            ));
+            return Ok(decided(Outcome::Accepted, Some(reason)));
         }
         NotificationKind::Refund(notice) => {
             let applied = crate::payments::refunds::apply_notice(
@@ -306,19 +316,16 @@ async fn apply(
                         )
                         .await
                 }
-                Ok(changed) => (
-                    Answer::Outcome(NotifyOutcome::Accepted),
-                    decided(
-                        if changed {
-                            Outcome::Accepted
-                        } else {
-                            Outcome::Duplicate
-                        },
-                        Some(format!(
-                            "refund {} {}",
-                            notice.out_refund_no, notice.provider_state
-                        )),
-                    ),
+                Ok(changed) => decided(
+                    if changed {
+                        Outcome::Accepted
+                    } else {
+                        Outcome::Duplicate
+                    },
+                    Some(format!(
+                        "refund {} {}",
+                        notice.out_refund_no, notice.provider_state
+                    )),
                 ),
             });
         }
@@ -327,10 +334,7 @@ async fn apply(
         // Waiting, closed, failed, or a stale copy arriving after the paid one: recorded in
         // the inbox, never a change of status.
         let reason = format!("provider state {}: not a payment", n.provider_state);
-        return Ok((
-            Answer::Outcome(NotifyOutcome::Accepted),
-            decided(Outcome::Accepted, Some(reason)),
-        ));
+        return Ok(decided(Outcome::Accepted, Some(reason)));
     }
     let recorded = payments
         .record_payment(
@@ -352,7 +356,7 @@ async fn apply(
         Recorded::Duplicate => decided(Outcome::Duplicate, None),
         Recorded::Extra => decided(Outcome::Accepted, Some("second payment".to_string())),
     };
-    Ok((Answer::Outcome(NotifyOutcome::Accepted), decision))
+    Ok(decision)
 }
 
 /// Refuses a notification: a risk event (in the order's timeline when there is an order),
@@ -372,7 +376,7 @@ impl Refusal<'_> {
         order_id: Option<String>,
         kind: RiskKind,
         reason: String,
-    ) -> (Answer, Decision) {
+    ) -> Decision {
         let payments = self.payments;
         ::metrics::counter!("notifications_rejected_total", "channel" => self.channel.as_str(), "reason" => kind.as_str())
             .increment(1);
@@ -385,22 +389,17 @@ impl Refusal<'_> {
             notification_ref: Some(self.notification_ref),
             remote_addr: self.remote_addr.map(str::to_string),
         };
-        let (answer, outcome) = match risk::record(payments.db(), &event).await {
-            Ok(()) => (NotifyOutcome::Rejected, Outcome::Rejected),
+        let outcome = match risk::record(payments.db(), &event).await {
+            Ok(()) => Outcome::Rejected,
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the refused notification; asking for redelivery");
-                (NotifyOutcome::RetryLater, Outcome::Retry)
+                Outcome::Retry
             }
         };
-        (
-            Answer::Outcome(answer),
-            Decision {
-                outcome,
-                reason: Some(reason),
-                notification_id: None,
-                out_trade_no,
-                order_id,
-            },
-        )
+        Decision {
+            out_trade_no,
+            order_id,
+            ..Decision::new(outcome, reason)
+        }
     }
 }
