@@ -87,7 +87,7 @@ pub struct Application {
 impl Application {
     /// Connects to and migrates the database, binds the listen address, opens the sandbox
     /// gateways when they serve a provider, and parses the providers' keys.
-    pub async fn build(mut config: Config) -> Result<Application, StartupError> {
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
         // Before anything opens: a mix of real money and the sandbox or demo stops here.
         let posture = config.posture()?;
         let node_lock = db::lock_single_node(&config.database)?;
@@ -120,10 +120,11 @@ impl Application {
             .into_iter()
             .filter(|c| config.sandbox_serves(*c))
             .collect();
-        let sandbox = wire_in_process(&mut config, &public_url, local_addr).await?;
+        let wired = wire_in_process(&config, &public_url, local_addr).await?;
+        let sandbox = wired.sandbox;
         let providers = providers::config::Providers::from_settings(
-            config.alipay.as_ref(),
-            config.wechat.as_ref(),
+            wired.alipay.as_ref(),
+            wired.wechat.as_ref(),
         )?
         .sandbox_only_for_demo(match posture {
             config::Posture::Live => &sandboxed,
@@ -405,18 +406,31 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The providers' effective settings: the configured ones, or the in-process sandbox's for a
+/// channel it serves (then the sandbox to mount).
+struct Wired {
+    sandbox: Option<Arc<sandbox::Sandbox>>,
+    alipay: Option<providers::config::AlipaySettings>,
+    wechat: Option<providers::config::WechatSettings>,
+}
+
 /// Opens the in-process sandbox when the configuration asks for it, and points each provider
-/// it serves at it (over loopback HTTP, like any gateway). Returns the sandbox to mount.
+/// it serves at it (over loopback HTTP, like any gateway). The configuration is only read.
 async fn wire_in_process(
-    config: &mut crate::config::Config,
+    config: &Config,
     public_url: &str,
     local_addr: std::net::SocketAddr,
-) -> Result<Option<Arc<sandbox::Sandbox>>, sandbox::SandboxError> {
+) -> Result<Wired, sandbox::SandboxError> {
     use crate::providers::Channel;
+    let mut wired = Wired {
+        sandbox: None,
+        alipay: config.alipay.clone(),
+        wechat: config.wechat.clone(),
+    };
     let serve_alipay = config.sandbox_serves(Channel::Alipay);
     let serve_wechat = config.sandbox_serves(Channel::Wechat);
     if !serve_alipay && !serve_wechat {
-        return Ok(None);
+        return Ok(wired);
     }
     let sandbox = sandbox::Sandbox::open(sandbox::SandboxSettings {
         dir: config.data_dir.join("sandbox"),
@@ -434,12 +448,13 @@ async fn wire_in_process(
     let (alipay, wechat) =
         sandbox::provider_settings(sandbox.keys_dir(), &format!("http://{loopback}/sandbox"));
     if serve_alipay {
-        config.alipay = Some(alipay);
+        wired.alipay = Some(alipay);
         tracing::info!("Alipay is served by the built-in sandbox gateway");
     }
     if serve_wechat {
-        config.wechat = Some(wechat);
+        wired.wechat = Some(wechat);
         tracing::info!("WeChat Pay is served by the built-in sandbox gateway");
     }
-    Ok(Some(sandbox))
+    wired.sandbox = Some(sandbox);
+    Ok(wired)
 }
