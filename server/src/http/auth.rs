@@ -1,12 +1,11 @@
-//! Signing in and out of the order board, its one-time links, the CSV export, and the guard
-//! every request passes:
+//! Signing in and out of the order board, its one-time links, and the guard every request
+//! passes:
 //!
 //! - `POST /auth/login` (form: email, password, next): a session cookie (HttpOnly,
 //!   SameSite=Lax, Secure when the public URL is https) and a redirect to the board; failures
 //!   go back to `/login?error=…`; too many failures answer 429 with `Retry-After`.
 //! - `POST /auth/logout` (form: csrf), `POST /auth/demo` (the demo shop, while the demo is on).
 //! - `GET|POST /auth/link/{token}`: a one-time sign-in link; the person chooses a password.
-//! - `GET /board/orders.csv?<filters>`: the filtered orders, streamed.
 //! - [`guard`]: a state-changing request from another origin is refused (403) when it carries
 //!   our session cookie or targets `/auth/`; a board page without a session redirects to
 //!   `/login`. Changes made by the board also carry the session's CSRF token
@@ -15,9 +14,8 @@
 use crate::accounts::{self, AccountError, LoginLimiter};
 use crate::limits::{LimitError, Limited};
 use crate::state::AppState;
-use app::merchant::{cookie, BoardFilter, SESSION_COOKIE};
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use app::merchant::{cookie, SESSION_COOKIE};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -32,7 +30,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/auth/logout", post(logout))
         .route("/auth/demo", post(demo))
         .route("/auth/link/{token}", get(link_page).post(redeem_link))
-        .route("/board/orders.csv", get(export_csv))
         .layer(Extension(Arc::new(LoginLimiter::new(
             state.limiter.clone(),
         ))))
@@ -145,7 +142,7 @@ async fn login(
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "board sign-in failed");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -272,71 +269,6 @@ async fn redeem_link(
         Err(AccountError::Link) => Redirect::to("/login?error=link").into_response(),
         Err(e) => internal(e),
     }
-}
-
-/// The filtered orders as CSV, streamed in batches (yuan with two decimals, China time), with
-/// a UTF-8 byte-order mark so spreadsheets read Chinese subjects correctly.
-async fn export_csv(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(filter): Query<BoardFilter>,
-) -> Response {
-    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    let user = match accounts::session(&state.db, &token).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return (StatusCode::UNAUTHORIZED, "Sign in to export orders.").into_response(),
-        Err(e) => return internal(e),
-    };
-    let search = match crate::board::search_of(&filter) {
-        Ok(s) => s,
-        Err(app::services::ServiceError::Invalid(m)) => {
-            return (StatusCode::BAD_REQUEST, m).into_response()
-        }
-        Err(app::services::ServiceError::Internal(m) | app::services::ServiceError::Busy(m)) => {
-            return internal(m)
-        }
-    };
-    let db = state.db.clone();
-    let merchant = user.merchant_id;
-    let first = futures::stream::once(async {
-        Ok::<_, std::io::Error>(format!("\u{feff}{}", crate::board::CSV_HEADER))
-    });
-    let batches = futures::stream::unfold(Some(search), move |search| {
-        let (db, merchant) = (db.clone(), merchant.clone());
-        async move {
-            let mut search = search?;
-            match crate::orders::list(&db, &merchant, &search, crate::board::EXPORT_BATCH).await {
-                Ok(batch) if batch.is_empty() => None,
-                Ok(batch) => {
-                    let full = batch.len() as i64 == crate::board::EXPORT_BATCH;
-                    search.starting_after = batch.last().map(|o| o.id.as_str().to_string());
-                    let lines = crate::board::csv_lines(&batch);
-                    Some((Ok(lines), full.then_some(search)))
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "CSV export failed midway");
-                    Some((Err(std::io::Error::other("export failed")), None))
-                }
-            }
-        }
-    });
-    let date = app::clock::beijing(crate::infra::clock::now_ms())
-        .get(..10)
-        .unwrap_or("orders")
-        .replace('-', "");
-    let mut response = Body::from_stream(futures::StreamExt::chain(first, batches)).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"scanpay-orders-{date}.csv\""
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// Whether a request comes from a page of another origin, by `Origin` (or, without it,

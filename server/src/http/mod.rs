@@ -7,6 +7,7 @@
 
 mod api_v1;
 mod auth;
+mod export;
 mod health;
 mod internal;
 mod metrics;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/notify/{channel}", axum::routing::post(notify::receive))
         .merge(auth::router(&state))
+        .merge(export::router())
         .merge(internal::router())
         .nest("/api/v1", api_v1::router(state.clone()))
         .leptos_routes_with_context(&state, routes, context.clone(), {
