@@ -222,23 +222,45 @@ fn link_token_ok(token: &str) -> bool {
 }
 
 /// The page of a sign-in link: choose a password (the link works once).
-async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn link_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    parts: http::request::Parts,
+) -> Response {
     if !link_token_ok(&token) {
         return Redirect::to("/login?error=link").into_response();
     }
+    // In the person's language, as every page is (`?lang=`, the cookie, `Accept-Language`).
+    let lang = app::i18n::from_request(&parts);
+    let t = |en, zh| lang.pick(en, zh);
     match accounts::link_usable(&state.db, &token).await {
         Ok(true) => Html(format!(
-            "<!DOCTYPE html><html lang=en><meta charset=utf-8>\
+            "<!DOCTYPE html><html lang={tag}><meta charset=utf-8>\
              <meta name=viewport content=\"width=device-width, initial-scale=1\">\
-             <title>Choose a password · ScanPay</title><link rel=stylesheet href=\"/pkg/scanpay.css\">\
-             <main class=site-main><section class=\"card login\"><h1>Welcome to ScanPay</h1>\
-             <p>Choose the password you will sign in with (at least {min} characters). \
-             This link works once.</p>\
+             <title>{title} · ScanPay</title><link rel=stylesheet href=\"/pkg/scanpay.css\">\
+             <main class=site-main><section class=\"card login\"><h1>{welcome}</h1>\
+             <p>{choose}</p>\
              <form method=post action=\"/auth/link/{token}\" class=form>\
-             <label><span>Password</span><input type=password name=password minlength={min} \
+             <label><span>{password}</span><input type=password name=password minlength={min} \
              autocomplete=new-password required data-testid=link-password></label>\
-             <button type=submit class=primary data-testid=link-submit>Save and open the board</button>\
+             <button type=submit class=primary data-testid=link-submit>{save}</button>\
              </form></section></main></html>",
+            tag = lang.tag(),
+            title = t("Choose a password", "设置密码"),
+            welcome = t("Welcome to ScanPay", "欢迎使用 ScanPay"),
+            choose = match lang {
+                app::i18n::Lang::En => format!(
+                    "Choose the password you will sign in with (at least {} characters). \
+                     This link works once.",
+                    accounts::MIN_PASSWORD_CHARS
+                ),
+                app::i18n::Lang::Zh => format!(
+                    "请设置登录密码（至少 {} 个字符）。此链接只能使用一次。",
+                    accounts::MIN_PASSWORD_CHARS
+                ),
+            },
+            password = t("Password", "密码"),
+            save = t("Save and open the board", "保存并打开订单看板"),
             min = accounts::MIN_PASSWORD_CHARS
         ))
         .into_response(),

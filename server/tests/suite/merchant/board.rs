@@ -192,7 +192,23 @@ async fn links_passwords_sessions_and_the_guard(db: TestDb) {
     let link = format!("/auth/link/{}", made.login_token);
     let page = app.get(&link).await;
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.expect("page").contains("name=password"));
+    let english = page.text().await.expect("page");
+    assert!(english.contains("name=password") && english.contains("<html lang=en>"));
+    // In the person's language, like every page.
+    let chinese = app
+        .client
+        .get(app.url(&link))
+        .header("accept-language", "zh-CN,zh;q=0.9")
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        chinese.contains("<html lang=zh-CN>") && chinese.contains("设置密码"),
+        "{chinese}"
+    );
     // A short password is refused and the link stays usable.
     let short = app
         .client
