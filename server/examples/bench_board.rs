@@ -60,7 +60,7 @@ async fn seed(db: &server::infra::db::Db) -> (String, String) {
     let session = server::accounts::open_session(db, &user)
         .await
         .expect("session");
-    (made.merchant_id, session)
+    (made.merchant_id.into_string(), session)
 }
 
 fn p50_p99(mut lat: Vec<Duration>) -> (Duration, Duration) {
@@ -72,7 +72,7 @@ fn p50_p99(mut lat: Vec<Duration>) -> (Duration, Duration) {
 /// at a time, then 16 tasks at once on one key (the hot row of one busy shop).
 async fn api_and_limit(engine: &str, app: &common::Running, merchant: &str) -> Vec<String> {
     let client = reqwest::Client::new();
-    let key = server::api_keys::create(&app.db, merchant, "bench")
+    let key = server::api_keys::create(&app.db, &merchant.into(), "bench")
         .await
         .expect("key")
         .1;

@@ -12,6 +12,7 @@
 use crate::infra::clock::now_ms;
 use crate::infra::db::Db;
 use crate::limits::{LimitError, Limiter, Rate};
+use crate::merchants::MerchantId;
 use crate::orders;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
@@ -34,7 +35,7 @@ pub const DEMO_EMAIL: &str = "demo@scanpay.local";
 pub struct SessionUser {
     pub user_id: String,
     pub email: String,
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub merchant_name: String,
     pub csrf: String,
     /// May see the cluster page (an operator).
@@ -74,7 +75,7 @@ pub enum AccountError {
 /// What `scanpay merchant create` made.
 #[derive(Clone)]
 pub struct CreatedMerchant {
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub user_id: String,
     pub api_key: String,
     pub login_token: String,
@@ -136,7 +137,7 @@ pub async fn create_merchant(
         return Err(AccountError::Name);
     }
     let email = normalise_email(email).ok_or(AccountError::Email)?;
-    let merchant_id = format!("mer_{}", orders::random_token());
+    let merchant_id = MerchantId::new(format!("mer_{}", orders::random_token()));
     let user_id = format!("usr_{}", orders::random_token());
     let now = now_ms();
     let mut tx = db.pool().begin().await?;

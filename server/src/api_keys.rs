@@ -3,6 +3,7 @@
 //! them apart. A merchant may hold several; revoking one leaves the others working.
 
 use crate::infra::db::Db;
+use crate::merchants::MerchantId;
 use crate::orders;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -14,7 +15,7 @@ const PREFIX_CHARS: usize = 10;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ApiKey {
     pub id: String,
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub name: String,
     /// The first characters of the key, e.g. `sk_Ab12Cd3`.
     pub prefix: String,
@@ -26,7 +27,7 @@ pub struct ApiKey {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub key_id: String,
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
 }
 
 fn digest(key: &str) -> String {
@@ -36,7 +37,7 @@ fn digest(key: &str) -> String {
 /// Creates a key for a merchant; returns it listed and in full (the only time it is seen).
 pub async fn create(
     db: &Db,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     name: &str,
 ) -> Result<(ApiKey, String), sqlx::Error> {
     use rand::distributions::{Alphanumeric, DistString};
@@ -46,7 +47,7 @@ pub async fn create(
     );
     let listed = ApiKey {
         id: format!("key_{}", orders::random_token()),
-        merchant_id: merchant_id.to_string(),
+        merchant_id: merchant_id.clone(),
         name: name.chars().take(64).collect(),
         prefix: key.chars().take(PREFIX_CHARS).collect(),
         created_at: crate::infra::clock::now_ms(),
@@ -56,7 +57,7 @@ pub async fn create(
         "INSERT INTO api_keys (id, merchant_id, name, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&listed.id)
-    .bind(merchant_id)
+    .bind(merchant_id.as_str())
     .bind(&listed.name)
     .bind(&listed.prefix)
     .bind(digest(&key))
@@ -67,19 +68,19 @@ pub async fn create(
 }
 
 /// The merchant's keys, newest first.
-pub async fn list(db: &Db, merchant_id: &str) -> Result<Vec<ApiKey>, sqlx::Error> {
+pub async fn list(db: &Db, merchant_id: &MerchantId) -> Result<Vec<ApiKey>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, merchant_id, name, prefix, created_at, revoked_at FROM api_keys \
          WHERE merchant_id = $1 ORDER BY created_at DESC, id",
     )
-    .bind(merchant_id)
+    .bind(merchant_id.as_str())
     .fetch_all(db.pool())
     .await?;
     rows.iter()
         .map(|r| {
             Ok(ApiKey {
                 id: r.try_get("id")?,
-                merchant_id: r.try_get("merchant_id")?,
+                merchant_id: MerchantId::new(r.try_get::<String, _>("merchant_id")?),
                 name: r.try_get("name")?,
                 prefix: r.try_get("prefix")?,
                 created_at: r.try_get("created_at")?,
@@ -90,13 +91,13 @@ pub async fn list(db: &Db, merchant_id: &str) -> Result<Vec<ApiKey>, sqlx::Error
 }
 
 /// Revokes one of the merchant's keys; `false` when it has no such (live) key.
-pub async fn revoke(db: &Db, merchant_id: &str, key_id: &str) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &Db, merchant_id: &MerchantId, key_id: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND merchant_id = $3 AND revoked_at IS NULL",
     )
     .bind(crate::infra::clock::now_ms())
     .bind(key_id)
-    .bind(merchant_id)
+    .bind(merchant_id.as_str())
     .execute(db.pool())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -115,7 +116,7 @@ pub async fn authenticate(db: &Db, key: &str) -> Result<Option<Caller>, sqlx::Er
     row.map(|r| {
         Ok(Caller {
             key_id: r.try_get("id")?,
-            merchant_id: r.try_get("merchant_id")?,
+            merchant_id: MerchantId::new(r.try_get::<String, _>("merchant_id")?),
         })
     })
     .transpose()

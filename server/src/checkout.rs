@@ -3,6 +3,7 @@
 
 use crate::infra::db::Db;
 use crate::merchants;
+use crate::merchants::MerchantId;
 use crate::orders::{self, NewOrder, Order, OrderError, OrderId, OrderStatus};
 use crate::payments::{AttemptStatus, PaymentError, Payments, StartPayment};
 use app::api::{AggregateAnswer, AggregateView, CheckoutView, Choice, CodeProblem, PayCode};
@@ -241,7 +242,7 @@ impl Checkout {
 /// board's counter form (for the signed-in merchant). Errors name the form's field.
 pub async fn create_counter_order(
     payments: &Payments,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     amount: app::money::Amount,
     subject: String,
     expires_in_secs: i64,
@@ -249,7 +250,7 @@ pub async fn create_counter_order(
     let order = payments
         .create_order(
             &NewOrder {
-                merchant_id: merchant_id.into(),
+                merchant_id: merchant_id.clone(),
                 amount,
                 subject,
                 expires_in_secs,

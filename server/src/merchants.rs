@@ -10,6 +10,74 @@ use sqlx::Row;
 pub const DEMO_MERCHANT_ID: &str = "mer_demo";
 const DEMO_MERCHANT_NAME: &str = "ScanPay Demo Shop";
 
+/// A merchant's id, inside the server: made from text only at the edges (a database row, a
+/// session, an API key, the command line), so a function that wants a merchant cannot be
+/// handed an order id or a trade number by mistake.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    sqlx::Type,
+)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct MerchantId(String);
+
+impl MerchantId {
+    pub fn new(id: impl Into<String>) -> MerchantId {
+        MerchantId(id.into())
+    }
+
+    /// The demo merchant ([`DEMO_MERCHANT_ID`]).
+    pub fn demo() -> MerchantId {
+        MerchantId::new(DEMO_MERCHANT_ID)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for MerchantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for MerchantId {
+    fn from(id: &str) -> MerchantId {
+        MerchantId::new(id)
+    }
+}
+
+impl From<String> for MerchantId {
+    fn from(id: String) -> MerchantId {
+        MerchantId(id)
+    }
+}
+
+impl PartialEq<str> for MerchantId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for MerchantId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Merchant {
     pub id: String,
@@ -29,9 +97,9 @@ pub async fn ensure_demo(db: &Db) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-pub async fn get(db: &Db, id: &str) -> Result<Option<Merchant>, sqlx::Error> {
+pub async fn get(db: &Db, id: &MerchantId) -> Result<Option<Merchant>, sqlx::Error> {
     let row = sqlx::query("SELECT id, name FROM merchants WHERE id = $1")
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(db.pool())
         .await?;
     row.map(|r| {

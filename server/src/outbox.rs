@@ -8,6 +8,7 @@
 //! insert of the same change a no-op, whatever raced to make it.
 
 use crate::infra::db::Db;
+use crate::merchants::MerchantId;
 use sqlx::Row;
 
 /// A stored outbox event.
@@ -17,7 +18,7 @@ pub struct OutboxEvent {
     /// The event's public id (what a webhook receiver deduplicates by).
     pub event_id: String,
     pub dedupe_key: String,
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub order_id: Option<String>,
     pub topic: String,
     pub payload: serde_json::Value,
@@ -28,7 +29,7 @@ pub struct OutboxEvent {
 /// call for the same topic and order changes nothing (`Ok(false)`).
 pub async fn insert_for_order(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     order_id: &str,
     topic: &str,
     payload: &serde_json::Value,
@@ -40,7 +41,7 @@ pub async fn insert_for_order(
 /// subject.
 pub async fn insert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     order_id: &str,
     topic: &str,
     subject: &str,

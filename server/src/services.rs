@@ -3,6 +3,7 @@
 
 use crate::checkout::{self, Checkout};
 use crate::infra::db::Db;
+use crate::merchants::MerchantId;
 use app::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
 use app::channel::Channel;
 use app::merchant::{BoardData, BoardFilter, BoardUser, Change, OrderDetail, SignedIn};
@@ -99,7 +100,7 @@ impl AppServices for Services {
             let expires = expires_in_secs.unwrap_or(self.default_expiry_secs);
             checkout::create_counter_order(
                 &self.checkout.payments,
-                crate::merchants::DEMO_MERCHANT_ID,
+                &MerchantId::demo(),
                 amount,
                 subject,
                 expires,
@@ -123,7 +124,7 @@ impl AppServices for Services {
                 .await
                 .map_err(crate::service_error::fault)?;
             Ok(user.map(|u| SignedIn {
-                merchant_id: u.merchant_id,
+                merchant_id: u.merchant_id.into_string(),
                 user: BoardUser {
                     email: u.email,
                     merchant_name: u.merchant_name,
@@ -141,7 +142,10 @@ impl AppServices for Services {
         filter: BoardFilter,
         after: Option<String>,
     ) -> BoxFuture<'_, Result<BoardData, ServiceError>> {
-        async move { crate::board::page(self.db(), &merchant_id, &filter, after).await }.boxed()
+        async move {
+            crate::board::page(self.db(), &MerchantId::from(merchant_id), &filter, after).await
+        }
+        .boxed()
     }
 
     fn board_order(
@@ -153,7 +157,7 @@ impl AppServices for Services {
             crate::board::detail(
                 &self.checkout.payments,
                 &self.checkout.public_url,
-                &merchant_id,
+                &MerchantId::from(merchant_id),
                 &order_id,
             )
             .await
@@ -170,7 +174,7 @@ impl AppServices for Services {
             crate::board::change(
                 &self.checkout.payments,
                 &self.webhooks,
-                &merchant_id,
+                &MerchantId::from(merchant_id),
                 self.default_expiry_secs,
                 action,
             )
@@ -187,7 +191,8 @@ impl AppServices for Services {
         &self,
         merchant_id: String,
     ) -> BoxFuture<'_, Result<app::merchant::DevelopersView, ServiceError>> {
-        async move { crate::board::developers(self.db(), &merchant_id).await }.boxed()
+        async move { crate::board::developers(self.db(), &MerchantId::from(merchant_id)).await }
+            .boxed()
     }
 
     fn setting(
@@ -195,8 +200,16 @@ impl AppServices for Services {
         merchant_id: String,
         change: app::merchant::Setting,
     ) -> BoxFuture<'_, Result<app::merchant::SettingDone, ServiceError>> {
-        async move { crate::board::setting(self.db(), &self.webhooks, &merchant_id, change).await }
-            .boxed()
+        async move {
+            crate::board::setting(
+                self.db(),
+                &self.webhooks,
+                &MerchantId::from(merchant_id),
+                change,
+            )
+            .await
+        }
+        .boxed()
     }
 
     fn cluster(&self) -> BoxFuture<'_, Result<app::merchant::ClusterView, ServiceError>> {

@@ -15,6 +15,7 @@
 //! (`outbox.claimed_until`) in one conditional `UPDATE … RETURNING`.
 
 use crate::infra::db::Db;
+use crate::merchants::MerchantId;
 use crate::outbound::{Outbound, SendError, TargetError};
 use crate::outbox::OutboxEvent;
 pub use app::status::Delivery;
@@ -98,7 +99,7 @@ pub enum WebhookError {
 pub async fn set_endpoint(
     db: &Db,
     outbound: &Outbound,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     url: &str,
 ) -> Result<String, WebhookError> {
     outbound.check_url(url).await?;
@@ -117,7 +118,7 @@ pub async fn set_endpoint(
 }
 
 /// Replaces a merchant's secret; returns the new one. Events signed from now on use it.
-pub async fn rotate_secret(db: &Db, merchant_id: &str) -> Result<String, WebhookError> {
+pub async fn rotate_secret(db: &Db, merchant_id: &MerchantId) -> Result<String, WebhookError> {
     let done = sqlx::query("UPDATE merchants SET webhook_secret = $1 WHERE id = $2")
         .bind(new_secret())
         .bind(merchant_id)
@@ -129,7 +130,7 @@ pub async fn rotate_secret(db: &Db, merchant_id: &str) -> Result<String, Webhook
     secret_of(db, merchant_id).await
 }
 
-async fn secret_of(db: &Db, merchant_id: &str) -> Result<String, WebhookError> {
+async fn secret_of(db: &Db, merchant_id: &MerchantId) -> Result<String, WebhookError> {
     let secret: Option<String> = sqlx::query("SELECT webhook_secret FROM merchants WHERE id = $1")
         .bind(merchant_id)
         .fetch_one(db.pool())
@@ -236,7 +237,11 @@ impl Webhooks {
     }
 
     /// Sets a merchant's endpoint through this sender's guarded client ([`set_endpoint`]).
-    pub async fn set_endpoint(&self, merchant_id: &str, url: &str) -> Result<String, WebhookError> {
+    pub async fn set_endpoint(
+        &self,
+        merchant_id: &MerchantId,
+        url: &str,
+    ) -> Result<String, WebhookError> {
         set_endpoint(&self.db, &self.http, merchant_id, url).await
     }
 
@@ -361,11 +366,15 @@ impl Webhooks {
 
     /// Sends an event again now, by hand, whatever its state; a 2xx marks it delivered. The
     /// merchant's id scopes it: another merchant's event is "no event".
-    pub async fn redeliver(&self, merchant_id: &str, event_id: &str) -> Result<bool, WebhookError> {
+    pub async fn redeliver(
+        &self,
+        merchant_id: &MerchantId,
+        event_id: &str,
+    ) -> Result<bool, WebhookError> {
         let Some((event, attempts, endpoint)) = self
             .event_and_endpoint(EventKey::Public(event_id))
             .await?
-            .filter(|(e, _, _)| e.merchant_id == merchant_id)
+            .filter(|(e, _, _)| e.merchant_id == *merchant_id)
         else {
             return Err(WebhookError::NoEvent(event_id.to_string()));
         };

@@ -1,6 +1,7 @@
 //! A change made on the board: close, refund, abnormal-refund actions.
 
 use super::{internal, invalid};
+use crate::merchants::MerchantId;
 use crate::payments::refunds::{self, RefundError};
 use crate::payments::{CloseError, PaymentError, Payments};
 use crate::webhooks::{WebhookError, Webhooks};
@@ -12,7 +13,7 @@ use app::services::ServiceError;
 pub async fn change(
     payments: &Payments,
     webhooks: &Webhooks,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     default_expiry_secs: i64,
     action: Change,
 ) -> Result<String, ServiceError> {

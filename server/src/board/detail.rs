@@ -2,6 +2,7 @@
 //! events, its provider notifications and its webhook deliveries.
 
 use super::{internal, rows_of};
+use crate::merchants::MerchantId;
 use crate::orders::{self, OrderStatus};
 use crate::payments::inbox::Outcome;
 use crate::payments::refunds;
@@ -17,14 +18,14 @@ use sqlx::Row;
 pub async fn detail(
     payments: &Payments,
     public_url: &str,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     order_id: &str,
 ) -> Result<Option<OrderDetail>, ServiceError> {
     let db = payments.db();
     let Some(order) = orders::get(db, order_id)
         .await
         .map_err(internal)?
-        .filter(|o| o.merchant_id == merchant_id)
+        .filter(|o| o.merchant_id == *merchant_id)
     else {
         return Ok(None);
     };

@@ -2,6 +2,7 @@
 
 use super::{internal, invalid};
 use crate::infra::db::Db;
+use crate::merchants::MerchantId;
 use crate::webhooks::{WebhookError, Webhooks};
 use app::merchant::{DevelopersView, KeyRow, Setting, SettingDone};
 use app::services::ServiceError;
@@ -9,7 +10,7 @@ use sqlx::Row;
 
 /// The developers page of a merchant: its API keys (live first, then revoked) and its
 /// webhook endpoint.
-pub async fn developers(db: &Db, merchant_id: &str) -> Result<DevelopersView, ServiceError> {
+pub async fn developers(db: &Db, merchant_id: &MerchantId) -> Result<DevelopersView, ServiceError> {
     let mut keys: Vec<KeyRow> = crate::api_keys::list(db, merchant_id)
         .await
         .map_err(internal)?
@@ -34,7 +35,7 @@ pub async fn developers(db: &Db, merchant_id: &str) -> Result<DevelopersView, Se
 /// A merchant's webhook URL, and whether its signing secret exists.
 async fn webhook_endpoint(
     db: &Db,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
 ) -> Result<(Option<String>, bool), ServiceError> {
     let row = sqlx::query(
         "SELECT webhook_url, CAST(CASE WHEN webhook_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_secret \
@@ -58,7 +59,7 @@ async fn webhook_endpoint(
 pub async fn setting(
     db: &Db,
     webhooks: &Webhooks,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     change: Setting,
 ) -> Result<SettingDone, ServiceError> {
     let done = |message: String, secret: Option<String>| Ok(SettingDone { message, secret });
@@ -71,7 +72,7 @@ pub async fn setting(
             let (key, secret) = crate::api_keys::create(db, merchant_id, name)
                 .await
                 .map_err(internal)?;
-            tracing::info!(merchant = merchant_id, key = %key.id, "API key created on the board");
+            tracing::info!(merchant = %merchant_id, key = %key.id, "API key created on the board");
             done(
                 format!(
                     "API key \"{}\" created. Copy it now: it is not shown again.",
@@ -87,7 +88,7 @@ pub async fn setting(
             {
                 return Err(invalid("No such live API key."));
             }
-            tracing::info!(merchant = merchant_id, key = %key_id, "API key revoked on the board");
+            tracing::info!(merchant = %merchant_id, key = %key_id, "API key revoked on the board");
             done(
                 "API key revoked: requests with it now get 401.".into(),
                 None,

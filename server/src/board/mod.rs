@@ -18,6 +18,7 @@ pub use detail::detail;
 pub use developers::{developers, setting};
 
 use crate::infra::db::Db;
+use crate::merchants::MerchantId;
 use crate::orders::{self, Order, OrderStatus, Search};
 use app::channel::Channel;
 use app::merchant::{BoardData, BoardFilter, BoardRow, ChannelTotal};
@@ -137,7 +138,7 @@ pub(super) async fn rows_of(db: &Db, orders: Vec<Order>) -> Result<Vec<BoardRow>
 /// One page of a merchant's board.
 pub async fn page(
     db: &Db,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     filter: &BoardFilter,
     after: Option<String>,
 ) -> Result<BoardData, ServiceError> {
@@ -147,7 +148,7 @@ pub async fn page(
         let ok = orders::get(db, a)
             .await
             .map_err(internal)?
-            .is_some_and(|o| o.merchant_id == merchant_id);
+            .is_some_and(|o| o.merchant_id == *merchant_id);
         search.starting_after = ok.then(|| a.clone());
     }
     let mut found = orders::list(db, merchant_id, &search, PAGE + 1)

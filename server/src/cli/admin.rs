@@ -1,6 +1,7 @@
 //! The operator's commands: `scanpay merchant`, `apikey`, `webhook` and `risk`.
 
 use super::*;
+use crate::merchants::MerchantId;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum MerchantCommand {
@@ -181,23 +182,27 @@ pub(super) async fn apikey(config: Config, command: ApikeyCommand) -> Result<(),
     let query = |e: sqlx::Error| StartupError::Db(crate::infra::db::DbError::Query(e));
     let result = match command {
         ApikeyCommand::Create { merchant, name } => {
-            if crate::merchants::get(&db, &merchant)
+            if crate::merchants::get(&db, &MerchantId::from(merchant.as_str()))
                 .await
                 .map_err(query)?
                 .is_none()
             {
                 Err(StartupError::Command(format!("no merchant {merchant}")))
             } else {
-                let (listed, key) = api_keys::create(&db, &merchant, &name)
-                    .await
-                    .map_err(query)?;
+                let (listed, key) =
+                    api_keys::create(&db, &MerchantId::from(merchant.as_str()), &name)
+                        .await
+                        .map_err(query)?;
                 println!("{}  {key}", listed.id);
                 println!("(shown once: store it now; ScanPay keeps only its hash)");
                 Ok(())
             }
         }
         ApikeyCommand::List { merchant } => {
-            for k in api_keys::list(&db, &merchant).await.map_err(query)? {
+            for k in api_keys::list(&db, &MerchantId::from(merchant.as_str()))
+                .await
+                .map_err(query)?
+            {
                 println!(
                     "{}  {}…  {}  {}",
                     k.id,
@@ -213,7 +218,10 @@ pub(super) async fn apikey(config: Config, command: ApikeyCommand) -> Result<(),
             Ok(())
         }
         ApikeyCommand::Revoke { merchant, id } => {
-            if api_keys::revoke(&db, &merchant, &id).await.map_err(query)? {
+            if api_keys::revoke(&db, &MerchantId::from(merchant.as_str()), &id)
+                .await
+                .map_err(query)?
+            {
                 println!("{id} revoked");
                 Ok(())
             } else {
@@ -237,16 +245,22 @@ pub(super) async fn webhook(config: Config, command: WebhookCommand) -> Result<(
         config.webhook_time_scale,
     );
     let result = match command {
-        WebhookCommand::Set { merchant, url } => {
-            sender.set_endpoint(&merchant, &url).await.map(|secret| {
-                format!("webhook endpoint of {merchant}: {url}\nsigning secret: {secret}")
-            })
-        }
-        WebhookCommand::RotateSecret { merchant } => webhooks::rotate_secret(&db, &merchant)
+        WebhookCommand::Set { merchant, url } => sender
+            .set_endpoint(&MerchantId::from(merchant.as_str()), &url)
             .await
-            .map(|secret| format!("new signing secret of {merchant}: {secret}")),
+            .map(|secret| {
+                format!("webhook endpoint of {merchant}: {url}\nsigning secret: {secret}")
+            }),
+        WebhookCommand::RotateSecret { merchant } => {
+            webhooks::rotate_secret(&db, &MerchantId::from(merchant.as_str()))
+                .await
+                .map(|secret| format!("new signing secret of {merchant}: {secret}"))
+        }
         WebhookCommand::Redeliver { merchant, event } => {
-            match sender.redeliver(&merchant, &event).await {
+            match sender
+                .redeliver(&MerchantId::from(merchant.as_str()), &event)
+                .await
+            {
                 Ok(delivered) => {
                     let last = webhooks::log(&db, &event)
                         .await

@@ -20,6 +20,7 @@ pub use app::status::{self, OrderStatus};
 
 use crate::infra::clock::now_ms;
 use crate::infra::db::Db;
+pub use crate::merchants::MerchantId;
 use app::money::Amount;
 use sqlx::Row;
 
@@ -81,7 +82,7 @@ pub const RETURN_URL_PATTERN: &str =
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {
     pub id: OrderId,
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub amount: Amount,
     pub subject: String,
     pub status: OrderStatus,
@@ -112,7 +113,7 @@ impl Order {
 /// What creating an order needs.
 #[derive(Clone, Debug)]
 pub struct NewOrder {
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub amount: Amount,
     pub subject: String,
     /// How long the order can be paid, in seconds.
@@ -175,7 +176,7 @@ pub async fn create(
          VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8, $9, $10)",
     )
     .bind(id.as_str())
-    .bind(&new.merchant_id)
+    .bind(new.merchant_id.as_str())
     .bind(new.amount.fen())
     .bind(&new.subject)
     .bind(0_i64)
@@ -242,7 +243,7 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order, OrderError> {
         |what: &str| sqlx::Error::Decode(format!("orders.{what} holds an impossible value").into());
     Ok(Order {
         id: OrderId(r.try_get("id")?),
-        merchant_id: r.try_get("merchant_id")?,
+        merchant_id: MerchantId::new(r.try_get::<String, _>("merchant_id")?),
         amount: Amount::from_fen(r.try_get("amount")?).map_err(|_| corrupt("amount"))?,
         subject: r.try_get("subject")?,
         status: OrderStatus::parse(&r.try_get::<String, _>("status")?)

@@ -1,6 +1,7 @@
 //! The one order search: the board, the CSV export and `GET /api/v1/orders` share it.
 
 use super::*;
+use crate::merchants::MerchantId;
 
 /// Which of a merchant's orders to list; every field narrows the list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub struct Search {
 /// `limit`.
 pub async fn list(
     db: &Db,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     search: &Search,
     limit: i64,
 ) -> Result<Vec<Order>, OrderError> {

@@ -1,6 +1,7 @@
 //! An order's timeline, and the one way its status changes (see the module's notes).
 
 use super::*;
+use crate::merchants::MerchantId;
 
 /// Adds an event to an order's timeline inside the caller's transaction.
 pub(crate) async fn insert_event(
@@ -63,7 +64,7 @@ pub async fn add_event(
 pub struct Transitioned {
     pub to: OrderStatus,
     /// The order's merchant (whose board hears of the change).
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     /// A payment that reached an expired or closed order.
     pub late: bool,
 }
@@ -179,7 +180,7 @@ async fn change_in(
         detail["late"] = serde_json::json!(true);
     }
     insert_event(tx, id, &format!("status.{to}"), &detail).await?;
-    let merchant_id: String = row.try_get("merchant_id")?;
+    let merchant_id: MerchantId = row.try_get("merchant_id")?;
     if let Some(topic) = outbox_topic(to) {
         let payload = serde_json::json!({
             "order_id": id,

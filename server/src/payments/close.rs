@@ -1,6 +1,7 @@
 //! Closing attempts and orders at their provider: a switch, an expiry, the merchant's close.
 
 use super::*;
+use crate::merchants::MerchantId;
 use crate::orders::{self, Order, OrderStatus};
 use crate::providers::TradeState;
 
@@ -80,7 +81,7 @@ impl Payments {
     /// error; another merchant's order is `NotFound`. `via` says where it was asked for.
     pub async fn close_for_merchant(
         &self,
-        merchant_id: &str,
+        merchant_id: &MerchantId,
         order_id: &str,
         via: &str,
     ) -> Result<Order, CloseError> {
@@ -89,7 +90,7 @@ impl Payments {
             orders::get(&self.db, order_id)
                 .await
                 .map_err(PaymentError::from)?
-                .filter(|o| o.merchant_id == merchant_id)
+                .filter(|o| o.merchant_id == *merchant_id)
                 .ok_or_else(|| CloseError::NotFound(order_id.to_string()))
         };
         let order = mine().await?;

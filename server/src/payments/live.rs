@@ -6,6 +6,7 @@
 //! Today the hub is in-process (one node). Cluster mode feeds it from PostgreSQL
 //! `LISTEN/NOTIFY` as well, so a callback handled on another node reaches this node's pages.
 
+use crate::merchants::MerchantId;
 use app::api::LivePing;
 use app::status::OrderStatus;
 use futures::stream::{BoxStream, StreamExt};
@@ -56,7 +57,8 @@ impl LiveHub {
 
     /// Announces a committed change (a new order is a change to `created`). Never fails: with
     /// no listener the change is simply not heard (pages re-read on connect).
-    pub fn publish(&self, merchant_id: &str, order_id: &str, status: OrderStatus) {
+    pub fn publish(&self, merchant_id: &MerchantId, order_id: &str, status: OrderStatus) {
+        let merchant_id = merchant_id.as_str();
         let change = OrderChange {
             all: false,
             merchant_id: merchant_id.into(),
@@ -70,6 +72,7 @@ impl LiveHub {
     }
 
     /// A change made on another node: told to this node's pages only.
+    /// From another node (the live bridge's wire carries the id as text).
     pub fn publish_local(&self, merchant_id: &str, order_id: &str, status: OrderStatus) {
         let _ = self.tx.send(OrderChange {
             all: false,

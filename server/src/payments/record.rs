@@ -2,6 +2,7 @@
 
 use super::close::Closing;
 use super::*;
+use crate::merchants::MerchantId;
 use crate::orders::{self, OrderStatus};
 use sqlx::Row;
 
@@ -97,10 +98,10 @@ impl Payments {
             provider_trade_no,
         };
         let moved = orders::pay_in(&mut tx, order_id, by, detail.clone()).await?;
-        let mut paid_merchant = String::new();
+        let mut paid_merchant = None;
         let outcome = match moved {
             Some(t) => {
-                paid_merchant = t.merchant_id;
+                paid_merchant = Some(t.merchant_id);
                 Recorded::Paid { late: t.late }
             }
             None => {
@@ -147,7 +148,7 @@ impl Payments {
                 if changed.rows_affected() == 1 {
                     // A payment of its own: in the timeline, to the merchant's webhook as
                     // its own event, and on the board with its own refund.
-                    let (merchant_id, amount): (String, i64) =
+                    let (merchant_id, amount): (MerchantId, i64) =
                         sqlx::query_as("SELECT merchant_id, amount FROM orders WHERE id = $1")
                             .bind(order_id)
                             .fetch_one(&mut *tx)
@@ -197,8 +198,9 @@ impl Payments {
         if let Recorded::Paid { late } = outcome {
             ::metrics::counter!("payments_recorded_total", "channel" => attempt.channel.as_str(), "late" => late.to_string())
                 .increment(1);
-            self.live
-                .publish(&paid_merchant, order_id, OrderStatus::Paid);
+            if let Some(merchant) = &paid_merchant {
+                self.live.publish(merchant, order_id, OrderStatus::Paid);
+            }
             // Another wallet's code of this order may still be live: close it so the customer
             // cannot pay twice. Best effort; a payment that still arrives is recorded as extra
             // when its notification comes.

@@ -9,6 +9,7 @@ use super::wechat::{WechatAccount, WechatPay};
 use super::{http_client, Channel, PaymentProvider};
 use crate::infra::clock::SystemClock;
 use crate::infra::secret::Secret;
+use crate::merchants::MerchantId;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,10 +71,10 @@ impl Providers {
     }
 
     /// Whether `channel` may take a payment for an order of `merchant_id`.
-    pub fn takes_orders_of(&self, channel: Channel, merchant_id: &str) -> bool {
+    pub fn takes_orders_of(&self, channel: Channel, merchant_id: &MerchantId) -> bool {
         self.get(channel).is_some()
             && (!self.sandbox_only_for_demo.contains(&channel)
-                || merchant_id == crate::merchants::DEMO_MERCHANT_ID)
+                || *merchant_id == crate::merchants::DEMO_MERCHANT_ID)
     }
 
     /// The provider of a channel, when enabled.
@@ -93,7 +94,7 @@ impl Providers {
     }
 
     /// The channels that take orders of `merchant_id`, Alipay first.
-    pub fn channels_for(&self, merchant_id: &str) -> Vec<Channel> {
+    pub fn channels_for(&self, merchant_id: &MerchantId) -> Vec<Channel> {
         Channel::ALL
             .into_iter()
             .filter(|c| self.takes_orders_of(*c, merchant_id))

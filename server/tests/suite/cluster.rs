@@ -7,6 +7,7 @@
 //! node on one SQLite file is refused.
 
 use crate::common;
+use server::merchants::MerchantId;
 
 use common::TestDb;
 use futures::{SinkExt, StreamExt};
@@ -593,7 +594,7 @@ async fn a_forged_answer_to_a_forwarded_flow_never_reaches_a_customer() {
         })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await; // the peer list refreshes
-    let (_, key) = server::api_keys::create(&app.db, server::merchants::DEMO_MERCHANT_ID, "t")
+    let (_, key) = server::api_keys::create(&app.db, &MerchantId::demo(), "t")
         .await
         .expect("key");
     let client = common::test_client();

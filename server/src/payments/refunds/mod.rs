@@ -35,6 +35,7 @@ mod settle;
 pub use request::{refund_extra_payment, request};
 pub use settle::{apply_notice, retry_abnormal, run_once, spawn};
 
+use crate::merchants::MerchantId;
 use crate::orders::{self, OrderStatus};
 use crate::payments::Payments;
 pub use crate::providers::RefundStatus as ProviderRefundStatus;
@@ -70,7 +71,7 @@ pub use app::status::RefundStatus;
 pub struct Refund {
     pub id: String,
     pub order_id: String,
-    pub merchant_id: String,
+    pub merchant_id: MerchantId,
     pub out_trade_no: String,
     pub channel: Channel,
     pub amount: Amount,
@@ -129,7 +130,7 @@ pub async fn get(payments: &Payments, id: &str) -> Result<Option<Refund>, sqlx::
 /// A merchant's refunds of one order, oldest first (none for another merchant's order).
 pub async fn for_order(
     payments: &Payments,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     order_id: &str,
 ) -> Result<Vec<Refund>, sqlx::Error> {
     let rows = sqlx::query(&format!(

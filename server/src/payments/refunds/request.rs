@@ -2,12 +2,13 @@
 
 use super::settle::ask;
 use super::*;
+use crate::merchants::MerchantId;
 
 /// Refunds `amount` of a merchant's order; returns the refund as the provider left it
 /// (`succeeded`, `failed`, `abnormal`, or `pending` when the provider must be asked again).
 pub async fn request(
     payments: &Payments,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     order_id: &str,
     amount: Amount,
     reason: Option<&str>,
@@ -19,7 +20,7 @@ pub async fn request(
 /// through two codes): the trade `out_trade_no`, not the one that paid the order.
 pub async fn refund_extra_payment(
     payments: &Payments,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     order_id: &str,
     out_trade_no: &str,
     reason: Option<&str>,
@@ -51,7 +52,7 @@ pub async fn refund_extra_payment(
 
 async fn request_of(
     payments: &Payments,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     order_id: &str,
     extra_trade: Option<&str>,
     amount: Amount,
@@ -71,7 +72,7 @@ async fn request_of(
             orders::OrderError::Db(e) => RefundError::Db(e),
             other => RefundError::Db(sqlx::Error::Protocol(other.to_string())),
         })?
-        .filter(|o| o.merchant_id == merchant_id)
+        .filter(|o| o.merchant_id == *merchant_id)
         .ok_or_else(|| RefundError::NotFound(order_id.to_string()))?;
     // The attempt whose trade paid the order, or the second payment asked for.
     let paid = match extra_trade {
@@ -197,7 +198,7 @@ async fn request_of(
     let saved = Refund {
         id: id.clone(),
         order_id: order_id.to_string(),
-        merchant_id: merchant_id.to_string(),
+        merchant_id: merchant_id.clone(),
         out_trade_no,
         channel,
         amount,

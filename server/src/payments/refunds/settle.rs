@@ -2,6 +2,7 @@
 //! abnormal refund's bank-card retry, and the worker.
 
 use super::*;
+use crate::merchants::MerchantId;
 
 /// Asks the provider about a pending refund (the refund query once the provider accepted
 /// it, else the same idempotent refund request) and settles it or schedules the next question.
@@ -344,12 +345,12 @@ pub async fn apply_notice(
 /// refund is pending again and finished by the worker. Returns it as it is now.
 pub async fn retry_abnormal(
     payments: &Payments,
-    merchant_id: &str,
+    merchant_id: &MerchantId,
     refund_id: &str,
 ) -> Result<Refund, RefundError> {
     let refund = get(payments, refund_id)
         .await?
-        .filter(|r| r.merchant_id == merchant_id)
+        .filter(|r| r.merchant_id == *merchant_id)
         .ok_or_else(|| RefundError::NotFound(refund_id.to_string()))?;
     let (RefundStatus::Abnormal, Some(provider_no)) =
         (refund.status, refund.provider_refund_no.clone())

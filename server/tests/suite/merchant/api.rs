@@ -5,6 +5,7 @@
 use crate::common::{pay_in_wallet, sandbox_config, TestApp, TestDb};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use server::merchants::MerchantId;
 use server::merchants::DEMO_MERCHANT_ID;
 use sqlx::Row;
 use std::time::Duration;
@@ -36,7 +37,7 @@ async fn key_for(app: &TestApp, merchant: &str) -> String {
         .execute(app.db.pool())
         .await
         .expect("merchant");
-    server::api_keys::create(&app.db, merchant, "test")
+    server::api_keys::create(&app.db, &merchant.into(), "test")
         .await
         .expect("key")
         .1
@@ -295,7 +296,7 @@ async fn errors_are_json_and_name_the_field(db: TestDb) {
     );
     // A revoked key stops working; another key of the merchant goes on.
     let other = key_for(&app, DEMO_MERCHANT_ID).await;
-    let keys = server::api_keys::list(&app.db, DEMO_MERCHANT_ID)
+    let keys = server::api_keys::list(&app.db, &MerchantId::demo())
         .await
         .expect("keys");
     let first = keys
@@ -303,7 +304,7 @@ async fn errors_are_json_and_name_the_field(db: TestDb) {
         .find(|k| api.key.starts_with(&k.prefix))
         .expect("listed");
     assert!(
-        server::api_keys::revoke(&app.db, DEMO_MERCHANT_ID, &first.id)
+        server::api_keys::revoke(&app.db, &MerchantId::demo(), &first.id)
             .await
             .expect("revoke")
     );

@@ -96,7 +96,10 @@ async fn merchant(app: &TestApp, name: &str, email: &str) -> (String, String) {
         .await
         .expect("link");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    (made.merchant_id, session_of(&r).expect("session cookie"))
+    (
+        made.merchant_id.into_string(),
+        session_of(&r).expect("session cookie"),
+    )
 }
 
 /// Calls a board server function as the holder of `session`.

@@ -7,7 +7,7 @@
 
 use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
-use server::merchants::DEMO_MERCHANT_ID;
+use server::merchants::MerchantId;
 use server::orders::{self, OrderStatus};
 use server::payments::refunds::{self, Refund, RefundError, RefundStatus};
 use server::providers::Channel;
@@ -103,7 +103,7 @@ async fn an_answer_that_does_not_say_leaves_the_refund_pending_until_asked_again
         (Channel::Wechat, "refund_cut"),
     ] {
         let (id, trade) = paid_order(&app, 1_000, channel, fault).await;
-        let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(400), None)
+        let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(400), None)
             .await
             .expect("admitted");
         assert_eq!(
@@ -119,7 +119,7 @@ async fn an_answer_that_does_not_say_leaves_the_refund_pending_until_asked_again
         // Still reserved: the merchant cannot refund the same money again meanwhile.
         assert!(
             matches!(
-                refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(601), None).await,
+                refunds::request(&app.payments, &MerchantId::demo(), &id, fen(601), None).await,
                 Err(RefundError::TooMuch { available: 600 })
             ),
             "{channel} {fault}"
@@ -161,7 +161,7 @@ async fn a_refund_saved_but_never_asked_is_finished_by_the_worker_and_made_once(
             server::infra::failpoints::Action::Error,
             Some(1),
         );
-        let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(900), None)
+        let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(900), None)
             .await
             .expect("a saved refund is the caller's answer, not an error");
         assert_eq!(refund.status, RefundStatus::Pending, "{channel}");
@@ -181,7 +181,7 @@ async fn a_refund_saved_but_never_asked_is_finished_by_the_worker_and_made_once(
 
 async fn the_api_answers_a_saved_refund_as_pending_and_its_retry_makes_no_second(db: TestDb) {
     let app = TestApp::spawn_with(sandbox_config(&db)).await;
-    let key = server::api_keys::create(&app.db, DEMO_MERCHANT_ID, "test")
+    let key = server::api_keys::create(&app.db, &MerchantId::demo(), "test")
         .await
         .expect("key")
         .1;
@@ -212,7 +212,7 @@ async fn the_api_answers_a_saved_refund_as_pending_and_its_retry_makes_no_second
     let (status, again) = post().await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{again}");
     assert_eq!(again["id"], first["id"]);
-    let all = refunds::for_order(&app.payments, DEMO_MERCHANT_ID, &id)
+    let all = refunds::for_order(&app.payments, &MerchantId::demo(), &id)
         .await
         .expect("refunds");
     assert_eq!(all.len(), 1, "{all:?}");
@@ -227,7 +227,7 @@ async fn alipay_fund_change_n_waits_for_the_refund_query(db: TestDb) {
     // Accepted but not done: Alipay answers 10000 with fund_change=N; its refund query says
     // REFUND_SUCCESS a (scaled) minute later.
     let (id, trade) = paid_order(&app, 500, Channel::Alipay, "refund_slow").await;
-    let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(200), None)
+    let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(200), None)
         .await
         .expect("admitted");
     assert_eq!(refund.status, RefundStatus::Pending, "{refund:?}");
@@ -250,7 +250,7 @@ async fn alipay_fund_change_n_waits_for_the_refund_query(db: TestDb) {
 async fn a_wechat_abnormal_refund_keeps_the_money_reserved_until_sent_to_the_bank_card(db: TestDb) {
     let app = TestApp::spawn_with(sandbox_config(&db)).await;
     let (id, trade) = paid_order(&app, 800, Channel::Wechat, "refund_abnormal").await;
-    let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(800), None)
+    let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(800), None)
         .await
         .expect("admitted");
     assert_eq!(refund.status, RefundStatus::Abnormal, "{refund:?}");
@@ -260,7 +260,7 @@ async fn a_wechat_abnormal_refund_keeps_the_money_reserved_until_sent_to_the_ban
     assert_eq!(order.status, OrderStatus::Paid);
     assert_eq!(order.refunded_amount, fen(0));
     assert!(matches!(
-        refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(1), None).await,
+        refunds::request(&app.payments, &MerchantId::demo(), &id, fen(1), None).await,
         Err(RefundError::TooMuch { available: 0 })
     ));
     let events: Vec<String> = orders::events(&app.db, &id)
@@ -279,12 +279,12 @@ async fn a_wechat_abnormal_refund_keeps_the_money_reserved_until_sent_to_the_ban
     assert!(topics.iter().any(|t| t == "refund.abnormal"), "{topics:?}");
     // Another merchant cannot act on it; a refund that is not abnormal cannot be sent.
     assert!(matches!(
-        refunds::retry_abnormal(&app.payments, "mer_other", &refund.id).await,
+        refunds::retry_abnormal(&app.payments, &MerchantId::from("mer_other"), &refund.id).await,
         Err(RefundError::NotFound(_))
     ));
     // The merchant sends it to the bank card: pending again, then done (the notification or
     // the worker's query, whichever comes first).
-    let sent = refunds::retry_abnormal(&app.payments, DEMO_MERCHANT_ID, &refund.id)
+    let sent = refunds::retry_abnormal(&app.payments, &MerchantId::demo(), &refund.id)
         .await
         .expect("sent to the bank card");
     assert!(
@@ -294,7 +294,7 @@ async fn a_wechat_abnormal_refund_keeps_the_money_reserved_until_sent_to_the_ban
     let done = ask_again_until_settled(&app, &refund.id).await;
     assert_eq!(done.status, RefundStatus::Succeeded, "{done:?}");
     assert!(matches!(
-        refunds::retry_abnormal(&app.payments, DEMO_MERCHANT_ID, &refund.id).await,
+        refunds::retry_abnormal(&app.payments, &MerchantId::demo(), &refund.id).await,
         Err(RefundError::NotAbnormal(_))
     ));
     let order = order_of(&app, &id).await;
@@ -310,7 +310,7 @@ async fn wechat_refund_notifications_settle_a_refund_without_asking(db: TestDb) 
     // later at /notify/wechat. The worker's next question is 10 s away: only the
     // notification can settle it within this wait.
     let (id, _) = paid_order(&app, 600, Channel::Wechat, "refund_slow").await;
-    let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(600), None)
+    let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(600), None)
         .await
         .expect("admitted");
     assert_eq!(refund.status, RefundStatus::Pending, "{refund:?}");
@@ -361,7 +361,7 @@ async fn only_a_definitive_refusal_fails_a_refund_and_releases_the_amount(db: Te
     let app = TestApp::spawn_with(sandbox_config(&db)).await;
     for channel in [Channel::Alipay, Channel::Wechat] {
         let (id, trade) = paid_order(&app, 300, channel, "refund_refused").await;
-        let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(300), None)
+        let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(300), None)
             .await
             .expect("admitted");
         assert_eq!(refund.status, RefundStatus::Failed, "{channel}: {refund:?}");
@@ -371,7 +371,7 @@ async fn only_a_definitive_refusal_fails_a_refund_and_releases_the_amount(db: Te
         assert_eq!(order.refunded_amount, fen(0));
         assert_eq!(refunded_at_sandbox(&db, &trade).await, 0);
         // Released: the amount can be asked for again (under a new refund number).
-        let again = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(300), None)
+        let again = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(300), None)
             .await
             .expect("admitted again");
         assert_ne!(again.id, refund.id);

@@ -4,6 +4,7 @@
 
 use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
+use server::merchants::MerchantId;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder, OrderStatus};
 use server::payments::refunds::{self, RefundError, RefundStatus};
@@ -55,7 +56,7 @@ async fn partial_refunds_sum_up_to_the_paid_amount_and_never_beyond(db: TestDb) 
         let id = paid_order(&app, 1_000, channel).await;
         let first = refunds::request(
             &app.payments,
-            DEMO_MERCHANT_ID,
+            &MerchantId::demo(),
             &id,
             fen(300),
             Some("one cup short"),
@@ -72,23 +73,23 @@ async fn partial_refunds_sum_up_to_the_paid_amount_and_never_beyond(db: TestDb) 
         assert_eq!(order.status, OrderStatus::PartiallyRefunded);
         assert_eq!(order.refunded_amount, fen(300));
         // More than what is left: refused, nothing changes.
-        match refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(701), None).await {
+        match refunds::request(&app.payments, &MerchantId::demo(), &id, fen(701), None).await {
             Err(RefundError::TooMuch { available }) => assert_eq!(available, 700),
             other => panic!("{channel}: {other:?}"),
         }
         assert_eq!(order_of(&app, &id).await, order);
-        let rest = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(700), None)
+        let rest = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(700), None)
             .await
             .expect("refund");
         assert_eq!(rest.status, RefundStatus::Succeeded);
         let order = order_of(&app, &id).await;
         assert_eq!(order.status, OrderStatus::Refunded);
         assert_eq!(order.refunded_amount, fen(1_000));
-        match refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(1), None).await {
+        match refunds::request(&app.payments, &MerchantId::demo(), &id, fen(1), None).await {
             Err(RefundError::NotRefundable(OrderStatus::Refunded)) => {}
             other => panic!("{channel}: {other:?}"),
         }
-        let listed = refunds::for_order(&app.payments, DEMO_MERCHANT_ID, &id)
+        let listed = refunds::for_order(&app.payments, &MerchantId::demo(), &id)
             .await
             .expect("refunds");
         assert_eq!(
@@ -109,8 +110,9 @@ async fn partial_refunds_sum_up_to_the_paid_amount_and_never_beyond(db: TestDb) 
 async fn concurrent_refunds_never_exceed_the_paid_amount(db: TestDb) {
     let app = app(&db).await;
     let id = paid_order(&app, 1_000, Channel::Wechat).await;
+    let demo = MerchantId::demo();
     let results = futures::future::join_all(
-        (0..8).map(|_| refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(300), None)),
+        (0..8).map(|_| refunds::request(&app.payments, &demo, &id, fen(300), None)),
     )
     .await;
     // A provider may answer one of them with a transient fault (the sandbox's own SQLite can
@@ -178,7 +180,7 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
     .expect("order");
     match refunds::request(
         &app.payments,
-        DEMO_MERCHANT_ID,
+        &MerchantId::demo(),
         unpaid.id.as_str(),
         fen(1),
         None,
@@ -190,27 +192,45 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
     }
     let paid = paid_order(&app, 500, Channel::Alipay).await;
     // Another merchant's order is "not found", never "forbidden".
-    match refunds::request(&app.payments, "mer_other", &paid, fen(1), None).await {
+    match refunds::request(
+        &app.payments,
+        &MerchantId::from("mer_other"),
+        &paid,
+        fen(1),
+        None,
+    )
+    .await
+    {
         Err(RefundError::NotFound(_)) => {}
         other => panic!("{other:?}"),
     }
     // A refund of nothing is the caller's mistake (a field error), not a server fault.
-    match refunds::request(&app.payments, DEMO_MERCHANT_ID, &paid, fen(0), None).await {
+    match refunds::request(&app.payments, &MerchantId::demo(), &paid, fen(0), None).await {
         Err(RefundError::Zero) => {}
         other => panic!("{other:?}"),
     }
     let long = "x".repeat(refunds::MAX_REASON_CHARS + 1);
-    match refunds::request(&app.payments, DEMO_MERCHANT_ID, &paid, fen(1), Some(&long)).await {
+    match refunds::request(
+        &app.payments,
+        &MerchantId::demo(),
+        &paid,
+        fen(1),
+        Some(&long),
+    )
+    .await
+    {
         Err(RefundError::Reason) => {}
         other => panic!("{other:?}"),
     }
     let order = order_of(&app, &paid).await;
     assert_eq!(order.status, OrderStatus::Paid);
     assert_eq!(order.refunded_amount, fen(0));
-    assert!(refunds::for_order(&app.payments, DEMO_MERCHANT_ID, &paid)
-        .await
-        .expect("refunds")
-        .is_empty());
+    assert!(
+        refunds::for_order(&app.payments, &MerchantId::demo(), &paid)
+            .await
+            .expect("refunds")
+            .is_empty()
+    );
     app.stop().await.expect("stop");
 }
 
@@ -224,7 +244,7 @@ async fn a_refund_the_provider_cannot_take_now_is_finished_by_the_worker(db: Tes
         server::infra::failpoints::Action::Error,
         Some(1),
     );
-    let refund = refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(800), None)
+    let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(800), None)
         .await
         .expect("admitted");
     assert_eq!(refund.status, RefundStatus::Pending);
@@ -236,7 +256,7 @@ async fn a_refund_the_provider_cannot_take_now_is_finished_by_the_worker(db: Tes
     assert_eq!(order.status, OrderStatus::Paid, "nothing refunded yet");
     // The amount is reserved: no second refund can take it meanwhile.
     assert!(matches!(
-        refunds::request(&app.payments, DEMO_MERCHANT_ID, &id, fen(1), None).await,
+        refunds::request(&app.payments, &MerchantId::demo(), &id, fen(1), None).await,
         Err(RefundError::TooMuch { available: 0 })
     ));
     // Make it due now, as the backoff would later.

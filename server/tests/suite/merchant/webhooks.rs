@@ -3,6 +3,7 @@
 //! the schedule (time scaled) until the first 2xx or given up, logged, redelivered by hand.
 
 use crate::common::{order_with_code, sandbox_config, TestApp, TestDb};
+use server::merchants::MerchantId;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::providers::Channel;
 use server::webhooks::{self, SCHEDULE_SECS};
@@ -42,7 +43,7 @@ async fn a_webhook_to_an_internal_address_is_refused(db: TestDb) {
         "http://10.0.0.5/x".to_string(),
         "http://0.0.0.0/x".to_string(),
     ] {
-        match app.webhooks.set_endpoint(DEMO_MERCHANT_ID, &url).await {
+        match app.webhooks.set_endpoint(&MerchantId::demo(), &url).await {
             Err(webhooks::WebhookError::Url(why)) => {
                 let why = why.to_string();
                 assert!(
@@ -225,7 +226,7 @@ async fn events_are_signed_retried_on_schedule_and_stop_at_the_first_2xx(db: Tes
     let hooks = receiver(vec![500, 503, 204]).await;
     let secret = app
         .webhooks
-        .set_endpoint(DEMO_MERCHANT_ID, &hooks.url)
+        .set_endpoint(&MerchantId::demo(), &hooks.url)
         .await
         .expect("endpoint");
     assert!(secret.starts_with("whsec_"));
@@ -273,7 +274,7 @@ async fn an_endpoint_that_never_answers_2xx_is_given_up_after_the_schedule(db: T
     let app = app(&db, 0.000_01).await;
     let hooks = receiver(vec![500]).await;
     app.webhooks
-        .set_endpoint(DEMO_MERCHANT_ID, &hooks.url)
+        .set_endpoint(&MerchantId::demo(), &hooks.url)
         .await
         .expect("endpoint");
     let (_, event_id) = paid_order(&app).await;
@@ -297,18 +298,18 @@ async fn redelivery_by_hand_uses_the_rotated_secret_and_stays_within_the_merchan
     let hooks = receiver(vec![200]).await;
     let old = app
         .webhooks
-        .set_endpoint(DEMO_MERCHANT_ID, &hooks.url)
+        .set_endpoint(&MerchantId::demo(), &hooks.url)
         .await
         .expect("endpoint");
     let (_, event_id) = paid_order(&app).await;
     wait_delivery(&app, &event_id, "delivered").await;
-    let new = webhooks::rotate_secret(&app.db, DEMO_MERCHANT_ID)
+    let new = webhooks::rotate_secret(&app.db, &MerchantId::demo())
         .await
         .expect("rotate");
     assert_ne!(old, new);
     let sender = app.webhooks.clone();
     assert!(sender
-        .redeliver(DEMO_MERCHANT_ID, &event_id)
+        .redeliver(&MerchantId::demo(), &event_id)
         .await
         .expect("redeliver"));
     let seen = hooks.seen();
@@ -326,14 +327,16 @@ async fn redelivery_by_hand_uses_the_rotated_secret_and_stays_within_the_merchan
         .await
         .expect("merchant");
     assert!(matches!(
-        sender.redeliver("mer_other", &event_id).await,
+        sender
+            .redeliver(&MerchantId::from("mer_other"), &event_id)
+            .await,
         Err(webhooks::WebhookError::NoEvent(_))
     ));
     assert_eq!(hooks.seen().len(), 2);
     // A bad endpoint URL is refused and changes nothing.
     assert!(matches!(
         app.webhooks
-            .set_endpoint(DEMO_MERCHANT_ID, "ftp://shop.example/hooks")
+            .set_endpoint(&MerchantId::demo(), "ftp://shop.example/hooks")
             .await,
         Err(webhooks::WebhookError::Url(_))
     ));

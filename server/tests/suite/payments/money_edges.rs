@@ -5,6 +5,7 @@
 
 use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
+use server::merchants::MerchantId;
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::{self, NewOrder, OrderStatus};
 use server::payments::refunds::{self, RefundStatus};
@@ -237,7 +238,7 @@ async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb
     // The second payment is refunded on its own, in full, through Alipay.
     let refund = refunds::refund_extra_payment(
         &app.payments,
-        DEMO_MERCHANT_ID,
+        &MerchantId::demo(),
         &id,
         &alipay.out_trade_no,
         Some("paid twice"),
@@ -250,7 +251,7 @@ async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb
     // Not twice; and the order's own payment is untouched.
     assert!(refunds::refund_extra_payment(
         &app.payments,
-        DEMO_MERCHANT_ID,
+        &MerchantId::demo(),
         &id,
         &alipay.out_trade_no,
         None
@@ -266,7 +267,7 @@ async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb
     // The order's own payment can still be refunded in full.
     let own = refunds::request(
         &app.payments,
-        DEMO_MERCHANT_ID,
+        &MerchantId::demo(),
         &id,
         Amount::from_fen(650).expect("amount"),
         None,
@@ -299,7 +300,7 @@ async fn a_paid_answer_after_a_refused_close_is_checked_like_a_notification(db: 
         // a person is told (once, however often the provider is asked).
         let closed = app
             .payments
-            .close_for_merchant(DEMO_MERCHANT_ID, &id, "test")
+            .close_for_merchant(&MerchantId::demo(), &id, "test")
             .await
             .expect("closed");
         assert_eq!(closed.status, OrderStatus::Closed, "{channel}");
