@@ -91,6 +91,17 @@ pub async fn transition(
     }
 }
 
+/// The statuses a payment arrives late in (`'expired', 'closed'`), as SQL: fixed names, not
+/// input, built once from [`OrderStatus::payment_is_late`].
+static LATE_IN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    OrderStatus::ALL
+        .into_iter()
+        .filter(|s| s.payment_is_late())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
 /// What paid an order: the wallet and the provider's trade number.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PaidBy<'a> {
@@ -139,13 +150,7 @@ async fn change_in(
         .map(|i| format!("${}", i + 5))
         .collect::<Vec<_>>()
         .join(", ");
-    // The statuses a payment arrives late in (`expired`, `closed`): fixed names, not input.
-    let late_in = OrderStatus::ALL
-        .into_iter()
-        .filter(|s| s.payment_is_late())
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let late_in = &*LATE_IN;
     // What paid it, after the predecessors' placeholders.
     let paid_set = match paid_by {
         Some(_) => {
