@@ -3,7 +3,7 @@
 use super::body::{self, RequestBody};
 use super::error::ApiError;
 use super::idempotency::{idempotent, key_of};
-use super::schema::{self, ErrorBody, ListParams, OrderList, OrderObject};
+use super::schema::{self, ErrorBody, ListParams, OrderList, OrderObject, OrderPath};
 use crate::api_keys::Caller;
 use crate::orders::{self, NewOrder, Order, OrderError, OrderStatus};
 use crate::payments::{CloseError, PaymentError};
@@ -239,7 +239,7 @@ pub async fn merchant_order(
 pub async fn get_order(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Path(OrderPath { id }): Path<OrderPath>,
 ) -> Result<Json<OrderObject>, ApiError> {
     let order = merchant_order(&state, &caller, &id).await?;
     Ok(Json(OrderObject::of(&order, &state.settings.public_url)))
@@ -358,7 +358,7 @@ pub async fn list_orders(
 pub async fn close_order(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Path(OrderPath { id }): Path<OrderPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {

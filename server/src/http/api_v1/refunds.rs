@@ -4,7 +4,7 @@ use super::body::{self, RequestBody};
 use super::error::{Answer, ApiError};
 use super::idempotency::{idempotent, key_of};
 use super::orders::merchant_order;
-use super::schema::{self, ErrorBody, RefundList, RefundObject};
+use super::schema::{self, ErrorBody, OrderPath, RefundList, RefundObject};
 use crate::api_keys::Caller;
 use crate::payments::refunds::{self, RefundError};
 use crate::state::AppState;
@@ -75,7 +75,7 @@ impl RequestBody for CreateRefundRequest {
 pub async fn create_refund(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Path(OrderPath { id }): Path<OrderPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -140,7 +140,7 @@ fn refund_error(id: &str, e: RefundError) -> ApiError {
 pub async fn list_refunds(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Path(OrderPath { id }): Path<OrderPath>,
 ) -> Result<Json<RefundList>, ApiError> {
     merchant_order(&state, &caller, &id).await?;
     let list = refunds::for_order(&state.payments, &caller.merchant_id, &id)

@@ -332,8 +332,8 @@ pub struct ErrorBody {
 }
 
 /// The order a route is about.
-#[allow(dead_code)]
-#[derive(utoipa::IntoParams)]
+/// Handlers extract it too (`Path<OrderPath>`), so the document's parameter is the real one.
+#[derive(utoipa::IntoParams, serde::Deserialize)]
 #[into_params(parameter_in = Path)]
 pub struct OrderPath {
     /// The order id.
