@@ -136,7 +136,7 @@ async fn bench_engine(engine: Engine, url: String, verify_per_sec: f64) {
             .await
             .expect("order");
             let trade = payments
-                .start_payment(order.id.as_str(), channel)
+                .start_payment(&order.id, channel)
                 .await
                 .expect("prepay")
                 .out_trade_no;
@@ -151,7 +151,7 @@ async fn bench_engine(engine: Engine, url: String, verify_per_sec: f64) {
                         ("version", "1.0".into()),
                         ("sign_type", "RSA2".into()),
                         ("trade_no", format!("2026112722001400000{i:09}")),
-                        ("out_trade_no", trade),
+                        ("out_trade_no", trade.into_string()),
                         ("seller_id", server::sandbox::ALIPAY_SELLER_ID.into()),
                         ("trade_status", "TRADE_SUCCESS".into()),
                         (

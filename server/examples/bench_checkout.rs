@@ -67,7 +67,7 @@ async fn main() {
     .await
     .expect("order");
     payments
-        .start_payment(order.id.as_str(), Channel::Alipay)
+        .start_payment(&order.id, Channel::Alipay)
         .await
         .expect("prepay");
     let url = format!("{base}/checkout/{}", order.id.as_str());

@@ -53,7 +53,7 @@ async fn round_trips(
         let calls = (0..in_flight).map(|i| {
             let provider = provider.clone();
             let req = PrepayRequest {
-                out_trade_no: format!("{prefix}{batch}_{i}"),
+                out_trade_no: server::providers::OutTradeNo::new(format!("{prefix}{batch}_{i}")),
                 amount: Amount::from_fen(1230).expect("amount"),
                 subject: "bench".into(),
                 expires_at: server::infra::clock::now_ms() + 900_000,

@@ -40,12 +40,9 @@ impl Checkout {
 
     pub async fn view(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         choice: Option<Choice>,
     ) -> Result<Option<CheckoutView>, ServiceError> {
-        if OrderId::parse(order_id).is_none() {
-            return Ok(None);
-        }
         let Some(order) = orders::get(self.db(), order_id).await.map_err(internal)? else {
             return Ok(None);
         };
@@ -140,11 +137,8 @@ impl Checkout {
     /// One per expired order: asking again answers the same new order, so anyone holding a
     /// checkout link cannot make orders without end (the new one can be renewed in turn once
     /// it has expired).
-    pub async fn renew(&self, order_id: &str) -> Result<String, ServiceError> {
+    pub async fn renew(&self, order_id: &OrderId) -> Result<String, ServiceError> {
         let refused = || ServiceError::Invalid("This payment cannot be renewed.".into());
-        if OrderId::parse(order_id).is_none() {
-            return Err(refused());
-        }
         let old = orders::get(self.db(), order_id)
             .await
             .map_err(internal)?
@@ -208,7 +202,7 @@ impl Checkout {
         };
         let payable = order.is_payable(crate::infra::clock::now_ms());
         if let (Some(channel), true) = (wallet, payable) {
-            match self.start.start_payment(order.id.as_str(), channel).await {
+            match self.start.start_payment(&order.id, channel).await {
                 Ok(attempt) => {
                     if let Some(url) = attempt.code_url {
                         return Ok(AggregateAnswer::Redirect(url));
@@ -216,7 +210,7 @@ impl Checkout {
                 }
                 Err(PaymentError::Db(e)) => return Err(internal(e)),
                 Err(e) => {
-                    tracing::warn!(order = %order.id.as_str(), %channel, error = %e, "aggregate code: no payment started")
+                    tracing::warn!(order = %&order.id, %channel, error = %e, "aggregate code: no payment started")
                 }
             }
         }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod ids;
 pub mod infra;
 pub mod limits;
 pub mod merchants;

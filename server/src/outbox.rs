@@ -7,6 +7,7 @@
 //! Each row has a `dedupe_key` (`order.paid:<order id>`): the unique key makes a second
 //! insert of the same change a no-op, whatever raced to make it.
 
+use crate::ids::OrderId;
 use crate::infra::db::Db;
 use crate::merchants::MerchantId;
 use sqlx::Row;
@@ -30,11 +31,11 @@ pub struct OutboxEvent {
 pub async fn insert_for_order(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     merchant_id: &MerchantId,
-    order_id: &str,
+    order_id: &OrderId,
     topic: &str,
     payload: &serde_json::Value,
 ) -> Result<bool, sqlx::Error> {
-    insert(tx, merchant_id, order_id, topic, order_id, payload).await
+    insert(tx, merchant_id, order_id, topic, order_id.as_str(), payload).await
 }
 
 /// Adds the event `topic` about `subject` (a refund id, say) of `order_id`, once per topic and
@@ -42,7 +43,7 @@ pub async fn insert_for_order(
 pub async fn insert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     merchant_id: &MerchantId,
-    order_id: &str,
+    order_id: &OrderId,
     topic: &str,
     subject: &str,
     payload: &serde_json::Value,
@@ -64,7 +65,7 @@ pub async fn insert(
 }
 
 /// The events of one order, oldest first.
-pub async fn for_order(db: &Db, order_id: &str) -> Result<Vec<OutboxEvent>, sqlx::Error> {
+pub async fn for_order(db: &Db, order_id: &OrderId) -> Result<Vec<OutboxEvent>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, event_id, dedupe_key, merchant_id, order_id, topic, payload, created_at \
          FROM outbox WHERE order_id = $1 ORDER BY id",

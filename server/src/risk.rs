@@ -8,8 +8,8 @@
 //! `risk_events_total{kind}`.
 
 use crate::infra::db::Db;
-use crate::orders;
-use crate::providers::{Channel, NotificationError};
+use crate::orders::{self, OrderId};
+use crate::providers::{Channel, NotificationError, OutTradeNo};
 use sqlx::Row;
 
 /// What a risk event is about: a refused notification's reason, or a payment that needs a
@@ -84,9 +84,9 @@ pub struct RiskEvent {
     pub reason: String,
     pub channel: Option<Channel>,
     /// Our order, when the event is about one.
-    pub order_id: Option<String>,
+    pub order_id: Option<OrderId>,
     /// The trade number the notification named (claimed, when it did not verify).
-    pub out_trade_no: Option<String>,
+    pub out_trade_no: Option<OutTradeNo>,
     /// The raw notification (`notifications.id`) the event comes from.
     pub notification_ref: Option<i64>,
     pub remote_addr: Option<String>,
@@ -120,8 +120,8 @@ pub async fn record_in(
     .bind(event.kind.as_str())
     .bind(&event.reason)
     .bind(event.channel.map(Channel::as_str))
-    .bind(event.order_id.as_deref())
-    .bind(event.out_trade_no.as_deref())
+    .bind(event.order_id.as_ref())
+    .bind(event.out_trade_no.as_ref())
     .bind(event.notification_ref)
     .bind(event.remote_addr.as_deref())
     .execute(&mut **tx)
@@ -188,7 +188,7 @@ pub async fn recent(
 }
 
 /// The risk events of one order, oldest first.
-pub async fn for_order(db: &Db, order_id: &str) -> Result<Vec<StoredRiskEvent>, sqlx::Error> {
+pub async fn for_order(db: &Db, order_id: &OrderId) -> Result<Vec<StoredRiskEvent>, sqlx::Error> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM risk_events WHERE order_id = $1 ORDER BY id"
     ))

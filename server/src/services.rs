@@ -2,6 +2,7 @@
 //! process's database, payments and live hub, for server functions to use.
 
 use crate::checkout::{self, Checkout};
+use crate::ids::OrderId;
 use crate::infra::db::Db;
 use crate::merchants::MerchantId;
 use app::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
@@ -66,7 +67,14 @@ impl AppServices for Services {
         order_id: String,
         choice: Option<Choice>,
     ) -> BoxFuture<'_, Result<Option<CheckoutView>, ServiceError>> {
-        async move { self.checkout.view(&order_id, choice).await }.boxed()
+        async move {
+            // An id that cannot be one of ours is an order that does not exist.
+            let Some(order_id) = OrderId::parse(&order_id) else {
+                return Ok(None);
+            };
+            self.checkout.view(&order_id, choice).await
+        }
+        .boxed()
     }
 
     fn watch(&self, order_id: String) -> BoxStream<'static, LivePing> {
@@ -74,7 +82,15 @@ impl AppServices for Services {
     }
 
     fn renew(&self, order_id: String) -> BoxFuture<'_, Result<String, ServiceError>> {
-        async move { self.checkout.renew(&order_id).await }.boxed()
+        async move {
+            let Some(order_id) = OrderId::parse(&order_id) else {
+                return Err(ServiceError::Invalid(
+                    "This payment cannot be renewed.".into(),
+                ));
+            };
+            self.checkout.renew(&order_id).await
+        }
+        .boxed()
     }
 
     fn demo_enabled(&self) -> bool {
@@ -154,6 +170,9 @@ impl AppServices for Services {
         order_id: String,
     ) -> BoxFuture<'_, Result<Option<OrderDetail>, ServiceError>> {
         async move {
+            let Some(order_id) = OrderId::parse(&order_id) else {
+                return Ok(None);
+            };
             crate::board::detail(
                 &self.checkout.payments,
                 &self.checkout.public_url,

@@ -1,6 +1,7 @@
 //! A change made on the board: close, refund, abnormal-refund actions.
 
 use super::{internal, invalid};
+use crate::ids::{OrderId, OutTradeNo};
 use crate::merchants::MerchantId;
 use crate::payments::refunds::{self, RefundError};
 use crate::payments::{CloseError, PaymentError, Payments};
@@ -17,6 +18,10 @@ pub async fn change(
     default_expiry_secs: i64,
     action: Change,
 ) -> Result<String, ServiceError> {
+    // The board names orders as text; one that cannot be an id of ours does not exist.
+    let order = |id: &str| {
+        OrderId::parse(id).ok_or_else(|| invalid(format!("Refund: the order {id} does not exist.")))
+    };
     match action {
         Change::Refund {
             order_id,
@@ -25,6 +30,7 @@ pub async fn change(
         } => {
             let amount = Amount::parse_yuan(amount.trim())
                 .map_err(|e| invalid(format!("Refund amount: {e}")))?;
+            let order_id = order(&order_id)?;
             let refund = refunds::request(
                 payments,
                 merchant_id,
@@ -50,6 +56,9 @@ pub async fn change(
             ))
         }
         Change::Close { order_id } => {
+            let Some(order_id) = OrderId::parse(&order_id) else {
+                return Err(invalid(format!("No order {order_id}.")));
+            };
             match payments
                 .close_for_merchant(merchant_id, &order_id, "board")
                 .await
@@ -81,11 +90,12 @@ pub async fn change(
             order_id,
             out_trade_no,
         } => {
+            let order_id = order(&order_id)?;
             match refunds::refund_extra_payment(
                 payments,
                 merchant_id,
                 &order_id,
-                &out_trade_no,
+                &OutTradeNo::new(out_trade_no),
                 Some("second payment"),
             )
             .await

@@ -3,7 +3,7 @@
 
 use super::{internal, rows_of};
 use crate::merchants::MerchantId;
-use crate::orders::{self, OrderStatus};
+use crate::orders::{self, OrderId, OrderStatus};
 use crate::payments::inbox::Outcome;
 use crate::payments::refunds;
 use crate::payments::Payments;
@@ -19,7 +19,7 @@ pub async fn detail(
     payments: &Payments,
     public_url: &str,
     merchant_id: &MerchantId,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Option<OrderDetail>, ServiceError> {
     let db = payments.db();
     let Some(order) = orders::get(db, order_id)
@@ -76,9 +76,9 @@ pub async fn detail(
         .map(|a| AttemptRow {
             extra_refundable: extras
                 .iter()
-                .find(|(t, _)| *t == a.out_trade_no)
+                .find(|(t, _)| *t == a.out_trade_no.as_str())
                 .map(|(_, left)| Amount::from_fen((*left).max(0)).unwrap_or(Amount::ZERO)),
-            out_trade_no: a.out_trade_no,
+            out_trade_no: a.out_trade_no.into_string(),
             channel: a.channel,
             status: a.status,
             created_at: a.created_at,

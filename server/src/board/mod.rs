@@ -145,10 +145,13 @@ pub async fn page(
     let mut search = search_of(filter)?;
     if let Some(a) = &after {
         // A cursor must be one of the merchant's orders; anything else pages from the start.
-        let ok = orders::get(db, a)
-            .await
-            .map_err(internal)?
-            .is_some_and(|o| o.merchant_id == *merchant_id);
+        let ok = match orders::OrderId::parse(a) {
+            Some(id) => orders::get(db, &id)
+                .await
+                .map_err(internal)?
+                .is_some_and(|o| o.merchant_id == *merchant_id),
+            None => false,
+        };
         search.starting_after = ok.then(|| a.clone());
     }
     let mut found = orders::list(db, merchant_id, &search, PAGE + 1)

@@ -2,6 +2,7 @@
 //! whose answer is believed only as far as the shared database bears it out.
 
 use super::{internal, lock, select, Cluster, NodeState, NodeView};
+use crate::ids::OrderId;
 use crate::payments::{Attempt, PaymentError, StartPayment};
 use crate::providers::Channel;
 use async_trait::async_trait;
@@ -13,14 +14,14 @@ impl Cluster {
     /// Runs a flow on this node, counting it in this node's load.
     pub async fn run_local(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         channel: Channel,
     ) -> Result<Attempt, PaymentError> {
         // Counted until this returns or is dropped (a client that hangs up mid-flow).
         let _in_flight = Counted::enter(&self.inner.in_flight);
         self.inner.flows_total.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        crate::infra::failpoints::pause("flow.start", order_id).await;
+        crate::infra::failpoints::pause("flow.start", order_id.as_str()).await;
         let result = self.inner.payments.start_payment(order_id, channel).await;
         let now = Instant::now();
         {
@@ -92,7 +93,7 @@ impl Cluster {
     async fn believed(
         &self,
         answer: Result<Attempt, PaymentError>,
-        order_id: &str,
+        order_id: &OrderId,
         channel: Channel,
     ) -> Forwarded {
         let claimed = match answer {
@@ -100,23 +101,21 @@ impl Cluster {
             other => return Forwarded::Done(other),
         };
         match self.inner.payments.attempt(&claimed.out_trade_no).await {
-            Ok(Some(stored))
-                if stored.order_id.as_str() == order_id && stored.channel == channel =>
-            {
+            Ok(Some(stored)) if stored.order_id == *order_id && stored.channel == channel => {
                 if stored.code_url != claimed.code_url {
-                    tracing::warn!(order = order_id, "a forwarded flow's answer named another code than the database; the stored one is shown");
+                    tracing::warn!(order = %order_id, "a forwarded flow's answer named another code than the database; the stored one is shown");
                 }
                 Forwarded::Done(Ok(stored))
             }
             Ok(_) => {
-                tracing::warn!(order = order_id, out_trade_no = %claimed.out_trade_no, "a forwarded flow's answer names no attempt of this order: refused");
+                tracing::warn!(order = %order_id, out_trade_no = %claimed.out_trade_no, "a forwarded flow's answer names no attempt of this order: refused");
                 Forwarded::Unreachable("an answer the shared database does not bear out".into())
             }
             Err(e) => Forwarded::Unreachable(format!("cannot check the answer: {e}")),
         }
     }
 
-    async fn forward(&self, peer: &NodeView, order_id: &str, channel: Channel) -> Forwarded {
+    async fn forward(&self, peer: &NodeView, order_id: &OrderId, channel: Channel) -> Forwarded {
         let Some(secret) = &self.inner.settings.secret else {
             return Forwarded::Unreachable("no cluster secret".into());
         };
@@ -240,7 +239,7 @@ pub struct ClusterStart {
 impl StartPayment for ClusterStart {
     async fn start_payment(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         channel: Channel,
     ) -> Result<Attempt, PaymentError> {
         let cluster = &self.cluster;

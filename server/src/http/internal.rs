@@ -60,15 +60,18 @@ async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
             "this node is draining".into(),
         );
     }
-    let Ok(request) = serde_json::from_slice::<StartRequest>(&body) else {
+    let parsed = serde_json::from_slice::<StartRequest>(&body)
+        .ok()
+        .and_then(|r| Some((crate::ids::OrderId::parse(&r.order_id)?, r.channel)));
+    let Some((order_id, channel)) = parsed else {
         return failed(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "expected {order_id, channel}".into(),
         );
     };
-    tracing::debug!(from = %node, order = %request.order_id, "running a forwarded flow");
-    match StartAnswer::of(cluster.run_local(&request.order_id, request.channel).await) {
+    tracing::debug!(from = %node, order = %order_id, "running a forwarded flow");
+    match StartAnswer::of(cluster.run_local(&order_id, channel).await) {
         Some(answer) => Json(answer).into_response(),
         None => failed(
             StatusCode::INTERNAL_SERVER_ERROR,

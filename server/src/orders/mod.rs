@@ -18,49 +18,12 @@ pub(crate) use transition::{insert_event, pay_in, transition_in, PaidBy};
 
 pub use app::status::{self, OrderStatus};
 
+pub use crate::ids::{OrderId, ORDER_ID_PATTERN};
 use crate::infra::clock::now_ms;
 use crate::infra::db::Db;
 pub use crate::merchants::MerchantId;
 use app::money::Amount;
 use sqlx::Row;
-
-/// An order id: 6–32 characters of `[0-9A-Za-z_]`, so it is valid as Alipay's and WeChat
-/// Pay's `out_trade_no` without a mapping table.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct OrderId(String);
-
-/// What [`OrderId::parse`] takes, for the API's document.
-pub const ORDER_ID_PATTERN: &str = "^[A-Za-z0-9_]{6,32}$";
-
-impl OrderId {
-    /// An id of 6 to 32 ASCII letters, digits and `_` ([`ORDER_ID_PATTERN`]).
-    pub fn parse(s: &str) -> Option<OrderId> {
-        let ok = (6..=32).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        ok.then(|| OrderId(s.to_string()))
-    }
-
-    /// A new id: the UTC time to the second (so ids sort by creation) and 12 random
-    /// alphanumerics (71 bits: not guessable). 26 characters.
-    pub fn generate() -> OrderId {
-        use rand::distributions::{Alphanumeric, DistString};
-        let now = time::OffsetDateTime::now_utc();
-        let stamp = format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
-        OrderId(stamp + &Alphanumeric.sample_string(&mut rand::thread_rng(), 12))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// How long an order can be paid when its creator does not say: 15 minutes.
 pub const DEFAULT_EXPIRY_SECS: i64 = 15 * 60;
@@ -175,8 +138,8 @@ pub async fn create(
          expires_at, created_at, updated_at, aggregate_token, metadata) \
          VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8, $9, $10)",
     )
-    .bind(id.as_str())
-    .bind(new.merchant_id.as_str())
+    .bind(&id)
+    .bind(&new.merchant_id)
     .bind(new.amount.fen())
     .bind(&new.subject)
     .bind(0_i64)
@@ -189,15 +152,15 @@ pub async fn create(
     .await?;
     insert_event(
         &mut tx,
-        id.as_str(),
+        &id,
         "status.created",
         &serde_json::json!({ "amount": new.amount.fen() }),
     )
     .await?;
     tx.commit().await?;
-    get(db, id.as_str())
+    get(db, &id)
         .await?
-        .ok_or_else(|| OrderError::NotFound(id.0.clone()))
+        .ok_or_else(|| OrderError::NotFound(id.to_string()))
 }
 
 /// Whether a return URL is acceptable: [`RETURN_URL_PATTERN`], at most
@@ -219,7 +182,7 @@ const ORDER_COLUMNS: &str =
     "id, merchant_id, amount, subject, status, late, refunded_amount, provider_trade_no, \
      paid_channel, return_url, aggregate_token, expires_at, paid_at, created_at, metadata";
 
-pub async fn get(db: &Db, id: &str) -> Result<Option<Order>, OrderError> {
+pub async fn get(db: &Db, id: &OrderId) -> Result<Option<Order>, OrderError> {
     let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
         .bind(id)
         .fetch_optional(db.pool())
@@ -242,8 +205,8 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order, OrderError> {
     let corrupt =
         |what: &str| sqlx::Error::Decode(format!("orders.{what} holds an impossible value").into());
     Ok(Order {
-        id: OrderId(r.try_get("id")?),
-        merchant_id: MerchantId::new(r.try_get::<String, _>("merchant_id")?),
+        id: r.try_get("id")?,
+        merchant_id: r.try_get("merchant_id")?,
         amount: Amount::from_fen(r.try_get("amount")?).map_err(|_| corrupt("amount"))?,
         subject: r.try_get("subject")?,
         status: OrderStatus::parse(&r.try_get::<String, _>("status")?)
@@ -268,43 +231,4 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order, OrderError> {
             Some(m) => Some(serde_json::from_str(&m).map_err(|_| corrupt("metadata"))?),
         },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::OrderId;
-
-    #[test]
-    fn generated_ids_fit_both_providers_and_differ() {
-        let a = OrderId::generate();
-        let b = OrderId::generate();
-        assert_ne!(a, b);
-        assert_eq!(a.as_str().len(), 26);
-        assert_eq!(OrderId::parse(a.as_str()), Some(a));
-        assert!(OrderId::parse("short").is_none());
-        assert!(OrderId::parse(&"x".repeat(33)).is_none());
-        assert!(OrderId::parse("has-dash1").is_none());
-        assert!(OrderId::parse("ORD_2026_ok").is_some());
-    }
-
-    #[test]
-    fn the_documented_id_pattern_is_what_parse_takes() {
-        let pattern = regex::Regex::new(super::ORDER_ID_PATTERN).expect("pattern");
-        let generated = OrderId::generate();
-        let long = "x".repeat(33);
-        for id in [
-            generated.as_str(),
-            "short",
-            "sixsix",
-            long.as_str(),
-            &long[1..],
-            "has-dash1",
-            "ORD_2026_ok",
-            "",
-            "caf\u{e9}_order",
-            "line\nbreak",
-        ] {
-            assert_eq!(pattern.is_match(id), OrderId::parse(id).is_some(), "{id:?}");
-        }
-    }
 }

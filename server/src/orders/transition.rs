@@ -6,7 +6,7 @@ use crate::merchants::MerchantId;
 /// Adds an event to an order's timeline inside the caller's transaction.
 pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    order_id: &str,
+    order_id: &OrderId,
     kind: &str,
     detail: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
@@ -25,7 +25,7 @@ pub(crate) async fn insert_event(
 /// An order's timeline, oldest first: `(time, kind, detail)`.
 pub async fn events(
     db: &Db,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Vec<(i64, String, serde_json::Value)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT created_at, kind, detail FROM order_events WHERE order_id = $1 ORDER BY id",
@@ -50,7 +50,7 @@ pub async fn events(
 /// Adds an event to an order's timeline on its own.
 pub async fn add_event(
     db: &Db,
-    order_id: &str,
+    order_id: &OrderId,
     kind: &str,
     detail: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
@@ -74,7 +74,7 @@ pub struct Transitioned {
 /// then nothing changed.
 pub async fn transition(
     db: &Db,
-    id: &str,
+    id: &OrderId,
     to: OrderStatus,
     detail: serde_json::Value,
 ) -> Result<Transitioned, OrderError> {
@@ -114,7 +114,7 @@ pub(crate) struct PaidBy<'a> {
 /// missing); nothing was written.
 pub(crate) async fn transition_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
+    id: &OrderId,
     to: OrderStatus,
     detail: serde_json::Value,
 ) -> Result<Option<Transitioned>, OrderError> {
@@ -126,7 +126,7 @@ pub(crate) async fn transition_in(
 /// order is written), with its timeline and outbox events. `None`: not payable now.
 pub(crate) async fn pay_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
+    id: &OrderId,
     by: PaidBy<'_>,
     detail: serde_json::Value,
 ) -> Result<Option<Transitioned>, OrderError> {
@@ -135,7 +135,7 @@ pub(crate) async fn pay_in(
 
 async fn change_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
+    id: &OrderId,
     to: OrderStatus,
     paid_by: Option<PaidBy<'_>>,
     detail: serde_json::Value,
@@ -217,7 +217,7 @@ fn outbox_topic(to: OrderStatus) -> Option<&'static str> {
 
 /// Why a transition to `to` was not made: the order is missing, or its status (read after
 /// the fact) does not allow it.
-async fn refusal(db: &Db, id: &str, to: OrderStatus) -> OrderError {
+async fn refusal(db: &Db, id: &OrderId, to: OrderStatus) -> OrderError {
     match get(db, id).await {
         Ok(Some(current)) => OrderError::Forbidden {
             from: current.status,

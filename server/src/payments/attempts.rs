@@ -1,7 +1,8 @@
 //! Attempts: one trade at one provider for an order, its code's lifetime, and reading them.
 
 use super::*;
-use crate::providers::Channel;
+use crate::orders::OrderId;
+use crate::providers::{Channel, OutTradeNo};
 use sqlx::Row;
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ pub use app::status::AttemptStatus;
 /// One trade at one provider for an order.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attempt {
-    pub out_trade_no: String,
-    pub order_id: String,
+    pub out_trade_no: OutTradeNo,
+    pub order_id: OrderId,
     pub seq: i64,
     pub channel: Channel,
     pub status: AttemptStatus,
@@ -65,32 +66,36 @@ impl Payments {
     }
 
     /// The order's live attempt (`opening` or `open`), if any (the unique index allows one).
-    pub async fn live_attempt(&self, order_id: &str) -> Result<Option<Attempt>, sqlx::Error> {
+    pub async fn live_attempt(&self, order_id: &OrderId) -> Result<Option<Attempt>, sqlx::Error> {
         let mut live = self
-            .attempts_where("order_id = $1 AND status IN ('opening', 'open')", order_id)
+            .attempts_where(
+                "order_id = $1 AND status IN ('opening', 'open')",
+                order_id.as_str(),
+            )
             .await?;
         Ok(live.pop())
     }
 
     /// Every attempt of an order, oldest first.
-    pub async fn attempts(&self, order_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
-        self.attempts_where("order_id = $1", order_id).await
+    pub async fn attempts(&self, order_id: &OrderId) -> Result<Vec<Attempt>, sqlx::Error> {
+        self.attempts_where("order_id = $1", order_id.as_str())
+            .await
     }
 
-    pub async fn attempt(&self, out_trade_no: &str) -> Result<Option<Attempt>, sqlx::Error> {
+    pub async fn attempt(&self, out_trade_no: &OutTradeNo) -> Result<Option<Attempt>, sqlx::Error> {
         Ok(self
-            .attempts_where("out_trade_no = $1", out_trade_no)
+            .attempts_where("out_trade_no = $1", out_trade_no.as_str())
             .await?
             .pop())
     }
 }
 
 /// The provider trade number of an order's `seq`-th attempt.
-pub fn trade_no(order_id: &str, seq: i64) -> String {
+pub fn trade_no(order_id: &OrderId, seq: i64) -> OutTradeNo {
     if seq == 1 {
-        order_id.to_string()
+        OutTradeNo::new(order_id.as_str())
     } else {
-        format!("{order_id}_{seq}")
+        OutTradeNo::new(format!("{order_id}_{seq}"))
     }
 }
 
@@ -123,10 +128,10 @@ fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
 mod tests {
     #[test]
     fn attempt_trade_numbers_fit_both_providers() {
-        let id = "20261127093000abcdefABCDEF";
-        assert_eq!(super::trade_no(id, 1), id);
-        let later = super::trade_no(id, 99_999);
-        assert!(later.len() <= 32, "{later}");
-        assert!(crate::orders::OrderId::parse(&later).is_some());
+        let id = crate::orders::OrderId::parse("20261127093000abcdefABCDEF").expect("an id");
+        assert_eq!(super::trade_no(&id, 1), id.as_str());
+        let later = super::trade_no(&id, 99_999);
+        assert!(later.as_str().len() <= 32, "{later}");
+        assert!(crate::orders::OrderId::parse(later.as_str()).is_some());
     }
 }

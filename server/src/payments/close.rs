@@ -52,7 +52,7 @@ impl Payments {
     /// paid, or ended by someone else, meanwhile.
     pub async fn end_unpaid(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         to: OrderStatus,
         detail: serde_json::Value,
     ) -> Result<bool, PaymentError> {
@@ -82,7 +82,7 @@ impl Payments {
     pub async fn close_for_merchant(
         &self,
         merchant_id: &MerchantId,
-        order_id: &str,
+        order_id: &OrderId,
         via: &str,
     ) -> Result<Order, CloseError> {
         // The order, if it is this merchant's.

@@ -8,7 +8,7 @@
 //! attempt is still being opened is left for a later round.
 
 use super::{PaymentError, Payments};
-use crate::orders::OrderStatus;
+use crate::orders::{OrderId, OrderStatus};
 use sqlx::Row;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 /// One round: expires every due order it can. Returns how many it expired.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
     let now = crate::infra::clock::now_ms();
-    let due: Vec<String> = CLAIM
+    let due: Vec<OrderId> = CLAIM
         .take(payments.db(), now + LEASE_MS, now, BATCH)
         .await?
         .iter()
@@ -66,7 +66,7 @@ pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
 }
 
 /// Expires one due order. `Ok(false)`: it was paid, or expired by someone else, meanwhile.
-async fn expire(payments: &Payments, id: &str) -> Result<bool, PaymentError> {
+async fn expire(payments: &Payments, id: &OrderId) -> Result<bool, PaymentError> {
     payments
         .end_unpaid(
             id,

@@ -3,6 +3,7 @@
 //! done with it, then marked with what processing decided. A row still `received` was
 //! interrupted (a crash between storing and deciding); the provider's redelivery decides it.
 
+use crate::ids::{OrderId, OutTradeNo};
 use crate::infra::db::Db;
 use crate::providers::Channel;
 use sqlx::Row;
@@ -86,8 +87,8 @@ pub struct Decision {
     pub outcome: Outcome,
     pub reason: Option<String>,
     pub notification_id: Option<String>,
-    pub out_trade_no: Option<String>,
-    pub order_id: Option<String>,
+    pub out_trade_no: Option<OutTradeNo>,
+    pub order_id: Option<OrderId>,
     /// Refused before it could be read: the HTTP status and sentence of the reply (413 too
     /// large, 400 not UTF-8) instead of the provider's own refusal format.
     pub unreadable: Option<(u16, &'static str)>,
@@ -179,8 +180,8 @@ pub async fn decide(db: &Db, id: i64, d: &Decision) -> Result<(), sqlx::Error> {
     .bind(d.outcome.as_str())
     .bind(d.reason.as_deref())
     .bind(d.notification_id.as_deref())
-    .bind(d.out_trade_no.as_deref())
-    .bind(d.order_id.as_deref())
+    .bind(d.out_trade_no.as_ref())
+    .bind(d.order_id.as_ref())
     .bind(crate::infra::clock::now_ms())
     .bind(id)
     .execute(db.pool())
@@ -192,13 +193,13 @@ const COLUMNS: &str = "id, channel, received_at, remote_addr, headers, body, bod
                        reason, notification_id, out_trade_no, order_id";
 
 /// The notifications about one order (or naming one trade number), oldest first.
-pub async fn for_trade(db: &Db, out_trade_no: &str) -> Result<Vec<Stored>, sqlx::Error> {
-    select(db, "out_trade_no = $1", out_trade_no).await
+pub async fn for_trade(db: &Db, out_trade_no: &OutTradeNo) -> Result<Vec<Stored>, sqlx::Error> {
+    select(db, "out_trade_no = $1", out_trade_no.as_str()).await
 }
 
 /// The notifications that were decided for one order, oldest first.
-pub async fn for_order(db: &Db, order_id: &str) -> Result<Vec<Stored>, sqlx::Error> {
-    select(db, "order_id = $1", order_id).await
+pub async fn for_order(db: &Db, order_id: &OrderId) -> Result<Vec<Stored>, sqlx::Error> {
+    select(db, "order_id = $1", order_id.as_str()).await
 }
 
 /// The newest `limit` notifications, newest first.

@@ -6,6 +6,7 @@
 //! Today the hub is in-process (one node). Cluster mode feeds it from PostgreSQL
 //! `LISTEN/NOTIFY` as well, so a callback handled on another node reaches this node's pages.
 
+use crate::ids::OrderId;
 use crate::merchants::MerchantId;
 use app::api::LivePing;
 use app::status::OrderStatus;
@@ -57,12 +58,12 @@ impl LiveHub {
 
     /// Announces a committed change (a new order is a change to `created`). Never fails: with
     /// no listener the change is simply not heard (pages re-read on connect).
-    pub fn publish(&self, merchant_id: &MerchantId, order_id: &str, status: OrderStatus) {
+    pub fn publish(&self, merchant_id: &MerchantId, order_id: &OrderId, status: OrderStatus) {
         let merchant_id = merchant_id.as_str();
         let change = OrderChange {
             all: false,
             merchant_id: merchant_id.into(),
-            order_id: order_id.into(),
+            order_id: order_id.as_str().into(),
             status,
         };
         if let Some(out) = &self.outward {

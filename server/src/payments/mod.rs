@@ -36,9 +36,9 @@ pub use record::Recorded;
 pub use start::MAX_ATTEMPTS_PER_ORDER;
 
 use crate::infra::db::Db;
-use crate::orders::{self, OrderStatus};
+use crate::orders::{self, OrderId, OrderStatus};
 use crate::providers::config::Providers;
-use crate::providers::{Channel, ProviderError};
+use crate::providers::{Channel, OutTradeNo, ProviderError};
 use crate::risk::{RiskEvent, RiskKind};
 use async_trait::async_trait;
 use live::LiveHub;
@@ -96,7 +96,7 @@ impl From<orders::OrderError> for PaymentError {
 pub trait StartPayment: Send + Sync {
     async fn start_payment(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         channel: Channel,
     ) -> Result<Attempt, PaymentError>;
 }
@@ -169,7 +169,7 @@ impl Payments {
     ) -> Result<orders::Order, orders::OrderError> {
         let order = orders::create(&self.db, new, metadata).await?;
         self.live
-            .publish(&order.merchant_id, order.id.as_str(), order.status);
+            .publish(&order.merchant_id, &order.id, order.status);
         Ok(order)
     }
 }

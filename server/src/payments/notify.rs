@@ -19,6 +19,7 @@
 
 use super::inbox::{self, Decision, Outcome, Received};
 use super::{PaymentError, Payments, Recorded};
+use crate::ids::{OrderId, OutTradeNo};
 use crate::infra::failpoints;
 use crate::orders;
 use crate::providers::{
@@ -64,7 +65,7 @@ pub async fn receive(
     let mut decision = decide(payments, provider, r, id).await;
     if let Some(trade) = decision.out_trade_no.clone() {
         // The change (if any) is committed; a crash here loses only the reply.
-        if let Err(e) = failpoints::hit("notify.before_reply", &trade) {
+        if let Err(e) = failpoints::hit("notify.before_reply", trade.as_str()) {
             decision = Decision {
                 outcome: Outcome::Retry,
                 reason: Some(e.to_string()),
@@ -142,8 +143,8 @@ async fn decide(
             // is anyone's text, so only a trade-number-sized piece of it is kept.
             let claimed = provider
                 .claimed_trade(r.body)
-                .map(|t| t.chars().take(64).collect::<String>());
-            let order_id = order_of(payments, claimed.as_deref()).await;
+                .map(|t| OutTradeNo::new(t.chars().take(64).collect::<String>()));
+            let order_id = order_of(payments, claimed.as_ref()).await;
             return refusal
                 .refuse(claimed, order_id, RiskKind::from(&e), e.to_string())
                 .await;
@@ -190,7 +191,7 @@ async fn decide(
 }
 
 /// The order of one of our attempts, if `out_trade_no` names one.
-async fn order_of(payments: &Payments, out_trade_no: Option<&str>) -> Option<String> {
+async fn order_of(payments: &Payments, out_trade_no: Option<&OutTradeNo>) -> Option<OrderId> {
     let trade = out_trade_no?;
     payments
         .attempt(trade)
@@ -248,14 +249,14 @@ async fn apply(
     n: &VerifiedNotification,
 ) -> Result<Decision, PaymentError> {
     let Some(attempt) = payments.attempt(&n.out_trade_no).await? else {
-        let m = Mismatch::UnknownOrder(n.out_trade_no.clone());
+        let m = Mismatch::UnknownOrder(n.out_trade_no.to_string());
         return Ok(refusal
             .refuse(Some(n.out_trade_no.clone()), None, m.kind(), m.to_string())
             .await);
     };
     let order = orders::get(payments.db(), &attempt.order_id)
         .await?
-        .ok_or_else(|| PaymentError::NotFound(attempt.order_id.clone()))?;
+        .ok_or_else(|| PaymentError::NotFound(attempt.order_id.to_string()))?;
     let identity = payments.providers().get(n.channel).map(|p| p.identity());
     let mismatch = super::paid::check(
         &attempt,
@@ -372,8 +373,8 @@ struct Refusal<'a> {
 impl Refusal<'_> {
     async fn refuse(
         &self,
-        out_trade_no: Option<String>,
-        order_id: Option<String>,
+        out_trade_no: Option<OutTradeNo>,
+        order_id: Option<OrderId>,
         kind: RiskKind,
         reason: String,
     ) -> Decision {

@@ -6,7 +6,7 @@
 
 use super::Attempt;
 use crate::orders::Order;
-use crate::providers::{Channel, ProviderIdentity};
+use crate::providers::{Channel, OutTradeNo, ProviderIdentity};
 use crate::risk::RiskKind;
 use app::money::Amount;
 
@@ -51,7 +51,7 @@ impl Mismatch {
 pub struct PaidAnswer<'a> {
     pub channel: Channel,
     /// Our trade number as the answer names it.
-    pub out_trade_no: &'a str,
+    pub out_trade_no: &'a OutTradeNo,
     pub amount: Option<Amount>,
     /// `None` where the answer has no currency field (queries: CNY by the API's definition).
     pub currency: Option<&'a str>,
@@ -74,10 +74,10 @@ pub fn check(
             expected: attempt.channel.to_string(),
         });
     }
-    if answer.out_trade_no != attempt.out_trade_no {
+    if *answer.out_trade_no != attempt.out_trade_no {
         return Err(Mismatch::AnotherTrade {
             got: answer.out_trade_no.to_string(),
-            expected: attempt.out_trade_no.clone(),
+            expected: attempt.out_trade_no.to_string(),
         });
     }
     match answer.amount {

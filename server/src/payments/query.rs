@@ -10,7 +10,7 @@
 //! worker asks about an attempt at a time; a crashed worker's lease simply runs out.
 
 use super::{AttemptStatus, PaymentError, Payments};
-use crate::providers::TradeState;
+use crate::providers::{OutTradeNo, TradeState};
 use sqlx::Row;
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ pub fn spawn(payments: Payments, tick: Duration) -> tokio::task::JoinHandle<()> 
 /// turned out paid.
 pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
     let now = crate::infra::clock::now_ms();
-    let claimed: Vec<(String, i64)> = CLAIM
+    let claimed: Vec<(OutTradeNo, i64)> = CLAIM
         .take(payments.db(), now + LEASE_MS, now, BATCH)
         .await?
         .iter()
@@ -66,7 +66,11 @@ pub async fn run_once(payments: &Payments) -> Result<usize, sqlx::Error> {
 }
 
 /// Asks about one claimed attempt; `Ok(true)` when it was found paid.
-async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool, PaymentError> {
+async fn ask(
+    payments: &Payments,
+    out_trade_no: &OutTradeNo,
+    count: i64,
+) -> Result<bool, PaymentError> {
     let Some(attempt) = payments.attempt(out_trade_no).await? else {
         return Ok(false);
     };
@@ -116,7 +120,7 @@ async fn ask(payments: &Payments, out_trade_no: &str, count: i64) -> Result<bool
     }
 }
 
-async fn stop_asking(payments: &Payments, out_trade_no: &str) -> Result<(), sqlx::Error> {
+async fn stop_asking(payments: &Payments, out_trade_no: &OutTradeNo) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE payment_attempts SET next_query_at = NULL WHERE out_trade_no = $1")
         .bind(out_trade_no)
         .execute(payments.db().pool())

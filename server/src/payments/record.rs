@@ -29,7 +29,7 @@ impl Payments {
     ) -> Result<Option<Recorded>, PaymentError> {
         let order = orders::get(&self.db, &attempt.order_id)
             .await?
-            .ok_or_else(|| PaymentError::NotFound(attempt.order_id.clone()))?;
+            .ok_or_else(|| PaymentError::NotFound(attempt.order_id.to_string()))?;
         let identity = self.providers.get(attempt.channel).map(|p| p.identity());
         let answer = paid::PaidAnswer {
             channel: attempt.channel,
@@ -84,8 +84,8 @@ impl Payments {
         provider_trade_no: Option<&str>,
         detail: serde_json::Value,
     ) -> Result<Recorded, PaymentError> {
-        let out_trade_no = attempt.out_trade_no.as_str();
-        let order_id = attempt.order_id.as_str();
+        let out_trade_no = &attempt.out_trade_no;
+        let order_id = &attempt.order_id;
         let mut detail = detail;
         detail["channel"] = serde_json::json!(attempt.channel);
         detail["out_trade_no"] = serde_json::json!(out_trade_no);
@@ -114,7 +114,7 @@ impl Payments {
                 .map(|r| r.try_get("out_trade_no"))
                 .transpose()?;
                 match paid_by {
-                    Some(t) if t == out_trade_no => Recorded::Duplicate,
+                    Some(t) if *out_trade_no == t.as_str() => Recorded::Duplicate,
                     Some(_) => Recorded::Extra,
                     None => {
                         // Not paid and not payable (e.g. refunded already, or missing): the
@@ -167,7 +167,7 @@ impl Payments {
                         &merchant_id,
                         order_id,
                         "order.extra_payment",
-                        out_trade_no,
+                        out_trade_no.as_str(),
                         &payment,
                     )
                     .await?;
@@ -190,7 +190,7 @@ impl Payments {
         if let Some(event) = &risk_event {
             crate::risk::record_in(&mut tx, event).await?;
         }
-        crate::infra::failpoints::hit("record_payment.before_commit", out_trade_no)?;
+        crate::infra::failpoints::hit("record_payment.before_commit", out_trade_no.as_str())?;
         tx.commit().await?;
         if let Some(event) = &risk_event {
             crate::risk::count(event);
@@ -208,10 +208,10 @@ impl Payments {
                 match self.close_attempt(&other, "order paid").await {
                     Ok(Closing::Closed) => {}
                     Ok(Closing::FoundPaid(_)) => {
-                        tracing::warn!(order = order_id, out_trade_no = %other.out_trade_no, "a second attempt of a paid order is paid too")
+                        tracing::warn!(order = %order_id, out_trade_no = %other.out_trade_no, "a second attempt of a paid order is paid too")
                     }
                     Err(e) => {
-                        tracing::warn!(order = order_id, error = %e, "could not close the other live attempt")
+                        tracing::warn!(order = %order_id, error = %e, "could not close the other live attempt")
                     }
                 }
             }

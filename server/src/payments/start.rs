@@ -79,7 +79,11 @@ impl Payments {
 
     /// Sets when the active-query worker next asks about an attempt: the first wait, doubled
     /// for each question already asked, at most `query::MAX_WAIT`.
-    pub async fn schedule_query(&self, out_trade_no: &str, asked: i64) -> Result<(), sqlx::Error> {
+    pub async fn schedule_query(
+        &self,
+        out_trade_no: &OutTradeNo,
+        asked: i64,
+    ) -> Result<(), sqlx::Error> {
         let first = self.query_after.as_millis() as i64;
         let wait = first
             .saturating_mul(1_i64 << asked.clamp(0, 20))
@@ -92,7 +96,7 @@ impl Payments {
         Ok(())
     }
 
-    pub(super) async fn payable_order(&self, order_id: &str) -> Result<Order, PaymentError> {
+    pub(super) async fn payable_order(&self, order_id: &OrderId) -> Result<Order, PaymentError> {
         let order = orders::get(&self.db, order_id)
             .await?
             .ok_or_else(|| PaymentError::NotFound(order_id.to_string()))?;
@@ -125,7 +129,7 @@ impl Payments {
         .fetch_one(self.db.pool())
         .await?
         .try_get("next")?;
-        let out_trade_no = trade_no(order.id.as_str(), seq);
+        let out_trade_no = trade_no(&order.id, seq);
         let now = crate::infra::clock::now_ms();
         // The code dies with the order or after its two hours, whichever is first; the
         // provider is told so (time_expire), so an old code cannot be paid by itself.
@@ -178,14 +182,14 @@ impl Payments {
                 .await?;
                 orders::insert_event(
                     &mut tx,
-                    order.id.as_str(),
+                    &order.id,
                     "attempt.opened",
                     &serde_json::json!({ "channel": channel, "out_trade_no": out_trade_no }),
                 )
                 .await?;
                 let moved = orders::transition_in(
                     &mut tx,
-                    order.id.as_str(),
+                    &order.id,
                     OrderStatus::Pending,
                     serde_json::json!({ "channel": channel }),
                 )
@@ -193,12 +197,12 @@ impl Payments {
                 tx.commit().await?;
                 if moved.is_some() {
                     self.live
-                        .publish(&order.merchant_id, order.id.as_str(), OrderStatus::Pending);
+                        .publish(&order.merchant_id, &order.id, OrderStatus::Pending);
                 }
                 Ok(self.attempt(&out_trade_no).await?)
             }
             Err(source) => {
-                tracing::warn!(order = %order.id.as_str(), %channel, error = %source, "prepay failed");
+                tracing::warn!(order = %&order.id, %channel, error = %source, "prepay failed");
                 sqlx::query(
                     "UPDATE payment_attempts SET status = 'failed', error = $1, closed_at = $2 WHERE out_trade_no = $3",
                 )
@@ -209,7 +213,7 @@ impl Payments {
                 .await?;
                 orders::insert_event(
                     &mut tx,
-                    order.id.as_str(),
+                    &order.id,
                     "attempt.failed",
                     &serde_json::json!({ "channel": channel, "out_trade_no": out_trade_no, "error": source.to_string() }),
                 )
@@ -225,7 +229,7 @@ impl Payments {
     /// Each new attempt is a prepay call: switching wallets back and forth must not make a
     /// provider call per click without end. `Busy` once the order has had
     /// [`MAX_ATTEMPTS_PER_ORDER`].
-    async fn may_open_another(&self, order_id: &str) -> Result<(), PaymentError> {
+    async fn may_open_another(&self, order_id: &OrderId) -> Result<(), PaymentError> {
         let made: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM payment_attempts WHERE order_id = $1")
                 .bind(order_id)
@@ -233,7 +237,7 @@ impl Payments {
                 .await?;
         if made >= MAX_ATTEMPTS_PER_ORDER {
             tracing::warn!(
-                order = order_id,
+                order = %order_id,
                 made,
                 "attempt limit reached: no new prepay"
             );
@@ -247,7 +251,7 @@ impl Payments {
 impl StartPayment for Payments {
     async fn start_payment(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         channel: Channel,
     ) -> Result<Attempt, PaymentError> {
         let deadline = tokio::time::Instant::now() + OPENING_WAIT;

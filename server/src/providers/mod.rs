@@ -20,13 +20,14 @@ use app::money::Amount;
 use async_trait::async_trait;
 use std::time::Duration;
 
+pub use crate::ids::OutTradeNo;
 pub use app::channel::Channel;
 
 /// What we ask a provider for when a customer chooses to pay.
 #[derive(Clone, Debug)]
 pub struct PrepayRequest {
     /// Our order id: ≤ 32 chars of `[0-9A-Za-z_]`, valid for both providers.
-    pub out_trade_no: String,
+    pub out_trade_no: OutTradeNo,
     pub amount: Amount,
     /// What the customer sees in the wallet (≤ 127 chars for WeChat, 256 for Alipay).
     pub subject: String,
@@ -101,7 +102,7 @@ pub struct TradeStatus {
 /// A refund request. `out_refund_no` is the idempotency key: the same key refunds once.
 #[derive(Clone, Debug)]
 pub struct RefundRequest {
-    pub out_trade_no: String,
+    pub out_trade_no: OutTradeNo,
     pub out_refund_no: String,
     pub refund: Amount,
     /// The order's full amount (WeChat requires it).
@@ -144,7 +145,7 @@ pub struct VerifiedNotification {
     /// The provider's id of this notification, stable across redeliveries (Alipay `notify_id`,
     /// WeChat event `id`).
     pub notification_id: String,
-    pub out_trade_no: String,
+    pub out_trade_no: OutTradeNo,
     /// The provider's trade number; always present when the state is paid (an unpaid WeChat
     /// transaction has none yet).
     pub provider_trade_no: Option<String>,
@@ -339,10 +340,10 @@ pub trait PaymentProvider: Send + Sync {
     async fn create_prepay(&self, request: &PrepayRequest) -> Result<Prepay, ProviderError>;
 
     /// Asks the provider about a trade by our order id.
-    async fn query(&self, out_trade_no: &str) -> Result<TradeStatus, ProviderError>;
+    async fn query(&self, out_trade_no: &OutTradeNo) -> Result<TradeStatus, ProviderError>;
 
     /// Closes an unpaid trade so it can no longer be paid.
-    async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError>;
+    async fn close(&self, out_trade_no: &OutTradeNo) -> Result<(), ProviderError>;
 
     /// Refunds all or part of a paid trade; idempotent by `out_refund_no`.
     async fn refund(&self, request: &RefundRequest) -> Result<RefundStatus, ProviderError>;
@@ -351,7 +352,7 @@ pub trait PaymentProvider: Send + Sync {
     /// `GET /v3/refund/domestic/refunds/{out_refund_no}`).
     async fn refund_query(
         &self,
-        out_trade_no: &str,
+        out_trade_no: &OutTradeNo,
         out_refund_no: &str,
     ) -> Result<RefundStatus, ProviderError>;
 

@@ -118,7 +118,7 @@ async fn money_and_times_round_trip_as_exact_integers(db: TestDb) {
     assert_eq!(amount, 10_000_000_000, "¥100,000,000.00 to the fen");
     assert_eq!(refunded, 9_999_999_999);
     assert_eq!(expires_at, order.expires_at);
-    let stored = server::orders::get(&conn, order.id.as_str())
+    let stored = server::orders::get(&conn, &order.id)
         .await
         .expect("get")
         .expect("found");

@@ -3,6 +3,7 @@
 //! transition succeed exactly once; a payment after expiry is kept and flagged late.
 
 use crate::common;
+use crate::common::oid;
 
 use app::money::Amount;
 use common::TestDb;
@@ -74,8 +75,11 @@ async fn every_transition_is_allowed_or_refused_as_the_state_machine_says(db: Te
             force_status(&conn, &id, from).await;
             let before = events(&conn, &id).await;
             let result =
-                orders::transition(&conn, &id, to, serde_json::json!({"by": "test"})).await;
-            let after = orders::get(&conn, &id).await.expect("get").expect("exists");
+                orders::transition(&conn, &oid(&id), to, serde_json::json!({"by": "test"})).await;
+            let after = orders::get(&conn, &oid(&id))
+                .await
+                .expect("get")
+                .expect("exists");
             if to.predecessors().contains(&from) {
                 allowed += 1;
                 let t = result.unwrap_or_else(|e| panic!("{from} → {to} must be allowed: {e}"));
@@ -111,7 +115,7 @@ async fn every_transition_is_allowed_or_refused_as_the_state_machine_says(db: Te
     assert!(matches!(
         orders::transition(
             &conn,
-            "NO_SUCH_ORDER",
+            &oid("NO_SUCH_ORDER"),
             OrderStatus::Paid,
             serde_json::json!({})
         )
@@ -124,14 +128,19 @@ async fn concurrent_attempts_at_one_transition_succeed_once(db: TestDb) {
     let conn = setup(&db).await;
     let order = new_order(&conn).await;
     let id = order.id.as_str().to_string();
-    orders::transition(&conn, &id, OrderStatus::Pending, serde_json::json!({}))
-        .await
-        .expect("pending");
+    orders::transition(
+        &conn,
+        &oid(&id),
+        OrderStatus::Pending,
+        serde_json::json!({}),
+    )
+    .await
+    .expect("pending");
     let attempts = (0..16).map(|_| {
         let conn = conn.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            orders::transition(&conn, &id, OrderStatus::Paid, serde_json::json!({})).await
+            orders::transition(&conn, &oid(&id), OrderStatus::Paid, serde_json::json!({})).await
         })
     });
     let results: Vec<_> = futures::future::join_all(attempts)
@@ -162,7 +171,10 @@ async fn concurrent_attempts_at_one_transition_succeed_once(db: TestDb) {
         .filter(|k| *k == "status.paid")
         .count();
     assert_eq!(paid_events, 1);
-    let o = orders::get(&conn, &id).await.expect("get").expect("exists");
+    let o = orders::get(&conn, &oid(&id))
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(o.status, OrderStatus::Paid);
     assert!(o.paid_at.is_some());
 }
@@ -171,22 +183,35 @@ async fn a_payment_after_expiry_is_kept_and_flagged_late(db: TestDb) {
     let conn = setup(&db).await;
     let order = new_order(&conn).await;
     let id = order.id.as_str().to_string();
-    orders::transition(&conn, &id, OrderStatus::Pending, serde_json::json!({}))
-        .await
-        .expect("pending");
-    orders::transition(&conn, &id, OrderStatus::Expired, serde_json::json!({}))
-        .await
-        .expect("expired");
+    orders::transition(
+        &conn,
+        &oid(&id),
+        OrderStatus::Pending,
+        serde_json::json!({}),
+    )
+    .await
+    .expect("pending");
+    orders::transition(
+        &conn,
+        &oid(&id),
+        OrderStatus::Expired,
+        serde_json::json!({}),
+    )
+    .await
+    .expect("expired");
     let t = orders::transition(
         &conn,
-        &id,
+        &oid(&id),
         OrderStatus::Paid,
         serde_json::json!({"trade_no": "T1"}),
     )
     .await
     .expect("late pay");
     assert!(t.late);
-    let o = orders::get(&conn, &id).await.expect("get").expect("exists");
+    let o = orders::get(&conn, &oid(&id))
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!((o.status, o.late), (OrderStatus::Paid, true));
     let detail: String = sqlx::query_scalar(
         "SELECT detail FROM order_events WHERE order_id = $1 AND kind = 'status.paid'",
@@ -205,23 +230,18 @@ async fn a_payment_after_expiry_is_kept_and_flagged_late(db: TestDb) {
     let other = new_order(&conn).await;
     orders::transition(
         &conn,
-        other.id.as_str(),
+        &other.id,
         OrderStatus::Pending,
         serde_json::json!({}),
     )
     .await
     .expect("pending");
-    let t = orders::transition(
-        &conn,
-        other.id.as_str(),
-        OrderStatus::Paid,
-        serde_json::json!({}),
-    )
-    .await
-    .expect("pay");
+    let t = orders::transition(&conn, &other.id, OrderStatus::Paid, serde_json::json!({}))
+        .await
+        .expect("pay");
     assert!(!t.late);
     assert!(
-        !orders::get(&conn, other.id.as_str())
+        !orders::get(&conn, &other.id)
             .await
             .expect("get")
             .expect("exists")

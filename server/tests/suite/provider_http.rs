@@ -4,6 +4,7 @@
 //! unreachable) is a typed error, never a panic and never a payment.
 
 use crate::common;
+use crate::common::otn;
 
 use app::money::Amount;
 use axum::body::Bytes;
@@ -333,13 +334,13 @@ async fn alipay_prepay_is_signed_and_its_answer_verified() {
 async fn an_alipay_query_answer_about_another_trade_is_refused() {
     let (addr, peer) = spawn_peer().await;
     let client = alipay_client(format!("http://{addr}/gateway.do"));
-    let paid = client.query("ORD_1").await.expect("query");
+    let paid = client.query(&otn("ORD_1")).await.expect("query");
     assert_eq!(paid.state, TradeState::Paid);
     assert_eq!(paid.amount, Some(Amount::from_fen(1230).expect("amount")));
     // Signed by the gateway, but about another trade: never taken as ours.
     *peer.mode.lock().expect("lock") = Mode::OtherTrade;
     let err = client
-        .query("ORD_1")
+        .query(&otn("ORD_1"))
         .await
         .expect_err("an answer about another trade");
     assert!(matches!(err, ProviderError::Malformed(_)), "{err:?}");
@@ -402,7 +403,7 @@ async fn wechat_native_order_and_query_are_signed_and_verified() {
         .as_str()
         .expect("time_expire")
         .ends_with("+08:00"));
-    let status = client.query("ORD_1").await.expect("query");
+    let status = client.query(&otn("ORD_1")).await.expect("query");
     assert_eq!(status.state, TradeState::Paid);
     assert_eq!(status.amount, Some(Amount::from_fen(1230).expect("amount")));
     assert_eq!(
@@ -427,6 +428,6 @@ async fn wechat_failures_are_typed_errors() {
         let err = client.create_prepay(&order()).await.expect_err("must fail");
         assert!(check(&err), "{m:?} gave {err:?}");
     }
-    let err = client.query("ORD/../x").await.expect_err("unsafe id");
+    let err = client.query(&otn("ORD/../x")).await.expect_err("unsafe id");
     assert!(matches!(err, ProviderError::Malformed(_)));
 }

@@ -4,6 +4,7 @@
 //! the (time-scaled) schedule until acknowledged, and every fault does what it says.
 
 use crate::common;
+use crate::common::otn;
 
 use app::money::Amount;
 use axum::body::Bytes;
@@ -171,7 +172,7 @@ async fn alipay_trade_lifecycle_answers_from_the_sandbox_state() {
         prepay.code_url
     );
     // Before a wallet opens the code, the trade does not exist at Alipay: pending.
-    let q = rig.alipay.query("ORD_A1").await.expect("query");
+    let q = rig.alipay.query(&otn("ORD_A1")).await.expect("query");
     assert_eq!(
         (q.state, q.provider_state.as_str()),
         (TradeState::Pending, "ACQ.TRADE_NOT_EXIST")
@@ -187,7 +188,7 @@ async fn alipay_trade_lifecycle_answers_from_the_sandbox_state() {
         page.contains("¥12.30") && page.contains("沙箱测试 Sandbox test"),
         "{page}"
     );
-    let q = rig.alipay.query("ORD_A1").await.expect("query");
+    let q = rig.alipay.query(&otn("ORD_A1")).await.expect("query");
     assert_eq!(
         (q.state, q.provider_state.as_str()),
         (TradeState::Pending, "WAIT_BUYER_PAY")
@@ -209,9 +210,9 @@ async fn alipay_trade_lifecycle_answers_from_the_sandbox_state() {
         matches!(&err, ProviderError::Business { sub_code: Some(s), .. } if s == "ACQ.CONTEXT_INCONSISTENT"),
         "{err:?}"
     );
-    rig.alipay.close("ORD_A1").await.expect("close");
+    rig.alipay.close(&otn("ORD_A1")).await.expect("close");
     assert_eq!(
-        rig.alipay.query("ORD_A1").await.expect("query").state,
+        rig.alipay.query(&otn("ORD_A1")).await.expect("query").state,
         TradeState::Closed
     );
     assert!(
@@ -231,7 +232,7 @@ async fn wechat_trade_lifecycle_and_refunds() {
         .create_prepay(&order("ORD_W1", 5000, rig.receiver.url("wechat")))
         .await
         .expect("native");
-    let q = rig.wechat.query("ORD_W1").await.expect("query");
+    let q = rig.wechat.query(&otn("ORD_W1")).await.expect("query");
     assert_eq!(
         (q.state, q.provider_state.as_str()),
         (TradeState::Pending, "NOTPAY")
@@ -241,7 +242,7 @@ async fn wechat_trade_lifecycle_and_refunds() {
         .pay_by_id(&wallet_id(&prepay.code_url), &Faults::default())
         .await
         .expect("pay"));
-    let q = rig.wechat.query("ORD_W1").await.expect("query");
+    let q = rig.wechat.query(&otn("ORD_W1")).await.expect("query");
     assert_eq!(q.state, TradeState::Paid);
     assert!(q.provider_trade_no.is_some());
     let refund = |no: &str, fen: i64| RefundRequest {
@@ -271,14 +272,14 @@ async fn wechat_trade_lifecycle_and_refunds() {
     // The refund query knows it; an unknown refund number is "not found", not a failure.
     let asked = rig
         .wechat
-        .refund_query("ORD_W1", "R1")
+        .refund_query(&otn("ORD_W1"), "R1")
         .await
         .expect("query");
     assert_eq!(asked.state, RefundState::Succeeded);
     assert!(asked.provider_refund_no.is_some());
     assert_eq!(
         rig.wechat
-            .refund_query("ORD_W1", "R9")
+            .refund_query(&otn("ORD_W1"), "R9")
             .await
             .expect("query")
             .state,
@@ -299,7 +300,7 @@ async fn wechat_trade_lifecycle_and_refunds() {
         .expect("the rest");
     let err = rig
         .wechat
-        .close("ORD_W1")
+        .close(&otn("ORD_W1"))
         .await
         .expect_err("paid orders cannot be closed");
     assert!(
@@ -467,6 +468,7 @@ async fn dropped_notifications_leave_only_the_query() {
                 .verify_notification(h, b)
                 .expect("valid")
                 .out_trade_no
+                .into_string()
         })
         .collect();
     assert_eq!(
@@ -475,7 +477,7 @@ async fn dropped_notifications_leave_only_the_query() {
         "nothing was sent for the dropped one"
     );
     assert_eq!(
-        rig.wechat.query("ORD_F2").await.expect("query").state,
+        rig.wechat.query(&otn("ORD_F2")).await.expect("query").state,
         TradeState::Paid,
         "the query finds the payment"
     );
@@ -555,7 +557,11 @@ async fn api_faults_answer_500s() {
         matches!(err, ProviderError::Status { status: 500 }),
         "{err:?}"
     );
-    let err = rig.wechat.query("ORD_F8").await.expect_err("injected 500");
+    let err = rig
+        .wechat
+        .query(&otn("ORD_F8"))
+        .await
+        .expect_err("injected 500");
     assert!(
         matches!(err, ProviderError::Status { status: 500 }) && err.is_transient(),
         "{err:?}"

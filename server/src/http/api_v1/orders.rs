@@ -192,10 +192,10 @@ async fn create(
     let Some(channel) = request.channel else {
         return Ok(OrderObject::of(&order, base));
     };
-    match state.start.start_payment(order.id.as_str(), channel).await {
+    match state.start.start_payment(&order.id, channel).await {
         Ok(attempt) => {
             // The order as the code left it (its status moved on).
-            let now = orders::get(&state.db, order.id.as_str())
+            let now = orders::get(&state.db, &order.id)
                 .await
                 .ok()
                 .flatten()
@@ -220,7 +220,11 @@ pub async fn merchant_order(
     caller: &Caller,
     id: &str,
 ) -> Result<Order, ApiError> {
-    match orders::get(&state.db, id).await {
+    // An id that cannot be one of ours is an order that does not exist.
+    let Some(order_id) = orders::OrderId::parse(id) else {
+        return Err(ApiError::not_found(id));
+    };
+    match orders::get(&state.db, &order_id).await {
         Ok(Some(o)) if o.merchant_id == caller.merchant_id => Ok(o),
         Ok(_) => Err(ApiError::not_found(id)),
         Err(e) => Err(ApiError::internal(e)),
@@ -368,7 +372,7 @@ pub async fn close_order(
     let run = || async {
         match state
             .payments
-            .close_for_merchant(&caller.merchant_id, order.id.as_str(), "api")
+            .close_for_merchant(&caller.merchant_id, &order.id, "api")
             .await
         {
             Ok(closed) => (

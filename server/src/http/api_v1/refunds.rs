@@ -82,14 +82,14 @@ pub async fn create_refund(
     let request: CreateRefundRequest = body::parse(&body)?;
     let amount =
         Amount::from_fen(request.amount).map_err(|_| CreateRefundRequest::invalid("amount"))?;
-    merchant_order(&state, &caller, &id).await?;
+    let order = merchant_order(&state, &caller, &id).await?;
     let key = key_of(&headers)?;
     let route = format!("POST /orders/{id}/refunds");
     let run = || async {
         match refunds::request(
             &state.payments,
             &caller.merchant_id,
-            &id,
+            &order.id,
             amount,
             request.reason.as_deref(),
         )
@@ -142,8 +142,8 @@ pub async fn list_refunds(
     Extension(caller): Extension<Caller>,
     Path(OrderPath { id }): Path<OrderPath>,
 ) -> Result<Json<RefundList>, ApiError> {
-    merchant_order(&state, &caller, &id).await?;
-    let list = refunds::for_order(&state.payments, &caller.merchant_id, &id)
+    let order = merchant_order(&state, &caller, &id).await?;
+    let list = refunds::for_order(&state.payments, &caller.merchant_id, &order.id)
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(RefundList {

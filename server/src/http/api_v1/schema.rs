@@ -279,7 +279,7 @@ impl RefundObject {
         RefundObject {
             id: r.id.clone(),
             object: "refund".into(),
-            order_id: r.order_id.clone(),
+            order_id: r.order_id.to_string(),
             amount: r.amount.fen(),
             currency: "CNY".into(),
             reason: r.reason.clone(),

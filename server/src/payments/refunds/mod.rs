@@ -36,10 +36,10 @@ pub use request::{refund_extra_payment, request};
 pub use settle::{apply_notice, retry_abnormal, run_once, spawn};
 
 use crate::merchants::MerchantId;
-use crate::orders::{self, OrderStatus};
+use crate::orders::{self, OrderId, OrderStatus};
 use crate::payments::Payments;
 pub use crate::providers::RefundStatus as ProviderRefundStatus;
-use crate::providers::{Channel, ProviderError, RefundRequest, RefundState};
+use crate::providers::{Channel, OutTradeNo, ProviderError, RefundRequest, RefundState};
 use app::money::Amount;
 use sqlx::Row;
 use std::time::Duration;
@@ -70,9 +70,9 @@ pub use app::status::RefundStatus;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refund {
     pub id: String,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub merchant_id: MerchantId,
-    pub out_trade_no: String,
+    pub out_trade_no: OutTradeNo,
     pub channel: Channel,
     pub amount: Amount,
     pub reason: Option<String>,
@@ -131,7 +131,7 @@ pub async fn get(payments: &Payments, id: &str) -> Result<Option<Refund>, sqlx::
 pub async fn for_order(
     payments: &Payments,
     merchant_id: &MerchantId,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<Vec<Refund>, sqlx::Error> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM refunds WHERE order_id = $1 AND merchant_id = $2 ORDER BY created_at, id"

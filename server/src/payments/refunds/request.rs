@@ -9,7 +9,7 @@ use crate::merchants::MerchantId;
 pub async fn request(
     payments: &Payments,
     merchant_id: &MerchantId,
-    order_id: &str,
+    order_id: &OrderId,
     amount: Amount,
     reason: Option<&str>,
 ) -> Result<Refund, RefundError> {
@@ -21,8 +21,8 @@ pub async fn request(
 pub async fn refund_extra_payment(
     payments: &Payments,
     merchant_id: &MerchantId,
-    order_id: &str,
-    out_trade_no: &str,
+    order_id: &OrderId,
+    out_trade_no: &OutTradeNo,
     reason: Option<&str>,
 ) -> Result<Refund, RefundError> {
     let left: Option<i64> = sqlx::query_scalar(
@@ -53,8 +53,8 @@ pub async fn refund_extra_payment(
 async fn request_of(
     payments: &Payments,
     merchant_id: &MerchantId,
-    order_id: &str,
-    extra_trade: Option<&str>,
+    order_id: &OrderId,
+    extra_trade: Option<&OutTradeNo>,
     amount: Amount,
     reason: Option<&str>,
 ) -> Result<Refund, RefundError> {
@@ -104,7 +104,7 @@ async fn request_of(
             None => RefundError::NotRefundable(order.status),
         });
     };
-    let out_trade_no: String = paid.try_get("out_trade_no")?;
+    let out_trade_no: OutTradeNo = paid.try_get("out_trade_no")?;
     let channel = Channel::parse(&paid.try_get::<String, _>("channel")?)
         .ok_or_else(|| sqlx::Error::Decode("payment_attempts.channel".into()))?;
     if payments.providers().get(channel).is_none() {
@@ -197,7 +197,7 @@ async fn request_of(
     tx.commit().await?;
     let saved = Refund {
         id: id.clone(),
-        order_id: order_id.to_string(),
+        order_id: order_id.clone(),
         merchant_id: merchant_id.clone(),
         out_trade_no,
         channel,
@@ -214,7 +214,7 @@ async fn request_of(
     // From here the refund exists and the worker will finish it: whatever goes wrong with
     // this fast path, the caller gets the pending refund, never an error that invites a
     // second refund.
-    if let Err(e) = crate::infra::failpoints::hit("refund.after_save", order_id) {
+    if let Err(e) = crate::infra::failpoints::hit("refund.after_save", order_id.as_str()) {
         tracing::warn!(refund = %id, error = %e, "refund saved; the worker will ask the provider");
         return Ok(saved);
     }

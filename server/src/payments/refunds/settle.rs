@@ -21,7 +21,7 @@ pub(super) async fn ask(payments: &Payments, id: &str) -> Result<(), RefundError
         .await
         .ok()
         .flatten()
-        .ok_or_else(|| RefundError::NotFound(refund.order_id.clone()))?;
+        .ok_or_else(|| RefundError::NotFound(refund.order_id.to_string()))?;
     let mut answer = Err(ProviderError::Connect(String::new()));
     let mut asked_request = false;
     if refund.provider_refund_no.is_some() {
@@ -32,21 +32,22 @@ pub(super) async fn ask(payments: &Payments, id: &str) -> Result<(), RefundError
     let not_found = matches!(&answer, Ok(s) if s.state == RefundState::NotFound);
     if refund.provider_refund_no.is_none() || not_found {
         asked_request = true;
-        answer = match crate::infra::failpoints::hit("refund.ask_provider", &refund.order_id) {
-            Err(e) => Err(ProviderError::Connect(e.to_string())),
-            Ok(()) => {
-                provider
-                    .refund(&RefundRequest {
-                        out_trade_no: refund.out_trade_no.clone(),
-                        out_refund_no: refund.id.clone(),
-                        refund: refund.amount,
-                        total: order.amount,
-                        reason: refund.reason.clone(),
-                        notify_url: Some(payments.notify_url(refund.channel)),
-                    })
-                    .await
-            }
-        };
+        answer =
+            match crate::infra::failpoints::hit("refund.ask_provider", refund.order_id.as_str()) {
+                Err(e) => Err(ProviderError::Connect(e.to_string())),
+                Ok(()) => {
+                    provider
+                        .refund(&RefundRequest {
+                            out_trade_no: refund.out_trade_no.clone(),
+                            out_refund_no: refund.id.clone(),
+                            refund: refund.amount,
+                            total: order.amount,
+                            reason: refund.reason.clone(),
+                            notify_url: Some(payments.notify_url(refund.channel)),
+                        })
+                        .await
+                }
+            };
     }
     ::metrics::counter!("refund_calls_total", "channel" => refund.channel.as_str(), "ok" => answer.is_ok().to_string())
         .increment(1);
@@ -302,14 +303,14 @@ async fn settle(
 /// names no refund of ours, or not as we made it (refused, recorded as a risk event).
 pub async fn apply_notice(
     payments: &Payments,
-    order_id: &str,
-    out_trade_no: &str,
+    order_id: &OrderId,
+    out_trade_no: &OutTradeNo,
     notice: &crate::providers::RefundNotice,
 ) -> Result<Result<bool, String>, RefundError> {
     let Some(refund) = get(payments, &notice.out_refund_no).await? else {
         return Ok(Err(format!("no refund is called {}", notice.out_refund_no)));
     };
-    if refund.order_id != order_id || refund.out_trade_no != out_trade_no {
+    if refund.order_id != *order_id || refund.out_trade_no != *out_trade_no {
         return Ok(Err(format!(
             "refund {} belongs to another trade",
             notice.out_refund_no

@@ -8,7 +8,7 @@ pub mod wire;
 use super::crypto::{Signer, Verifier};
 use super::{
     state_of, transport_error, Channel, NotificationError, NotificationKind, NotifyReply,
-    PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundRequest, RefundState,
+    OutTradeNo, PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundRequest, RefundState,
     RefundStatus, TradeState, TradeStatus, VerifiedNotification,
 };
 use async_trait::async_trait;
@@ -218,8 +218,8 @@ impl PaymentProvider for Alipay {
             .await?;
         let r: wire::PrecreateResponse = parse(&raw)?;
         if r.out_trade_no
-            .as_deref()
-            .is_some_and(|o| o != req.out_trade_no)
+            .as_ref()
+            .is_some_and(|o| *o != req.out_trade_no)
         {
             return Err(ProviderError::Malformed(
                 "the response names another out_trade_no".into(),
@@ -230,7 +230,7 @@ impl PaymentProvider for Alipay {
         })
     }
 
-    async fn query(&self, out_trade_no: &str) -> Result<TradeStatus, ProviderError> {
+    async fn query(&self, out_trade_no: &OutTradeNo) -> Result<TradeStatus, ProviderError> {
         match self
             .call(
                 "alipay.trade.query",
@@ -241,7 +241,7 @@ impl PaymentProvider for Alipay {
         {
             Ok(raw) => {
                 let r: wire::QueryResponse = parse(&raw)?;
-                if r.out_trade_no.as_deref() != Some(out_trade_no) {
+                if r.out_trade_no.as_ref() != Some(out_trade_no) {
                     return Err(ProviderError::Malformed(
                         "the query answer is not about our out_trade_no".into(),
                     ));
@@ -264,7 +264,7 @@ impl PaymentProvider for Alipay {
         }
     }
 
-    async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
+    async fn close(&self, out_trade_no: &OutTradeNo) -> Result<(), ProviderError> {
         self.call(
             "alipay.trade.close",
             json!({ "out_trade_no": out_trade_no }),
@@ -286,8 +286,8 @@ impl PaymentProvider for Alipay {
         let raw = self.call("alipay.trade.refund", biz, None).await?;
         let r: wire::RefundResponse = parse(&raw)?;
         if r.out_trade_no
-            .as_deref()
-            .is_some_and(|o| o != req.out_trade_no)
+            .as_ref()
+            .is_some_and(|o| *o != req.out_trade_no)
         {
             return Err(ProviderError::Malformed(
                 "the refund answer names another out_trade_no".into(),
@@ -309,7 +309,7 @@ impl PaymentProvider for Alipay {
 
     async fn refund_query(
         &self,
-        out_trade_no: &str,
+        out_trade_no: &OutTradeNo,
         out_refund_no: &str,
     ) -> Result<RefundStatus, ProviderError> {
         let raw = match self
@@ -331,7 +331,7 @@ impl PaymentProvider for Alipay {
             Err(e) => return Err(e),
         };
         let r: wire::RefundQueryResponse = parse(&raw)?;
-        if r.out_trade_no.as_deref().is_some_and(|o| o != out_trade_no)
+        if r.out_trade_no.as_ref().is_some_and(|o| o != out_trade_no)
             || r.out_request_no
                 .as_deref()
                 .is_some_and(|o| o != out_refund_no)
@@ -408,7 +408,7 @@ impl PaymentProvider for Alipay {
             },
             channel: Channel::Alipay,
             notification_id: take("notify_id")?,
-            out_trade_no: take("out_trade_no")?,
+            out_trade_no: OutTradeNo::new(take("out_trade_no")?),
             provider_trade_no: Some(take("trade_no")?),
             state: if echo {
                 TradeState::Pending

@@ -199,14 +199,14 @@ pub struct Common {
 
 #[derive(Debug, serde::Deserialize)]
 pub struct PrecreateResponse {
-    pub out_trade_no: Option<String>,
+    pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub qr_code: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct QueryResponse {
     pub trade_no: Option<String>,
-    pub out_trade_no: Option<String>,
+    pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub trade_status: String,
     pub total_amount: Option<String>,
 }
@@ -214,14 +214,14 @@ pub struct QueryResponse {
 #[derive(Debug, serde::Deserialize)]
 pub struct RefundResponse {
     pub trade_no: Option<String>,
-    pub out_trade_no: Option<String>,
+    pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub fund_change: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct RefundQueryResponse {
     pub trade_no: Option<String>,
-    pub out_trade_no: Option<String>,
+    pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub out_request_no: Option<String>,
     pub refund_status: Option<String>,
     pub refund_amount: Option<String>,

@@ -11,9 +11,9 @@ pub mod wire;
 
 use super::crypto::{aes_gcm_decrypt, Signer, Verifier};
 use super::{
-    transport_error, Channel, NotificationError, NotificationKind, NotifyReply, PaymentProvider,
-    Prepay, PrepayRequest, ProviderError, RefundNotice, RefundRequest, RefundState, RefundStatus,
-    ReplayGuard, TradeState, TradeStatus, VerifiedNotification,
+    transport_error, Channel, NotificationError, NotificationKind, NotifyReply, OutTradeNo,
+    PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundNotice, RefundRequest,
+    RefundState, RefundStatus, ReplayGuard, TradeState, TradeStatus, VerifiedNotification,
 };
 use crate::infra::clock::Clock;
 use crate::infra::secret::Secret;
@@ -271,7 +271,8 @@ impl WechatPay {
         })
     }
 
-    fn trade_path(&self, out_trade_no: &str) -> Result<String, ProviderError> {
+    fn trade_path(&self, out_trade_no: &OutTradeNo) -> Result<String, ProviderError> {
+        let out_trade_no = out_trade_no.as_str();
         if out_trade_no.is_empty()
             || !out_trade_no
                 .bytes()

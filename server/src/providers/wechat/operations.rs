@@ -38,7 +38,7 @@ impl PaymentProvider for WechatPay {
         })
     }
 
-    async fn query(&self, out_trade_no: &str) -> Result<TradeStatus, ProviderError> {
+    async fn query(&self, out_trade_no: &OutTradeNo) -> Result<TradeStatus, ProviderError> {
         let path = format!(
             "{}?mchid={}",
             self.trade_path(out_trade_no)?,
@@ -46,7 +46,7 @@ impl PaymentProvider for WechatPay {
         );
         let bytes = self.request(http::Method::GET, &path, None).await?;
         let t: wire::Transaction = parse(&bytes)?;
-        if t.out_trade_no.as_deref().is_some_and(|o| o != out_trade_no) {
+        if t.out_trade_no.as_ref().is_some_and(|o| o != out_trade_no) {
             return Err(ProviderError::Malformed(
                 "the response names another out_trade_no".into(),
             ));
@@ -62,7 +62,7 @@ impl PaymentProvider for WechatPay {
         })
     }
 
-    async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
+    async fn close(&self, out_trade_no: &OutTradeNo) -> Result<(), ProviderError> {
         let path = format!("{}/close", self.trade_path(out_trade_no)?);
         let body = json!({ "mchid": self.account.mchid }).to_string();
         self.request(http::Method::POST, &path, Some(body))
@@ -94,7 +94,7 @@ impl PaymentProvider for WechatPay {
 
     async fn refund_query(
         &self,
-        _out_trade_no: &str,
+        _out_trade_no: &OutTradeNo,
         out_refund_no: &str,
     ) -> Result<RefundStatus, ProviderError> {
         let path = format!("/v3/refund/domestic/refunds/{}", url_safe(out_refund_no)?);
@@ -225,5 +225,6 @@ impl PaymentProvider for WechatPay {
         serde_json::from_slice::<wire::Transaction>(&plain)
             .ok()?
             .out_trade_no
+            .map(OutTradeNo::into_string)
     }
 }

@@ -142,7 +142,7 @@ pub struct AmountJson {
 pub struct Transaction {
     pub appid: Option<String>,
     pub mchid: Option<String>,
-    pub out_trade_no: Option<String>,
+    pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub transaction_id: Option<String>,
     pub trade_state: String,
     pub amount: Option<AmountJson>,
@@ -168,7 +168,7 @@ pub struct Notification {
 #[derive(Debug, serde::Deserialize)]
 pub struct RefundResource {
     pub mchid: Option<String>,
-    pub out_trade_no: Option<String>,
+    pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub transaction_id: Option<String>,
     pub out_refund_no: Option<String>,
     pub refund_id: Option<String>,

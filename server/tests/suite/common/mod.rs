@@ -194,7 +194,7 @@ pub async fn order_with_code(
     let order = new_order(app, fen).await;
     let attempt = app
         .payments
-        .start_payment(order.id.as_str(), channel)
+        .start_payment(&order.id, channel)
         .await
         .expect("prepay");
     (order, attempt)
@@ -216,8 +216,18 @@ pub async fn pay_in_wallet(app: &TestApp, code_url: &str, faults: &str) {
     );
 }
 
+/// An order id a test holds as text (from JSON, a page, a constant), as the domain takes it.
+pub fn oid(id: &str) -> server::orders::OrderId {
+    server::orders::OrderId::parse(id).unwrap_or_else(|| panic!("{id:?} is not an order id"))
+}
+
+/// A trade number a test holds as text.
+pub fn otn(no: &str) -> server::providers::OutTradeNo {
+    server::providers::OutTradeNo::new(no)
+}
+
 pub async fn status_of(app: &TestApp, id: &str) -> server::orders::OrderStatus {
-    server::orders::get(&app.db, id)
+    server::orders::get(&app.db, &oid(id))
         .await
         .expect("read")
         .expect("exists")

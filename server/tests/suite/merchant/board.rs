@@ -4,6 +4,7 @@
 //! today's totals, refunds and closing from the board, the CSV export, and the live pings a
 //! board hears.
 
+use crate::common::oid;
 use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
 use futures::{FutureExt, StreamExt};
@@ -175,7 +176,7 @@ async fn paid_order(
     let id = order_of(app, merchant_id, fen, subject).await;
     let attempt = app
         .payments
-        .start_payment(&id, channel)
+        .start_payment(&oid(&id), channel)
         .await
         .expect("prepay");
     pay_in_wallet(app, attempt.code_url.as_deref().expect("code"), "").await;
@@ -567,7 +568,7 @@ async fn board_functions_act_only_for_the_signed_in_merchant(db: TestDb) {
         body.contains("Refund amount") && body.contains("¥15.00"),
         "{body}"
     );
-    let order = server::orders::get(&app.db, &paid)
+    let order = server::orders::get(&app.db, &oid(&paid))
         .await
         .expect("read")
         .expect("order");
@@ -629,7 +630,7 @@ async fn board_functions_act_only_for_the_signed_in_merchant(db: TestDb) {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let new_id: String = serde_json::from_str(&body).expect("id");
-    let new = server::orders::get(&app.db, &new_id)
+    let new = server::orders::get(&app.db, &oid(&new_id))
         .await
         .expect("read")
         .expect("order");
@@ -849,7 +850,7 @@ async fn a_board_hears_only_its_merchants_changes(db: TestDb) {
     assert_eq!(board.next().await, Some(app::api::LivePing::Sync));
     let attempt = app
         .payments
-        .start_payment(&id, Channel::Wechat)
+        .start_payment(&oid(&id), Channel::Wechat)
         .await
         .expect("prepay");
     assert_eq!(

@@ -5,6 +5,7 @@
 //! reserved until the merchant sends it to the bank card; WeChat's refund notifications
 //! settle refunds and never move one backwards; only a definitive refusal fails a refund.
 
+use crate::common::oid;
 use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
 use server::merchants::MerchantId;
@@ -34,11 +35,11 @@ async fn paid_order(app: &TestApp, total: i64, channel: Channel, faults: &str) -
     let id = order.id.as_str().to_string();
     pay_in_wallet(app, attempt.code_url.as_deref().expect("code"), faults).await;
     wait_for(app, &id, OrderStatus::Paid).await;
-    (id, attempt.out_trade_no)
+    (id, attempt.out_trade_no.into_string())
 }
 
 async fn order_of(app: &TestApp, id: &str) -> orders::Order {
-    orders::get(&app.db, id)
+    orders::get(&app.db, &oid(id))
         .await
         .expect("read")
         .expect("order")
@@ -103,9 +104,15 @@ async fn an_answer_that_does_not_say_leaves_the_refund_pending_until_asked_again
         (Channel::Wechat, "refund_cut"),
     ] {
         let (id, trade) = paid_order(&app, 1_000, channel, fault).await;
-        let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(400), None)
-            .await
-            .expect("admitted");
+        let refund = refunds::request(
+            &app.payments,
+            &MerchantId::demo(),
+            &oid(&id),
+            fen(400),
+            None,
+        )
+        .await
+        .expect("admitted");
         assert_eq!(
             refund.status,
             RefundStatus::Pending,
@@ -119,7 +126,14 @@ async fn an_answer_that_does_not_say_leaves_the_refund_pending_until_asked_again
         // Still reserved: the merchant cannot refund the same money again meanwhile.
         assert!(
             matches!(
-                refunds::request(&app.payments, &MerchantId::demo(), &id, fen(601), None).await,
+                refunds::request(
+                    &app.payments,
+                    &MerchantId::demo(),
+                    &oid(&id),
+                    fen(601),
+                    None
+                )
+                .await,
                 Err(RefundError::TooMuch { available: 600 })
             ),
             "{channel} {fault}"
@@ -161,9 +175,15 @@ async fn a_refund_saved_but_never_asked_is_finished_by_the_worker_and_made_once(
             server::infra::failpoints::Action::Error,
             Some(1),
         );
-        let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(900), None)
-            .await
-            .expect("a saved refund is the caller's answer, not an error");
+        let refund = refunds::request(
+            &app.payments,
+            &MerchantId::demo(),
+            &oid(&id),
+            fen(900),
+            None,
+        )
+        .await
+        .expect("a saved refund is the caller's answer, not an error");
         assert_eq!(refund.status, RefundStatus::Pending, "{channel}");
         assert_eq!(
             refunded_at_sandbox(&db, &trade).await,
@@ -212,7 +232,7 @@ async fn the_api_answers_a_saved_refund_as_pending_and_its_retry_makes_no_second
     let (status, again) = post().await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{again}");
     assert_eq!(again["id"], first["id"]);
-    let all = refunds::for_order(&app.payments, &MerchantId::demo(), &id)
+    let all = refunds::for_order(&app.payments, &MerchantId::demo(), &oid(&id))
         .await
         .expect("refunds");
     assert_eq!(all.len(), 1, "{all:?}");
@@ -227,9 +247,15 @@ async fn alipay_fund_change_n_waits_for_the_refund_query(db: TestDb) {
     // Accepted but not done: Alipay answers 10000 with fund_change=N; its refund query says
     // REFUND_SUCCESS a (scaled) minute later.
     let (id, trade) = paid_order(&app, 500, Channel::Alipay, "refund_slow").await;
-    let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(200), None)
-        .await
-        .expect("admitted");
+    let refund = refunds::request(
+        &app.payments,
+        &MerchantId::demo(),
+        &oid(&id),
+        fen(200),
+        None,
+    )
+    .await
+    .expect("admitted");
     assert_eq!(refund.status, RefundStatus::Pending, "{refund:?}");
     assert_eq!(
         refund.provider_state.as_deref(),
@@ -250,9 +276,15 @@ async fn alipay_fund_change_n_waits_for_the_refund_query(db: TestDb) {
 async fn a_wechat_abnormal_refund_keeps_the_money_reserved_until_sent_to_the_bank_card(db: TestDb) {
     let app = TestApp::spawn_with(sandbox_config(&db)).await;
     let (id, trade) = paid_order(&app, 800, Channel::Wechat, "refund_abnormal").await;
-    let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(800), None)
-        .await
-        .expect("admitted");
+    let refund = refunds::request(
+        &app.payments,
+        &MerchantId::demo(),
+        &oid(&id),
+        fen(800),
+        None,
+    )
+    .await
+    .expect("admitted");
     assert_eq!(refund.status, RefundStatus::Abnormal, "{refund:?}");
     assert!(refund.provider_refund_no.is_some());
     // Neither refunded nor released: the money waits at WeChat.
@@ -260,17 +292,17 @@ async fn a_wechat_abnormal_refund_keeps_the_money_reserved_until_sent_to_the_ban
     assert_eq!(order.status, OrderStatus::Paid);
     assert_eq!(order.refunded_amount, fen(0));
     assert!(matches!(
-        refunds::request(&app.payments, &MerchantId::demo(), &id, fen(1), None).await,
+        refunds::request(&app.payments, &MerchantId::demo(), &oid(&id), fen(1), None).await,
         Err(RefundError::TooMuch { available: 0 })
     ));
-    let events: Vec<String> = orders::events(&app.db, &id)
+    let events: Vec<String> = orders::events(&app.db, &oid(&id))
         .await
         .expect("events")
         .into_iter()
         .map(|(_, kind, _)| kind)
         .collect();
     assert!(events.iter().any(|k| k == "refund.abnormal"), "{events:?}");
-    let topics: Vec<String> = server::outbox::for_order(&app.db, &id)
+    let topics: Vec<String> = server::outbox::for_order(&app.db, &oid(&id))
         .await
         .expect("outbox")
         .into_iter()
@@ -310,9 +342,15 @@ async fn wechat_refund_notifications_settle_a_refund_without_asking(db: TestDb) 
     // later at /notify/wechat. The worker's next question is 10 s away: only the
     // notification can settle it within this wait.
     let (id, _) = paid_order(&app, 600, Channel::Wechat, "refund_slow").await;
-    let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(600), None)
-        .await
-        .expect("admitted");
+    let refund = refunds::request(
+        &app.payments,
+        &MerchantId::demo(),
+        &oid(&id),
+        fen(600),
+        None,
+    )
+    .await
+    .expect("admitted");
     assert_eq!(refund.status, RefundStatus::Pending, "{refund:?}");
     assert_eq!(refund.provider_state.as_deref(), Some("PROCESSING"));
     let mut settled = refund_of(&app, &refund.id).await;
@@ -346,7 +384,7 @@ async fn wechat_refund_notifications_settle_a_refund_without_asking(db: TestDb) 
     let (outcome, reason) = decided.expect("the refund notification was stored and decided");
     assert_eq!(outcome, "accepted", "{reason:?}");
     assert_eq!(
-        server::outbox::for_order(&app.db, &id)
+        server::outbox::for_order(&app.db, &oid(&id))
             .await
             .expect("outbox")
             .iter()
@@ -361,9 +399,15 @@ async fn only_a_definitive_refusal_fails_a_refund_and_releases_the_amount(db: Te
     let app = TestApp::spawn_with(sandbox_config(&db)).await;
     for channel in [Channel::Alipay, Channel::Wechat] {
         let (id, trade) = paid_order(&app, 300, channel, "refund_refused").await;
-        let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(300), None)
-            .await
-            .expect("admitted");
+        let refund = refunds::request(
+            &app.payments,
+            &MerchantId::demo(),
+            &oid(&id),
+            fen(300),
+            None,
+        )
+        .await
+        .expect("admitted");
         assert_eq!(refund.status, RefundStatus::Failed, "{channel}: {refund:?}");
         assert!(refund.error.is_some());
         let order = order_of(&app, &id).await;
@@ -371,9 +415,15 @@ async fn only_a_definitive_refusal_fails_a_refund_and_releases_the_amount(db: Te
         assert_eq!(order.refunded_amount, fen(0));
         assert_eq!(refunded_at_sandbox(&db, &trade).await, 0);
         // Released: the amount can be asked for again (under a new refund number).
-        let again = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(300), None)
-            .await
-            .expect("admitted again");
+        let again = refunds::request(
+            &app.payments,
+            &MerchantId::demo(),
+            &oid(&id),
+            fen(300),
+            None,
+        )
+        .await
+        .expect("admitted again");
         assert_ne!(again.id, refund.id);
     }
     app.stop().await.expect("stop");

@@ -2,6 +2,7 @@
 //! up to the paid amount and never beyond (also when concurrent), the order's status, the
 //! outbox events, and a refund the provider could not take at once, finished by the worker.
 
+use crate::common::oid;
 use crate::common::{order_with_code, pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
 use server::merchants::MerchantId;
@@ -35,14 +36,14 @@ async fn paid_order(app: &TestApp, total: i64, channel: Channel) -> String {
 }
 
 async fn order_of(app: &TestApp, id: &str) -> orders::Order {
-    orders::get(&app.db, id)
+    orders::get(&app.db, &oid(id))
         .await
         .expect("read")
         .expect("order")
 }
 
 async fn outbox_topics(app: &TestApp, id: &str) -> Vec<String> {
-    server::outbox::for_order(&app.db, id)
+    server::outbox::for_order(&app.db, &oid(id))
         .await
         .expect("outbox")
         .into_iter()
@@ -57,7 +58,7 @@ async fn partial_refunds_sum_up_to_the_paid_amount_and_never_beyond(db: TestDb) 
         let first = refunds::request(
             &app.payments,
             &MerchantId::demo(),
-            &id,
+            &oid(&id),
             fen(300),
             Some("one cup short"),
         )
@@ -73,23 +74,37 @@ async fn partial_refunds_sum_up_to_the_paid_amount_and_never_beyond(db: TestDb) 
         assert_eq!(order.status, OrderStatus::PartiallyRefunded);
         assert_eq!(order.refunded_amount, fen(300));
         // More than what is left: refused, nothing changes.
-        match refunds::request(&app.payments, &MerchantId::demo(), &id, fen(701), None).await {
+        match refunds::request(
+            &app.payments,
+            &MerchantId::demo(),
+            &oid(&id),
+            fen(701),
+            None,
+        )
+        .await
+        {
             Err(RefundError::TooMuch { available }) => assert_eq!(available, 700),
             other => panic!("{channel}: {other:?}"),
         }
         assert_eq!(order_of(&app, &id).await, order);
-        let rest = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(700), None)
-            .await
-            .expect("refund");
+        let rest = refunds::request(
+            &app.payments,
+            &MerchantId::demo(),
+            &oid(&id),
+            fen(700),
+            None,
+        )
+        .await
+        .expect("refund");
         assert_eq!(rest.status, RefundStatus::Succeeded);
         let order = order_of(&app, &id).await;
         assert_eq!(order.status, OrderStatus::Refunded);
         assert_eq!(order.refunded_amount, fen(1_000));
-        match refunds::request(&app.payments, &MerchantId::demo(), &id, fen(1), None).await {
+        match refunds::request(&app.payments, &MerchantId::demo(), &oid(&id), fen(1), None).await {
             Err(RefundError::NotRefundable(OrderStatus::Refunded)) => {}
             other => panic!("{channel}: {other:?}"),
         }
-        let listed = refunds::for_order(&app.payments, &MerchantId::demo(), &id)
+        let listed = refunds::for_order(&app.payments, &MerchantId::demo(), &oid(&id))
             .await
             .expect("refunds");
         assert_eq!(
@@ -111,6 +126,7 @@ async fn concurrent_refunds_never_exceed_the_paid_amount(db: TestDb) {
     let app = app(&db).await;
     let id = paid_order(&app, 1_000, Channel::Wechat).await;
     let demo = MerchantId::demo();
+    let id = oid(&id);
     let results = futures::future::join_all(
         (0..8).map(|_| refunds::request(&app.payments, &demo, &id, fen(300), None)),
     )
@@ -157,7 +173,7 @@ async fn concurrent_refunds_never_exceed_the_paid_amount(db: TestDb) {
             .expect("refund");
         assert_eq!(now.status, RefundStatus::Succeeded, "{now:?}");
     }
-    let order = order_of(&app, &id).await;
+    let order = order_of(&app, id.as_str()).await;
     assert_eq!(order.refunded_amount, fen(900));
     assert_eq!(order.status, OrderStatus::PartiallyRefunded);
     app.stop().await.expect("stop");
@@ -178,15 +194,7 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
     )
     .await
     .expect("order");
-    match refunds::request(
-        &app.payments,
-        &MerchantId::demo(),
-        unpaid.id.as_str(),
-        fen(1),
-        None,
-    )
-    .await
-    {
+    match refunds::request(&app.payments, &MerchantId::demo(), &unpaid.id, fen(1), None).await {
         Err(RefundError::NotRefundable(OrderStatus::Created)) => {}
         other => panic!("{other:?}"),
     }
@@ -195,7 +203,7 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
     match refunds::request(
         &app.payments,
         &MerchantId::from("mer_other"),
-        &paid,
+        &oid(&paid),
         fen(1),
         None,
     )
@@ -205,7 +213,15 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
         other => panic!("{other:?}"),
     }
     // A refund of nothing is the caller's mistake (a field error), not a server fault.
-    match refunds::request(&app.payments, &MerchantId::demo(), &paid, fen(0), None).await {
+    match refunds::request(
+        &app.payments,
+        &MerchantId::demo(),
+        &oid(&paid),
+        fen(0),
+        None,
+    )
+    .await
+    {
         Err(RefundError::Zero) => {}
         other => panic!("{other:?}"),
     }
@@ -213,7 +229,7 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
     match refunds::request(
         &app.payments,
         &MerchantId::demo(),
-        &paid,
+        &oid(&paid),
         fen(1),
         Some(&long),
     )
@@ -226,7 +242,7 @@ async fn unpaid_foreign_or_malformed_refunds_are_refused_and_change_nothing(db: 
     assert_eq!(order.status, OrderStatus::Paid);
     assert_eq!(order.refunded_amount, fen(0));
     assert!(
-        refunds::for_order(&app.payments, &MerchantId::demo(), &paid)
+        refunds::for_order(&app.payments, &MerchantId::demo(), &oid(&paid))
             .await
             .expect("refunds")
             .is_empty()
@@ -244,9 +260,15 @@ async fn a_refund_the_provider_cannot_take_now_is_finished_by_the_worker(db: Tes
         server::infra::failpoints::Action::Error,
         Some(1),
     );
-    let refund = refunds::request(&app.payments, &MerchantId::demo(), &id, fen(800), None)
-        .await
-        .expect("admitted");
+    let refund = refunds::request(
+        &app.payments,
+        &MerchantId::demo(),
+        &oid(&id),
+        fen(800),
+        None,
+    )
+    .await
+    .expect("admitted");
     assert_eq!(refund.status, RefundStatus::Pending);
     assert!(refund
         .error
@@ -256,7 +278,7 @@ async fn a_refund_the_provider_cannot_take_now_is_finished_by_the_worker(db: Tes
     assert_eq!(order.status, OrderStatus::Paid, "nothing refunded yet");
     // The amount is reserved: no second refund can take it meanwhile.
     assert!(matches!(
-        refunds::request(&app.payments, &MerchantId::demo(), &id, fen(1), None).await,
+        refunds::request(&app.payments, &MerchantId::demo(), &oid(&id), fen(1), None).await,
         Err(RefundError::TooMuch { available: 0 })
     ));
     // Make it due now, as the backoff would later.

@@ -2,6 +2,7 @@
 //! local receiver, signed (checked by Node's crypto as a merchant's receiver would), retried on
 //! the schedule (time scaled) until the first 2xx or given up, logged, redelivered by hand.
 
+use crate::common::oid;
 use crate::common::{order_with_code, sandbox_config, TestApp, TestDb};
 use server::merchants::MerchantId;
 use server::merchants::DEMO_MERCHANT_ID;
@@ -188,7 +189,7 @@ async fn paid_order(app: &TestApp) -> (String, String) {
         )
         .await
         .expect("paid");
-    let event = server::outbox::for_order(&app.db, &id)
+    let event = server::outbox::for_order(&app.db, &oid(&id))
         .await
         .expect("outbox")
         .into_iter()

@@ -5,6 +5,7 @@
 use crate::common::{
     self, pay_in_wallet, sandbox_config, scanpay_command, status_of, wait_for, TestApp, TestDb,
 };
+use crate::common::{oid, otn};
 use app::money::Amount;
 use futures::StreamExt;
 use serde_json::json;
@@ -53,7 +54,10 @@ async fn rig(db: &TestDb) -> Rig {
 /// A new order with a live code in `channel`; returns (order id, out_trade_no).
 async fn order_with_code(rig: &Rig, fen: i64, channel: Channel) -> (String, String) {
     let (order, attempt) = common::order_with_code(&rig.app, fen, channel).await;
-    (order.id.as_str().to_string(), attempt.out_trade_no)
+    (
+        order.id.as_str().to_string(),
+        attempt.out_trade_no.into_string(),
+    )
 }
 
 /// The fields of a genuine Alipay trade notification.
@@ -147,7 +151,7 @@ impl Rig {
     }
 
     async fn outbox_rows(&self, id: &str, topic: &str) -> usize {
-        server::outbox::for_order(&self.app.db, id)
+        server::outbox::for_order(&self.app.db, &oid(id))
             .await
             .expect("outbox")
             .iter()
@@ -156,7 +160,7 @@ impl Rig {
     }
 
     async fn risk_kinds(&self, id: &str) -> Vec<String> {
-        risk::for_order(&self.app.db, id)
+        risk::for_order(&self.app.db, &oid(id))
             .await
             .expect("risk")
             .into_iter()
@@ -225,13 +229,20 @@ async fn a_hundred_copies_twenty_at_a_time_pay_once(db: TestDb) {
             1,
             "{channel}: one outbox row"
         );
-        let stored = inbox::for_trade(&rig.app.db, &trade).await.expect("inbox");
+        let stored = inbox::for_trade(&rig.app.db, &otn(&trade))
+            .await
+            .expect("inbox");
         assert_eq!(stored.len(), 100, "{channel}: every copy stored raw");
         let outcomes = |o: &str| stored.iter().filter(|s| s.outcome_name() == o).count();
         assert_eq!(outcomes("accepted"), 1, "{channel}");
         assert_eq!(outcomes("duplicate"), 99, "{channel}");
         assert!(rig.risk_kinds(&id).await.is_empty(), "{channel}: no risk");
-        let attempts = rig.app.payments.attempts(&id).await.expect("attempts");
+        let attempts = rig
+            .app
+            .payments
+            .attempts(&oid(&id))
+            .await
+            .expect("attempts");
         assert_eq!(attempts[0].status, AttemptStatus::Paid);
     }
     rig.app.stop().await.expect("stop");
@@ -601,7 +612,7 @@ async fn a_stale_unpaid_notification_after_paid_changes_nothing(db: TestDb) {
         (Channel::Wechat, &w_id, paid_w, stale_w),
     ] {
         assert!(accepted(channel, &rig.post(channel, &paid).await));
-        let before = orders::get(&rig.app.db, id)
+        let before = orders::get(&rig.app.db, &oid(id))
             .await
             .expect("read")
             .expect("order");
@@ -609,7 +620,7 @@ async fn a_stale_unpaid_notification_after_paid_changes_nothing(db: TestDb) {
             accepted(channel, &rig.post(channel, &stale).await),
             "{channel}: answered success"
         );
-        let after = orders::get(&rig.app.db, id)
+        let after = orders::get(&rig.app.db, &oid(id))
             .await
             .expect("read")
             .expect("order");
@@ -619,7 +630,9 @@ async fn a_stale_unpaid_notification_after_paid_changes_nothing(db: TestDb) {
         );
         assert_eq!(after.status, OrderStatus::Paid);
         assert_eq!(rig.paid_events(id).await, 1);
-        let stored = inbox::for_order(&rig.app.db, id).await.expect("inbox");
+        let stored = inbox::for_order(&rig.app.db, &oid(id))
+            .await
+            .expect("inbox");
         let last = stored.last().expect("stored");
         assert_eq!(last.outcome, Some(inbox::Outcome::Accepted));
         assert!(
@@ -652,7 +665,7 @@ async fn alipay_refund_echoes_never_pay_or_close(db: TestDb) {
         &rig.post(Channel::Alipay, &echo(&unpaid_trade, "TRADE_SUCCESS"))
             .await
     ));
-    let o = orders::get(&rig.app.db, &unpaid)
+    let o = orders::get(&rig.app.db, &oid(&unpaid))
         .await
         .expect("read")
         .expect("order");
@@ -665,7 +678,7 @@ async fn alipay_refund_echoes_never_pay_or_close(db: TestDb) {
         Channel::Alipay,
         &rig.post(Channel::Alipay, &pay).await
     ));
-    let before = orders::get(&rig.app.db, &paid)
+    let before = orders::get(&rig.app.db, &oid(&paid))
         .await
         .expect("read")
         .expect("order");
@@ -674,12 +687,12 @@ async fn alipay_refund_echoes_never_pay_or_close(db: TestDb) {
             Channel::Alipay,
             &rig.post(Channel::Alipay, &echo(&paid_trade, status)).await
         ));
-        let after = orders::get(&rig.app.db, &paid)
+        let after = orders::get(&rig.app.db, &oid(&paid))
             .await
             .expect("read")
             .expect("order");
         assert_eq!(after, before, "{status}");
-        let last = inbox::for_order(&rig.app.db, &paid)
+        let last = inbox::for_order(&rig.app.db, &oid(&paid))
             .await
             .expect("inbox")
             .pop()
@@ -708,7 +721,7 @@ async fn a_failure_reply_is_followed_by_a_redelivery_that_pays(db: TestDb) {
         let attempt = rig
             .app
             .payments
-            .attempt(&trade)
+            .attempt(&otn(&trade))
             .await
             .expect("read")
             .expect("attempt");
@@ -716,7 +729,9 @@ async fn a_failure_reply_is_followed_by_a_redelivery_that_pays(db: TestDb) {
         // The sandbox hears the failure and redelivers on the provider's (scaled) schedule.
         let mut stored = Vec::new();
         for _ in 0..400 {
-            stored = inbox::for_trade(&rig.app.db, &trade).await.expect("inbox");
+            stored = inbox::for_trade(&rig.app.db, &otn(&trade))
+                .await
+                .expect("inbox");
             if stored
                 .iter()
                 .any(|s| s.outcome == Some(inbox::Outcome::Accepted))
@@ -755,7 +770,7 @@ async fn expiry_racing_a_payment_ends_paid_never_expired(db: TestDb) {
             let attempt = rig
                 .app
                 .payments
-                .attempt(&trade)
+                .attempt(&otn(&trade))
                 .await
                 .expect("read")
                 .expect("attempt");
@@ -782,7 +797,7 @@ async fn expiry_racing_a_payment_ends_paid_never_expired(db: TestDb) {
             a.expect("expiry round");
             b.expect("expiry round");
             wait_for(&rig.app, &id, OrderStatus::Paid).await;
-            let order = orders::get(&rig.app.db, &id)
+            let order = orders::get(&rig.app.db, &oid(&id))
                 .await
                 .expect("read")
                 .expect("order");
@@ -813,7 +828,7 @@ async fn a_late_payment_is_kept_flagged_and_recorded_as_risk(db: TestDb) {
     // The order expired (and its code was closed) as far as ScanPay knows…
     orders::transition(
         &rig.app.db,
-        &id,
+        &oid(&id),
         OrderStatus::Expired,
         json!({ "reason": "test" }),
     )
@@ -825,14 +840,14 @@ async fn a_late_payment_is_kept_flagged_and_recorded_as_risk(db: TestDb) {
         Channel::Alipay,
         &rig.post(Channel::Alipay, &n).await
     ));
-    let order = orders::get(&rig.app.db, &id)
+    let order = orders::get(&rig.app.db, &oid(&id))
         .await
         .expect("read")
         .expect("order");
     assert_eq!(order.status, OrderStatus::Paid);
     assert!(order.late);
     assert_eq!(rig.risk_kinds(&id).await, vec!["late_payment".to_string()]);
-    let paid = server::outbox::for_order(&rig.app.db, &id)
+    let paid = server::outbox::for_order(&rig.app.db, &oid(&id))
         .await
         .expect("outbox");
     let paid = paid
@@ -930,7 +945,10 @@ async fn paid_once(db: &TestDb, id: &str) {
     let pool = server::infra::db::Db::connect(&db.url, 1)
         .await
         .expect("connect");
-    let order = orders::get(&pool, id).await.expect("read").expect("order");
+    let order = orders::get(&pool, &oid(id))
+        .await
+        .expect("read")
+        .expect("order");
     assert_eq!(order.status, OrderStatus::Paid);
     let events: i64 = sqlx::query(
         "SELECT COUNT(*) FROM order_events WHERE order_id = $1 AND kind = 'status.paid'",
@@ -942,7 +960,9 @@ async fn paid_once(db: &TestDb, id: &str) {
     .try_get(0)
     .expect("n");
     assert_eq!(events, 1);
-    let outbox = server::outbox::for_order(&pool, id).await.expect("outbox");
+    let outbox = server::outbox::for_order(&pool, &oid(id))
+        .await
+        .expect("outbox");
     assert_eq!(outbox.iter().filter(|e| e.topic == "order.paid").count(), 1);
     pool.close().await;
 }
@@ -978,7 +998,10 @@ async fn crash_before_commit_then_redelivery_pays_once(db: TestDb) {
         let pool = server::infra::db::Db::connect(&db.url, 1)
             .await
             .expect("connect");
-        let order = orders::get(&pool, &id).await.expect("read").expect("order");
+        let order = orders::get(&pool, &oid(&id))
+            .await
+            .expect("read")
+            .expect("order");
         assert_eq!(order.status, OrderStatus::Pending, "{channel}: rolled back");
         pool.close().await;
         let p = start_process(&db, dir.path(), None);

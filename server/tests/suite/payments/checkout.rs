@@ -2,6 +2,7 @@
 //! application with its built-in sandbox gateways (real HTTP, real signatures), on SQLite and
 //! on PostgreSQL.
 
+use crate::common::oid;
 use crate::common::{
     new_order, order_with_code, pay_in_wallet, sandbox_config, status_of, wait_for, TestApp, TestDb,
 };
@@ -51,7 +52,7 @@ async fn a_payment_attempt_is_opened_once_and_reused(db: TestDb) {
     let id = order.id.as_str();
     let first = app
         .payments
-        .start_payment(id, Channel::Alipay)
+        .start_payment(&oid(id), Channel::Alipay)
         .await
         .expect("prepay");
     assert_eq!(
@@ -66,11 +67,18 @@ async fn a_payment_attempt_is_opened_once_and_reused(db: TestDb) {
     assert_eq!(status_of(&app, id).await, OrderStatus::Pending);
     let again = app
         .payments
-        .start_payment(id, Channel::Alipay)
+        .start_payment(&oid(id), Channel::Alipay)
         .await
         .expect("reuse");
     assert_eq!(again, first);
-    assert_eq!(app.payments.attempts(id).await.expect("attempts").len(), 1);
+    assert_eq!(
+        app.payments
+            .attempts(&oid(id))
+            .await
+            .expect("attempts")
+            .len(),
+        1
+    );
     assert_eq!(events(&app, id, "attempt.opened").await, 1);
     assert_eq!(events(&app, id, "status.pending").await, 1);
     app.stop().await.expect("stop");
@@ -87,23 +95,31 @@ async fn switching_wallet_back_and_forth_stops_at_the_attempt_limit(db: TestDb) 
     let wallets = [Channel::Alipay, Channel::Wechat];
     for n in 0..MAX_ATTEMPTS_PER_ORDER {
         app.payments
-            .start_payment(id, wallets[(n % 2) as usize])
+            .start_payment(&oid(id), wallets[(n % 2) as usize])
             .await
             .unwrap_or_else(|e| panic!("attempt {}: {e:?}", n + 1));
     }
     let last = wallets[((MAX_ATTEMPTS_PER_ORDER - 1) % 2) as usize];
     let other = wallets[(MAX_ATTEMPTS_PER_ORDER % 2) as usize];
-    match app.payments.start_payment(id, other).await {
+    match app.payments.start_payment(&oid(id), other).await {
         Err(PaymentError::Busy) => {}
         other => panic!("one attempt too many was not refused: {other:?}"),
     }
-    let attempts = app.payments.attempts(id).await.expect("attempts");
+    let attempts = app.payments.attempts(&oid(id)).await.expect("attempts");
     assert_eq!(attempts.len() as i64, MAX_ATTEMPTS_PER_ORDER);
     // The open code is still there for the customer.
-    let again = app.payments.start_payment(id, last).await.expect("reused");
+    let again = app
+        .payments
+        .start_payment(&oid(id), last)
+        .await
+        .expect("reused");
     assert_eq!(again.status, AttemptStatus::Open);
     assert_eq!(
-        app.payments.attempts(id).await.expect("attempts").len() as i64,
+        app.payments
+            .attempts(&oid(id))
+            .await
+            .expect("attempts")
+            .len() as i64,
         MAX_ATTEMPTS_PER_ORDER
     );
     app.stop().await.expect("stop");
@@ -115,7 +131,7 @@ async fn switching_wallet_closes_the_previous_attempt_at_its_provider(db: TestDb
     let id = order.id.as_str();
     let alipay = app
         .payments
-        .start_payment(id, Channel::Alipay)
+        .start_payment(&oid(id), Channel::Alipay)
         .await
         .expect("alipay");
     // The customer scans the Alipay code (Alipay creates the trade at the first scan; before
@@ -129,12 +145,12 @@ async fn switching_wallet_closes_the_previous_attempt_at_its_provider(db: TestDb
     assert_eq!(scanned.status(), 200);
     let wechat = app
         .payments
-        .start_payment(id, Channel::Wechat)
+        .start_payment(&oid(id), Channel::Wechat)
         .await
         .expect("wechat");
-    assert_eq!(wechat.out_trade_no, format!("{id}_2"));
+    assert_eq!(wechat.out_trade_no.as_str(), format!("{id}_2"));
     assert_eq!(wechat.channel, Channel::Wechat);
-    let attempts = app.payments.attempts(id).await.expect("attempts");
+    let attempts = app.payments.attempts(&oid(id)).await.expect("attempts");
     assert_eq!(attempts[0].status, AttemptStatus::Closed);
     assert_eq!(attempts[1].status, AttemptStatus::Open);
     // The provider agrees: the Alipay trade is closed and can no longer be paid.
@@ -150,10 +166,10 @@ async fn switching_wallet_closes_the_previous_attempt_at_its_provider(db: TestDb
     // Back to Alipay: a third trade number (the first one is burnt).
     let again = app
         .payments
-        .start_payment(id, Channel::Alipay)
+        .start_payment(&oid(id), Channel::Alipay)
         .await
         .expect("alipay again");
-    assert_eq!(again.out_trade_no, format!("{id}_3"));
+    assert_eq!(again.out_trade_no.as_str(), format!("{id}_3"));
     assert_eq!(events(&app, id, "attempt.closed").await, 2);
     app.stop().await.expect("stop");
 }
@@ -166,7 +182,7 @@ async fn concurrent_requests_open_one_attempt(db: TestDb) {
         .map(|_| {
             let payments = app.payments.clone();
             let id = id.clone();
-            tokio::spawn(async move { payments.start_payment(&id, Channel::Wechat).await })
+            tokio::spawn(async move { payments.start_payment(&oid(&id), Channel::Wechat).await })
         })
         .collect();
     let mut codes = std::collections::BTreeSet::new();
@@ -175,7 +191,14 @@ async fn concurrent_requests_open_one_attempt(db: TestDb) {
         codes.insert(attempt.code_url.expect("code"));
     }
     assert_eq!(codes.len(), 1, "every request got the same code");
-    assert_eq!(app.payments.attempts(&id).await.expect("attempts").len(), 1);
+    assert_eq!(
+        app.payments
+            .attempts(&oid(&id))
+            .await
+            .expect("attempts")
+            .len(),
+        1
+    );
     app.stop().await.expect("stop");
 }
 
@@ -193,7 +216,7 @@ async fn a_paid_notification_makes_the_order_paid_once(db: TestDb) {
         .await;
         wait_for(&app, id, OrderStatus::Paid).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let paid = orders::get(&app.db, id)
+        let paid = orders::get(&app.db, &oid(id))
             .await
             .expect("read")
             .expect("order");
@@ -201,7 +224,7 @@ async fn a_paid_notification_makes_the_order_paid_once(db: TestDb) {
         assert!(paid.provider_trade_no.is_some());
         assert!(!paid.late);
         assert_eq!(events(&app, id, "status.paid").await, 1, "{channel}");
-        let attempts = app.payments.attempts(id).await.expect("attempts");
+        let attempts = app.payments.attempts(&oid(id)).await.expect("attempts");
         assert_eq!(attempts[0].status, AttemptStatus::Paid);
         // The checkout now shows the success state, with the way back to the shop.
         let html = app
@@ -292,7 +315,7 @@ async fn expiry_closes_the_code_at_the_provider_then_expires_the_order(db: TestD
     // A new code is refused for an expired order.
     assert!(app
         .payments
-        .start_payment(id, Channel::Alipay)
+        .start_payment(&oid(id), Channel::Alipay)
         .await
         .is_err());
     app.stop().await.expect("stop");
@@ -338,7 +361,7 @@ async fn the_aggregate_code_sends_each_wallet_to_its_payment(db: TestDb) {
         .to_string();
     let live = app
         .payments
-        .live_attempt(order.id.as_str())
+        .live_attempt(&order.id)
         .await
         .expect("read")
         .expect("live");
@@ -349,7 +372,7 @@ async fn the_aggregate_code_sends_each_wallet_to_its_payment(db: TestDb) {
     assert_eq!(wechat.status(), 302);
     let live = app
         .payments
-        .live_attempt(order.id.as_str())
+        .live_attempt(&order.id)
         .await
         .expect("read")
         .expect("live");
@@ -395,7 +418,7 @@ async fn the_checkout_is_server_rendered_with_its_qr_code(db: TestDb) {
     let html = page.text().await.expect("html");
     let live = app
         .payments
-        .live_attempt(id)
+        .live_attempt(&oid(id))
         .await
         .expect("read")
         .expect("live");
@@ -466,7 +489,7 @@ async fn an_expired_order_can_be_renewed(db: TestDb) {
         .expect("location")
         .to_string();
     let new_id = location.strip_prefix("/checkout/").expect("checkout link");
-    let new = orders::get(&app.db, new_id)
+    let new = orders::get(&app.db, &oid(new_id))
         .await
         .expect("read")
         .expect("new order");
@@ -505,10 +528,15 @@ async fn a_provider_failure_shows_a_retry_and_opens_nothing(db: TestDb) {
     assert!(html.contains("Alipay is not answering right now"));
     assert!(html.contains("data-testid=\"retry\""));
     assert!(!html.contains("data-testid=\"qr\""), "no code is shown");
-    let attempts = app.payments.attempts(id).await.expect("attempts");
+    let attempts = app.payments.attempts(&oid(id)).await.expect("attempts");
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].status, AttemptStatus::Failed);
-    assert!(app.payments.live_attempt(id).await.expect("read").is_none());
+    assert!(app
+        .payments
+        .live_attempt(&oid(id))
+        .await
+        .expect("read")
+        .is_none());
     assert_eq!(status_of(&app, id).await, OrderStatus::Created);
     assert_eq!(events(&app, id, "attempt.failed").await, 1);
     app.stop().await.expect("stop");
@@ -580,7 +608,7 @@ async fn the_active_query_finds_a_payment_whose_notifications_were_lost(db: Test
         let (order, attempt) = order_with_code(&app, 1500, channel).await;
         let id = order.id.as_str();
         // Not due yet: the worker leaves it alone.
-        let (at, count) = next_query_at(&app, &attempt.out_trade_no).await;
+        let (at, count) = next_query_at(&app, attempt.out_trade_no.as_str()).await;
         assert!(at > server::infra::clock::now_ms() && count == 0);
         pay_in_wallet(&app, attempt.code_url.as_deref().expect("code"), "drop").await;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -589,7 +617,7 @@ async fn the_active_query_finds_a_payment_whose_notifications_were_lost(db: Test
             OrderStatus::Pending,
             "{channel}: nothing arrived"
         );
-        due_for_query(&app, &attempt.out_trade_no).await;
+        due_for_query(&app, attempt.out_trade_no.as_str()).await;
         query::run_once(&app.payments).await.expect("round");
         wait_for(&app, id, OrderStatus::Paid).await;
         use sqlx::Row;
@@ -611,14 +639,14 @@ async fn the_active_query_asks_again_later_while_unpaid(db: TestDb) {
     let app = app(&db).await;
     let (order, attempt) = order_with_code(&app, 1500, Channel::Wechat).await;
     let id = order.id.as_str();
-    due_for_query(&app, &attempt.out_trade_no).await;
+    due_for_query(&app, attempt.out_trade_no.as_str()).await;
     // Two workers at once (two nodes): the attempt is asked about once.
     let (a, b) = tokio::join!(
         query::run_once(&app.payments),
         query::run_once(&app.payments)
     );
     assert_eq!((a.expect("a"), b.expect("b")), (0, 0));
-    let (at, count) = next_query_at(&app, &attempt.out_trade_no).await;
+    let (at, count) = next_query_at(&app, attempt.out_trade_no.as_str()).await;
     assert_eq!(count, 1, "claimed once");
     // The second wait is twice the first (20 s): about 40 s from now.
     let wait = at - server::infra::clock::now_ms();

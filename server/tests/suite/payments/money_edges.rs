@@ -3,6 +3,7 @@
 //! is still watched until it dies; a second payment is a payment of its own (event, refund);
 //! a provider answer that pays is checked the same way on every path.
 
+use crate::common::oid;
 use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
 use server::merchants::MerchantId;
@@ -85,12 +86,12 @@ async fn alipay_then_wechat(
     let id = order(app, fen, 900).await;
     let alipay = app
         .payments
-        .start_payment(&id, Channel::Alipay)
+        .start_payment(&oid(&id), Channel::Alipay)
         .await
         .expect("code");
     let wechat = app
         .payments
-        .start_payment(&id, Channel::Wechat)
+        .start_payment(&oid(&id), Channel::Wechat)
         .await
         .expect("code");
     (id, alipay, wechat)
@@ -98,7 +99,7 @@ async fn alipay_then_wechat(
 
 /// How many amount mismatches the order's risk events name.
 async fn mismatches(app: &TestApp, id: &str) -> usize {
-    server::risk::for_order(&app.db, id)
+    server::risk::for_order(&app.db, &oid(id))
         .await
         .expect("risk")
         .into_iter()
@@ -113,10 +114,10 @@ async fn no_code_older_than_its_two_hours_is_shown_again(db: TestDb) {
         let id = order(&app, 1_200, 24 * 3600).await;
         let first = app
             .payments
-            .start_payment(&id, channel)
+            .start_payment(&oid(&id), channel)
             .await
             .expect("code");
-        let (_, expires) = sandbox_trade(&db, &first.out_trade_no).await;
+        let (_, expires) = sandbox_trade(&db, first.out_trade_no.as_str()).await;
         let two_hours_on = server::infra::clock::now_ms() + 2 * 3600 * 1000;
         assert!(
             expires.is_some_and(|e| e <= two_hours_on),
@@ -125,7 +126,7 @@ async fn no_code_older_than_its_two_hours_is_shown_again(db: TestDb) {
         // Still fresh: the same code again.
         let again = app
             .payments
-            .start_payment(&id, channel)
+            .start_payment(&oid(&id), channel)
             .await
             .expect("code");
         assert_eq!(again.out_trade_no, first.out_trade_no, "{channel}");
@@ -142,7 +143,7 @@ async fn no_code_older_than_its_two_hours_is_shown_again(db: TestDb) {
         .expect("age the code");
         let fresh = app
             .payments
-            .start_payment(&id, channel)
+            .start_payment(&oid(&id), channel)
             .await
             .expect("code");
         assert_ne!(
@@ -193,10 +194,13 @@ async fn an_unscanned_alipay_code_closed_on_our_side_is_watched_until_it_dies(db
     // ... and still payable at Alipay until its time: the customer pays it after all, and
     // the notification is lost.
     pay_in_wallet(&app, alipay.code_url.as_deref().expect("code"), "drop").await;
-    assert_eq!(sandbox_trade(&db, &alipay.out_trade_no).await.0, "paid");
+    assert_eq!(
+        sandbox_trade(&db, alipay.out_trade_no.as_str()).await.0,
+        "paid"
+    );
     // The active query still asks about it and finds the payment.
-    query_until(&app, &alipay.out_trade_no, &id, OrderStatus::Paid).await;
-    let o = orders::get(&app.db, &id)
+    query_until(&app, alipay.out_trade_no.as_str(), &id, OrderStatus::Paid).await;
+    let o = orders::get(&app.db, &oid(&id))
         .await
         .expect("read")
         .expect("order");
@@ -213,7 +217,7 @@ async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb
     pay_in_wallet(&app, alipay.code_url.as_deref().expect("code"), "").await;
     let mut second = None;
     for _ in 0..200 {
-        second = server::outbox::for_order(&app.db, &id)
+        second = server::outbox::for_order(&app.db, &oid(&id))
             .await
             .expect("outbox")
             .into_iter()
@@ -229,7 +233,7 @@ async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb
     assert_eq!(second.payload["channel"], "alipay");
     assert!(second.payload["provider_trade_no"].is_string());
     // The order was paid once, by WeChat.
-    let o = orders::get(&app.db, &id)
+    let o = orders::get(&app.db, &oid(&id))
         .await
         .expect("read")
         .expect("order");
@@ -239,7 +243,7 @@ async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb
     let refund = refunds::refund_extra_payment(
         &app.payments,
         &MerchantId::demo(),
-        &id,
+        &oid(&id),
         &alipay.out_trade_no,
         Some("paid twice"),
     )
@@ -252,13 +256,13 @@ async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb
     assert!(refunds::refund_extra_payment(
         &app.payments,
         &MerchantId::demo(),
-        &id,
+        &oid(&id),
         &alipay.out_trade_no,
         None
     )
     .await
     .is_err());
-    let o = orders::get(&app.db, &id)
+    let o = orders::get(&app.db, &oid(&id))
         .await
         .expect("read")
         .expect("order");
@@ -268,7 +272,7 @@ async fn a_second_payment_is_a_payment_of_its_own_with_its_own_refund(db: TestDb
     let own = refunds::request(
         &app.payments,
         &MerchantId::demo(),
-        &id,
+        &oid(&id),
         Amount::from_fen(650).expect("amount"),
         None,
     )
@@ -285,7 +289,7 @@ async fn a_paid_answer_after_a_refused_close_is_checked_like_a_notification(db: 
         let id = order(&app, 990, 900).await;
         let attempt = app
             .payments
-            .start_payment(&id, channel)
+            .start_payment(&oid(&id), channel)
             .await
             .expect("code");
         // Paid at the provider with another amount than the order's, the notification lost.
@@ -300,11 +304,11 @@ async fn a_paid_answer_after_a_refused_close_is_checked_like_a_notification(db: 
         // a person is told (once, however often the provider is asked).
         let closed = app
             .payments
-            .close_for_merchant(&MerchantId::demo(), &id, "test")
+            .close_for_merchant(&MerchantId::demo(), &oid(&id), "test")
             .await
             .expect("closed");
         assert_eq!(closed.status, OrderStatus::Closed, "{channel}");
-        let o = orders::get(&app.db, &id)
+        let o = orders::get(&app.db, &oid(&id))
             .await
             .expect("read")
             .expect("order");

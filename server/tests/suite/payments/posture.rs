@@ -4,6 +4,7 @@
 //! a sandbox-served wallet never takes an order of a live merchant. Each attack named here
 //! worked before the postures existed.
 
+use crate::common::oid;
 use crate::common::{
     order_with_code, pay_in_wallet, sandbox_config, status_of, vector_path, TestApp, TestDb,
 };
@@ -73,7 +74,11 @@ async fn a_sandbox_payment_cannot_pay_a_live_merchants_order() {
     let db = TestDb::sqlite();
     let app = TestApp::spawn_with(live_config(&db, &[])).await;
     let order_id = live_merchant_order(&app).await;
-    match app.payments.start_payment(&order_id, Channel::Wechat).await {
+    match app
+        .payments
+        .start_payment(&oid(&order_id), Channel::Wechat)
+        .await
+    {
         Err(PaymentError::ChannelDisabled(Channel::Wechat)) => {}
         Ok(attempt) => {
             if let Some(code) = &attempt.code_url {
@@ -130,7 +135,9 @@ async fn the_unsafe_mix_still_keeps_the_sandbox_off_live_merchants_orders() {
     let app = TestApp::spawn_with(config).await;
     let order_id = live_merchant_order(&app).await;
     assert!(matches!(
-        app.payments.start_payment(&order_id, Channel::Wechat).await,
+        app.payments
+            .start_payment(&oid(&order_id), Channel::Wechat)
+            .await,
         Err(PaymentError::ChannelDisabled(Channel::Wechat))
     ));
     // The demo shop's order may use the sandbox: that is what the override is for.
