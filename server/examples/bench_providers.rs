@@ -137,7 +137,7 @@ async fn main() {
     .expect("sandbox");
     let app = axum::Router::new().nest_service("/sandbox", sandbox.router());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let (a, w) = provider_settings(sandbox.keys_dir(), &base);
+    let (a, w) = provider_settings(&sandbox.keys_dir(), &base);
     let providers = Providers::from_settings(Some(&a), Some(&w)).expect("providers");
     let (alipay, wechat) = (
         providers.alipay.expect("alipay"),

@@ -96,9 +96,11 @@ impl Checkout {
                         // Paid or expired meanwhile: the view below shows it.
                         Err(PaymentError::NotPayable(_)) => {}
                         Err(PaymentError::NotFound(_)) => return Ok(None),
-                        Err(e @ (PaymentError::Db(_) | PaymentError::Injected(_))) => {
-                            return Err(internal(e))
-                        }
+                        Err(
+                            e @ (PaymentError::Db(_)
+                            | PaymentError::Injected(_)
+                            | PaymentError::Account(_)),
+                        ) => return Err(internal(e)),
                     }
                 }
             }
@@ -126,11 +128,21 @@ impl Checkout {
             server_now: crate::infra::clock::now_ms(),
             paid_at: order.paid_at,
             paid_channel: order.paid_channel,
-            channels: self.payments.providers().channels_for(&order.merchant_id),
+            channels: self.channels_for(&order.merchant_id).await?,
             return_url: order.return_url,
             code,
             problem,
         }))
+    }
+
+    /// The wallets a merchant's orders can be paid with: its own accounts, else the
+    /// operator's where that may take them.
+    async fn channels_for(&self, merchant: &MerchantId) -> Result<Vec<Channel>, ServiceError> {
+        self.payments
+            .book()
+            .channels_for(merchant)
+            .await
+            .map_err(internal)
     }
 
     /// A new order like an expired one: same shop, amount, subject, return link and lifetime.
@@ -227,7 +239,7 @@ impl Checkout {
             amount: order.amount,
             status: order.status,
             payable,
-            channels: self.payments.providers().channels_for(&order.merchant_id),
+            channels: self.channels_for(&order.merchant_id).await?,
         }))
     }
 }

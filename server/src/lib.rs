@@ -13,6 +13,7 @@ pub mod checkout;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod credentials;
 pub mod http;
 pub mod ids;
 pub mod infra;
@@ -55,6 +56,10 @@ pub enum StartupError {
     Providers(#[from] providers::config::ProviderSetupError),
     #[error(transparent)]
     Sandbox(#[from] sandbox::SandboxError),
+    #[error(transparent)]
+    MasterKey(#[from] infra::sealed::KeyringError),
+    #[error("merchants have their own provider credentials, sealed under a master key: set SCANPAY_MASTER_KEY_FILE to the file that holds it")]
+    NoMasterKey,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -131,6 +136,12 @@ impl Application {
             config::Posture::Live => &sandboxed,
             config::Posture::Demo => &[],
         });
+        // Merchants' own accounts are opened with the master key; without it (live posture,
+        // none named) a merchant with an account could not be paid, so start-up stops.
+        let keyring = config.keyring(posture)?;
+        if keyring.is_none() && credentials::any(&db).await.map_err(db::DbError::Query)? {
+            return Err(StartupError::NoMasterKey);
+        }
         let leptos_options = site::leptos_options(local_addr)?;
         if config.demo {
             merchants::ensure_demo(&db)
@@ -159,7 +170,8 @@ impl Application {
             live,
             Duration::from_secs(config.active_query_after_secs),
         )
-        .on_node(&node_id, Duration::from_secs(config.node_ttl_secs));
+        .on_node(&node_id, Duration::from_secs(config.node_ttl_secs))
+        .with_keyring(keyring);
         let cluster = cluster::Cluster::new(
             cluster::ClusterSettings {
                 node_id,
@@ -447,7 +459,7 @@ async fn wire_in_process(
         local_addr
     };
     let (alipay, wechat) =
-        sandbox::provider_settings(sandbox.keys_dir(), &format!("http://{loopback}/sandbox"));
+        sandbox::provider_settings(&sandbox.keys_dir(), &format!("http://{loopback}/sandbox"));
     if serve_alipay {
         wired.alipay = Some(alipay);
         tracing::info!("Alipay is served by the built-in sandbox gateway");

@@ -24,6 +24,11 @@ pub(super) enum MerchantCommand {
         #[arg(long)]
         email: String,
     },
+    /// The merchant's own provider accounts (its money goes to them, not the operator's).
+    Credentials {
+        #[command(subcommand)]
+        command: super::credentials::CredentialsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +122,9 @@ pub(super) async fn risk(
 
 pub(super) async fn merchant(config: Config, command: MerchantCommand) -> Result<(), StartupError> {
     use crate::accounts;
+    if let MerchantCommand::Credentials { command } = command {
+        return super::credentials::run(config, command).await;
+    }
     let db = Db::connect(&config.database, 1).await?;
     db.migrate().await?;
     let base = config
@@ -170,6 +178,7 @@ pub(super) async fn merchant(config: Config, command: MerchantCommand) -> Result
             ))),
             Err(e) => Err(failed(e)),
         },
+        MerchantCommand::Credentials { .. } => unreachable!("handled above"),
     };
     db.close().await;
     result

@@ -2,6 +2,7 @@
 //! and `risk`; the operator's commands on merchants, API keys and webhooks are in `admin.rs`.
 
 mod admin;
+mod credentials;
 
 use crate::config::Config;
 use crate::infra::db::Db;
@@ -261,7 +262,7 @@ async fn sandbox(
         faults: config.sandbox_faults.clone(),
     })
     .await?;
-    let (a, w) = provider_settings(sandbox.keys_dir(), &format!("{base}/sandbox"));
+    let (a, w) = provider_settings(&sandbox.keys_dir(), &format!("{base}/sandbox"));
     println!("ScanPay sandbox gateways: open {base}/sandbox/  (Ctrl-C stops them)");
     println!("Point ScanPay nodes at them with:");
     println!("SCANPAY_SANDBOX=off");

@@ -209,7 +209,9 @@ impl StartAnswer {
                 transient: source.is_transient(),
                 message: source.to_string(),
             },
-            Err(PaymentError::Db(_) | PaymentError::Injected(_)) => return None,
+            Err(PaymentError::Db(_) | PaymentError::Injected(_) | PaymentError::Account(_)) => {
+                return None
+            }
         })
     }
 

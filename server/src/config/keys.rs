@@ -115,6 +115,15 @@ pub(super) const KEYS: &[Key] = &[
         about: "Where the embedded database (and later generated keys) live",
     },
     Key {
+        file: "master_key_file",
+        env: "SCANPAY_MASTER_KEY_FILE",
+        secret: false,
+        group: Group::General,
+        kind: "path",
+        default: "`<data dir>/master.key` in the demo posture, none in the live one",
+        about: "The master key that seals merchants' own provider credentials (AES-256-GCM): one base64 key of 32 bytes per line, the first seals, all open (rotation: `scanpay merchant credentials reseal`)",
+    },
+    Key {
         file: "shutdown_grace_secs",
         env: "SCANPAY_SHUTDOWN_GRACE_SECS",
         secret: false,

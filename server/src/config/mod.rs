@@ -54,6 +54,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where the embedded database and generated keys live (`SCANPAY_DATA_DIR`).
     pub data_dir: PathBuf,
+    /// The master key file that seals merchants' own credentials (`SCANPAY_MASTER_KEY_FILE`);
+    /// `None`: `<data dir>/master.key` in the demo posture (made on first use), none in the
+    /// live one. See [`Config::keyring`].
+    pub master_key_file: Option<PathBuf>,
     /// How long shutdown waits for in-flight requests before giving up (seconds).
     pub shutdown_grace_secs: u64,
     /// Alipay, when its credentials are configured; `None`: disabled.
@@ -122,6 +126,22 @@ pub enum Posture {
 }
 
 impl Config {
+    /// The master keys that seal merchants' own credentials: the file named, else in the
+    /// demo posture `<data dir>/master.key` (made on first use), else none.
+    pub fn keyring(
+        &self,
+        posture: Posture,
+    ) -> Result<Option<crate::infra::sealed::Keyring>, crate::infra::sealed::KeyringError> {
+        use crate::infra::sealed::Keyring;
+        match (&self.master_key_file, posture) {
+            (Some(path), _) => Keyring::load(path).map(Some),
+            (None, Posture::Demo) => {
+                Keyring::load_or_create(&self.data_dir.join("master.key")).map(Some)
+            }
+            (None, Posture::Live) => Ok(None),
+        }
+    }
+
     /// The posture, or why this configuration mixes real money with the sandbox or the demo:
     /// the demo beside real credentials, the sandbox forced on beside them, or the sandbox
     /// served behind an https public URL (a real site). Each is refused unless

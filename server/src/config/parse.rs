@@ -29,6 +29,12 @@ impl Config {
             || PathBuf::from("data"),
             |s| (!s.is_empty()).then(|| PathBuf::from(s)),
         )?;
+        let master_key_file = layers.parse(
+            "master_key_file",
+            "a file path",
+            || None,
+            |s| (!s.is_empty()).then(|| Some(PathBuf::from(s))),
+        )?;
         let database = layers.parse(
             "database_url",
             "a URL starting with sqlite: or postgres:// (or postgresql://)",
@@ -291,6 +297,7 @@ impl Config {
             log,
             log_format,
             data_dir,
+            master_key_file,
             shutdown_grace_secs,
         })
     }

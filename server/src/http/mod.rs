@@ -64,6 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/notify/{channel}", axum::routing::post(notify::receive))
+        .route(
+            "/notify/{channel}/{merchant}",
+            axum::routing::post(notify::receive_for_merchant),
+        )
         .merge(auth::router(&state))
         .merge(export::router())
         .merge(internal::router())

@@ -1,8 +1,12 @@
-//! `POST /notify/alipay` and `POST /notify/wechat`: the providers' asynchronous notifications.
+//! `POST /notify/alipay` and `POST /notify/wechat`: the providers' asynchronous notifications
+//! to the operator's accounts; `POST /notify/<channel>/<merchant>`: to a merchant's own
+//! account, verified with that account's keys.
 //! This layer reads the body (keeping at most [`MAX_BODY`] bytes, so even an oversized one is
 //! on record), hands it to `payments::notify`, and sends exactly the reply that provider
 //! expects.
 
+use crate::credentials::Account;
+use crate::merchants::MerchantId;
 use crate::payments::inbox::Received;
 pub use crate::payments::notify::MAX_BODY;
 use crate::payments::notify::{self, Answer};
@@ -22,15 +26,39 @@ const DISCARD_AFTER: u64 = 16 * 1024 * 1024;
 const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn receive(
-    State(state): State<AppState>,
+    state: State<AppState>,
     Path(channel): Path<String>,
+    request: Request,
+) -> Response {
+    receive_for(state, channel, Account::Operator, request).await
+}
+
+pub async fn receive_for_merchant(
+    state: State<AppState>,
+    Path((channel, merchant)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let account = Account::Merchant(MerchantId::new(merchant));
+    receive_for(state, channel, account, request).await
+}
+
+async fn receive_for(
+    State(state): State<AppState>,
+    channel: String,
+    account: Account,
     request: Request,
 ) -> Response {
     let Some(channel) = Channel::parse(&channel) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Some(provider) = state.providers.get(channel).cloned() else {
-        return StatusCode::NOT_FOUND.into_response();
+    let provider = match state.payments.book().client(&account, channel).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            // Stored but not openable (the master key): the provider sends it again later.
+            tracing::error!(%channel, %account, error = %e, "a notification's account cannot be opened");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
     };
     let remote_addr = request
         .extensions()
@@ -46,7 +74,8 @@ pub async fn receive(
         body: &bytes,
         body_size: size,
     };
-    let reply = match notify::receive(&state.payments, provider.as_ref(), &received).await {
+    let reply = match notify::receive(&state.payments, provider.as_ref(), &account, &received).await
+    {
         Answer::Outcome(outcome) => provider.notification_reply(outcome),
         Answer::Unreadable { status, message } => provider.refusal_reply(status, message),
     };

@@ -1,6 +1,8 @@
 //! Attempts: one trade at one provider for an order, its code's lifetime, and reading them.
 
 use super::*;
+use crate::credentials::Account;
+use crate::merchants::MerchantId;
 use crate::orders::OrderId;
 use crate::providers::{Channel, OutTradeNo};
 use sqlx::Row;
@@ -26,6 +28,9 @@ pub struct Attempt {
     /// or [`CODE_LIFETIME`] after it was made, whichever comes first.
     #[serde(default)]
     pub payable_until: Option<i64>,
+    /// The merchant whose own provider account it was made through; `None`: the operator's.
+    #[serde(default)]
+    pub account: Option<MerchantId>,
 }
 
 /// How long a provider's code can be paid: two hours at both providers (Alipay precreate's
@@ -41,6 +46,15 @@ impl Attempt {
     pub fn code_dies_at(&self) -> i64 {
         self.payable_until
             .unwrap_or(self.created_at + CODE_LIFETIME.as_millis() as i64)
+    }
+
+    /// The provider account it was made through (and is queried, closed and refunded
+    /// through; its notifications must come signed by it).
+    pub fn account(&self) -> Account {
+        match &self.account {
+            None => Account::Operator,
+            Some(m) => Account::Merchant(m.clone()),
+        }
     }
 
     /// Whether its code still has long enough to live to be shown to a customer.
@@ -101,7 +115,7 @@ pub fn trade_no(order_id: &OrderId, seq: i64) -> OutTradeNo {
 
 const ATTEMPT_COLUMNS: &str =
     "out_trade_no, order_id, seq, channel, status, code_url, provider_trade_no, error, created_at, closed_at, \
-     payable_until";
+     payable_until, account";
 
 fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
     let corrupt = |what: &str| {
@@ -121,6 +135,7 @@ fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         closed_at: r.try_get("closed_at")?,
         payable_until: r.try_get("payable_until")?,
+        account: r.try_get("account")?,
     })
 }
 

@@ -124,8 +124,8 @@ impl Payments {
             return Err(PaymentError::Busy);
         }
         let provider = self
-            .providers
-            .get(channel)
+            .client_of(attempt)
+            .await?
             .ok_or(PaymentError::ChannelDisabled(channel))?;
         let closed = provider.close(&attempt.out_trade_no).await;
         let mut note = serde_json::json!({ "channel": channel, "out_trade_no": attempt.out_trade_no, "reason": reason });

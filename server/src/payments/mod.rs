@@ -35,13 +35,16 @@ pub use attempts::{trade_no, Attempt, AttemptStatus, CODE_LIFETIME, CODE_RENEW_B
 pub use record::Recorded;
 pub use start::MAX_ATTEMPTS_PER_ORDER;
 
+use crate::credentials::{Account, Book, CredentialsError};
 use crate::infra::db::Db;
+use crate::infra::sealed::Keyring;
 use crate::orders::{self, OrderId, OrderStatus};
 use crate::providers::config::Providers;
-use crate::providers::{Channel, OutTradeNo, ProviderError};
+use crate::providers::{Channel, OutTradeNo, PaymentProvider, ProviderError};
 use crate::risk::{RiskEvent, RiskKind};
 use async_trait::async_trait;
 use live::LiveHub;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,9 @@ pub enum PaymentError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Injected(#[from] crate::infra::failpoints::Injected),
+    /// A merchant's own account could not be opened (no or the wrong master key).
+    #[error(transparent)]
+    Account(#[from] CredentialsError),
 }
 
 /// Why [`Payments::close_for_merchant`] closed nothing.
@@ -105,7 +111,8 @@ pub trait StartPayment: Send + Sync {
 #[derive(Clone)]
 pub struct Payments {
     db: Db,
-    providers: Providers,
+    /// The operator's providers and the merchants' own accounts.
+    book: Book,
     /// `<public url>/notify`: where providers send notifications.
     notify_base: String,
     live: LiveHub,
@@ -126,8 +133,8 @@ impl Payments {
         query_after: Duration,
     ) -> Payments {
         Payments {
+            book: Book::new(db.clone(), providers, None),
             db,
-            providers,
             notify_base: format!("{}/notify", public_url.trim_end_matches('/')),
             live,
             query_after,
@@ -148,13 +155,44 @@ impl Payments {
         &self.db
     }
 
-    /// Where `channel` sends its notifications to this deployment.
-    pub fn notify_url(&self, channel: Channel) -> String {
-        format!("{}/{}", self.notify_base, channel.as_str())
+    /// The same, opening merchants' own accounts with `keyring` (the master key).
+    pub fn with_keyring(mut self, keyring: Option<Keyring>) -> Payments {
+        self.book = Book::new(self.db.clone(), self.book.operator().clone(), keyring);
+        self
     }
 
+    /// Where `channel` sends the notifications of `account` to this deployment:
+    /// `/notify/<channel>` for the operator's, `/notify/<channel>/<merchant>` for a
+    /// merchant's own, so each is verified with that account's keys.
+    pub fn notify_url(&self, channel: Channel, account: &Account) -> String {
+        format!(
+            "{}/{}{}",
+            self.notify_base,
+            channel.as_str(),
+            account.notify_suffix()
+        )
+    }
+
+    /// The operator's providers (the global settings).
     pub fn providers(&self) -> &Providers {
-        &self.providers
+        self.book.operator()
+    }
+
+    /// The operator's providers and the merchants' own accounts.
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+
+    /// The client of the account `attempt` was made through; `None`: that account is gone
+    /// (the channel disabled, or the merchant's credentials removed).
+    pub async fn client_of(
+        &self,
+        attempt: &Attempt,
+    ) -> Result<Option<Arc<dyn PaymentProvider>>, PaymentError> {
+        self.book
+            .client(&attempt.account(), attempt.channel)
+            .await
+            .map_err(PaymentError::from)
     }
 
     pub fn live(&self) -> &LiveHub {

@@ -19,6 +19,7 @@
 
 use super::inbox::{self, Decision, Outcome, Received};
 use super::{PaymentError, Payments, Recorded};
+use crate::credentials::Account;
 use crate::ids::{OrderId, OutTradeNo};
 use crate::infra::failpoints;
 use crate::orders;
@@ -52,6 +53,7 @@ pub enum Answer {
 pub async fn receive(
     payments: &Payments,
     provider: &dyn PaymentProvider,
+    account: &Account,
     r: &Received<'_>,
 ) -> Answer {
     let id = match inbox::store(payments.db(), r).await {
@@ -62,7 +64,7 @@ pub async fn receive(
             return Answer::Outcome(NotifyOutcome::RetryLater);
         }
     };
-    let mut decision = decide(payments, provider, r, id).await;
+    let mut decision = decide(payments, provider, account, r, id).await;
     if let Some(trade) = decision.out_trade_no.clone() {
         // The change (if any) is committed; a crash here loses only the reply.
         if let Err(e) = failpoints::hit("notify.before_reply", trade.as_str()) {
@@ -102,6 +104,7 @@ fn count(channel: Channel, outcome: Outcome) {
 async fn decide(
     payments: &Payments,
     provider: &dyn PaymentProvider,
+    account: &Account,
     r: &Received<'_>,
     id: i64,
 ) -> Decision {
@@ -157,7 +160,7 @@ async fn decide(
     };
     let applied = match &n.replay_guard {
         Some(guard) => match remember_nonce(payments, n.channel, guard).await {
-            Ok(true) => apply(payments, &refusal, &n).await,
+            Ok(true) => apply(payments, &refusal, (provider, account), &n).await,
             Ok(false) => {
                 let m = Mismatch::Replay(guard.nonce.clone());
                 let order_id = order_of(payments, Some(&n.out_trade_no)).await;
@@ -172,7 +175,7 @@ async fn decide(
             }
             Err(e) => Err(e.into()),
         },
-        None => apply(payments, &refusal, &n).await,
+        None => apply(payments, &refusal, (provider, account), &n).await,
     };
     match applied {
         Ok(d) => {
@@ -246,6 +249,7 @@ pub async fn forget_old_nonces(payments: &Payments) -> Result<usize, sqlx::Error
 async fn apply(
     payments: &Payments,
     refusal: &Refusal<'_>,
+    (provider, account): (&dyn PaymentProvider, &Account),
     n: &VerifiedNotification,
 ) -> Result<Decision, PaymentError> {
     let Some(attempt) = payments.attempt(&n.out_trade_no).await? else {
@@ -257,7 +261,22 @@ async fn apply(
     let order = orders::get(payments.db(), &attempt.order_id)
         .await?
         .ok_or_else(|| PaymentError::NotFound(attempt.order_id.to_string()))?;
-    let identity = payments.providers().get(n.channel).map(|p| p.identity());
+    // Verified with one account's keys: it may only speak of attempts made through it.
+    if attempt.account() != *account {
+        let m = Mismatch::OtherAccount {
+            got: account.to_string(),
+            expected: attempt.account().to_string(),
+        };
+        return Ok(refusal
+            .refuse(
+                Some(n.out_trade_no.clone()),
+                Some(attempt.order_id.clone()),
+                m.kind(),
+                m.to_string(),
+            )
+            .await);
+    }
+    let identity = Some(provider.identity());
     let mismatch = super::paid::check(
         &attempt,
         &order,

@@ -29,6 +29,10 @@ pub enum Mismatch {
     ForeignAccount(String),
     #[error("nonce {0} was already used by a different notification")]
     Replay(String),
+    /// Verified with one account's keys about an attempt made through another (merchant A's
+    /// keys, merchant B's order).
+    #[error("the notification came signed by {got}, but the attempt was made through {expected}")]
+    OtherAccount { got: String, expected: String },
 }
 
 impl Mismatch {
@@ -40,7 +44,7 @@ impl Mismatch {
             Mismatch::AnotherTrade { .. } => RiskKind::AnotherTrade,
             Mismatch::Amount { .. } | Mismatch::NoAmount => RiskKind::AmountMismatch,
             Mismatch::Currency(_) => RiskKind::CurrencyMismatch,
-            Mismatch::ForeignAccount(_) => RiskKind::ForeignAccount,
+            Mismatch::ForeignAccount(_) | Mismatch::OtherAccount { .. } => RiskKind::ForeignAccount,
             Mismatch::Replay(_) => RiskKind::Replay,
         }
     }

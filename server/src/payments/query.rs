@@ -74,7 +74,7 @@ async fn ask(
     let Some(attempt) = payments.attempt(out_trade_no).await? else {
         return Ok(false);
     };
-    let Some(provider) = payments.providers().get(attempt.channel) else {
+    let Some(provider) = payments.client_of(&attempt).await? else {
         return Ok(false);
     };
     let answer = provider.query(out_trade_no).await;

@@ -30,7 +30,7 @@ impl Payments {
         let order = orders::get(&self.db, &attempt.order_id)
             .await?
             .ok_or_else(|| PaymentError::NotFound(attempt.order_id.to_string()))?;
-        let identity = self.providers.get(attempt.channel).map(|p| p.identity());
+        let identity = self.client_of(attempt).await?.map(|p| p.identity());
         let answer = paid::PaidAnswer {
             channel: attempt.channel,
             out_trade_no: &attempt.out_trade_no,

@@ -118,9 +118,11 @@ impl Payments {
         order: &Order,
         channel: Channel,
     ) -> Result<Option<Attempt>, PaymentError> {
-        let provider = self
-            .providers
-            .get(channel)
+        // The merchant's own account when it has one, else the operator's.
+        let (account, provider) = self
+            .book
+            .for_merchant(&order.merchant_id, channel)
+            .await?
             .ok_or(PaymentError::ChannelDisabled(channel))?;
         let seq: i64 = sqlx::query(
             "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM payment_attempts WHERE order_id = $1",
@@ -139,8 +141,8 @@ impl Payments {
             .div_euclid(1000)
             * 1000;
         let inserted = sqlx::query(
-            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at, node_id, payable_until) \
-             VALUES ($1, $2, $3, $4, 'opening', $5, $6, $7)",
+            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at, node_id, payable_until, account) \
+             VALUES ($1, $2, $3, $4, 'opening', $5, $6, $7, $8)",
         )
         .bind(&out_trade_no)
         .bind(order.id.as_str())
@@ -149,6 +151,7 @@ impl Payments {
         .bind(now)
         .bind(&*self.node_id)
         .bind(payable_until)
+        .bind(account.stored())
         .execute(self.db.pool())
         .await;
         match inserted {
@@ -162,7 +165,7 @@ impl Payments {
             amount: order.amount,
             subject: order.subject.clone(),
             expires_at: payable_until,
-            notify_url: self.notify_url(channel),
+            notify_url: self.notify_url(channel, &account),
         };
         let started = std::time::Instant::now();
         let result = provider.create_prepay(&request).await;
@@ -257,7 +260,12 @@ impl StartPayment for Payments {
         let deadline = tokio::time::Instant::now() + OPENING_WAIT;
         loop {
             let order = self.payable_order(order_id).await?;
-            if !self.providers.takes_orders_of(channel, &order.merchant_id) {
+            if self
+                .book
+                .for_merchant(&order.merchant_id, channel)
+                .await?
+                .is_none()
+            {
                 return Err(PaymentError::ChannelDisabled(channel));
             }
             match self.live_attempt(order_id).await? {

@@ -48,8 +48,13 @@ pub enum ProviderSetupError {
         setting: &'static str,
         source: KeyError,
     },
-    #[error("SCANPAY_WECHAT_APIV3_KEY_FILE: the APIv3 key must be exactly 32 ASCII characters, the file holds {0}")]
-    ApiV3KeyLength(usize),
+    #[error(
+        "{setting}: the APIv3 key must be exactly 32 ASCII characters, the file holds {length}"
+    )]
+    ApiV3KeyLength {
+        setting: &'static str,
+        length: usize,
+    },
 }
 
 /// The providers this process can use. `None`: disabled (no credentials).
@@ -133,37 +138,70 @@ impl Providers {
     }
 }
 
-fn signer(setting: &'static str, path: &Path) -> Result<RsaSigner, ProviderSetupError> {
-    keys::read_key_file(path)
-        .and_then(|t| keys::private_key_from_text(&t))
-        .map_err(|source| ProviderSetupError::Key { setting, source })
+fn signer(setting: &'static str, text: &str) -> Result<RsaSigner, ProviderSetupError> {
+    keys::private_key_from_text(text).map_err(|source| ProviderSetupError::Key { setting, source })
 }
 
-fn verifier(setting: &'static str, path: &Path) -> Result<RsaVerifier, ProviderSetupError> {
-    keys::read_key_file(path)
-        .and_then(|t| keys::public_key_from_text(&t))
-        .map_err(|source| ProviderSetupError::Key { setting, source })
+fn verifier(setting: &'static str, text: &str) -> Result<RsaVerifier, ProviderSetupError> {
+    keys::public_key_from_text(text).map_err(|source| ProviderSetupError::Key { setting, source })
 }
+
+fn read(setting: &'static str, path: &Path) -> Result<String, ProviderSetupError> {
+    keys::read_key_file(path).map_err(|source| ProviderSetupError::Key { setting, source })
+}
+
+/// The names a key is known by in errors: the global settings' variables, or a command's
+/// flags for a merchant's own account.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyNames {
+    pub private_key: &'static str,
+    pub public_key: &'static str,
+    pub apiv3_key: &'static str,
+}
+
+/// The global settings' names.
+pub const SETTING_NAMES_ALIPAY: KeyNames = KeyNames {
+    private_key: "SCANPAY_ALIPAY_PRIVATE_KEY_FILE",
+    public_key: "SCANPAY_ALIPAY_PUBLIC_KEY_FILE",
+    apiv3_key: "",
+};
+pub const SETTING_NAMES_WECHAT: KeyNames = KeyNames {
+    private_key: "SCANPAY_WECHAT_PRIVATE_KEY_FILE",
+    public_key: "SCANPAY_WECHAT_PUBLIC_KEY_FILE",
+    apiv3_key: "SCANPAY_WECHAT_APIV3_KEY_FILE",
+};
 
 fn alipay(
     s: &AlipaySettings,
     http: reqwest::Client,
 ) -> Result<Arc<dyn PaymentProvider>, ProviderSetupError> {
+    let names = SETTING_NAMES_ALIPAY;
     let account = AlipayAccount {
         gateway: s.gateway.clone(),
         app_id: s.app_id.clone(),
         seller_id: Some(s.seller_id.clone()),
     };
+    alipay_with_keys(
+        account,
+        &read(names.private_key, &s.private_key_file)?,
+        &read(names.public_key, &s.public_key_file)?,
+        names,
+        http,
+    )
+}
+
+/// An Alipay client from key texts (PEM or bare base64).
+pub fn alipay_with_keys(
+    account: AlipayAccount,
+    private_key: &str,
+    public_key: &str,
+    names: KeyNames,
+    http: reqwest::Client,
+) -> Result<Arc<dyn PaymentProvider>, ProviderSetupError> {
     Ok(Arc::new(Alipay::new(
         account,
-        Arc::new(signer(
-            "SCANPAY_ALIPAY_PRIVATE_KEY_FILE",
-            &s.private_key_file,
-        )?),
-        Arc::new(verifier(
-            "SCANPAY_ALIPAY_PUBLIC_KEY_FILE",
-            &s.public_key_file,
-        )?),
+        Arc::new(signer(names.private_key, private_key)?),
+        Arc::new(verifier(names.public_key, public_key)?),
         http,
         CALL_TIMEOUT,
     )))
@@ -173,17 +211,7 @@ fn wechat(
     s: &WechatSettings,
     http: reqwest::Client,
 ) -> Result<Arc<dyn PaymentProvider>, ProviderSetupError> {
-    let raw = keys::read_key_file(&s.apiv3_key_file).map_err(|source| ProviderSetupError::Key {
-        setting: "SCANPAY_WECHAT_APIV3_KEY_FILE",
-        source,
-    })?;
-    let key: [u8; 32] = raw
-        .trim_end_matches(['\r', '\n'])
-        .as_bytes()
-        .try_into()
-        .map_err(|_| {
-            ProviderSetupError::ApiV3KeyLength(raw.trim_end_matches(['\r', '\n']).len())
-        })?;
+    let names = SETTING_NAMES_WECHAT;
     let account = WechatAccount {
         api_base: s.api_base.clone(),
         appid: s.appid.clone(),
@@ -191,16 +219,42 @@ fn wechat(
         cert_serial: s.cert_serial.clone(),
         wechat_key_id: s.public_key_id.clone(),
     };
+    wechat_with_keys(
+        account,
+        &read(names.private_key, &s.private_key_file)?,
+        &read(names.public_key, &s.public_key_file)?,
+        &read(names.apiv3_key, &s.apiv3_key_file)?,
+        names,
+        http,
+    )
+}
+
+/// The APIv3 key from its file's text: exactly 32 ASCII characters (a final newline aside).
+pub fn apiv3_key(raw: &str, setting: &'static str) -> Result<[u8; 32], ProviderSetupError> {
+    let trimmed = raw.trim_end_matches(['\r', '\n']);
+    trimmed
+        .as_bytes()
+        .try_into()
+        .map_err(|_| ProviderSetupError::ApiV3KeyLength {
+            setting,
+            length: trimmed.len(),
+        })
+}
+
+/// A WeChat Pay client from key texts.
+pub fn wechat_with_keys(
+    account: WechatAccount,
+    private_key: &str,
+    public_key: &str,
+    apiv3: &str,
+    names: KeyNames,
+    http: reqwest::Client,
+) -> Result<Arc<dyn PaymentProvider>, ProviderSetupError> {
+    let key = apiv3_key(apiv3, names.apiv3_key)?;
     Ok(Arc::new(WechatPay::new(
         account,
-        Arc::new(signer(
-            "SCANPAY_WECHAT_PRIVATE_KEY_FILE",
-            &s.private_key_file,
-        )?),
-        Arc::new(verifier(
-            "SCANPAY_WECHAT_PUBLIC_KEY_FILE",
-            &s.public_key_file,
-        )?),
+        Arc::new(signer(names.private_key, private_key)?),
+        Arc::new(verifier(names.public_key, public_key)?),
         Secret::new(key),
         http,
         CALL_TIMEOUT,

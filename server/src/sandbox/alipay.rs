@@ -3,7 +3,7 @@
 //! required fields, amounts and `out_trade_no`, and answers signed the real way: the `sign`
 //! after the raw `*_response` object, `/` escaped as `\/`.
 
-use super::{digest, Sandbox, Trade, ALIPAY_APP_ID};
+use super::{digest, Sandbox, SandboxAccount, Trade};
 use crate::providers::alipay::{china_time, wire};
 use crate::providers::crypto::{Signer, Verifier};
 use axum::body::Bytes;
@@ -64,12 +64,12 @@ fn invalid(sub_code: &str, sub_msg: &str) -> Answer {
 impl Sandbox {
     /// `{"<key>":{…},"sign":"…"}`, signed over the exact object text; cut off half-way when
     /// the answer carries the private `__cut` mark (the `refund_cut` fault).
-    fn alipay_signed(&self, key: &str, mut answer: Answer) -> Response {
+    fn alipay_signed(&self, account: &SandboxAccount, key: &str, mut answer: Answer) -> Response {
         let cut = answer.remove(CUT).is_some();
         let object = serde_json::to_string(&answer)
             .unwrap_or_default()
             .replace('/', "\\/");
-        let sign = self
+        let sign = account
             .keys
             .alipay_gateway
             .sign_base64(object.as_bytes())
@@ -110,9 +110,15 @@ async fn gateway(
     } else {
         format!("{}_response", method.replace('.', "_"))
     };
-    let answer = match check_request(&sb, &params) {
+    // The app the request names answers, signed with its own key; an unknown app is
+    // refused in the default account's name.
+    let account = params
+        .get("app_id")
+        .and_then(|id| sb.by_app_id(id))
+        .unwrap_or_else(|| sb.default_account());
+    let answer = match check_request(&account, &params) {
         Err(answer) => answer,
-        Ok(biz) => match dispatch(&sb, &method, &params, &biz).await {
+        Ok(biz) => match dispatch(&sb, &account, &method, &params, &biz).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "sandbox alipay: storage failed");
@@ -125,11 +131,14 @@ async fn gateway(
             }
         },
     };
-    sb.alipay_signed(&key, answer)
+    sb.alipay_signed(&account, &key, answer)
 }
 
 /// The checks every call gets, in the gateway's order; returns the parsed `biz_content`.
-fn check_request(sb: &Sandbox, p: &BTreeMap<String, String>) -> Result<Map<String, Value>, Answer> {
+fn check_request(
+    account: &SandboxAccount,
+    p: &BTreeMap<String, String>,
+) -> Result<Map<String, Value>, Answer> {
     for name in [
         "app_id",
         "method",
@@ -142,13 +151,13 @@ fn check_request(sb: &Sandbox, p: &BTreeMap<String, String>) -> Result<Map<Strin
             return Err(missing(name));
         }
     }
-    if p["app_id"] != ALIPAY_APP_ID {
+    if p["app_id"] != account.alipay_app_id {
         return Err(invalid("isv.invalid-app-id", "无效的AppID参数"));
     }
     if p["sign_type"] != "RSA2" {
         return Err(invalid("isv.invalid-signature-type", "无效的签名类型"));
     }
-    if !sb
+    if !account
         .keys
         .alipay_merchant
         .verify_base64(wire::sign_content(p, &["sign"]).as_bytes(), &p["sign"])
@@ -180,12 +189,13 @@ fn valid_out_trade_no(s: &str) -> bool {
 
 async fn dispatch(
     sb: &Sandbox,
+    account: &SandboxAccount,
     method: &str,
     params: &BTreeMap<String, String>,
     biz: &Map<String, Value>,
 ) -> Result<Answer, sqlx::Error> {
     if method == "alipay.trade.precreate" {
-        return precreate(sb, params, biz).await;
+        return precreate(sb, account, params, biz).await;
     }
     if !matches!(
         method,
@@ -210,7 +220,9 @@ async fn dispatch(
     };
     // Before a wallet has opened the code, the trade does not exist at Alipay yet, as with the
     // real face-to-face flow.
-    let Some(t) = trade.filter(|t| t.state != "created") else {
+    // Another app's trade does not exist for this one.
+    let Some(t) = trade.filter(|t| t.state != "created" && t.account == account.alipay_app_id)
+    else {
         return Ok(business("ACQ.TRADE_NOT_EXIST", "交易不存在"));
     };
     match method {
@@ -223,6 +235,7 @@ async fn dispatch(
 
 async fn precreate(
     sb: &Sandbox,
+    account: &SandboxAccount,
     params: &BTreeMap<String, String>,
     biz: &Map<String, Value>,
 ) -> Result<Answer, sqlx::Error> {
@@ -257,7 +270,7 @@ async fn precreate(
         .create_trade(
             "alipay",
             out_trade_no,
-            ALIPAY_APP_ID,
+            &account.alipay_app_id,
             amount.fen(),
             subject,
             &notify_url,

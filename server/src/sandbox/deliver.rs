@@ -4,7 +4,7 @@
 //! sandbox database, so a restart resumes them; every attempt and its answer is recorded.
 
 use super::faults::Faults;
-use super::{now_ms, token, Sandbox, Trade, ALIPAY_APP_ID, ALIPAY_SELLER_ID, WECHAT_KEY_ID};
+use super::{now_ms, token, Sandbox, Trade, WECHAT_KEY_ID};
 use crate::providers::alipay::{china_time, wire as alipay_wire};
 use crate::providers::crypto::{aes_256_gcm_encrypt, Signer};
 use crate::providers::wechat::wire as wechat_wire;
@@ -223,7 +223,7 @@ impl Sandbox {
             _ => return Ok(None),
         };
         let mut resource = json!({
-            "mchid": super::WECHAT_MCHID,
+            "mchid": t.account,
             "out_trade_no": t.out_trade_no,
             "transaction_id": t.trade_no,
             "out_refund_no": r.out_refund_no,
@@ -241,16 +241,17 @@ impl Sandbox {
             summary,
             original_type: "refund",
         };
+        let account = self.account_of(t);
         let out = sign_wechat_event(
-            &self.keys.wechat_gateway,
-            &self.keys.wechat_apiv3_key,
+            &account.keys.wechat_gateway,
+            &account.keys.wechat_apiv3_key,
             &event,
             &resource,
             now_ms() / 1000,
             &token(32),
             false,
         );
-        Ok(Some((out, url)))
+        Ok(Some((out.with_serial(&account.wechat_key_id), url)))
     }
 
     /// An Alipay trade notification: form fields signed over all but `sign` and `sign_type`.
@@ -280,8 +281,9 @@ impl Sandbox {
         put("notify_time", at(now_ms()));
         put("notify_type", "trade_status_sync".into());
         put("notify_id", notify_id.into());
-        put("app_id", ALIPAY_APP_ID.into());
-        put("auth_app_id", ALIPAY_APP_ID.into());
+        let account = self.account_of(t);
+        put("app_id", account.alipay_app_id.clone());
+        put("auth_app_id", account.alipay_app_id.clone());
         put("charset", "utf-8".into());
         put("version", "1.0".into());
         put("sign_type", "RSA2".into());
@@ -289,7 +291,7 @@ impl Sandbox {
         put("out_trade_no", t.out_trade_no.clone());
         put("buyer_id", "2088102177846880".into());
         put("buyer_logon_id", "san***@sandbox.scanpay".into());
-        put("seller_id", ALIPAY_SELLER_ID.into());
+        put("seller_id", account.alipay_seller_id.clone());
         put("seller_email", "merchant@sandbox.scanpay".into());
         put(
             "trade_status",
@@ -314,7 +316,7 @@ impl Sandbox {
                 json!([{ "amount": notified, "fundChannel": "ALIPAYACCOUNT" }]).to_string(),
             );
         }
-        sign_alipay_notification(&self.keys.alipay_gateway, f, faults.bad_signature)
+        sign_alipay_notification(&account.keys.alipay_gateway, f, faults.bad_signature)
     }
 
     /// A WeChat Pay payment notification: the transaction encrypted with the APIv3 key, the
@@ -327,21 +329,23 @@ impl Sandbox {
         faults: &Faults,
     ) -> Outgoing {
         let state = if stale { "NOTPAY" } else { "SUCCESS" };
-        let mut transaction = super::wechat::transaction_json(t, state);
+        let account = self.account_of(t);
+        let mut transaction = super::wechat::transaction_json(&account, t, state);
         if faults.wrong_amount {
             transaction["amount"]["total"] = json!(t.amount + 1);
             transaction["amount"]["payer_total"] = json!(t.amount + 1);
         }
         let ts = now_ms() / 1000 - if faults.stale_timestamp { 600 } else { 0 };
         sign_wechat_notification(
-            &self.keys.wechat_gateway,
-            &self.keys.wechat_apiv3_key,
+            &account.keys.wechat_gateway,
+            &account.keys.wechat_apiv3_key,
             notify_id,
             &transaction,
             ts,
             &token(32),
             faults.bad_signature,
         )
+        .with_serial(&account.wechat_key_id)
     }
 }
 
@@ -472,4 +476,16 @@ pub fn sign_wechat_event(
 pub struct Outgoing {
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+}
+
+impl Outgoing {
+    /// The same, naming the key of the account that signed it (`Wechatpay-Serial`).
+    pub fn with_serial(mut self, key_id: &str) -> Outgoing {
+        for (name, value) in &mut self.headers {
+            if *name == "wechatpay-serial" {
+                *value = key_id.to_string();
+            }
+        }
+        self
+    }
 }

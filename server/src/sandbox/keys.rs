@@ -136,3 +136,49 @@ impl SandboxKeys {
         })
     }
 }
+
+/// One merchant registered at the sandbox: its ids at both providers and its keys. The
+/// first (index 0, `keys/`) is the one ScanPay is wired to by default; more are added with
+/// [`crate::sandbox::Sandbox::add_account`] (`keys/accounts/<name>/`), each with its own
+/// keys, so a merchant's own account can be tried without real ones.
+pub struct SandboxAccount {
+    pub name: String,
+    pub index: u32,
+    pub alipay_app_id: String,
+    pub alipay_seller_id: String,
+    pub wechat_appid: String,
+    pub wechat_mchid: String,
+    /// The serial of its merchant API certificate.
+    pub wechat_serial: String,
+    /// The id of its "WeChat Pay public key".
+    pub wechat_key_id: String,
+    pub keys: SandboxKeys,
+}
+
+impl SandboxAccount {
+    /// The account numbered `index` whose keys are in `dir`; index 0 has the ids of
+    /// `sandbox::ALIPAY_APP_ID` and the others.
+    pub fn load_or_create(
+        name: &str,
+        index: u32,
+        dir: &Path,
+    ) -> Result<SandboxAccount, SandboxKeyError> {
+        let keys = SandboxKeys::load_or_create(dir)?;
+        let n = index + 1;
+        Ok(SandboxAccount {
+            name: name.to_string(),
+            index,
+            alipay_app_id: format!("90210000000{n:05}"),
+            alipay_seller_id: format!("20880000000{n:05}"),
+            wechat_appid: if index == 0 {
+                super::WECHAT_APPID.to_string()
+            } else {
+                format!("wx77777777777{n:05}")
+            },
+            wechat_mchid: format!("19000{n:05}"),
+            wechat_serial: format!("3775B6A45ACD588826D15E583A95F5DD{n:08}"),
+            wechat_key_id: format!("PUB_KEY_ID_01190000000120261127000000000{n:05}"),
+            keys,
+        })
+    }
+}

@@ -20,12 +20,13 @@ pub mod keys;
 mod store;
 mod wallet;
 mod wechat;
+mod wechat_auth;
 
 pub use faults::Faults;
 pub(crate) use store::{SandboxRefund, Trade};
 
 use axum::Router;
-use keys::SandboxKeys;
+pub use keys::SandboxAccount;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -50,6 +51,8 @@ pub enum SandboxError {
     Keys(#[from] keys::SandboxKeyError),
     #[error("sandbox database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("a sandbox account name is letters, digits, - and _ (and not \"default\"): {0:?}")]
+    AccountName(String),
     #[error("sandbox database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -69,7 +72,8 @@ pub struct SandboxSettings {
 
 pub struct Sandbox {
     pool: SqlitePool,
-    keys: SandboxKeys,
+    /// The registered merchants; the first is the default one.
+    accounts: std::sync::RwLock<Vec<Arc<SandboxAccount>>>,
     settings: SandboxSettings,
     /// For notification delivery (a merchant must answer within 5 s).
     http: reqwest::Client,
@@ -87,7 +91,26 @@ pub(crate) fn token(len: usize) -> String {
 impl Sandbox {
     /// Opens (creating on first start) the sandbox in `settings.dir`.
     pub async fn open(settings: SandboxSettings) -> Result<Arc<Sandbox>, SandboxError> {
-        let keys = SandboxKeys::load_or_create(&settings.dir.join("keys"))?;
+        let keys_dir = settings.dir.join("keys");
+        let mut accounts = vec![Arc::new(SandboxAccount::load_or_create(
+            "default", 0, &keys_dir,
+        )?)];
+        if let Ok(dirs) = std::fs::read_dir(keys_dir.join("accounts")) {
+            for dir in dirs.flatten() {
+                let index = std::fs::read_to_string(dir.path().join("index"))
+                    .ok()
+                    .and_then(|i| i.trim().parse::<u32>().ok());
+                if let Some(index) = index {
+                    let name = dir.file_name().to_string_lossy().into_owned();
+                    accounts.push(Arc::new(SandboxAccount::load_or_create(
+                        &name,
+                        index,
+                        &dir.path(),
+                    )?));
+                }
+            }
+        }
+        accounts.sort_by_key(|a| a.index);
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(settings.dir.join("sandbox.db"))
             .create_if_missing(true)
@@ -102,7 +125,7 @@ impl Sandbox {
         let http = crate::providers::http_client(Duration::from_secs(3), Duration::from_secs(5));
         Ok(Arc::new(Sandbox {
             pool,
-            keys,
+            accounts: std::sync::RwLock::new(accounts),
             settings,
             http,
         }))
@@ -126,8 +149,62 @@ impl Sandbox {
         &self.settings
     }
 
-    pub fn keys_dir(&self) -> &Path {
-        &self.keys.dir
+    /// The default account's keys (`provider_settings` points ScanPay at them).
+    pub fn keys_dir(&self) -> PathBuf {
+        self.default_account().keys.dir.clone()
+    }
+
+    /// The account ScanPay is wired to by default.
+    pub fn default_account(&self) -> Arc<SandboxAccount> {
+        self.accounts.read().expect("accounts")[0].clone()
+    }
+
+    /// Registers another merchant (or returns the one of that name): its own ids and keys in
+    /// `keys/accounts/<name>/`. `name` is letters, digits, `-` and `_`.
+    pub fn add_account(&self, name: &str) -> Result<Arc<SandboxAccount>, SandboxError> {
+        if name.is_empty()
+            || name == "default"
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(SandboxError::AccountName(name.to_string()));
+        }
+        let mut accounts = self.accounts.write().expect("accounts");
+        if let Some(a) = accounts.iter().find(|a| a.name == name) {
+            return Ok(a.clone());
+        }
+        let index = accounts.iter().map(|a| a.index).max().unwrap_or(0) + 1;
+        let dir = self.settings.dir.join("keys").join("accounts").join(name);
+        let account = Arc::new(SandboxAccount::load_or_create(name, index, &dir)?);
+        std::fs::write(dir.join("index"), index.to_string()).map_err(|e| {
+            keys::SandboxKeyError::Io {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        accounts.push(account.clone());
+        Ok(account)
+    }
+
+    /// The account with this Alipay app id.
+    pub fn by_app_id(&self, app_id: &str) -> Option<Arc<SandboxAccount>> {
+        let accounts = self.accounts.read().expect("accounts");
+        accounts.iter().find(|a| a.alipay_app_id == app_id).cloned()
+    }
+
+    /// The account with this WeChat Pay merchant number.
+    pub fn by_mchid(&self, mchid: &str) -> Option<Arc<SandboxAccount>> {
+        let accounts = self.accounts.read().expect("accounts");
+        accounts.iter().find(|a| a.wechat_mchid == mchid).cloned()
+    }
+
+    /// The account a trade was made under (`Trade.account`: an app id or a mchid); the
+    /// default one for a trade of an account since removed.
+    pub(crate) fn account_of(&self, t: &Trade) -> Arc<SandboxAccount> {
+        self.by_app_id(&t.account)
+            .or_else(|| self.by_mchid(&t.account))
+            .unwrap_or_else(|| self.default_account())
     }
 
     /// The URL of the wallet page for a trade: what the QR code encodes.
@@ -187,21 +264,67 @@ pub fn provider_settings(
     crate::providers::config::AlipaySettings,
     crate::providers::config::WechatSettings,
 ) {
+    account_settings(
+        ALIPAY_APP_ID,
+        ALIPAY_SELLER_ID,
+        &[
+            WECHAT_APPID,
+            WECHAT_MCHID,
+            WECHAT_MERCHANT_SERIAL,
+            WECHAT_KEY_ID,
+        ],
+        keys_dir,
+        gateway_base,
+    )
+}
+
+/// The same for any account of the sandbox (its keys in `account.keys.dir`).
+pub fn settings_of(
+    account: &SandboxAccount,
+    gateway_base: &str,
+) -> (
+    crate::providers::config::AlipaySettings,
+    crate::providers::config::WechatSettings,
+) {
+    account_settings(
+        &account.alipay_app_id,
+        &account.alipay_seller_id,
+        &[
+            &account.wechat_appid,
+            &account.wechat_mchid,
+            &account.wechat_serial,
+            &account.wechat_key_id,
+        ],
+        &account.keys.dir,
+        gateway_base,
+    )
+}
+
+fn account_settings(
+    app_id: &str,
+    seller_id: &str,
+    [appid, mchid, serial, key_id]: &[&str; 4],
+    keys_dir: &Path,
+    gateway_base: &str,
+) -> (
+    crate::providers::config::AlipaySettings,
+    crate::providers::config::WechatSettings,
+) {
     let alipay = crate::providers::config::AlipaySettings {
         gateway: format!("{gateway_base}/alipay/gateway.do"),
-        app_id: ALIPAY_APP_ID.into(),
-        seller_id: ALIPAY_SELLER_ID.into(),
+        app_id: app_id.to_string(),
+        seller_id: seller_id.to_string(),
         private_key_file: keys::pair(keys_dir, "alipay-merchant").private,
         public_key_file: keys::pair(keys_dir, "alipay-gateway").public,
     };
     let wechat = crate::providers::config::WechatSettings {
         api_base: format!("{gateway_base}/wechat"),
-        appid: WECHAT_APPID.into(),
-        mchid: WECHAT_MCHID.into(),
+        appid: appid.to_string(),
+        mchid: mchid.to_string(),
         private_key_file: keys::pair(keys_dir, "wechat-merchant").private,
-        cert_serial: WECHAT_MERCHANT_SERIAL.into(),
+        cert_serial: serial.to_string(),
         public_key_file: keys::pair(keys_dir, "wechat-gateway").public,
-        public_key_id: WECHAT_KEY_ID.into(),
+        public_key_id: key_id.to_string(),
         apiv3_key_file: keys::apiv3_key_file(keys_dir),
     };
     (alipay, wechat)

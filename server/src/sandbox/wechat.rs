@@ -4,16 +4,12 @@
 //! gets `401 SIGN_ERROR`; every response is signed with the sandbox's WeChat Pay key and
 //! carries the `Wechatpay-*` headers.
 
-use super::{
-    digest, now_ms, Sandbox, Trade, WECHAT_APPID, WECHAT_KEY_ID, WECHAT_MCHID,
-    WECHAT_MERCHANT_SERIAL,
-};
-use crate::providers::crypto::{Signer, Verifier};
-use crate::providers::wechat::{wire, MAX_SKEW_SECS};
+use super::wechat_auth::Req;
+use super::{digest, now_ms, Sandbox, SandboxAccount, Trade};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
@@ -41,100 +37,6 @@ pub(super) fn routes() -> Router<Arc<Sandbox>> {
         )
 }
 
-impl Sandbox {
-    /// A response signed the WeChat Pay way.
-    pub(super) fn wechat_signed(&self, status: StatusCode, body: String) -> Response {
-        let ts = (now_ms() / 1000).to_string();
-        let nonce = super::token(32);
-        let sig = self
-            .keys
-            .wechat_gateway
-            .sign_base64(&wire::response_message(&ts, &nonce, body.as_bytes()))
-            .unwrap_or_default();
-        let mut r = (status, body).into_response();
-        let h = r.headers_mut();
-        for (k, v) in [
-            ("content-type", "application/json"),
-            ("wechatpay-timestamp", ts.as_str()),
-            ("wechatpay-nonce", nonce.as_str()),
-            ("wechatpay-signature", sig.as_str()),
-            ("wechatpay-serial", WECHAT_KEY_ID),
-            ("wechatpay-signature-type", wire::AUTH_SCHEME),
-        ] {
-            if let Ok(v) = v.parse() {
-                h.insert(k, v);
-            }
-        }
-        if let Ok(v) = super::token(32).parse() {
-            h.insert("request-id", v);
-        }
-        r
-    }
-
-    fn wechat_error(&self, status: StatusCode, code: &str, message: &str) -> Response {
-        self.wechat_signed(
-            status,
-            json!({ "code": code, "message": message }).to_string(),
-        )
-    }
-
-    /// Checks the merchant's Authorization header for this request; the error says why not.
-    fn authenticate(
-        &self,
-        method: &Method,
-        uri: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<(), &'static str> {
-        let fields = headers
-            .get("authorization")
-            .and_then(|h| h.to_str().ok())
-            .and_then(wire::parse_authorization)
-            .ok_or("Authorization 头缺失或格式错误")?;
-        let (Some(mchid), Some(serial), Some(ts), Some(nonce), Some(sig)) = (
-            fields.get("mchid"),
-            fields.get("serial_no"),
-            fields.get("timestamp").and_then(|t| t.parse::<i64>().ok()),
-            fields.get("nonce_str"),
-            fields.get("signature"),
-        ) else {
-            return Err("Authorization 缺少字段");
-        };
-        if mchid != WECHAT_MCHID || serial != WECHAT_MERCHANT_SERIAL {
-            return Err("商户号或证书序列号不正确");
-        }
-        if (now_ms() / 1000).abs_diff(ts) >= MAX_SKEW_SECS.unsigned_abs() {
-            return Err("timestamp 与系统时间相差超过 5 分钟");
-        }
-        let body = std::str::from_utf8(body).map_err(|_| "请求体不是 UTF-8")?;
-        let message = wire::request_message(method.as_str(), uri, ts, nonce, body);
-        if !self
-            .keys
-            .wechat_merchant
-            .verify_base64(message.as_bytes(), sig)
-        {
-            return Err("签名错误");
-        }
-        Ok(())
-    }
-
-    /// API-side faults, then authentication: the response that refuses the call, if any.
-    async fn admit(
-        &self,
-        method: &Method,
-        uri: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Option<Response> {
-        if let Some(fault) = self.api_faults().await {
-            return Some(fault);
-        }
-        self.authenticate(method, uri, headers, body)
-            .err()
-            .map(|why| self.wechat_error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", why))
-    }
-}
-
 /// The path and query as the merchant signed them: the whole request path, as received.
 fn signed_uri(uri: &http::Uri) -> String {
     uri.path_and_query()
@@ -149,10 +51,10 @@ fn valid_out_trade_no(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b))
 }
 
-pub(super) fn transaction_json(t: &Trade, state: &str) -> Value {
+pub(super) fn transaction_json(account: &SandboxAccount, t: &Trade, state: &str) -> Value {
     let mut v = json!({
-        "appid": WECHAT_APPID,
-        "mchid": WECHAT_MCHID,
+        "appid": account.wechat_appid,
+        "mchid": account.wechat_mchid,
         "out_trade_no": t.out_trade_no,
         "trade_type": "NATIVE",
         "trade_state": state,
@@ -186,18 +88,24 @@ pub(super) fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Admits the request or returns its refusal; from here on `$sb` is the [`Req`] of the
+/// account that signed it.
 macro_rules! admit {
-    ($sb:expr, $method:expr, $uri:expr, $headers:expr, $body:expr) => {
-        if let Some(refusal) = $sb
+    ($sb:ident, $method:expr, $uri:expr, $headers:expr, $body:expr) => {
+        let $sb = match $sb
             .admit(&$method, &signed_uri(&$uri), &$headers, $body)
             .await
         {
-            return refusal;
-        }
+            Ok(account) => Req {
+                sb: $sb.clone(),
+                account,
+            },
+            Err(refusal) => return refusal,
+        };
     };
 }
 
-fn storage_failed(sb: &Sandbox, e: sqlx::Error) -> Response {
+fn storage_failed(sb: &Req, e: sqlx::Error) -> Response {
     tracing::error!(error = %e, "sandbox wechat: storage failed");
     sb.wechat_error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -227,7 +135,7 @@ async fn native(
     ) else {
         return bad("缺少必填参数 appid / mchid / description / out_trade_no / notify_url");
     };
-    if appid != WECHAT_APPID || mchid != WECHAT_MCHID {
+    if appid != sb.account.wechat_appid || mchid != sb.account.wechat_mchid {
         return sb.wechat_error(
             StatusCode::BAD_REQUEST,
             "APPID_MCHID_NOT_MATCH",
@@ -270,7 +178,7 @@ async fn native(
         .create_trade(
             "wechat",
             out_trade_no,
-            WECHAT_MCHID,
+            &sb.account.wechat_mchid,
             total,
             description,
             notify_url,
@@ -305,17 +213,17 @@ async fn query(
     headers: HeaderMap,
 ) -> Response {
     admit!(sb, Method::GET, uri, headers, b"");
-    if !uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == format!("mchid={WECHAT_MCHID}")))
-    {
+    if !uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv == format!("mchid={}", sb.account.wechat_mchid))
+    }) {
         return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "缺少 mchid 参数");
     }
-    match sb.trade_by_out_no("wechat", &out_trade_no).await {
+    match sb.own_trade(&out_trade_no).await {
         Err(e) => storage_failed(&sb, e),
         Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在"),
         Ok(Some(t)) => {
-            let mut answer = transaction_json(&t, trade_state(&t));
+            let mut answer = transaction_json(&sb.account, &t, trade_state(&t));
             // The wrong_amount fault spoils every answer that says paid, queries too.
             if sb.faults_for(&t.faults).wrong_amount && answer.get("amount").is_some() {
                 answer["amount"]["total"] = json!(t.amount + 1);
@@ -339,13 +247,13 @@ async fn close(
         .and_then(|v| {
             v.get("mchid")
                 .and_then(Value::as_str)
-                .map(|m| m == WECHAT_MCHID)
+                .map(|m| m == sb.account.wechat_mchid)
         })
         .unwrap_or(false);
     if !mchid_ok {
         return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "mchid 不正确");
     }
-    let trade = match sb.trade_by_out_no("wechat", &out_trade_no).await {
+    let trade = match sb.own_trade(&out_trade_no).await {
         Err(e) => return storage_failed(&sb, e),
         Ok(None) => return sb.wechat_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在"),
         Ok(Some(t)) => t,
@@ -388,7 +296,7 @@ async fn refund(
     ) else {
         return bad("amount.refund / amount.total 不合法");
     };
-    let trade = match sb.trade_by_out_no("wechat", out_trade_no).await {
+    let trade = match sb.own_trade(out_trade_no).await {
         Err(e) => return storage_failed(&sb, e),
         Ok(None) => {
             return sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "订单不存在")

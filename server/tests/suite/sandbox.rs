@@ -128,7 +128,7 @@ async fn rig_with(faults: &str, time_scale: f64) -> Rig {
     sandbox.spawn_delivery();
     let app = Router::new().nest_service("/sandbox", sandbox.router());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let (a, w) = provider_settings(sandbox.keys_dir(), &base);
+    let (a, w) = provider_settings(&sandbox.keys_dir(), &base);
     let providers = providers_for(a, w);
     Rig {
         sandbox,
@@ -318,7 +318,7 @@ async fn wechat_trade_lifecycle_and_refunds() {
 #[tokio::test]
 async fn requests_signed_with_the_wrong_key_are_refused_the_real_way() {
     let rig = rig_with("", 1.0).await;
-    let (mut a, mut w) = provider_settings(rig.sandbox.keys_dir(), &rig.base);
+    let (mut a, mut w) = provider_settings(&rig.sandbox.keys_dir(), &rig.base);
     // Sign with the gateway's key instead of the merchant's.
     a.private_key_file = a
         .public_key_file
@@ -593,7 +593,7 @@ async fn deliveries_survive_a_sandbox_restart() {
     let addr = listener.local_addr().expect("addr");
     let app = Router::new().nest_service("/sandbox", first.router());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let (a, w) = provider_settings(first.keys_dir(), &format!("http://{addr}/sandbox"));
+    let (a, w) = provider_settings(&first.keys_dir(), &format!("http://{addr}/sandbox"));
     let alipay = providers_for(a, w).alipay.expect("alipay");
     let prepay = alipay
         .create_prepay(&order("ORD_R1", 9, receiver.url("alipay")))
@@ -632,7 +632,7 @@ fn read(path: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_as_clients_get_verified_answers() {
     let rig = rig_with("", 1.0).await;
-    let (a, w) = provider_settings(rig.sandbox.keys_dir(), &rig.base);
+    let (a, w) = provider_settings(&rig.sandbox.keys_dir(), &rig.base);
     // Alipay's Node SDK: precreate, then query and close, validating every response signature.
     let exec = |method: &str, biz: serde_json::Value| {
         node(json!({
@@ -775,7 +775,7 @@ async fn api_latency_and_timeouts_are_injected() {
 
     let rig = rig_with("timeout_pct=100", 1.0).await;
     // A client with a short deadline, to see the hang as a timeout quickly.
-    let (a, _) = provider_settings(rig.sandbox.keys_dir(), &rig.base);
+    let (a, _) = provider_settings(&rig.sandbox.keys_dir(), &rig.base);
     let client = server::providers::alipay::Alipay::new(
         server::providers::alipay::AlipayAccount {
             gateway: a.gateway,

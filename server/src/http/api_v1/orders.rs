@@ -150,7 +150,13 @@ pub async fn create_order(
 ) -> Result<Response, ApiError> {
     let request: CreateOrderRequest = body::parse(&body)?;
     if let Some(channel) = request.channel {
-        if state.providers.get(channel).is_none() {
+        let available = state
+            .payments
+            .book()
+            .for_merchant(&caller.merchant_id, channel)
+            .await
+            .map_err(ApiError::internal)?;
+        if available.is_none() {
             return Err(ApiError::invalid(
                 "channel",
                 format!("channel {channel} is not enabled on this server"),

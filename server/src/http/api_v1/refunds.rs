@@ -125,6 +125,7 @@ fn refund_error(id: &str, e: RefundError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "order_not_refundable", e.to_string())
         }
         RefundError::Db(e) => ApiError::internal(e),
+        RefundError::Account(e) => ApiError::internal(e),
     }
 }
 

@@ -109,6 +109,35 @@ pub enum RefundError {
     Provider(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The merchant's own account cannot be opened (no or the wrong master key).
+    #[error(transparent)]
+    Account(#[from] crate::credentials::CredentialsError),
+}
+
+/// The account the trade `out_trade_no` was paid through and its client: refunds go back
+/// through the account that took the money.
+pub(crate) async fn client_for_trade(
+    payments: &Payments,
+    out_trade_no: &OutTradeNo,
+    channel: Channel,
+) -> Result<
+    (
+        crate::credentials::Account,
+        std::sync::Arc<dyn crate::providers::PaymentProvider>,
+    ),
+    RefundError,
+> {
+    let account = payments
+        .attempt(out_trade_no)
+        .await?
+        .map(|a| a.account())
+        .ok_or(RefundError::ChannelDisabled(channel))?;
+    let client = payments
+        .book()
+        .client(&account, channel)
+        .await?
+        .ok_or(RefundError::ChannelDisabled(channel))?;
+    Ok((account, client))
 }
 
 const COLUMNS: &str = "id, order_id, merchant_id, out_trade_no, channel, amount, reason, status, \

@@ -107,9 +107,8 @@ async fn request_of(
     let out_trade_no: OutTradeNo = paid.try_get("out_trade_no")?;
     let channel = Channel::parse(&paid.try_get::<String, _>("channel")?)
         .ok_or_else(|| sqlx::Error::Decode("payment_attempts.channel".into()))?;
-    if payments.providers().get(channel).is_none() {
-        return Err(RefundError::ChannelDisabled(channel));
-    }
+    // Refunded through the account that took the money, which must still be there.
+    super::client_for_trade(payments, &out_trade_no, channel).await?;
     let id = format!("rf_{}", orders::random_token());
     let now = crate::infra::clock::now_ms();
     let mut tx = db.pool().begin().await?;

@@ -13,10 +13,8 @@ pub(super) async fn ask(payments: &Payments, id: &str) -> Result<(), RefundError
     if refund.status != RefundStatus::Pending {
         return Ok(());
     }
-    let provider = payments
-        .providers()
-        .get(refund.channel)
-        .ok_or(RefundError::ChannelDisabled(refund.channel))?;
+    let (account, provider) =
+        super::client_for_trade(payments, &refund.out_trade_no, refund.channel).await?;
     let order = orders::get(payments.db(), &refund.order_id)
         .await
         .ok()
@@ -43,7 +41,7 @@ pub(super) async fn ask(payments: &Payments, id: &str) -> Result<(), RefundError
                             refund: refund.amount,
                             total: order.amount,
                             reason: refund.reason.clone(),
-                            notify_url: Some(payments.notify_url(refund.channel)),
+                            notify_url: Some(payments.notify_url(refund.channel, &account)),
                         })
                         .await
                 }
@@ -358,10 +356,8 @@ pub async fn retry_abnormal(
     else {
         return Err(RefundError::NotAbnormal(refund_id.to_string()));
     };
-    let provider = payments
-        .providers()
-        .get(refund.channel)
-        .ok_or(RefundError::ChannelDisabled(refund.channel))?;
+    let (_, provider) =
+        super::client_for_trade(payments, &refund.out_trade_no, refund.channel).await?;
     let answer = provider
         .apply_abnormal_refund(&provider_no, &refund.id)
         .await;

@@ -122,6 +122,7 @@ pub fn test_config(db: &TestDb) -> Config {
         log: "warn".to_string(),
         log_format: LogFormat::Text,
         data_dir: db.data_dir(),
+        master_key_file: None,
         shutdown_grace_secs: 5,
         alipay: None,
         wechat: None,

@@ -1,0 +1,252 @@
+//! `scanpay merchant credentials`: a merchant's own provider account (direct mode). The flags
+//! are the global settings' names without their prefix (`SCANPAY_ALIPAY_APP_ID` →
+//! `--app-id`), so an operator moves a shop's account from the settings to its merchant as is.
+
+use super::*;
+use crate::credentials::{self, AccountIds, AccountKeys, Credentials};
+use crate::infra::secret::Secret;
+use crate::merchants::MerchantId;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Provider {
+    Alipay,
+    Wechat,
+}
+
+impl Provider {
+    fn channel(self) -> crate::providers::Channel {
+        match self {
+            Provider::Alipay => crate::providers::Channel::Alipay,
+            Provider::Wechat => crate::providers::Channel::Wechat,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum CredentialsCommand {
+    /// Save a merchant's own account at a provider, sealed under the master key, after a
+    /// signed call proves the keys (a query for a trade number that cannot exist). The keys
+    /// are never shown again.
+    Set(Box<SetArgs>),
+    /// The merchant's own accounts: ids and when they were checked, never keys.
+    Show {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a merchant's own account: its new orders go through the operator's again.
+    Remove {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long, value_enum)]
+        provider: Provider,
+    },
+    /// Seal every merchant's credentials again under the first key of the master key file
+    /// (after putting a new key first; the old ones may be removed afterwards).
+    Reseal,
+}
+
+/// What `set` takes.
+#[derive(Debug, clap::Args)]
+pub(super) struct SetArgs {
+    #[arg(long)]
+    merchant: String,
+    #[arg(long, value_enum)]
+    provider: Provider,
+    /// Alipay: the gateway (`SCANPAY_ALIPAY_GATEWAY`).
+    #[arg(long, default_value = "https://openapi.alipay.com/gateway.do")]
+    gateway: String,
+    /// Alipay: the app id.
+    #[arg(long)]
+    app_id: Option<String>,
+    /// Alipay: the seller (merchant) id, 2088….
+    #[arg(long)]
+    seller_id: Option<String>,
+    /// WeChat Pay: the API base (`SCANPAY_WECHAT_API_BASE`).
+    #[arg(long, default_value = "https://api.mch.weixin.qq.com")]
+    api_base: String,
+    /// WeChat Pay: the app id (wx…).
+    #[arg(long)]
+    appid: Option<String>,
+    /// WeChat Pay: the merchant number.
+    #[arg(long)]
+    mchid: Option<String>,
+    /// WeChat Pay: the serial number of the merchant API certificate.
+    #[arg(long)]
+    cert_serial: Option<String>,
+    /// WeChat Pay: the id of the WeChat Pay public key (PUB_KEY_ID_…).
+    #[arg(long)]
+    public_key_id: Option<String>,
+    /// Our private key (PEM).
+    #[arg(long)]
+    private_key_file: PathBuf,
+    /// The provider's public key (PEM): Alipay's public key, the WeChat Pay public key.
+    #[arg(long)]
+    public_key_file: PathBuf,
+    /// WeChat Pay: the APIv3 key (32 characters).
+    #[arg(long)]
+    apiv3_key_file: Option<PathBuf>,
+    /// Save without the signed check (a provider that cannot be reached from here yet).
+    #[arg(long)]
+    skip_check: bool,
+}
+
+fn read(flag: &str, path: &Path) -> Result<String, StartupError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| StartupError::Command(format!("{flag} {}: {e}", path.display())))
+}
+
+fn need(flag: &str, value: Option<String>, provider: &str) -> Result<String, StartupError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| StartupError::Command(format!("{provider} needs {flag}")))
+}
+
+/// The credentials the flags of `set` describe.
+fn credentials_of(args: SetArgs) -> Result<Credentials, StartupError> {
+    let SetArgs {
+        provider,
+        gateway,
+        app_id,
+        seller_id,
+        api_base,
+        appid,
+        mchid,
+        cert_serial,
+        public_key_id,
+        private_key_file,
+        public_key_file,
+        apiv3_key_file,
+        ..
+    } = args;
+    let ids = match provider {
+        Provider::Alipay => AccountIds::Alipay {
+            gateway,
+            app_id: need("--app-id", app_id, "alipay")?,
+            seller_id: need("--seller-id", seller_id, "alipay")?,
+        },
+        Provider::Wechat => AccountIds::Wechat {
+            api_base: api_base.trim_end_matches('/').to_string(),
+            appid: need("--appid", appid, "wechat")?,
+            mchid: need("--mchid", mchid, "wechat")?,
+            cert_serial: need("--cert-serial", cert_serial, "wechat")?,
+            public_key_id: need("--public-key-id", public_key_id, "wechat")?,
+        },
+    };
+    let apiv3_key = match (provider, apiv3_key_file) {
+        (Provider::Wechat, Some(path)) => Some(read("--apiv3-key-file", &path)?),
+        (Provider::Wechat, None) => {
+            return Err(StartupError::Command(
+                "wechat needs --apiv3-key-file".into(),
+            ))
+        }
+        (Provider::Alipay, _) => None,
+    };
+    Ok(Credentials {
+        ids,
+        keys: Secret::new(AccountKeys {
+            private_key: read("--private-key-file", &private_key_file)?,
+            public_key: read("--public-key-file", &public_key_file)?,
+            apiv3_key,
+        }),
+    })
+}
+
+pub(super) async fn run(config: Config, command: CredentialsCommand) -> Result<(), StartupError> {
+    let posture = config.posture()?;
+    let db = Db::connect(&config.database, 1).await?;
+    db.migrate().await?;
+    let failed = |e: credentials::CredentialsError| StartupError::Command(e.to_string());
+    let keyring = || -> Result<_, StartupError> {
+        config.keyring(posture)?.ok_or_else(|| {
+            StartupError::Command(
+                "merchant credentials are sealed under a master key: set SCANPAY_MASTER_KEY_FILE \
+                 (one line: `openssl rand -base64 32`)"
+                    .into(),
+            )
+        })
+    };
+    let result = match command {
+        CredentialsCommand::Set(args) => {
+            let merchant = MerchantId::new(args.merchant.clone());
+            let skip_check = args.skip_check;
+            let keyring = keyring()?;
+            let creds = credentials_of(*args)?;
+            // Parsing the keys is part of the check; a bad key never gets saved.
+            credentials::book::build(&creds, reqwest::Client::new())
+                .map_err(|e| StartupError::Command(e.to_string()))?;
+            let checked_at = if skip_check {
+                None
+            } else {
+                credentials::check(&creds)
+                    .await
+                    .map_err(|why| StartupError::Command(format!("not saved: {why}")))?;
+                Some(crate::infra::clock::now_ms())
+            };
+            credentials::save(&db, &keyring, &merchant, &creds, checked_at)
+                .await
+                .map_err(failed)?;
+            let channel = creds.ids.channel();
+            println!(
+                "saved {merchant}'s own {channel} account ({}); its new orders are paid into it",
+                if skip_check {
+                    "not checked"
+                } else {
+                    "checked with a signed call"
+                }
+            );
+            Ok(())
+        }
+        CredentialsCommand::Show { merchant, json } => {
+            let merchant = MerchantId::new(merchant);
+            let accounts = credentials::list(&db, &merchant).await.map_err(failed)?;
+            if json {
+                println!("{}", serde_json::to_string(&accounts).unwrap_or_default());
+            } else if accounts.is_empty() {
+                println!("{merchant} has no account of its own: paid through the operator's");
+            }
+            if !json {
+                for a in &accounts {
+                    let checked = match a.checked_at {
+                        Some(_) => "checked",
+                        None => "not checked",
+                    };
+                    println!(
+                        "{}  {}  sealed under {}  {checked}",
+                        a.ids.channel(),
+                        serde_json::to_string(&a.ids).unwrap_or_default(),
+                        a.key_id
+                    );
+                }
+            }
+            Ok(())
+        }
+        CredentialsCommand::Remove { merchant, provider } => {
+            let merchant = MerchantId::new(merchant);
+            match credentials::remove(&db, &merchant, provider.channel()).await {
+                Ok(true) => {
+                    println!("removed; {merchant}'s new orders go through the operator's account");
+                    Ok(())
+                }
+                Ok(false) => Err(StartupError::Command(format!(
+                    "{merchant} has no own {} account",
+                    provider.channel()
+                ))),
+                Err(e) => Err(failed(e)),
+            }
+        }
+        CredentialsCommand::Reseal => {
+            let keyring = keyring()?;
+            let n = credentials::reseal(&db, &keyring).await.map_err(failed)?;
+            println!(
+                "{n} account(s) sealed again under master key {}",
+                keyring.current_id()
+            );
+            Ok(())
+        }
+    };
+    db.close().await;
+    result
+}

@@ -1,0 +1,239 @@
+//! From a stored account to a provider client: which account pays a merchant's orders, and
+//! the client for an account an attempt was made through.
+
+use super::{open, row, AccountIds, Credentials, CredentialsError};
+use crate::infra::db::Db;
+use crate::infra::sealed::Keyring;
+use crate::merchants::MerchantId;
+use crate::providers::alipay::AlipayAccount;
+use crate::providers::config::{self, KeyNames, ProviderSetupError, Providers};
+use crate::providers::wechat::WechatAccount;
+use crate::providers::{Channel, OutTradeNo, PaymentProvider, ProviderError, TradeState};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Whose provider account a payment goes through.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// The operator's own: the global settings.
+    Operator,
+    /// A merchant's own (direct mode).
+    Merchant(MerchantId),
+}
+
+impl Account {
+    /// As stored on an attempt (`payment_attempts.account`): NULL for the operator's.
+    pub fn stored(&self) -> Option<&str> {
+        match self {
+            Account::Operator => None,
+            Account::Merchant(m) => Some(m.as_str()),
+        }
+    }
+
+    pub fn from_stored(account: Option<String>) -> Account {
+        match account {
+            None => Account::Operator,
+            Some(m) => Account::Merchant(MerchantId::new(m)),
+        }
+    }
+
+    /// The path segment of its notification URL, after `/notify/<channel>`.
+    pub fn notify_suffix(&self) -> String {
+        match self {
+            Account::Operator => String::new(),
+            Account::Merchant(m) => format!("/{m}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Account::Operator => f.write_str("the operator's account"),
+            Account::Merchant(m) => write!(f, "{m}'s own account"),
+        }
+    }
+}
+
+/// The operator's providers and the merchants' own accounts, with the clients built from the
+/// latter cached until their row changes.
+#[derive(Clone)]
+pub struct Book {
+    db: Db,
+    operator: Providers,
+    keyring: Option<Keyring>,
+    http: reqwest::Client,
+    cache: Arc<Mutex<Clients>>,
+}
+
+/// (merchant, channel) → (the row's version, its client).
+type Clients = HashMap<(MerchantId, Channel), (String, Arc<dyn PaymentProvider>)>;
+
+/// The names a merchant's key is known by: the command's flags.
+pub const FLAG_NAMES: KeyNames = KeyNames {
+    private_key: "--private-key-file",
+    public_key: "--public-key-file",
+    apiv3_key: "--apiv3-key-file",
+};
+
+impl Book {
+    pub fn new(db: Db, operator: Providers, keyring: Option<Keyring>) -> Book {
+        Book {
+            db,
+            operator,
+            keyring,
+            http: crate::providers::http_client(config::CONNECT_TIMEOUT, config::CALL_TIMEOUT),
+            cache: Arc::default(),
+        }
+    }
+
+    /// The operator's providers (the global settings).
+    pub fn operator(&self) -> &Providers {
+        &self.operator
+    }
+
+    /// The account that takes `merchant`'s payments in `channel` and its client: the
+    /// merchant's own when it has one, else the operator's when that may take them; `None`:
+    /// the channel is not available to this merchant.
+    pub async fn for_merchant(
+        &self,
+        merchant: &MerchantId,
+        channel: Channel,
+    ) -> Result<Option<(Account, Arc<dyn PaymentProvider>)>, CredentialsError> {
+        if let Some(own) = self.own(merchant, channel).await? {
+            return Ok(Some((Account::Merchant(merchant.clone()), own)));
+        }
+        Ok(self
+            .operator
+            .takes_orders_of(channel, merchant)
+            .then(|| self.operator.get(channel).cloned())
+            .flatten()
+            .map(|p| (Account::Operator, p)))
+    }
+
+    /// The client of `account` in `channel` (the one an attempt was made through); `None`:
+    /// that account no longer exists.
+    pub async fn client(
+        &self,
+        account: &Account,
+        channel: Channel,
+    ) -> Result<Option<Arc<dyn PaymentProvider>>, CredentialsError> {
+        match account {
+            Account::Operator => Ok(self.operator.get(channel).cloned()),
+            Account::Merchant(m) => self.own(m, channel).await,
+        }
+    }
+
+    /// The channels `merchant` can be paid through, Alipay first.
+    pub async fn channels_for(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Vec<Channel>, CredentialsError> {
+        let mut out = Vec::new();
+        for channel in Channel::ALL {
+            if self.for_merchant(merchant, channel).await?.is_some() {
+                out.push(channel);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn own(
+        &self,
+        merchant: &MerchantId,
+        channel: Channel,
+    ) -> Result<Option<Arc<dyn PaymentProvider>>, CredentialsError> {
+        let Some(stored) = row(&self.db, merchant, channel).await? else {
+            return Ok(None);
+        };
+        let version = format!("{}|{}", stored.updated_at, stored.key_id);
+        let key = (merchant.clone(), channel);
+        if let Some((v, client)) = self.cache.lock().expect("cache").get(&key) {
+            if *v == version {
+                return Ok(Some(client.clone()));
+            }
+        }
+        let keyring = self.keyring.as_ref().ok_or(CredentialsError::NoMasterKey)?;
+        let creds = open(keyring, merchant, channel, &stored)?;
+        let client = build(&creds, self.http.clone()).map_err(|e| CredentialsError::Corrupt {
+            merchant: merchant.clone(),
+            channel,
+            reason: e.to_string(),
+        })?;
+        self.cache
+            .lock()
+            .expect("cache")
+            .insert(key, (version, client.clone()));
+        Ok(Some(client))
+    }
+}
+
+/// A provider client from credentials.
+pub fn build(
+    creds: &Credentials,
+    http: reqwest::Client,
+) -> Result<Arc<dyn PaymentProvider>, ProviderSetupError> {
+    let keys = creds.keys.expose();
+    match &creds.ids {
+        AccountIds::Alipay {
+            gateway,
+            app_id,
+            seller_id,
+        } => config::alipay_with_keys(
+            AlipayAccount {
+                gateway: gateway.clone(),
+                app_id: app_id.clone(),
+                seller_id: Some(seller_id.clone()),
+            },
+            &keys.private_key,
+            &keys.public_key,
+            FLAG_NAMES,
+            http,
+        ),
+        AccountIds::Wechat {
+            api_base,
+            appid,
+            mchid,
+            cert_serial,
+            public_key_id,
+        } => config::wechat_with_keys(
+            WechatAccount {
+                api_base: api_base.clone(),
+                appid: appid.clone(),
+                mchid: mchid.clone(),
+                cert_serial: cert_serial.clone(),
+                wechat_key_id: public_key_id.clone(),
+            },
+            &keys.private_key,
+            &keys.public_key,
+            keys.apiv3_key.as_deref().unwrap_or_default(),
+            FLAG_NAMES,
+            http,
+        ),
+    }
+}
+
+/// Proves credentials with a signed call: a query for a trade number that cannot exist. A
+/// verified "no such trade" means the provider took our signature and we could verify its
+/// answer with the public key given. (WeChat's APIv3 key only decrypts notifications; no
+/// call proves it, so only its length is checked.)
+pub async fn check(creds: &Credentials) -> Result<(), String> {
+    let http = crate::providers::http_client(config::CONNECT_TIMEOUT, config::CALL_TIMEOUT);
+    let client = build(creds, http).map_err(|e| e.to_string())?;
+    let probe = {
+        use rand::distributions::{Alphanumeric, DistString};
+        let tail = Alphanumeric.sample_string(&mut rand::thread_rng(), 16);
+        OutTradeNo::new(format!("scanpay_check_{tail}"))
+    };
+    match client.query(&probe).await {
+        // Alipay: the query of an unknown trade answers (signed) ACQ.TRADE_NOT_EXIST.
+        Ok(s) if s.state == TradeState::Pending && s.provider_trade_no.is_none() => Ok(()),
+        Ok(s) => Err(format!(
+            "the provider answered about a trade that cannot exist ({})",
+            s.provider_state
+        )),
+        // WeChat Pay: a signed 404 ORDER_NOT_EXIST.
+        Err(ProviderError::Business { code, .. }) if code == "ORDER_NOT_EXIST" => Ok(()),
+        Err(e) => Err(format!("the provider refused the check: {e}")),
+    }
+}
