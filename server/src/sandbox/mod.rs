@@ -79,6 +79,31 @@ pub struct Sandbox {
     http: reqwest::Client,
 }
 
+/// Reads the accounts under `<keys>/accounts/` that `accounts` does not hold yet.
+fn added_accounts(
+    keys_dir: &Path,
+    accounts: &mut Vec<Arc<SandboxAccount>>,
+) -> Result<(), keys::SandboxKeyError> {
+    let Ok(dirs) = std::fs::read_dir(keys_dir.join("accounts")) else {
+        return Ok(());
+    };
+    for dir in dirs.flatten() {
+        let index = std::fs::read_to_string(dir.path().join("index"))
+            .ok()
+            .and_then(|i| i.trim().parse::<u32>().ok());
+        let name = dir.file_name().to_string_lossy().into_owned();
+        if let Some(index) = index.filter(|i| !accounts.iter().any(|a| a.index == *i)) {
+            accounts.push(Arc::new(SandboxAccount::load_or_create(
+                &name,
+                index,
+                &dir.path(),
+            )?));
+        }
+    }
+    accounts.sort_by_key(|a| a.index);
+    Ok(())
+}
+
 /// The one clock (the sandbox keeps no time of its own).
 pub(crate) use crate::infra::clock::now_ms;
 
@@ -95,22 +120,7 @@ impl Sandbox {
         let mut accounts = vec![Arc::new(SandboxAccount::load_or_create(
             "default", 0, &keys_dir,
         )?)];
-        if let Ok(dirs) = std::fs::read_dir(keys_dir.join("accounts")) {
-            for dir in dirs.flatten() {
-                let index = std::fs::read_to_string(dir.path().join("index"))
-                    .ok()
-                    .and_then(|i| i.trim().parse::<u32>().ok());
-                if let Some(index) = index {
-                    let name = dir.file_name().to_string_lossy().into_owned();
-                    accounts.push(Arc::new(SandboxAccount::load_or_create(
-                        &name,
-                        index,
-                        &dir.path(),
-                    )?));
-                }
-            }
-        }
-        accounts.sort_by_key(|a| a.index);
+        added_accounts(&keys_dir, &mut accounts)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(settings.dir.join("sandbox.db"))
             .create_if_missing(true)
@@ -189,14 +199,27 @@ impl Sandbox {
 
     /// The account with this Alipay app id.
     pub fn by_app_id(&self, app_id: &str) -> Option<Arc<SandboxAccount>> {
-        let accounts = self.accounts.read().expect("accounts");
-        accounts.iter().find(|a| a.alipay_app_id == app_id).cloned()
+        self.find(|a| a.alipay_app_id == app_id)
     }
 
     /// The account with this WeChat Pay merchant number.
     pub fn by_mchid(&self, mchid: &str) -> Option<Arc<SandboxAccount>> {
-        let accounts = self.accounts.read().expect("accounts");
-        accounts.iter().find(|a| a.wechat_mchid == mchid).cloned()
+        self.find(|a| a.wechat_mchid == mchid)
+    }
+
+    /// An account; on a miss, the accounts another process (another sandbox instance over
+    /// the same directory) added meanwhile are read first.
+    fn find(&self, matches: impl Fn(&SandboxAccount) -> bool) -> Option<Arc<SandboxAccount>> {
+        let found =
+            |accounts: &[Arc<SandboxAccount>]| accounts.iter().find(|a| matches(a)).cloned();
+        if let Some(a) = found(&self.accounts.read().expect("accounts")) {
+            return Some(a);
+        }
+        let mut accounts = self.accounts.write().expect("accounts");
+        if let Err(e) = added_accounts(&self.settings.dir.join("keys"), &mut accounts) {
+            tracing::warn!(error = %e, "sandbox: cannot read the added accounts");
+        }
+        found(&accounts)
     }
 
     /// The account a trade was made under (`Trade.account`: an app id or a mchid); the

@@ -4,6 +4,7 @@
 
 mod api;
 mod board;
+mod own_accounts;
 mod refund_outcomes;
 mod refunds;
 mod webhooks;

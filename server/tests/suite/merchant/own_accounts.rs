@@ -1,0 +1,425 @@
+//! Each merchant's own provider account (#17, direct mode): its orders are prepaid, paid,
+//! queried and refunded through it, notifications are verified with its keys and may speak
+//! only of its own attempts, and its keys are sealed at rest under the master key.
+
+use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
+use app::money::Amount;
+use server::credentials::{self, AccountIds, AccountKeys, Credentials};
+use server::infra::sealed::Keyring;
+use server::infra::secret::Secret;
+use server::merchants::MerchantId;
+use server::orders::{NewOrder, OrderStatus};
+use server::payments::refunds::{self, RefundStatus};
+use server::payments::StartPayment;
+use server::providers::config::{AlipaySettings, WechatSettings};
+use server::providers::{alipay::wire as alipay_wire, Channel, TradeState};
+use server::sandbox::deliver::{sign_alipay_notification, Outgoing};
+use server::sandbox::{Sandbox, SandboxAccount, SandboxSettings};
+use sqlx::Row;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+on_both_engines!(
+    each_merchant_is_prepaid_paid_queried_and_refunded_through_its_own_account,
+    a_notification_signed_by_one_merchant_about_anothers_order_is_refused_and_recorded,
+    credentials_are_sealed_at_rest_and_rotation_keeps_merchants_paid,
+);
+
+/// The application with its in-process sandbox, and two more sandbox merchants.
+struct Rig {
+    app: TestApp,
+    dir: tempfile::TempDir,
+    base: String,
+    a: Arc<SandboxAccount>,
+    b: Arc<SandboxAccount>,
+}
+
+async fn rig(db: &TestDb, master_key_file: Option<std::path::PathBuf>) -> Rig {
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut config = sandbox_config(db);
+    config.data_dir = dir.path().to_path_buf();
+    config.master_key_file = master_key_file;
+    let app = TestApp::spawn_with(config).await;
+    let base = app.url("/sandbox");
+    // A second instance over the same directory registers the accounts, as `scanpay sandbox`
+    // in another process would; the running one reads them when it first meets their ids.
+    let admin = Sandbox::open(SandboxSettings {
+        dir: dir.path().join("sandbox"),
+        base_url: base.clone(),
+        time_scale: 0.001,
+        faults: Default::default(),
+    })
+    .await
+    .expect("sandbox");
+    let a = admin.add_account("shop-a").expect("account a");
+    let b = admin.add_account("shop-b").expect("account b");
+    assert_ne!(a.alipay_app_id, b.alipay_app_id);
+    assert_ne!(a.wechat_mchid, b.wechat_mchid);
+    Rig {
+        app,
+        dir,
+        base,
+        a,
+        b,
+    }
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).expect("key file")
+}
+
+/// A sandbox account's credentials at `channel`, as an operator would enter them.
+fn credentials_of(account: &SandboxAccount, base: &str, channel: Channel) -> Credentials {
+    let (alipay, wechat): (AlipaySettings, WechatSettings) =
+        server::sandbox::settings_of(account, base);
+    match channel {
+        Channel::Alipay => Credentials {
+            ids: AccountIds::Alipay {
+                gateway: alipay.gateway,
+                app_id: alipay.app_id,
+                seller_id: alipay.seller_id,
+            },
+            keys: Secret::new(AccountKeys {
+                private_key: read(&alipay.private_key_file),
+                public_key: read(&alipay.public_key_file),
+                apiv3_key: None,
+            }),
+        },
+        Channel::Wechat => Credentials {
+            ids: AccountIds::Wechat {
+                api_base: wechat.api_base,
+                appid: wechat.appid,
+                mchid: wechat.mchid,
+                cert_serial: wechat.cert_serial,
+                public_key_id: wechat.public_key_id,
+            },
+            keys: Secret::new(AccountKeys {
+                private_key: read(&wechat.private_key_file),
+                public_key: read(&wechat.public_key_file),
+                apiv3_key: Some(read(&wechat.apiv3_key_file)),
+            }),
+        },
+    }
+}
+
+async fn merchant(app: &TestApp, name: &str) -> MerchantId {
+    server::accounts::create_merchant(
+        &app.db,
+        name,
+        &format!("{}@shop.example", name.to_lowercase().replace(' ', "-")),
+        false,
+    )
+    .await
+    .expect("merchant")
+    .merchant_id
+}
+
+fn keyring(rig: &Rig) -> Keyring {
+    Keyring::load(&rig.dir.path().join("master.key")).expect("the demo's master key")
+}
+
+/// Saves the account's credentials at both providers for `merchant`.
+async fn give_accounts(rig: &Rig, keys: &Keyring, merchant: &MerchantId, account: &SandboxAccount) {
+    for channel in Channel::ALL {
+        let creds = credentials_of(account, &rig.base, channel);
+        credentials::check(&creds)
+            .await
+            .unwrap_or_else(|e| panic!("{channel} check of {}: {e}", account.name));
+        credentials::save(&rig.app.db, keys, merchant, &creds, Some(1))
+            .await
+            .expect("save");
+    }
+}
+
+async fn order_of(app: &TestApp, merchant: &MerchantId, fen: i64) -> server::orders::Order {
+    app.payments
+        .create_order(
+            &NewOrder {
+                merchant_id: merchant.clone(),
+                amount: Amount::from_fen(fen).expect("amount"),
+                subject: "Own account".into(),
+                expires_in_secs: 900,
+                return_url: None,
+            },
+            None,
+        )
+        .await
+        .expect("order")
+}
+
+/// Whether the sandbox's overview (`/sandbox/`) lists trade `out_trade_no` under account `id`.
+async fn sandbox_shows(app: &TestApp, channel: Channel, id: &str, out_trade_no: &str) -> bool {
+    let page = app
+        .client
+        .get(app.url("/sandbox/"))
+        .send()
+        .await
+        .expect("overview")
+        .text()
+        .await
+        .expect("page");
+    page.lines().any(|l| {
+        l.contains(&format!("<td>{channel} {id}</td>"))
+            && l.contains(&format!(">{out_trade_no}</a>"))
+    })
+}
+
+async fn each_merchant_is_prepaid_paid_queried_and_refunded_through_its_own_account(db: TestDb) {
+    let rig = rig(&db, None).await;
+    let keys = keyring(&rig);
+    let ma = merchant(&rig.app, "Shop A").await;
+    let mb = merchant(&rig.app, "Shop B").await;
+    give_accounts(&rig, &keys, &ma, &rig.a).await;
+    give_accounts(&rig, &keys, &mb, &rig.b).await;
+    let demo = MerchantId::demo();
+    for channel in Channel::ALL {
+        for (merchant, account) in [(&ma, Some(&rig.a)), (&mb, Some(&rig.b)), (&demo, None)] {
+            let order = order_of(&rig.app, merchant, 1_200).await;
+            let attempt = rig
+                .app
+                .payments
+                .start_payment(&order.id, channel)
+                .await
+                .expect("prepay");
+            // The attempt records whose account it went through; the sandbox shows it.
+            let expect_account = account.map(|_| merchant.clone());
+            assert_eq!(attempt.account, expect_account, "{channel} {merchant}");
+            let shown = match (account, channel) {
+                (Some(a), Channel::Alipay) => a.alipay_app_id.clone(),
+                (Some(a), Channel::Wechat) => a.wechat_mchid.clone(),
+                (None, Channel::Alipay) => server::sandbox::ALIPAY_APP_ID.to_string(),
+                (None, Channel::Wechat) => server::sandbox::WECHAT_MCHID.to_string(),
+            };
+            let code = attempt.code_url.clone().expect("code");
+            assert!(
+                sandbox_shows(&rig.app, channel, &shown, attempt.out_trade_no.as_str()).await,
+                "{channel} {merchant}: the sandbox lists the trade under {shown}"
+            );
+            // Paid: the notification came to the account's own URL and verified with its keys.
+            pay_in_wallet(&rig.app, &code, "").await;
+            wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
+            // Queried through its account; the operator's account does not know the trade.
+            let own = rig
+                .app
+                .payments
+                .client_of(&attempt)
+                .await
+                .expect("client")
+                .expect("account");
+            let status = own.query(&attempt.out_trade_no).await.expect("query");
+            assert_eq!(status.state, TradeState::Paid, "{channel} {merchant}");
+            if account.is_some() {
+                let operator = rig.app.providers.get(channel).expect("operator").clone();
+                let theirs = operator.query(&attempt.out_trade_no).await;
+                assert!(
+                    !matches!(&theirs, Ok(s) if s.state == TradeState::Paid),
+                    "the operator's account must not see {merchant}'s trade: {theirs:?}"
+                );
+            }
+            // Refunded through the account that took the money.
+            let refund = refunds::request(
+                &rig.app.payments,
+                merchant,
+                &order.id,
+                Amount::from_fen(200).expect("amount"),
+                None,
+            )
+            .await
+            .expect("refund");
+            let mut settled = refund.status;
+            for _ in 0..200 {
+                if settled == RefundStatus::Succeeded {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                settled = refunds::get(&rig.app.payments, &refund.id)
+                    .await
+                    .expect("read")
+                    .expect("refund")
+                    .status;
+            }
+            assert_eq!(settled, RefundStatus::Succeeded, "{channel} {merchant}");
+        }
+    }
+    rig.app.stop().await.expect("stop");
+}
+
+async fn a_notification_signed_by_one_merchant_about_anothers_order_is_refused_and_recorded(
+    db: TestDb,
+) {
+    let rig = rig(&db, None).await;
+    let keys = keyring(&rig);
+    let ma = merchant(&rig.app, "Shop A").await;
+    let mb = merchant(&rig.app, "Shop B").await;
+    give_accounts(&rig, &keys, &ma, &rig.a).await;
+    give_accounts(&rig, &keys, &mb, &rig.b).await;
+    let order = order_of(&rig.app, &mb, 3_300).await;
+    let attempt = rig
+        .app
+        .payments
+        .start_payment(&order.id, Channel::Alipay)
+        .await
+        .expect("prepay");
+    // "Paid", about B's trade, signed with A's Alipay key and naming A's app.
+    let amount = alipay_wire::format_amount(Amount::from_fen(3_300).expect("amount"));
+    let fields: BTreeMap<String, String> = [
+        ("notify_time", "2026-12-03 10:00:00"),
+        ("notify_type", "trade_status_sync"),
+        ("notify_id", "2026120300222100000099999999"),
+        ("app_id", rig.a.alipay_app_id.as_str()),
+        ("charset", "utf-8"),
+        ("version", "1.0"),
+        ("sign_type", "RSA2"),
+        ("trade_no", "2026120322001400000000000099"),
+        ("out_trade_no", attempt.out_trade_no.as_str()),
+        ("seller_id", rig.a.alipay_seller_id.as_str()),
+        ("trade_status", "TRADE_SUCCESS"),
+        ("total_amount", &amount),
+        ("subject", "Own account"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let forged = sign_alipay_notification(&rig.a.keys.alipay_gateway, fields, false);
+    // To A's URL: it verifies with A's keys, but B's attempt was not made through A.
+    let (status, body) = post(&rig.app, &format!("/notify/alipay/{ma}"), &forged).await;
+    assert_eq!((status, body.as_str()), (400, "fail"), "refused");
+    // To B's URL and to the operator's: A's signature does not verify with their keys.
+    for path in [format!("/notify/alipay/{mb}"), "/notify/alipay".to_string()] {
+        let (status, body) = post(&rig.app, &path, &forged).await;
+        assert_eq!((status, body.as_str()), (400, "fail"), "{path} refused");
+    }
+    // Nothing changed, and each refusal is on record under B's order.
+    let now = server::orders::get(&rig.app.db, &order.id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(now.status, OrderStatus::Pending);
+    let events = server::risk::for_order(&rig.app.db, &order.id)
+        .await
+        .expect("risk");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(kinds.contains(&"foreign_account"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "bad_signature").count(),
+        2,
+        "{kinds:?}"
+    );
+    let foreign = events
+        .iter()
+        .find(|e| e.kind == "foreign_account")
+        .expect("event");
+    assert!(foreign.reason.contains(ma.as_str()), "{}", foreign.reason);
+    // B's own, genuine payment still pays it.
+    pay_in_wallet(&rig.app, attempt.code_url.as_deref().expect("code"), "").await;
+    wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
+    rig.app.stop().await.expect("stop");
+}
+
+async fn post(app: &TestApp, path: &str, n: &Outgoing) -> (u16, String) {
+    let mut req = app.client.post(app.url(path)).body(n.body.clone());
+    for (k, v) in &n.headers {
+        req = req.header(*k, v);
+    }
+    let answer = req.send().await.expect("reply");
+    let status = answer.status().as_u16();
+    (status, answer.text().await.expect("body"))
+}
+
+async fn credentials_are_sealed_at_rest_and_rotation_keeps_merchants_paid(db: TestDb) {
+    // The master key file holds a new key first and the old one below (mid-rotation).
+    let keys_dir = tempfile::tempdir().expect("dir");
+    let old_key = Keyring::new_key_text();
+    let new_key = Keyring::new_key_text();
+    let file = keys_dir.path().join("master.key");
+    std::fs::write(&file, format!("{new_key}\n# old\n{old_key}\n")).expect("write");
+    let rig = rig(&db, Some(file.clone())).await;
+    let old = Keyring::from_text(&old_key, "old").expect("old");
+    let both = Keyring::load(&file).expect("both");
+    let ma = merchant(&rig.app, "Shop A").await;
+    // Sealed under the old key before the rotation.
+    give_accounts(&rig, &old, &ma, &rig.a).await;
+    let creds = credentials_of(&rig.a, &rig.base, Channel::Wechat);
+    let secret_texts = {
+        let k = creds.keys.expose();
+        [
+            k.private_key.clone(),
+            k.public_key.clone(),
+            k.apiv3_key.clone().expect("apiv3"),
+        ]
+    };
+    // At rest: the raw rows hold none of the keys, and name the key that sealed them.
+    let rows =
+        sqlx::query("SELECT ids, sealed, key_id FROM provider_accounts WHERE merchant_id = $1")
+            .bind(&ma)
+            .fetch_all(rig.app.db.pool())
+            .await
+            .expect("rows");
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let raw = format!(
+            "{}{}",
+            r.get::<String, _>("ids"),
+            r.get::<String, _>("sealed")
+        );
+        for secret in &secret_texts {
+            let body_line = secret
+                .lines()
+                .find(|l| l.len() > 20 && !l.starts_with("-----"))
+                .unwrap_or(secret);
+            assert!(!raw.contains(body_line), "a key is readable at rest");
+        }
+        assert!(!raw.contains("PRIVATE KEY"));
+        assert_eq!(r.get::<String, _>("key_id"), old.current_id());
+    }
+    // Without the master key they do not open; with it they do.
+    let stranger = Keyring::from_text(&Keyring::new_key_text(), "x").expect("keyring");
+    assert!(
+        credentials::load(&rig.app.db, &stranger, &ma, Channel::Wechat)
+            .await
+            .is_err()
+    );
+    let opened = credentials::load(&rig.app.db, &old, &ma, Channel::Wechat)
+        .await
+        .expect("opens")
+        .expect("stored");
+    assert_eq!(opened.ids, creds.ids);
+    // Never printed: Debug of the credentials and what `show` lists hold no key.
+    let shown = format!(
+        "{opened:?} {}",
+        serde_json::to_string(&credentials::list(&rig.app.db, &ma).await.expect("list"))
+            .expect("json")
+    );
+    for secret in &secret_texts {
+        let line = secret.lines().find(|l| l.len() > 20).unwrap_or(secret);
+        assert!(!shown.contains(line), "a key is printed: {shown}");
+    }
+    // Paid before and after resealing under the new key.
+    for round in 0..2 {
+        if round == 1 {
+            let n = credentials::reseal(&rig.app.db, &both)
+                .await
+                .expect("reseal");
+            assert_eq!(n, 2);
+            assert!(
+                credentials::load(&rig.app.db, &old, &ma, Channel::Alipay)
+                    .await
+                    .is_err(),
+                "resealed under the new key only"
+            );
+        }
+        for channel in Channel::ALL {
+            let order = order_of(&rig.app, &ma, 900 + round).await;
+            let attempt = rig
+                .app
+                .payments
+                .start_payment(&order.id, channel)
+                .await
+                .expect("prepay");
+            assert_eq!(attempt.account.as_ref(), Some(&ma));
+            pay_in_wallet(&rig.app, attempt.code_url.as_deref().expect("code"), "").await;
+            wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
+        }
+    }
+    rig.app.stop().await.expect("stop");
+}
