@@ -81,10 +81,21 @@ pub(super) struct SetArgs {
     public_key_id: Option<String>,
     /// Our private key (PEM).
     #[arg(long)]
-    private_key_file: PathBuf,
+    private_key_file: Option<PathBuf>,
     /// The provider's public key (PEM): Alipay's public key, the WeChat Pay public key.
     #[arg(long)]
-    public_key_file: PathBuf,
+    public_key_file: Option<PathBuf>,
+    /// WeChat Pay service-provider mode: the merchant is this sub-merchant of the operator's
+    /// service-provider account (the global settings sign); no keys of its own.
+    #[arg(long)]
+    sub_mchid: Option<String>,
+    /// Alipay third-party mode: the file holding the `app_auth_token` the merchant's
+    /// authorisation of the operator's app gave (with `--auth-app-id` and `--seller-id`).
+    #[arg(long)]
+    app_auth_token_file: Option<PathBuf>,
+    /// Alipay third-party mode: the merchant's own app id.
+    #[arg(long)]
+    auth_app_id: Option<String>,
     /// WeChat Pay: the APIv3 key (32 characters).
     #[arg(long)]
     apiv3_key_file: Option<PathBuf>,
@@ -119,8 +130,42 @@ fn credentials_of(args: SetArgs) -> Result<Credentials, StartupError> {
         private_key_file,
         public_key_file,
         apiv3_key_file,
+        sub_mchid,
+        app_auth_token_file,
+        auth_app_id,
         ..
     } = args;
+    // Service-provider mode: the operator's account acts for the merchant.
+    if let (Provider::Wechat, Some(sub_mchid)) = (provider, &sub_mchid) {
+        return Ok(Credentials {
+            ids: AccountIds::WechatPartner {
+                sub_mchid: sub_mchid.clone(),
+            },
+            keys: Secret::new(AccountKeys::default()),
+        });
+    }
+    if let (Provider::Alipay, Some(token)) = (provider, &app_auth_token_file) {
+        return Ok(Credentials {
+            ids: AccountIds::AlipayPartner {
+                auth_app_id: need("--auth-app-id", auth_app_id, "alipay")?,
+                seller_id: need("--seller-id", seller_id, "alipay")?,
+            },
+            keys: Secret::new(AccountKeys {
+                app_auth_token: Some(read("--app-auth-token-file", token)?.trim().to_string()),
+                ..AccountKeys::default()
+            }),
+        });
+    }
+    let (name, partner_flag) = match provider {
+        Provider::Alipay => ("alipay", "--app-auth-token-file"),
+        Provider::Wechat => ("wechat", "--sub-mchid"),
+    };
+    let key_file = |flag: &str, path: Option<PathBuf>| match path {
+        Some(p) => read(flag, &p),
+        None => Err(StartupError::Command(format!(
+            "{name} needs {flag} (or, for a sub-merchant, {partner_flag})"
+        ))),
+    };
     let ids = match provider {
         Provider::Alipay => AccountIds::Alipay {
             gateway,
@@ -147,9 +192,10 @@ fn credentials_of(args: SetArgs) -> Result<Credentials, StartupError> {
     Ok(Credentials {
         ids,
         keys: Secret::new(AccountKeys {
-            private_key: read("--private-key-file", &private_key_file)?,
-            public_key: read("--public-key-file", &public_key_file)?,
+            private_key: key_file("--private-key-file", private_key_file)?,
+            public_key: key_file("--public-key-file", public_key_file)?,
             apiv3_key,
+            app_auth_token: None,
         }),
     })
 }
@@ -174,13 +220,20 @@ pub(super) async fn run(config: Config, command: CredentialsCommand) -> Result<(
             let skip_check = args.skip_check;
             let keyring = keyring()?;
             let creds = credentials_of(*args)?;
-            // Parsing the keys is part of the check; a bad key never gets saved.
-            credentials::book::build(&creds, reqwest::Client::new())
-                .map_err(|e| StartupError::Command(e.to_string()))?;
+            // The operator's own accounts act for a sub-merchant.
+            let operator = crate::providers::config::Providers::from_settings(
+                config.alipay.as_ref(),
+                config.wechat.as_ref(),
+            )?;
+            let book = credentials::Book::new(db.clone(), operator, Some(keyring.clone()));
+            // Building the client (parsing the keys) is part of the check; a bad key or a
+            // sub-merchant without a service-provider account never gets saved.
+            book.client_from(&creds)
+                .map_err(|e| StartupError::Command(format!("not saved: {e}")))?;
             let checked_at = if skip_check {
                 None
             } else {
-                credentials::check(&creds)
+                book.check(&creds)
                     .await
                     .map_err(|why| StartupError::Command(format!("not saved: {why}")))?;
                 Some(crate::infra::clock::now_ms())

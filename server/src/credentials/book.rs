@@ -4,11 +4,15 @@
 use super::{open, row, AccountIds, Credentials, CredentialsError};
 use crate::infra::db::Db;
 use crate::infra::sealed::Keyring;
+use crate::infra::secret::Secret;
 use crate::merchants::MerchantId;
 use crate::providers::alipay::AlipayAccount;
+use crate::providers::alipay::Isv;
 use crate::providers::config::{self, KeyNames, ProviderSetupError, Providers};
 use crate::providers::wechat::WechatAccount;
-use crate::providers::{Channel, OutTradeNo, PaymentProvider, ProviderError, TradeState};
+use crate::providers::{
+    Channel, OutTradeNo, PaymentProvider, ProviderError, SubMerchant, TradeState,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -155,11 +159,13 @@ impl Book {
         }
         let keyring = self.keyring.as_ref().ok_or(CredentialsError::NoMasterKey)?;
         let creds = open(keyring, merchant, channel, &stored)?;
-        let client = build(&creds, self.http.clone()).map_err(|e| CredentialsError::Corrupt {
-            merchant: merchant.clone(),
-            channel,
-            reason: e.to_string(),
-        })?;
+        let client = self
+            .client_from(&creds)
+            .map_err(|reason| CredentialsError::Corrupt {
+                merchant: merchant.clone(),
+                channel,
+                reason,
+            })?;
         self.cache
             .lock()
             .expect("cache")
@@ -168,7 +174,58 @@ impl Book {
     }
 }
 
-/// A provider client from credentials.
+impl Book {
+    /// The client of credentials: built from their keys, or for a sub-merchant, the
+    /// operator's service-provider account acting for it.
+    pub fn client_from(&self, creds: &Credentials) -> Result<Arc<dyn PaymentProvider>, String> {
+        match sub_merchant(creds) {
+            Some(sub) => self
+                .operator
+                .get(creds.ids.channel())
+                .and_then(|operator| operator.for_sub_merchant(&sub))
+                .ok_or_else(|| {
+                    format!(
+                        "a {} sub-merchant needs the operator's own service-provider account \
+                         (the global settings)",
+                        creds.ids.channel()
+                    )
+                }),
+            None => build(creds, self.http.clone()).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// [`check`] for credentials of either mode.
+    pub async fn check(&self, creds: &Credentials) -> Result<(), String> {
+        check_client(self.client_from(creds)?.as_ref()).await
+    }
+}
+
+/// What a sub-merchant's credentials make the operator's account act for.
+fn sub_merchant(creds: &Credentials) -> Option<SubMerchant> {
+    match &creds.ids {
+        AccountIds::WechatPartner { sub_mchid } => Some(SubMerchant::Wechat {
+            sub_mchid: sub_mchid.clone(),
+        }),
+        AccountIds::AlipayPartner {
+            auth_app_id,
+            seller_id,
+        } => Some(SubMerchant::Alipay(Isv {
+            app_auth_token: Secret::new(
+                creds
+                    .keys
+                    .expose()
+                    .app_auth_token
+                    .clone()
+                    .unwrap_or_default(),
+            ),
+            auth_app_id: auth_app_id.clone(),
+            seller_id: seller_id.clone(),
+        })),
+        _ => None,
+    }
+}
+
+/// A provider client from credentials of a merchant's own keys (direct mode).
 pub fn build(
     creds: &Credentials,
     http: reqwest::Client,
@@ -210,6 +267,9 @@ pub fn build(
             FLAG_NAMES,
             http,
         ),
+        AccountIds::WechatPartner { .. } | AccountIds::AlipayPartner { .. } => Err(
+            ProviderSetupError::SubMerchant(creds.ids.channel().as_str()),
+        ),
     }
 }
 
@@ -220,6 +280,10 @@ pub fn build(
 pub async fn check(creds: &Credentials) -> Result<(), String> {
     let http = crate::providers::http_client(config::CONNECT_TIMEOUT, config::CALL_TIMEOUT);
     let client = build(creds, http).map_err(|e| e.to_string())?;
+    check_client(client.as_ref()).await
+}
+
+async fn check_client(client: &dyn PaymentProvider) -> Result<(), String> {
     let probe = {
         use rand::distributions::{Alphanumeric, DistString};
         let tail = Alphanumeric.sample_string(&mut rand::thread_rng(), 16);

@@ -41,28 +41,53 @@ pub enum AccountIds {
         cert_serial: String,
         public_key_id: String,
     },
+    /// Service-provider mode: a sub-merchant of the operator's WeChat Pay service-provider
+    /// account (the global settings); calls are signed with the operator's keys.
+    WechatPartner { sub_mchid: String },
+    /// Third-party application mode: the merchant authorised the operator's Alipay app (the
+    /// global settings); its `app_auth_token` is sealed with the keys.
+    AlipayPartner {
+        /// The merchant's own app.
+        auth_app_id: String,
+        /// The merchant's PID, 2088….
+        seller_id: String,
+    },
 }
 
 impl AccountIds {
     pub fn channel(&self) -> Channel {
         match self {
-            AccountIds::Alipay { .. } => Channel::Alipay,
-            AccountIds::Wechat { .. } => Channel::Wechat,
+            AccountIds::Alipay { .. } | AccountIds::AlipayPartner { .. } => Channel::Alipay,
+            AccountIds::Wechat { .. } | AccountIds::WechatPartner { .. } => Channel::Wechat,
         }
+    }
+
+    /// Whether it is a sub-merchant of the operator's account (service-provider mode).
+    pub fn is_partner(&self) -> bool {
+        matches!(
+            self,
+            AccountIds::WechatPartner { .. } | AccountIds::AlipayPartner { .. }
+        )
     }
 }
 
 /// The keys of an account, sealed at rest. `Debug` prints none of them.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountKeys {
-    /// Our private key (PEM, PKCS#1 or PKCS#8, or bare base64).
+    /// Our private key (PEM, PKCS#1 or PKCS#8, or bare base64); empty for a sub-merchant
+    /// (the operator's keys sign).
+    #[serde(default)]
     pub private_key: String,
     /// The provider's public key (Alipay's public key / the WeChat Pay public key).
+    #[serde(default)]
     pub public_key: String,
     /// WeChat Pay's APIv3 key (32 characters); absent for Alipay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apiv3_key: Option<String>,
+    /// Alipay third-party mode: the merchant's `app_auth_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_auth_token: Option<String>,
 }
 
 impl std::fmt::Debug for AccountKeys {

@@ -43,6 +43,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderSetupError {
+    #[error("a {0} sub-merchant has no keys of its own: the operator's account acts for it")]
+    SubMerchant(&'static str),
     #[error("{setting}: {source}")]
     Key {
         setting: &'static str,

@@ -23,6 +23,14 @@ use std::time::Duration;
 pub use crate::ids::OutTradeNo;
 pub use app::channel::Channel;
 
+/// A merchant served in service-provider mode: the money goes to its own account at the
+/// provider, the calls are signed with the operator's keys.
+#[derive(Clone)]
+pub enum SubMerchant {
+    Wechat { sub_mchid: String },
+    Alipay(alipay::Isv),
+}
+
 /// What we ask a provider for when a customer chooses to pay.
 #[derive(Clone, Debug)]
 pub struct PrepayRequest {
@@ -335,6 +343,13 @@ pub trait PaymentProvider: Send + Sync {
 
     /// Our account ids at this provider.
     fn identity(&self) -> ProviderIdentity;
+
+    /// This (service-provider) account acting for a sub-merchant: WeChat Pay's partner APIs
+    /// with its `sub_mchid`, or our Alipay app with a merchant's `app_auth_token`. `None`:
+    /// not a sub-merchant of this provider.
+    fn for_sub_merchant(&self, _sub: &SubMerchant) -> Option<std::sync::Arc<dyn PaymentProvider>> {
+        None
+    }
 
     /// Creates a prepay order and returns the code URL for the QR code.
     async fn create_prepay(&self, request: &PrepayRequest) -> Result<Prepay, ProviderError>;

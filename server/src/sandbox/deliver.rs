@@ -223,7 +223,7 @@ impl Sandbox {
             _ => return Ok(None),
         };
         let mut resource = json!({
-            "mchid": t.account,
+            "mchid": t.via.as_deref().unwrap_or(&t.account),
             "out_trade_no": t.out_trade_no,
             "transaction_id": t.trade_no,
             "out_refund_no": r.out_refund_no,
@@ -241,7 +241,7 @@ impl Sandbox {
             summary,
             original_type: "refund",
         };
-        let account = self.account_of(t);
+        let account = self.signer_of(t);
         let out = sign_wechat_event(
             &account.keys.wechat_gateway,
             &account.keys.wechat_apiv3_key,
@@ -281,8 +281,11 @@ impl Sandbox {
         put("notify_time", at(now_ms()));
         put("notify_type", "trade_status_sync".into());
         put("notify_id", notify_id.into());
+        // To the app that made the trade, about the merchant whose money it is (the same app
+        // unless a third-party app made it with the merchant's app_auth_token).
         let account = self.account_of(t);
-        put("app_id", account.alipay_app_id.clone());
+        let signer = self.signer_of(t);
+        put("app_id", signer.alipay_app_id.clone());
         put("auth_app_id", account.alipay_app_id.clone());
         put("charset", "utf-8".into());
         put("version", "1.0".into());
@@ -316,7 +319,7 @@ impl Sandbox {
                 json!([{ "amount": notified, "fundChannel": "ALIPAYACCOUNT" }]).to_string(),
             );
         }
-        sign_alipay_notification(&account.keys.alipay_gateway, f, faults.bad_signature)
+        sign_alipay_notification(&signer.keys.alipay_gateway, f, faults.bad_signature)
     }
 
     /// A WeChat Pay payment notification: the transaction encrypted with the APIv3 key, the
@@ -329,8 +332,8 @@ impl Sandbox {
         faults: &Faults,
     ) -> Outgoing {
         let state = if stale { "NOTPAY" } else { "SUCCESS" };
-        let account = self.account_of(t);
-        let mut transaction = super::wechat::transaction_json(&account, t, state);
+        let account = self.signer_of(t);
+        let mut transaction = super::wechat::transaction_json(self, t, state);
         if faults.wrong_amount {
             transaction["amount"]["total"] = json!(t.amount + 1);
             transaction["amount"]["payer_total"] = json!(t.amount + 1);

@@ -152,6 +152,9 @@ pub struct SandboxAccount {
     pub wechat_serial: String,
     /// The id of its "WeChat Pay public key".
     pub wechat_key_id: String,
+    /// The `app_auth_token` its authorisation of another account's Alipay app gave: with
+    /// it, that app acts for this account (third-party mode).
+    pub alipay_app_auth_token: String,
     pub keys: SandboxKeys,
 }
 
@@ -164,6 +167,16 @@ impl SandboxAccount {
         dir: &Path,
     ) -> Result<SandboxAccount, SandboxKeyError> {
         let keys = SandboxKeys::load_or_create(dir)?;
+        let token_file = dir.join("alipay-app-auth-token");
+        if !token_file.exists() {
+            use rand::distributions::{Alphanumeric, DistString};
+            let token = format!(
+                "202612BB{}",
+                Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+            );
+            write_private(&token_file, token.as_bytes())?;
+        }
+        let alipay_app_auth_token = read(&token_file)?.trim().to_string();
         let n = index + 1;
         Ok(SandboxAccount {
             name: name.to_string(),
@@ -178,6 +191,7 @@ impl SandboxAccount {
             wechat_mchid: format!("19000{n:05}"),
             wechat_serial: format!("3775B6A45ACD588826D15E583A95F5DD{n:08}"),
             wechat_key_id: format!("PUB_KEY_ID_01190000000120261127000000000{n:05}"),
+            alipay_app_auth_token,
             keys,
         })
     }

@@ -225,9 +225,28 @@ impl Sandbox {
     /// The account a trade was made under (`Trade.account`: an app id or a mchid); the
     /// default one for a trade of an account since removed.
     pub(crate) fn account_of(&self, t: &Trade) -> Arc<SandboxAccount> {
-        self.by_app_id(&t.account)
-            .or_else(|| self.by_mchid(&t.account))
+        self.by_id(&t.account)
+    }
+
+    /// The account that signs a trade's answers and notifications: the service provider
+    /// that made it (partner mode), else its own.
+    pub(crate) fn signer_of(&self, t: &Trade) -> Arc<SandboxAccount> {
+        match &t.via {
+            Some(via) => self.by_id(via),
+            None => self.account_of(t),
+        }
+    }
+
+    /// The account with this Alipay app id or WeChat mchid (the default one if none).
+    fn by_id(&self, id: &str) -> Arc<SandboxAccount> {
+        self.by_app_id(id)
+            .or_else(|| self.by_mchid(id))
             .unwrap_or_else(|| self.default_account())
+    }
+
+    /// The account whose authorisation gave this Alipay `app_auth_token`.
+    pub(crate) fn by_app_auth_token(&self, token: &str) -> Option<Arc<SandboxAccount>> {
+        self.find(|a| a.alipay_app_auth_token == token)
     }
 
     /// The URL of the wallet page for a trade: what the QR code encodes.

@@ -20,6 +20,8 @@ pub(crate) struct Trade {
     pub expires_at: Option<i64>,
     pub created_at: i64,
     pub paid_at: Option<i64>,
+    /// The service provider that made it for `account` (partner mode); `None`: its own.
+    pub via: Option<String>,
 }
 
 impl Sandbox {
@@ -50,6 +52,7 @@ impl Sandbox {
         channel: &str,
         out_trade_no: &str,
         account: &str,
+        via: Option<&str>,
         amount: i64,
         subject: &str,
         notify_url: &str,
@@ -57,7 +60,7 @@ impl Sandbox {
         expires_at: Option<i64>,
     ) -> Result<Result<Trade, Option<Trade>>, sqlx::Error> {
         if let Some(t) = self.trade_by_out_no(channel, out_trade_no).await? {
-            return Ok(if t.request_digest == digest {
+            return Ok(if t.request_digest == digest && t.account == account {
                 Ok(t)
             } else {
                 Err(Some(t))
@@ -71,7 +74,7 @@ impl Sandbox {
         };
         let inserted = sqlx::query(
             "INSERT INTO sandbox_trades (id, channel, out_trade_no, account, amount, subject, notify_url, request_digest, \
-             state, trade_no, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'created', ?9, ?10, ?11) \
+             state, trade_no, expires_at, created_at, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'created', ?9, ?10, ?11, ?12) \
              ON CONFLICT (channel, out_trade_no) DO NOTHING",
         )
         .bind(token(24))
@@ -85,6 +88,7 @@ impl Sandbox {
         .bind(trade_no)
         .bind(expires_at)
         .bind(now_ms())
+        .bind(via)
         .execute(&self.pool)
         .await?;
         let t = self

@@ -310,9 +310,13 @@ async fn overview(State(sb): State<Arc<Sandbox>>) -> Response {
             })
             .collect::<String>();
         rows.push_str(&format!(
-            "<tr><td>{} {}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{} {}{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&tr.channel),
             esc(&tr.account),
+            tr.via
+                .as_deref()
+                .map(|v| format!(" via {}", esc(v)))
+                .unwrap_or_default(),
             esc(&sb.wallet_url(&tr.id)),
             esc(&tr.out_trade_no),
             amount,

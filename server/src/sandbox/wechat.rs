@@ -5,7 +5,7 @@
 //! carries the `Wechatpay-*` headers.
 
 use super::wechat_auth::Req;
-use super::{digest, now_ms, Sandbox, SandboxAccount, Trade};
+use super::{digest, now_ms, Sandbox, Trade};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -18,6 +18,15 @@ use std::sync::Arc;
 pub(super) fn routes() -> Router<Arc<Sandbox>> {
     Router::new()
         .route("/wechat/v3/pay/transactions/native", post(native))
+        .route("/wechat/v3/pay/partner/transactions/native", post(native))
+        .route(
+            "/wechat/v3/pay/partner/transactions/out-trade-no/{out_trade_no}",
+            get(query),
+        )
+        .route(
+            "/wechat/v3/pay/partner/transactions/out-trade-no/{out_trade_no}/close",
+            post(close),
+        )
         .route(
             "/wechat/v3/pay/transactions/out-trade-no/{out_trade_no}",
             get(query),
@@ -51,16 +60,29 @@ fn valid_out_trade_no(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b))
 }
 
-pub(super) fn transaction_json(account: &SandboxAccount, t: &Trade, state: &str) -> Value {
+/// A transaction as WeChat Pay shows it: a partner trade names the service provider and the
+/// sub-merchant instead of the merchant.
+pub(super) fn transaction_json(sb: &Sandbox, t: &Trade, state: &str) -> Value {
+    let owner = match &t.via {
+        Some(_) => {
+            let sp = sb.signer_of(t);
+            json!({ "sp_appid": sp.wechat_appid, "sp_mchid": sp.wechat_mchid, "sub_mchid": t.account })
+        }
+        None => {
+            let account = sb.account_of(t);
+            json!({ "appid": account.wechat_appid, "mchid": account.wechat_mchid })
+        }
+    };
     let mut v = json!({
-        "appid": account.wechat_appid,
-        "mchid": account.wechat_mchid,
         "out_trade_no": t.out_trade_no,
         "trade_type": "NATIVE",
         "trade_state": state,
         "trade_state_desc": match state { "SUCCESS" => "支付成功", "CLOSED" => "已关闭", _ => "未支付" },
         "amount": { "total": t.amount, "currency": "CNY" },
     });
+    for (k, value) in owner.as_object().into_iter().flatten() {
+        v[k] = value.clone();
+    }
     if state == "SUCCESS" || state == "REFUND" {
         v["transaction_id"] = json!(t.trade_no);
         v["bank_type"] = json!("OTHERS");
@@ -106,6 +128,11 @@ macro_rules! admit {
 }
 
 fn storage_failed(sb: &Req, e: sqlx::Error) -> Response {
+    if let sqlx::Error::Protocol(why) = &e {
+        if why == super::wechat_auth::UNKNOWN_SUB_MCHID {
+            return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", why);
+        }
+    }
     tracing::error!(error = %e, "sandbox wechat: storage failed");
     sb.wechat_error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -126,9 +153,15 @@ async fn native(
         return bad("请求体不是合法的 JSON");
     };
     let s = |k: &str| req.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    // The partner API: the service provider (sp_*) orders for a sub-merchant.
+    let partner = uri.path().contains("/partner/");
+    let (appid_key, mchid_key) = match partner {
+        true => ("sp_appid", "sp_mchid"),
+        false => ("appid", "mchid"),
+    };
     let (Some(appid), Some(mchid), Some(description), Some(out_trade_no), Some(notify_url)) = (
-        s("appid"),
-        s("mchid"),
+        s(appid_key),
+        s(mchid_key),
         s("description"),
         s("out_trade_no"),
         s("notify_url"),
@@ -142,6 +175,19 @@ async fn native(
             "appid 和 mchid 不匹配",
         );
     }
+    let (owner, via) = match partner {
+        true => match s("sub_mchid").and_then(|m| sb.by_mchid(m)) {
+            Some(sub) => (sub.wechat_mchid.clone(), Some(mchid.to_string())),
+            None => {
+                return sb.wechat_error(
+                    StatusCode::BAD_REQUEST,
+                    "PARAM_ERROR",
+                    "sub_mchid 无效，或未与服务商建立关系",
+                )
+            }
+        },
+        false => (mchid.to_string(), None),
+    };
     if !valid_out_trade_no(out_trade_no) {
         return bad("out_trade_no 长度须为 6-32 位，只能是数字、大小写字母、_-|*");
     }
@@ -178,7 +224,8 @@ async fn native(
         .create_trade(
             "wechat",
             out_trade_no,
-            &sb.account.wechat_mchid,
+            &owner,
+            via.as_deref(),
             total,
             description,
             notify_url,
@@ -213,17 +260,23 @@ async fn query(
     headers: HeaderMap,
 ) -> Response {
     admit!(sb, Method::GET, uri, headers, b"");
-    if !uri.query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv == format!("mchid={}", sb.account.wechat_mchid))
-    }) {
+    let params: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let partner = uri.path().contains("/partner/");
+    let owner_key = if partner { "sp_mchid" } else { "mchid" };
+    if params.get(owner_key) != Some(&sb.account.wechat_mchid)
+        || (partner && !params.contains_key("sub_mchid"))
+    {
         return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "缺少 mchid 参数");
     }
-    match sb.own_trade(&out_trade_no).await {
+    let sub = params.get("sub_mchid").filter(|_| partner);
+    match sb.own_trade(&out_trade_no, sub.map(String::as_str)).await {
         Err(e) => storage_failed(&sb, e),
         Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在"),
         Ok(Some(t)) => {
-            let mut answer = transaction_json(&sb.account, &t, trade_state(&t));
+            let mut answer = transaction_json(&sb, &t, trade_state(&t));
             // The wrong_amount fault spoils every answer that says paid, queries too.
             if sb.faults_for(&t.faults).wrong_amount && answer.get("amount").is_some() {
                 answer["amount"]["total"] = json!(t.amount + 1);
@@ -242,18 +295,15 @@ async fn close(
     body: Bytes,
 ) -> Response {
     admit!(sb, Method::POST, uri, headers, &body);
-    let mchid_ok = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.get("mchid")
-                .and_then(Value::as_str)
-                .map(|m| m == sb.account.wechat_mchid)
-        })
-        .unwrap_or(false);
-    if !mchid_ok {
+    let partner = uri.path().contains("/partner/");
+    let req = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+    let field = |k: &str| req.get(k).and_then(Value::as_str);
+    let owner_key = if partner { "sp_mchid" } else { "mchid" };
+    let sub = field("sub_mchid").filter(|_| partner);
+    if field(owner_key) != Some(sb.account.wechat_mchid.as_str()) || (partner && sub.is_none()) {
         return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "mchid 不正确");
     }
-    let trade = match sb.own_trade(&out_trade_no).await {
+    let trade = match sb.own_trade(&out_trade_no, sub).await {
         Err(e) => return storage_failed(&sb, e),
         Ok(None) => return sb.wechat_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在"),
         Ok(Some(t)) => t,
@@ -296,7 +346,8 @@ async fn refund(
     ) else {
         return bad("amount.refund / amount.total 不合法");
     };
-    let trade = match sb.own_trade(out_trade_no).await {
+    let sub = req.get("sub_mchid").and_then(Value::as_str);
+    let trade = match sb.own_trade(out_trade_no, sub).await {
         Err(e) => return storage_failed(&sb, e),
         Ok(None) => {
             return sb.wechat_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "订单不存在")

@@ -9,7 +9,7 @@ use super::crypto::{Signer, Verifier};
 use super::{
     state_of, transport_error, Channel, NotificationError, NotificationKind, NotifyReply,
     OutTradeNo, PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundRequest, RefundState,
-    RefundStatus, TradeState, TradeStatus, VerifiedNotification,
+    RefundStatus, SubMerchant, TradeState, TradeStatus, VerifiedNotification,
 };
 use async_trait::async_trait;
 use serde_json::json;
@@ -38,6 +38,20 @@ pub struct Alipay {
     http: reqwest::Client,
     /// The total timeout `http` was built with, for error messages.
     timeout: Duration,
+    /// Third-party application (ISV) mode: the merchant whose app authorised ours.
+    isv: Option<Isv>,
+}
+
+/// A merchant's authorisation of our app (`alipay.open.auth.token.app`): every call carries
+/// its `app_auth_token`; the money settles to the merchant's own account (providers.md part
+/// two §1.13).
+#[derive(Clone)]
+pub struct Isv {
+    pub app_auth_token: crate::infra::secret::Secret<String>,
+    /// The merchant's own app (`auth_app_id` in notifications).
+    pub auth_app_id: String,
+    /// The merchant's PID (`seller_id` in notifications).
+    pub seller_id: String,
 }
 
 impl Alipay {
@@ -54,6 +68,19 @@ impl Alipay {
             verifier,
             http,
             timeout,
+            isv: None,
+        }
+    }
+
+    /// Our app acting for the merchant that authorised it.
+    pub fn for_merchant(&self, isv: Isv) -> Alipay {
+        Alipay {
+            account: self.account.clone(),
+            signer: self.signer.clone(),
+            verifier: self.verifier.clone(),
+            http: self.http.clone(),
+            timeout: self.timeout,
+            isv: Some(isv),
         }
     }
 
@@ -84,6 +111,9 @@ impl Alipay {
         params.insert("timestamp".into(), china_time(now));
         if let Some(url) = notify_url {
             params.insert("notify_url".into(), url.to_string());
+        }
+        if let Some(isv) = &self.isv {
+            params.insert("app_auth_token".into(), isv.app_auth_token.expose().clone());
         }
         let content = wire::sign_content(&params, &["sign"]);
         params.insert("sign".into(), self.signer.sign_base64(content.as_bytes())?);
@@ -195,9 +225,22 @@ impl PaymentProvider for Alipay {
     }
 
     fn identity(&self) -> super::ProviderIdentity {
-        super::ProviderIdentity {
-            app_id: self.account.app_id.clone(),
-            merchant_account: self.account.seller_id.clone(),
+        match &self.isv {
+            Some(isv) => super::ProviderIdentity {
+                app_id: isv.auth_app_id.clone(),
+                merchant_account: Some(isv.seller_id.clone()),
+            },
+            None => super::ProviderIdentity {
+                app_id: self.account.app_id.clone(),
+                merchant_account: self.account.seller_id.clone(),
+            },
+        }
+    }
+
+    fn for_sub_merchant(&self, sub: &SubMerchant) -> Option<Arc<dyn PaymentProvider>> {
+        match sub {
+            SubMerchant::Alipay(isv) => Some(Arc::new(self.for_merchant(isv.clone()))),
+            SubMerchant::Wechat { .. } => None,
         }
     }
 
@@ -418,7 +461,16 @@ impl PaymentProvider for Alipay {
             provider_state,
             amount: wire::parse_amount(&total).ok_or(NotificationError::BadAmount(total))?,
             currency: "CNY".into(),
-            app_id: take("app_id")?,
+            app_id: match &self.isv {
+                // For a merchant that authorised our app: sent to our app, about theirs.
+                Some(_) => {
+                    if take("app_id")? != self.account.app_id {
+                        return Err(NotificationError::Malformed("app_id is not our app".into()));
+                    }
+                    take("auth_app_id")?
+                }
+                None => take("app_id")?,
+            },
             merchant_account: take("seller_id")?,
             replay_guard: None,
         })

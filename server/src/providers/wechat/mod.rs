@@ -55,6 +55,9 @@ pub struct WechatPay {
     /// The path part of the API base (`""` for the real one, `/sandbox/wechat` for ours):
     /// signed requests cover the whole request path.
     base_path: String,
+    /// Service-provider (partner) mode: the sub-merchant this client acts for, with our
+    /// `mchid` as `sp_mchid` and our `appid` as `sp_appid` (providers.md part two §2.12).
+    sub_mchid: Option<String>,
 }
 
 /// Why a signed message did not check out (shared by responses and notifications).
@@ -86,6 +89,7 @@ impl WechatPay {
             .to_string();
         WechatPay {
             base_path,
+            sub_mchid: None,
             account,
             signer,
             verifier,
@@ -93,6 +97,38 @@ impl WechatPay {
             http,
             timeout,
             clock,
+        }
+    }
+
+    /// This service provider acting for sub-merchant `sub_mchid`: the partner APIs, signed
+    /// with our keys; the money lands in the sub-merchant's account.
+    pub fn for_sub_merchant(&self, sub_mchid: &str) -> WechatPay {
+        WechatPay {
+            account: self.account.clone(),
+            signer: self.signer.clone(),
+            verifier: self.verifier.clone(),
+            apiv3_key: self.apiv3_key.clone(),
+            http: self.http.clone(),
+            timeout: self.timeout,
+            clock: self.clock.clone(),
+            base_path: self.base_path.clone(),
+            sub_mchid: Some(sub_mchid.to_string()),
+        }
+    }
+
+    /// The trades' API: the partner one when acting for a sub-merchant.
+    fn trades(&self) -> &'static str {
+        match self.sub_mchid {
+            Some(_) => "/v3/pay/partner/transactions",
+            None => "/v3/pay/transactions",
+        }
+    }
+
+    /// Who a trade belongs to, as a query string: `mchid=…`, or `sp_mchid=…&sub_mchid=…`.
+    fn owner_query(&self) -> String {
+        match &self.sub_mchid {
+            Some(sub) => format!("sp_mchid={}&sub_mchid={sub}", self.account.mchid),
+            None => format!("mchid={}", self.account.mchid),
         }
     }
 
@@ -282,7 +318,7 @@ impl WechatPay {
                 "out_trade_no {out_trade_no:?} is not URL-safe"
             )));
         }
-        Ok(format!("/v3/pay/transactions/out-trade-no/{out_trade_no}"))
+        Ok(format!("{}/out-trade-no/{out_trade_no}", self.trades()))
     }
 }
 

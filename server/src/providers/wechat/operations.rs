@@ -11,26 +11,49 @@ impl PaymentProvider for WechatPay {
     fn identity(&self) -> crate::providers::ProviderIdentity {
         crate::providers::ProviderIdentity {
             app_id: self.account.appid.clone(),
-            merchant_account: Some(self.account.mchid.clone()),
+            // A notification names the sub-merchant whose money it is, in partner mode.
+            merchant_account: Some(
+                self.sub_mchid
+                    .clone()
+                    .unwrap_or_else(|| self.account.mchid.clone()),
+            ),
+        }
+    }
+
+    fn for_sub_merchant(
+        &self,
+        sub: &crate::providers::SubMerchant,
+    ) -> Option<Arc<dyn PaymentProvider>> {
+        match sub {
+            crate::providers::SubMerchant::Wechat { sub_mchid } => {
+                Some(Arc::new(self.for_sub_merchant(sub_mchid)))
+            }
+            crate::providers::SubMerchant::Alipay(_) => None,
         }
     }
 
     async fn create_prepay(&self, req: &PrepayRequest) -> Result<Prepay, ProviderError> {
-        let body = json!({
-            "appid": self.account.appid,
-            "mchid": self.account.mchid,
+        let mut body = json!({
             "description": req.subject,
             "out_trade_no": req.out_trade_no,
             "time_expire": rfc3339_china(req.expires_at.div_euclid(1000))?,
             "notify_url": req.notify_url,
             "amount": { "total": req.amount.fen(), "currency": "CNY" },
         });
+        match &self.sub_mchid {
+            Some(sub) => {
+                body["sp_appid"] = json!(self.account.appid);
+                body["sp_mchid"] = json!(self.account.mchid);
+                body["sub_mchid"] = json!(sub);
+            }
+            None => {
+                body["appid"] = json!(self.account.appid);
+                body["mchid"] = json!(self.account.mchid);
+            }
+        }
+        let path = format!("{}/native", self.trades());
         let bytes = self
-            .request(
-                http::Method::POST,
-                "/v3/pay/transactions/native",
-                Some(body.to_string()),
-            )
+            .request(http::Method::POST, &path, Some(body.to_string()))
             .await?;
         let r: wire::NativeResponse = parse(&bytes)?;
         Ok(Prepay {
@@ -39,11 +62,7 @@ impl PaymentProvider for WechatPay {
     }
 
     async fn query(&self, out_trade_no: &OutTradeNo) -> Result<TradeStatus, ProviderError> {
-        let path = format!(
-            "{}?mchid={}",
-            self.trade_path(out_trade_no)?,
-            self.account.mchid
-        );
+        let path = format!("{}?{}", self.trade_path(out_trade_no)?, self.owner_query());
         let bytes = self.request(http::Method::GET, &path, None).await?;
         let t: wire::Transaction = parse(&bytes)?;
         if t.out_trade_no.as_ref().is_some_and(|o| o != out_trade_no) {
@@ -64,7 +83,11 @@ impl PaymentProvider for WechatPay {
 
     async fn close(&self, out_trade_no: &OutTradeNo) -> Result<(), ProviderError> {
         let path = format!("{}/close", self.trade_path(out_trade_no)?);
-        let body = json!({ "mchid": self.account.mchid }).to_string();
+        let body = match &self.sub_mchid {
+            Some(sub) => json!({ "sp_mchid": self.account.mchid, "sub_mchid": sub }),
+            None => json!({ "mchid": self.account.mchid }),
+        }
+        .to_string();
         self.request(http::Method::POST, &path, Some(body))
             .await
             .map(|_| ())
@@ -82,6 +105,9 @@ impl PaymentProvider for WechatPay {
         if let Some(url) = &req.notify_url {
             body["notify_url"] = json!(url);
         }
+        if let Some(sub) = &self.sub_mchid {
+            body["sub_mchid"] = json!(sub);
+        }
         let bytes = self
             .request(
                 http::Method::POST,
@@ -97,7 +123,10 @@ impl PaymentProvider for WechatPay {
         _out_trade_no: &OutTradeNo,
         out_refund_no: &str,
     ) -> Result<RefundStatus, ProviderError> {
-        let path = format!("/v3/refund/domestic/refunds/{}", url_safe(out_refund_no)?);
+        let mut path = format!("/v3/refund/domestic/refunds/{}", url_safe(out_refund_no)?);
+        if let Some(sub) = &self.sub_mchid {
+            path.push_str(&format!("?sub_mchid={sub}"));
+        }
         match self.request(http::Method::GET, &path, None).await {
             Ok(bytes) => refund_status(&bytes, out_refund_no),
             Err(ProviderError::Business { code, .. }) if code == "RESOURCE_NOT_EXISTS" => {
@@ -168,6 +197,25 @@ impl PaymentProvider for WechatPay {
         if state == TradeState::Paid && t.transaction_id.is_none() {
             return Err(NotificationError::MissingField("transaction_id"));
         }
+        // Partner mode names the service provider (us) and the sub-merchant instead.
+        let (app_id, merchant_account) = match (t.sp_mchid, t.sub_mchid) {
+            (Some(sp), Some(sub)) => {
+                if sp != self.account.mchid {
+                    return Err(NotificationError::Malformed(format!(
+                        "sp_mchid {sp} is not ours"
+                    )));
+                }
+                (
+                    t.sp_appid
+                        .ok_or(NotificationError::MissingField("sp_appid"))?,
+                    sub,
+                )
+            }
+            _ => (
+                t.appid.ok_or(NotificationError::MissingField("appid"))?,
+                t.mchid.ok_or(NotificationError::MissingField("mchid"))?,
+            ),
+        };
         let amount = t.amount.ok_or(NotificationError::MissingField("amount"))?;
         let total = amount
             .total
@@ -186,8 +234,8 @@ impl PaymentProvider for WechatPay {
             currency: amount
                 .currency
                 .ok_or(NotificationError::MissingField("amount.currency"))?,
-            app_id: t.appid.ok_or(NotificationError::MissingField("appid"))?,
-            merchant_account: t.mchid.ok_or(NotificationError::MissingField("mchid"))?,
+            app_id,
+            merchant_account,
             replay_guard: Some(guard),
             kind: NotificationKind::Payment,
         })

@@ -142,6 +142,13 @@ pub struct AmountJson {
 pub struct Transaction {
     pub appid: Option<String>,
     pub mchid: Option<String>,
+    /// Partner mode: the service provider and the sub-merchant.
+    #[serde(default)]
+    pub sp_appid: Option<String>,
+    #[serde(default)]
+    pub sp_mchid: Option<String>,
+    #[serde(default)]
+    pub sub_mchid: Option<String>,
     pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub transaction_id: Option<String>,
     pub trade_state: String,

@@ -23,6 +23,8 @@ on_both_engines!(
     each_merchant_is_prepaid_paid_queried_and_refunded_through_its_own_account,
     a_notification_signed_by_one_merchant_about_anothers_order_is_refused_and_recorded,
     credentials_are_sealed_at_rest_and_rotation_keeps_merchants_paid,
+    the_command_saves_only_proven_keys_and_never_prints_them,
+    a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partner_access,
 );
 
 /// The application with its in-process sandbox, and two more sandbox merchants.
@@ -83,6 +85,7 @@ fn credentials_of(account: &SandboxAccount, base: &str, channel: Channel) -> Cre
                 private_key: read(&alipay.private_key_file),
                 public_key: read(&alipay.public_key_file),
                 apiv3_key: None,
+                app_auth_token: None,
             }),
         },
         Channel::Wechat => Credentials {
@@ -97,6 +100,7 @@ fn credentials_of(account: &SandboxAccount, base: &str, channel: Channel) -> Cre
                 private_key: read(&wechat.private_key_file),
                 public_key: read(&wechat.public_key_file),
                 apiv3_key: Some(read(&wechat.apiv3_key_file)),
+                app_auth_token: None,
             }),
         },
     }
@@ -421,5 +425,293 @@ async fn credentials_are_sealed_at_rest_and_rotation_keeps_merchants_paid(db: Te
             wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
         }
     }
+    rig.app.stop().await.expect("stop");
+}
+
+/// `scanpay merchant credentials …` against this test's database and data directory.
+fn cli<S: AsRef<std::ffi::OsStr>>(db: &TestDb, rig: &Rig, args: &[S]) -> (bool, String) {
+    let out = crate::common::scanpay_command()
+        .env("SCANPAY_DATABASE_URL", db.url.url.expose())
+        .env("SCANPAY_DATA_DIR", rig.dir.path())
+        .env("SCANPAY_LOG", "debug")
+        .args(["merchant", "credentials"])
+        .args(args)
+        .output()
+        .expect("scanpay");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+async fn the_command_saves_only_proven_keys_and_never_prints_them(db: TestDb) {
+    let rig = rig(&db, None).await;
+    let ma = merchant(&rig.app, "Shop A").await;
+    let (_, w) = server::sandbox::settings_of(&rig.a, &rig.base);
+    let (_, other) = server::sandbox::settings_of(&rig.b, &rig.base);
+    let path = |p: &std::path::Path| p.display().to_string();
+    let set = |private: String| {
+        vec![
+            "set".to_string(),
+            "--merchant".into(),
+            ma.to_string(),
+            "--provider".into(),
+            "wechat".into(),
+            "--api-base".into(),
+            w.api_base.clone(),
+            "--appid".into(),
+            w.appid.clone(),
+            "--mchid".into(),
+            w.mchid.clone(),
+            "--cert-serial".into(),
+            w.cert_serial.clone(),
+            "--public-key-id".into(),
+            w.public_key_id.clone(),
+            "--private-key-file".into(),
+            private,
+            "--public-key-file".into(),
+            path(&w.public_key_file),
+            "--apiv3-key-file".into(),
+            path(&w.apiv3_key_file),
+        ]
+    };
+    // Another merchant's private key: the sandbox refuses the signed check; nothing saved.
+    let wrong = set(path(&other.private_key_file));
+    let (ok, text) = cli(&db, &rig, &wrong);
+    assert!(!ok, "{text}");
+    assert!(text.contains("not saved"), "{text}");
+    assert!(credentials::list(&rig.app.db, &ma)
+        .await
+        .expect("list")
+        .is_empty());
+    // The right keys: checked, saved, and never echoed.
+    let right = set(path(&w.private_key_file));
+    let (ok, text) = cli(&db, &rig, &right);
+    assert!(ok, "{text}");
+    assert!(text.contains("checked with a signed call"), "{text}");
+    let (ok, shown) = cli(&db, &rig, &["show", "--merchant", ma.as_str()]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains(&w.mchid), "{shown}");
+    for file in [&w.private_key_file, &w.apiv3_key_file] {
+        let secret = read(file);
+        let line = secret
+            .lines()
+            .find(|l| l.len() > 20 && !l.starts_with("-----"))
+            .unwrap_or(&secret)
+            .trim()
+            .to_string();
+        assert!(
+            !text.contains(&line) && !shown.contains(&line),
+            "a key was printed"
+        );
+    }
+    // And the merchant is paid through it.
+    let order = order_of(&rig.app, &ma, 4_200).await;
+    let attempt = rig
+        .app
+        .payments
+        .start_payment(&order.id, Channel::Wechat)
+        .await
+        .expect("prepay");
+    assert_eq!(attempt.account.as_ref(), Some(&ma));
+    pay_in_wallet(&rig.app, attempt.code_url.as_deref().expect("code"), "").await;
+    wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
+    rig.app.stop().await.expect("stop");
+}
+
+/// A sub-merchant of the operator's (service-provider) accounts: WeChat `sub_mchid`, and
+/// the operator's Alipay app acting with the merchant's `app_auth_token`.
+fn partner_of(account: &SandboxAccount, channel: Channel) -> Credentials {
+    match channel {
+        Channel::Wechat => Credentials {
+            ids: AccountIds::WechatPartner {
+                sub_mchid: account.wechat_mchid.clone(),
+            },
+            keys: Secret::new(AccountKeys::default()),
+        },
+        Channel::Alipay => Credentials {
+            ids: AccountIds::AlipayPartner {
+                auth_app_id: account.alipay_app_id.clone(),
+                seller_id: account.alipay_seller_id.clone(),
+            },
+            keys: Secret::new(AccountKeys {
+                app_auth_token: Some(account.alipay_app_auth_token.clone()),
+                ..AccountKeys::default()
+            }),
+        },
+    }
+}
+
+async fn a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partner_access(
+    db: TestDb,
+) {
+    let rig = rig(&db, None).await;
+    let keys = keyring(&rig);
+    // C is the operator's sub-merchant at both providers (sandbox account b); D another
+    // (sandbox account a).
+    let mc = merchant(&rig.app, "Shop C").await;
+    let md = merchant(&rig.app, "Shop D").await;
+    for (m, account) in [(&mc, &rig.b), (&md, &rig.a)] {
+        for channel in Channel::ALL {
+            let creds = partner_of(account, channel);
+            rig.app
+                .payments
+                .book()
+                .check(&creds)
+                .await
+                .unwrap_or_else(|e| panic!("{channel} partner check: {e}"));
+            credentials::save(&rig.app.db, &keys, m, &creds, Some(1))
+                .await
+                .expect("save");
+        }
+    }
+    // A sub-merchant the operator has no relation with is refused by the check.
+    let stranger = Credentials {
+        ids: AccountIds::WechatPartner {
+            sub_mchid: "1999999999".into(),
+        },
+        keys: Secret::new(AccountKeys::default()),
+    };
+    assert!(rig.app.payments.book().check(&stranger).await.is_err());
+    let operator = rig
+        .app
+        .providers
+        .get(Channel::Wechat)
+        .expect("wechat")
+        .identity();
+    let mut wechat_order = None;
+    for channel in Channel::ALL {
+        let order = order_of(&rig.app, &mc, 2_500).await;
+        let attempt = rig
+            .app
+            .payments
+            .start_payment(&order.id, channel)
+            .await
+            .expect("prepay");
+        assert_eq!(attempt.account.as_ref(), Some(&mc));
+        // The money is the sub-merchant's; the operator's account made the trade.
+        let (own, via) = match channel {
+            Channel::Alipay => (
+                rig.b.alipay_app_id.clone(),
+                server::sandbox::ALIPAY_APP_ID.to_string(),
+            ),
+            Channel::Wechat => (
+                rig.b.wechat_mchid.clone(),
+                server::sandbox::WECHAT_MCHID.to_string(),
+            ),
+        };
+        assert!(
+            sandbox_shows(
+                &rig.app,
+                channel,
+                &format!("{own} via {via}"),
+                attempt.out_trade_no.as_str()
+            )
+            .await,
+            "{channel}: the sandbox lists the trade under {own} via {via}"
+        );
+        pay_in_wallet(&rig.app, attempt.code_url.as_deref().expect("code"), "").await;
+        wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
+        let client = rig
+            .app
+            .payments
+            .client_of(&attempt)
+            .await
+            .expect("client")
+            .expect("account");
+        assert_eq!(
+            client
+                .query(&attempt.out_trade_no)
+                .await
+                .expect("query")
+                .state,
+            TradeState::Paid
+        );
+        let refund = refunds::request(
+            &rig.app.payments,
+            &mc,
+            &order.id,
+            Amount::from_fen(500).expect("amount"),
+            None,
+        )
+        .await
+        .expect("refund");
+        let mut settled = refund.status;
+        for _ in 0..200 {
+            if settled == RefundStatus::Succeeded {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            settled = refunds::get(&rig.app.payments, &refund.id)
+                .await
+                .expect("read")
+                .expect("refund")
+                .status;
+        }
+        assert_eq!(settled, RefundStatus::Succeeded, "{channel}");
+        if channel == Channel::Wechat {
+            wechat_order = Some(());
+        }
+    }
+    assert!(wechat_order.is_some());
+    // D's sub_mchid on C's order, signed and encrypted with the operator's real keys.
+    let order = order_of(&rig.app, &mc, 3_100).await;
+    let attempt = rig
+        .app
+        .payments
+        .start_payment(&order.id, Channel::Wechat)
+        .await
+        .expect("prepay");
+    let sandbox_keys =
+        server::sandbox::keys::SandboxKeys::load_or_create(&rig.dir.path().join("sandbox/keys"))
+            .expect("keys");
+    let transaction = serde_json::json!({
+        "sp_appid": operator.app_id,
+        "sp_mchid": server::sandbox::WECHAT_MCHID,
+        "sub_mchid": rig.a.wechat_mchid,
+        "out_trade_no": attempt.out_trade_no.as_str(),
+        "trade_type": "NATIVE",
+        "trade_state": "SUCCESS",
+        "transaction_id": "4200002026120300000000000042",
+        "success_time": "2026-12-03T10:00:00+08:00",
+        "amount": { "total": 3_100, "currency": "CNY" },
+    });
+    for (path, nonce) in [
+        (
+            format!("/notify/wechat/{mc}"),
+            "nonce-c-0000000000000000000000001",
+        ),
+        (
+            format!("/notify/wechat/{md}"),
+            "nonce-d-0000000000000000000000001",
+        ),
+    ] {
+        let forged = server::sandbox::deliver::sign_wechat_notification(
+            &sandbox_keys.wechat_gateway,
+            &sandbox_keys.wechat_apiv3_key,
+            "EV-2026120300000042",
+            &transaction,
+            server::infra::clock::now_ms() / 1000,
+            nonce,
+            false,
+        );
+        let (status, _) = post(&rig.app, &path, &forged).await;
+        assert!(status >= 400, "{path}: refused, not {status}");
+    }
+    let now = server::orders::get(&rig.app.db, &order.id)
+        .await
+        .expect("read")
+        .expect("order");
+    assert_eq!(now.status, OrderStatus::Pending);
+    let events = server::risk::for_order(&rig.app.db, &order.id)
+        .await
+        .expect("risk");
+    let foreign = events
+        .iter()
+        .filter(|e| e.kind == "foreign_account")
+        .count();
+    assert_eq!(foreign, 2, "{events:?}");
     rig.app.stop().await.expect("stop");
 }
