@@ -221,7 +221,7 @@ impl AppServices for Services {
     ) -> BoxFuture<'_, Result<app::merchant::SettingDone, ServiceError>> {
         async move {
             crate::board::setting(
-                self.db(),
+                &self.checkout.payments,
                 &self.webhooks,
                 &MerchantId::from(merchant_id),
                 change,

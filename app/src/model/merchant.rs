@@ -257,15 +257,61 @@ pub struct DevelopersView {
     pub webhook_url: Option<String>,
     /// The endpoint's signing secret exists (it is shown only when set or rotated).
     pub has_secret: bool,
+    /// The merchant's own provider accounts (none: paid through the operator's).
+    #[serde(default)]
+    pub accounts: Vec<AccountRow>,
+}
+
+/// One of the merchant's own provider accounts as the board shows it: its ids, never its
+/// keys (they are not shown again after saving).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRow {
+    pub channel: Channel,
+    /// A sub-merchant of the operator's service-provider account (the operator's keys sign).
+    pub sub_merchant: bool,
+    /// Its ids as (name, value): app id, seller id, mchid…
+    pub ids: Vec<(String, String)>,
+    /// When a signed call last proved it (Unix ms).
+    pub checked_at: Option<i64>,
+}
+
+/// A provider account entered on the board: the fields the command line takes as flags
+/// (`app_id`, `private_key`…; keys as PEM text). `Debug` names the fields, never their values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountForm {
+    pub channel: Channel,
+    pub fields: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for AccountForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.fields.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("AccountForm")
+            .field("channel", &self.channel)
+            .field("fields", &names)
+            .finish()
+    }
 }
 
 /// A change on the developers page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Setting {
-    CreateKey { name: String },
-    RevokeKey { key_id: String },
-    SetWebhook { url: String },
+    CreateKey {
+        name: String,
+    },
+    RevokeKey {
+        key_id: String,
+    },
+    SetWebhook {
+        url: String,
+    },
     RotateSecret,
+    /// Save the merchant's own provider account (checked by a signed call first).
+    SetAccount(AccountForm),
+    /// Remove it: new orders go through the operator's account again.
+    RemoveAccount {
+        channel: Channel,
+    },
 }
 
 /// What a change on the developers page answers: a sentence, and a secret shown this once

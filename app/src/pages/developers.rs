@@ -2,6 +2,7 @@
 //! this once, revoke one) and the webhook endpoint (set its URL, rotate its signing secret),
 //! with a pointer to the API's OpenAPI document. Every change carries the session's CSRF token.
 
+use super::accounts::ProviderAccounts;
 use super::board::{server_message, SignedOut};
 use super::order::copy;
 use crate::clock::beijing;
@@ -178,6 +179,7 @@ fn Settings(v: DevelopersView, csrf: String, act: ServerAction<ChangeSetting>) -
             </form>
             {rotate}
         </section>
+        <ProviderAccounts accounts=v.accounts.clone() send=send.clone() act/>
         </div>
     }
 }

@@ -1,5 +1,6 @@
 //! One module per page; `App` in `lib.rs` maps routes to them.
 
+mod accounts;
 mod aggregate;
 mod board;
 mod checkout;

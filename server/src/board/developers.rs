@@ -1,10 +1,13 @@
-//! The developers page: API keys (live first, then revoked) and the webhook endpoint.
+//! The developers page: API keys (live first, then revoked), the webhook endpoint, and the
+//! merchant's own provider accounts (entered here or with `scanpay merchant credentials`).
 
 use super::{internal, invalid};
+use crate::credentials::{self, AccountIds, CredentialsError};
 use crate::infra::db::Db;
 use crate::merchants::MerchantId;
+use crate::payments::Payments;
 use crate::webhooks::{WebhookError, Webhooks};
-use app::merchant::{DevelopersView, KeyRow, Setting, SettingDone};
+use app::merchant::{AccountRow, DevelopersView, KeyRow, Setting, SettingDone};
 use app::services::ServiceError;
 use sqlx::Row;
 
@@ -25,11 +28,60 @@ pub async fn developers(db: &Db, merchant_id: &MerchantId) -> Result<DevelopersV
         .collect();
     keys.sort_by_key(|k| k.revoked); // stable: newest first within each group
     let (webhook_url, has_secret) = webhook_endpoint(db, merchant_id).await?;
+    let accounts = credentials::list(db, merchant_id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|a| AccountRow {
+            channel: a.ids.channel(),
+            sub_merchant: a.ids.is_partner(),
+            ids: ids_of(&a.ids),
+            checked_at: a.checked_at,
+        })
+        .collect();
     Ok(DevelopersView {
         keys,
         webhook_url,
         has_secret,
+        accounts,
     })
+}
+
+/// An account's ids as the board lists them.
+fn ids_of(ids: &AccountIds) -> Vec<(String, String)> {
+    let pairs: Vec<(&str, &String)> = match ids {
+        AccountIds::Alipay {
+            gateway,
+            app_id,
+            seller_id,
+        } => vec![
+            ("app_id", app_id),
+            ("seller_id", seller_id),
+            ("gateway", gateway),
+        ],
+        AccountIds::Wechat {
+            api_base,
+            appid,
+            mchid,
+            cert_serial,
+            public_key_id,
+        } => vec![
+            ("mchid", mchid),
+            ("appid", appid),
+            ("cert_serial", cert_serial),
+            ("public_key_id", public_key_id),
+            ("api_base", api_base),
+        ],
+        AccountIds::WechatPartner { sub_mchid } => vec![("sub_mchid", sub_mchid)],
+        AccountIds::AlipayPartner {
+            auth_app_id,
+            seller_id,
+        } => vec![("auth_app_id", auth_app_id), ("seller_id", seller_id)],
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 /// A merchant's webhook URL, and whether its signing secret exists.
@@ -57,13 +109,60 @@ async fn webhook_endpoint(
 
 /// A change on a merchant's developers page. A new key or secret is answered this once.
 pub async fn setting(
-    db: &Db,
+    payments: &Payments,
     webhooks: &Webhooks,
     merchant_id: &MerchantId,
     change: Setting,
 ) -> Result<SettingDone, ServiceError> {
+    let db = payments.db();
     let done = |message: String, secret: Option<String>| Ok(SettingDone { message, secret });
     match change {
+        Setting::SetAccount(form) => {
+            let creds = credentials::from_fields(form.channel, |name| {
+                form.fields
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .map_err(|why| invalid(format!("Not saved: {why}.")))?;
+            let book = payments.book();
+            book.check(&creds)
+                .await
+                .map_err(|why| invalid(format!("Not saved: {why}.")))?;
+            book.save(
+                merchant_id,
+                &creds,
+                Some(crate::infra::clock::now_ms()),
+            )
+            .await
+            .map_err(|e| match e {
+                CredentialsError::NoMasterKey => invalid(
+                    "Not saved: this server has no master key to seal it with (SCANPAY_MASTER_KEY_FILE).",
+                ),
+                other => internal(other),
+            })?;
+            tracing::info!(merchant = %merchant_id, channel = %form.channel, "provider account saved on the board");
+            done(
+                format!(
+                    "Saved and checked with the provider: your {} payments now go to this account. Its keys are not shown again.",
+                    form.channel
+                ),
+                None,
+            )
+        }
+        Setting::RemoveAccount { channel } => {
+            if !credentials::remove(db, merchant_id, channel)
+                .await
+                .map_err(internal)?
+            {
+                return Err(invalid("No such account."));
+            }
+            tracing::info!(merchant = %merchant_id, %channel, "provider account removed on the board");
+            done(
+                format!("Removed: your new {channel} orders go through the operator's account."),
+                None,
+            )
+        }
         Setting::CreateKey { name } => {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 64 {

@@ -1,10 +1,9 @@
-//! `scanpay merchant credentials`: a merchant's own provider account (direct mode). The flags
-//! are the global settings' names without their prefix (`SCANPAY_ALIPAY_APP_ID` →
-//! `--app-id`), so an operator moves a shop's account from the settings to its merchant as is.
+//! `scanpay merchant credentials`: a merchant's own provider account, or its place as a
+//! sub-merchant of the operator's. The flags are the global settings' names without their prefix
+//! (`SCANPAY_ALIPAY_APP_ID` → `--app-id`), so an operator moves a shop's account over as is.
 
 use super::*;
-use crate::credentials::{self, AccountIds, AccountKeys, Credentials};
-use crate::infra::secret::Secret;
+use crate::credentials::{self, Credentials};
 use crate::merchants::MerchantId;
 use std::path::{Path, PathBuf};
 
@@ -56,7 +55,7 @@ pub(super) struct SetArgs {
     #[arg(long, value_enum)]
     provider: Provider,
     /// Alipay: the gateway (`SCANPAY_ALIPAY_GATEWAY`).
-    #[arg(long, default_value = "https://openapi.alipay.com/gateway.do")]
+    #[arg(long, default_value = credentials::ALIPAY_GATEWAY)]
     gateway: String,
     /// Alipay: the app id.
     #[arg(long)]
@@ -65,7 +64,7 @@ pub(super) struct SetArgs {
     #[arg(long)]
     seller_id: Option<String>,
     /// WeChat Pay: the API base (`SCANPAY_WECHAT_API_BASE`).
-    #[arg(long, default_value = "https://api.mch.weixin.qq.com")]
+    #[arg(long, default_value = credentials::WECHAT_API_BASE)]
     api_base: String,
     /// WeChat Pay: the app id (wx…).
     #[arg(long)]
@@ -109,95 +108,52 @@ fn read(flag: &str, path: &Path) -> Result<String, StartupError> {
         .map_err(|e| StartupError::Command(format!("{flag} {}: {e}", path.display())))
 }
 
-fn need(flag: &str, value: Option<String>, provider: &str) -> Result<String, StartupError> {
-    value
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| StartupError::Command(format!("{provider} needs {flag}")))
-}
-
-/// The credentials the flags of `set` describe.
+/// The credentials the flags of `set` describe (the key files read).
 fn credentials_of(args: SetArgs) -> Result<Credentials, StartupError> {
-    let SetArgs {
-        provider,
-        gateway,
-        app_id,
-        seller_id,
-        api_base,
-        appid,
-        mchid,
-        cert_serial,
-        public_key_id,
-        private_key_file,
-        public_key_file,
-        apiv3_key_file,
-        sub_mchid,
-        app_auth_token_file,
-        auth_app_id,
-        ..
-    } = args;
-    // Service-provider mode: the operator's account acts for the merchant.
-    if let (Provider::Wechat, Some(sub_mchid)) = (provider, &sub_mchid) {
-        return Ok(Credentials {
-            ids: AccountIds::WechatPartner {
-                sub_mchid: sub_mchid.clone(),
-            },
-            keys: Secret::new(AccountKeys::default()),
-        });
-    }
-    if let (Provider::Alipay, Some(token)) = (provider, &app_auth_token_file) {
-        return Ok(Credentials {
-            ids: AccountIds::AlipayPartner {
-                auth_app_id: need("--auth-app-id", auth_app_id, "alipay")?,
-                seller_id: need("--seller-id", seller_id, "alipay")?,
-            },
-            keys: Secret::new(AccountKeys {
-                app_auth_token: Some(read("--app-auth-token-file", token)?.trim().to_string()),
-                ..AccountKeys::default()
-            }),
-        });
-    }
-    let (name, partner_flag) = match provider {
-        Provider::Alipay => ("alipay", "--app-auth-token-file"),
-        Provider::Wechat => ("wechat", "--sub-mchid"),
-    };
-    let key_file = |flag: &str, path: Option<PathBuf>| match path {
-        Some(p) => read(flag, &p),
-        None => Err(StartupError::Command(format!(
-            "{name} needs {flag} (or, for a sub-merchant, {partner_flag})"
-        ))),
-    };
-    let ids = match provider {
-        Provider::Alipay => AccountIds::Alipay {
-            gateway,
-            app_id: need("--app-id", app_id, "alipay")?,
-            seller_id: need("--seller-id", seller_id, "alipay")?,
-        },
-        Provider::Wechat => AccountIds::Wechat {
-            api_base: api_base.trim_end_matches('/').to_string(),
-            appid: need("--appid", appid, "wechat")?,
-            mchid: need("--mchid", mchid, "wechat")?,
-            cert_serial: need("--cert-serial", cert_serial, "wechat")?,
-            public_key_id: need("--public-key-id", public_key_id, "wechat")?,
-        },
-    };
-    let apiv3_key = match (provider, apiv3_key_file) {
-        (Provider::Wechat, Some(path)) => Some(read("--apiv3-key-file", &path)?),
-        (Provider::Wechat, None) => {
-            return Err(StartupError::Command(
-                "wechat needs --apiv3-key-file".into(),
-            ))
+    let mut fields: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    let mut put = |name, value: Option<String>| {
+        if let Some(v) = value {
+            fields.insert(name, v);
         }
-        (Provider::Alipay, _) => None,
     };
-    Ok(Credentials {
-        ids,
-        keys: Secret::new(AccountKeys {
-            private_key: key_file("--private-key-file", private_key_file)?,
-            public_key: key_file("--public-key-file", public_key_file)?,
-            apiv3_key,
-            app_auth_token: None,
-        }),
-    })
+    put("gateway", Some(args.gateway));
+    put("api_base", Some(args.api_base));
+    put("app_id", args.app_id);
+    put("seller_id", args.seller_id);
+    put("appid", args.appid);
+    put("mchid", args.mchid);
+    put("cert_serial", args.cert_serial);
+    put("public_key_id", args.public_key_id);
+    put("sub_mchid", args.sub_mchid);
+    put("auth_app_id", args.auth_app_id);
+    for (name, flag, path) in [
+        ("private_key", "--private-key-file", args.private_key_file),
+        ("public_key", "--public-key-file", args.public_key_file),
+        ("apiv3_key", "--apiv3-key-file", args.apiv3_key_file),
+        (
+            "app_auth_token",
+            "--app-auth-token-file",
+            args.app_auth_token_file,
+        ),
+    ] {
+        if let Some(path) = path {
+            fields.insert(name, read(flag, &path)?);
+        }
+    }
+    credentials::from_fields(args.provider.channel(), |name| fields.get(name).cloned())
+        // The error names the field; the command's flag is the same name, dashed.
+        .map_err(|why| {
+            StartupError::Command(format!(
+                "{} (the flag --{}{})",
+                why,
+                why.rsplit(' ').next().unwrap_or_default().replace('_', "-"),
+                if why.ends_with("key") || why.ends_with("token") {
+                    "-file"
+                } else {
+                    ""
+                }
+            ))
+        })
 }
 
 pub(super) async fn run(config: Config, command: CredentialsCommand) -> Result<(), StartupError> {

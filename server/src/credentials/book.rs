@@ -194,6 +194,17 @@ impl Book {
         }
     }
 
+    /// Saves a merchant's credentials sealed under this book's master key.
+    pub async fn save(
+        &self,
+        merchant: &MerchantId,
+        creds: &Credentials,
+        checked_at: Option<i64>,
+    ) -> Result<(), CredentialsError> {
+        let keyring = self.keyring.as_ref().ok_or(CredentialsError::NoMasterKey)?;
+        super::save(&self.db, keyring, merchant, creds, checked_at).await
+    }
+
     /// [`check`] for credentials of either mode.
     pub async fn check(&self, creds: &Credentials) -> Result<(), String> {
         check_client(self.client_from(creds)?.as_ref()).await

@@ -103,6 +103,87 @@ pub struct Credentials {
     pub keys: Secret<AccountKeys>,
 }
 
+/// The default gateway of Alipay's OpenAPI, and WeChat Pay's API base.
+pub const ALIPAY_GATEWAY: &str = "https://openapi.alipay.com/gateway.do";
+pub const WECHAT_API_BASE: &str = "https://api.mch.weixin.qq.com";
+
+/// Credentials from named fields, the global settings' names without their prefix
+/// (`app_id`, `seller_id`, `gateway`, `private_key`, `public_key`; `appid`, `mchid`,
+/// `cert_serial`, `public_key_id`, `api_base`, `apiv3_key`; a sub-merchant: `sub_mchid`, or
+/// `app_auth_token` with `auth_app_id` and `seller_id`). The command line reads them from its
+/// flags (the keys from files), the board from its form. The error names the missing field.
+pub fn from_fields(
+    channel: Channel,
+    field: impl Fn(&str) -> Option<String>,
+) -> Result<Credentials, String> {
+    let get = |name: &str| {
+        field(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let need = |name: &str| get(name).ok_or_else(|| format!("{channel} needs {name}"));
+    let key = |name: &str| {
+        field(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| format!("{channel} needs {name}"))
+    };
+    let (ids, keys) = match channel {
+        Channel::Wechat => match get("sub_mchid") {
+            Some(sub_mchid) => (
+                AccountIds::WechatPartner { sub_mchid },
+                AccountKeys::default(),
+            ),
+            None => (
+                AccountIds::Wechat {
+                    api_base: get("api_base")
+                        .unwrap_or_else(|| WECHAT_API_BASE.into())
+                        .trim_end_matches('/')
+                        .to_string(),
+                    appid: need("appid")?,
+                    mchid: need("mchid")?,
+                    cert_serial: need("cert_serial")?,
+                    public_key_id: need("public_key_id")?,
+                },
+                AccountKeys {
+                    private_key: key("private_key")?,
+                    public_key: key("public_key")?,
+                    apiv3_key: Some(key("apiv3_key")?),
+                    app_auth_token: None,
+                },
+            ),
+        },
+        Channel::Alipay => match get("app_auth_token") {
+            Some(token) => (
+                AccountIds::AlipayPartner {
+                    auth_app_id: need("auth_app_id")?,
+                    seller_id: need("seller_id")?,
+                },
+                AccountKeys {
+                    app_auth_token: Some(token),
+                    ..AccountKeys::default()
+                },
+            ),
+            None => (
+                AccountIds::Alipay {
+                    gateway: get("gateway").unwrap_or_else(|| ALIPAY_GATEWAY.into()),
+                    app_id: need("app_id")?,
+                    seller_id: need("seller_id")?,
+                },
+                AccountKeys {
+                    private_key: key("private_key")?,
+                    public_key: key("public_key")?,
+                    apiv3_key: None,
+                    app_auth_token: None,
+                },
+            ),
+        },
+    };
+    Ok(Credentials {
+        ids,
+        keys: Secret::new(keys),
+    })
+}
+
 /// What is shown of a stored account: its ids, never its keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AccountView {

@@ -23,6 +23,7 @@ on_both_engines!(
     the_developers_page_manages_keys_and_the_webhook_endpoint,
     behind_a_trusted_proxy_the_sign_in_limit_is_per_client,
     a_link_token_flood_is_refused_before_hashing,
+    the_developers_page_saves_a_checked_payment_account_and_never_shows_its_keys,
 );
 
 /// The process's count of password hashes, from `/metrics`.
@@ -1153,5 +1154,113 @@ async fn behind_a_trusted_proxy_the_sign_in_limit_is_per_client(db: TestDb) {
         StatusCode::SEE_OTHER,
         "another client behind the same balancer is not stopped"
     );
+    app.stop().await.expect("stop");
+}
+
+/// The developers page's payment accounts: a merchant enters its own WeChat Pay account; keys
+/// that the provider refuses are not saved; checked ones are saved, listed by their ids only
+/// (never the keys, on this page or the other merchant's), pay the merchant's orders, and can
+/// be removed.
+async fn the_developers_page_saves_a_checked_payment_account_and_never_shows_its_keys(db: TestDb) {
+    let app = TestApp::spawn_with(sandbox_config(&db)).await;
+    let (a, a_session) = merchant(&app, "Tea House", "ann@tea.example").await;
+    let (_b, b_session) = merchant(&app, "Noodle Bar", "bo@noodle.example").await;
+    let a_csrf = csrf_of(&app, &a_session).await;
+    let admin = server::sandbox::Sandbox::open(server::sandbox::SandboxSettings {
+        dir: db.data_dir().join("sandbox"),
+        base_url: app.url("/sandbox"),
+        time_scale: 0.001,
+        faults: Default::default(),
+    })
+    .await
+    .expect("sandbox");
+    let shop = admin.add_account("tea-house").expect("account");
+    let (_, w) = server::sandbox::settings_of(&shop, &app.url("/sandbox"));
+    let (_, stranger) =
+        server::sandbox::settings_of(&admin.default_account(), &app.url("/sandbox"));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("key");
+    let form = |private_key: String| {
+        json!({ "SetAccount": { "channel": "wechat", "fields": [
+            ["mchid", w.mchid], ["appid", w.appid], ["cert_serial", w.cert_serial],
+            ["public_key_id", w.public_key_id], ["api_base", w.api_base],
+            ["private_key", private_key], ["public_key", read(&w.public_key_file)],
+            ["apiv3_key", read(&w.apiv3_key_file)],
+        ] } })
+    };
+    let set = |change: Value| {
+        let body = json!({ "csrf": a_csrf, "change": change });
+        let (app, session) = (&app, a_session.clone());
+        async move { call(app, Some(&session), "settings", body).await }
+    };
+    let page = |session: String| {
+        let app = &app;
+        async move {
+            let (status, body) = call(app, Some(&session), "developers", json!({})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    // Another merchant's private key: the provider refuses the signed check; nothing saved.
+    let (status, body) = set(form(read(&stranger.private_key_file))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("Not saved"), "{body}");
+    let listed: Value = serde_json::from_str(&page(a_session.clone()).await).expect("JSON");
+    assert_eq!(listed["accounts"], json!([]));
+    // A missing field is named.
+    let (status, body) =
+        set(json!({ "SetAccount": { "channel": "wechat", "fields": [["mchid", w.mchid]] } })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("appid"), "{body}");
+    // The right keys: checked and saved; listed by ids, the keys nowhere.
+    let (status, body) = set(form(read(&w.private_key_file))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Saved"), "{body}");
+    let shown = page(a_session.clone()).await;
+    let listed: Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(listed["accounts"][0]["channel"], "wechat", "{shown}");
+    assert!(shown.contains(&w.mchid), "{shown}");
+    let apiv3 = read(&w.apiv3_key_file);
+    let private = read(&w.private_key_file);
+    let private_line = private
+        .lines()
+        .find(|l| l.len() > 20 && !l.starts_with("-----"))
+        .expect("a key line");
+    for text in [shown.as_str(), body.as_str()] {
+        assert!(
+            !text.contains(apiv3.trim()) && !text.contains(private_line),
+            "a key is shown"
+        );
+    }
+    let other: Value = serde_json::from_str(&page(b_session.clone()).await).expect("JSON");
+    assert_eq!(other["accounts"], json!([]));
+    // The merchant's orders go through it.
+    let merchant = server::merchants::MerchantId::new(a.clone());
+    let order = app
+        .payments
+        .create_order(
+            &NewOrder {
+                merchant_id: merchant.clone(),
+                amount: Amount::from_fen(1_500).expect("amount"),
+                subject: "Jasmine".into(),
+                expires_in_secs: 900,
+                return_url: None,
+            },
+            None,
+        )
+        .await
+        .expect("order");
+    let attempt = app
+        .payments
+        .start_payment(&order.id, Channel::Wechat)
+        .await
+        .expect("prepay");
+    assert_eq!(attempt.account.as_ref(), Some(&merchant));
+    pay_in_wallet(&app, attempt.code_url.as_deref().expect("code"), "").await;
+    wait_for(&app, order.id.as_str(), OrderStatus::Paid).await;
+    // Removed: listed no more; new orders go through the operator's account.
+    let (status, body) = set(json!({ "RemoveAccount": { "channel": "wechat" } })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed: Value = serde_json::from_str(&page(a_session.clone()).await).expect("JSON");
+    assert_eq!(listed["accounts"], json!([]));
     app.stop().await.expect("stop");
 }
