@@ -25,6 +25,7 @@ on_both_engines!(
     credentials_are_sealed_at_rest_and_rotation_keeps_merchants_paid,
     the_command_saves_only_proven_keys_and_never_prints_them,
     a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partner_access,
+    the_workers_ask_and_close_through_the_attempts_account,
 );
 
 /// The application with its in-process sandbox, and two more sandbox merchants.
@@ -713,5 +714,69 @@ async fn a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partn
         .filter(|e| e.kind == "foreign_account")
         .count();
     assert_eq!(foreign, 2, "{events:?}");
+    rig.app.stop().await.expect("stop");
+}
+
+/// The active query (a payment whose notification was lost) and the close both go through
+/// the account the attempt was made through: the operator's account does not know the trade.
+async fn the_workers_ask_and_close_through_the_attempts_account(db: TestDb) {
+    let rig = rig(&db, None).await;
+    let keys = keyring(&rig);
+    let ma = merchant(&rig.app, "Shop A").await;
+    give_accounts(&rig, &keys, &ma, &rig.a).await;
+    for channel in Channel::ALL {
+        // Paid, but its notification is dropped: the active query finds it through A.
+        let order = order_of(&rig.app, &ma, 1_800).await;
+        let attempt = rig
+            .app
+            .payments
+            .start_payment(&order.id, channel)
+            .await
+            .expect("prepay");
+        pay_in_wallet(&rig.app, attempt.code_url.as_deref().expect("code"), "drop").await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = server::orders::get(&rig.app.db, &order.id)
+            .await
+            .expect("read")
+            .expect("order");
+        assert_eq!(
+            now.status,
+            OrderStatus::Pending,
+            "{channel}: nothing arrived"
+        );
+        sqlx::query("UPDATE payment_attempts SET next_query_at = 0 WHERE out_trade_no = $1")
+            .bind(attempt.out_trade_no.as_str())
+            .execute(rig.app.db.pool())
+            .await
+            .expect("due");
+        server::payments::query::run_once(&rig.app.payments)
+            .await
+            .expect("round");
+        wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
+    }
+    // Closed by the merchant: the code is closed at A's account.
+    let order = order_of(&rig.app, &ma, 1_900).await;
+    let attempt = rig
+        .app
+        .payments
+        .start_payment(&order.id, Channel::Wechat)
+        .await
+        .expect("prepay");
+    rig.app
+        .payments
+        .close_for_merchant(&ma, &order.id, "test")
+        .await
+        .expect("closed");
+    let own = rig
+        .app
+        .payments
+        .client_of(&attempt)
+        .await
+        .expect("client")
+        .expect("account");
+    assert_eq!(
+        own.query(&attempt.out_trade_no).await.expect("query").state,
+        TradeState::Closed
+    );
     rig.app.stop().await.expect("stop");
 }
