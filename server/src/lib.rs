@@ -142,6 +142,22 @@ impl Application {
         if keyring.is_none() && credentials::any(&db).await.map_err(db::DbError::Query)? {
             return Err(StartupError::NoMasterKey);
         }
+        // Merchants' own accounts obey the posture too: no real account beside the sandbox,
+        // no sandbox account beside real money.
+        let gateways = config.merchant_gateways(posture);
+        let stored = credentials::all(&db)
+            .await
+            .map_err(|e| StartupError::Command(e.to_string()))?;
+        if let Some((merchant, why)) = stored
+            .iter()
+            .find_map(|(m, ids)| gateways.refuses(ids).map(|why| (m, why)))
+        {
+            return Err(StartupError::Config(config::ConfigError::Mixed {
+                what: format!("merchant {merchant}'s own account: {why}"),
+                fix: "Remove it (scanpay merchant credentials remove), or set \
+                      SCANPAY_UNSAFE_SANDBOX_BESIDE_LIVE=true on a test machine",
+            }));
+        }
         let leptos_options = site::leptos_options(local_addr)?;
         if config.demo {
             merchants::ensure_demo(&db)
@@ -171,7 +187,7 @@ impl Application {
             Duration::from_secs(config.active_query_after_secs),
         )
         .on_node(&node_id, Duration::from_secs(config.node_ttl_secs))
-        .with_keyring(keyring);
+        .with_keyring(keyring, gateways);
         let cluster = cluster::Cluster::new(
             cluster::ClusterSettings {
                 node_id,

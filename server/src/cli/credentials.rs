@@ -181,7 +181,8 @@ pub(super) async fn run(config: Config, command: CredentialsCommand) -> Result<(
                 config.alipay.as_ref(),
                 config.wechat.as_ref(),
             )?;
-            let book = credentials::Book::new(db.clone(), operator, Some(keyring.clone()));
+            let book = credentials::Book::new(db.clone(), operator, Some(keyring.clone()))
+                .with_gateways(config.merchant_gateways(posture));
             // Building the client (parsing the keys) is part of the check; a bad key or a
             // sub-merchant without a service-provider account never gets saved.
             book.client_from(&creds)

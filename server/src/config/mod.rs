@@ -142,6 +142,17 @@ impl Config {
         }
     }
 
+    /// Which gateways merchants' own accounts may use: sandboxes only in the demo posture,
+    /// real providers only in the live one (any with `unsafe_sandbox_beside_live`).
+    pub fn merchant_gateways(&self, posture: Posture) -> crate::credentials::Gateways {
+        use crate::credentials::Gateways;
+        match (self.unsafe_sandbox_beside_live, posture) {
+            (true, _) => Gateways::Any,
+            (false, Posture::Demo) => Gateways::SandboxOnly,
+            (false, Posture::Live) => Gateways::RealOnly,
+        }
+    }
+
     /// The posture, or why this configuration mixes real money with the sandbox or the demo:
     /// the demo beside real credentials, the sandbox forced on beside them, or the sandbox
     /// served behind an https public URL (a real site). Each is refused unless

@@ -68,6 +68,8 @@ pub struct Book {
     keyring: Option<Keyring>,
     http: reqwest::Client,
     cache: Arc<Mutex<Clients>>,
+    /// Which gateways own accounts may use (the posture).
+    gateways: super::Gateways,
 }
 
 /// (merchant, channel) → (the row's version, its client).
@@ -88,7 +90,14 @@ impl Book {
             keyring,
             http: crate::providers::http_client(config::CONNECT_TIMEOUT, config::CALL_TIMEOUT),
             cache: Arc::default(),
+            gateways: super::Gateways::Any,
         }
+    }
+
+    /// The same, refusing own accounts whose gateway the posture does not allow.
+    pub fn with_gateways(mut self, gateways: super::Gateways) -> Book {
+        self.gateways = gateways;
+        self
     }
 
     /// The operator's providers (the global settings).
@@ -178,6 +187,9 @@ impl Book {
     /// The client of credentials: built from their keys, or for a sub-merchant, the
     /// operator's service-provider account acting for it.
     pub fn client_from(&self, creds: &Credentials) -> Result<Arc<dyn PaymentProvider>, String> {
+        if let Some(why) = self.gateways.refuses(&creds.ids) {
+            return Err(why);
+        }
         match sub_merchant(creds) {
             Some(sub) => self
                 .operator

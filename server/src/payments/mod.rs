@@ -35,7 +35,7 @@ pub use attempts::{trade_no, Attempt, AttemptStatus, CODE_LIFETIME, CODE_RENEW_B
 pub use record::Recorded;
 pub use start::MAX_ATTEMPTS_PER_ORDER;
 
-use crate::credentials::{Account, Book, CredentialsError};
+use crate::credentials::{Account, Book, CredentialsError, Gateways};
 use crate::infra::db::Db;
 use crate::infra::sealed::Keyring;
 use crate::orders::{self, OrderId, OrderStatus};
@@ -156,8 +156,10 @@ impl Payments {
     }
 
     /// The same, opening merchants' own accounts with `keyring` (the master key).
-    pub fn with_keyring(mut self, keyring: Option<Keyring>) -> Payments {
-        self.book = Book::new(self.db.clone(), self.book.operator().clone(), keyring);
+    /// `gateways`: which gateways their accounts may use (the posture).
+    pub fn with_keyring(mut self, keyring: Option<Keyring>, gateways: Gateways) -> Payments {
+        self.book = Book::new(self.db.clone(), self.book.operator().clone(), keyring)
+            .with_gateways(gateways);
         self
     }
 

@@ -478,6 +478,28 @@ async fn the_command_saves_only_proven_keys_and_never_prints_them(db: TestDb) {
             path(&w.apiv3_key_file),
         ]
     };
+    // Real Alipay credentials on a demo-posture server: refused before any call.
+    let (ok, text) = cli(
+        &db,
+        &rig,
+        &[
+            "set",
+            "--merchant",
+            ma.as_str(),
+            "--provider",
+            "alipay",
+            "--app-id",
+            "2021000000000001",
+            "--seller-id",
+            "2088000000000001",
+            "--private-key-file",
+            &path(&w.private_key_file),
+            "--public-key-file",
+            &path(&w.public_key_file),
+        ],
+    );
+    assert!(!ok, "{text}");
+    assert!(text.contains("demo posture"), "{text}");
     // Another merchant's private key: the sandbox refuses the signed check; nothing saved.
     let wrong = set(path(&other.private_key_file));
     let (ok, text) = cli(&db, &rig, &wrong);
