@@ -223,7 +223,6 @@ impl Sandbox {
             _ => return Ok(None),
         };
         let mut resource = json!({
-            "mchid": t.via.as_deref().unwrap_or(&t.account),
             "out_trade_no": t.out_trade_no,
             "transaction_id": t.trade_no,
             "out_refund_no": r.out_refund_no,
@@ -234,6 +233,14 @@ impl Sandbox {
         });
         if r.status == "SUCCESS" {
             resource["success_time"] = json!(super::wechat::rfc3339(now_ms()));
+        }
+        // A partner trade's refund names the service provider and the sub-merchant.
+        match &t.via {
+            Some(sp) => {
+                resource["sp_mchid"] = json!(sp);
+                resource["sub_mchid"] = json!(t.account);
+            }
+            None => resource["mchid"] = json!(t.account),
         }
         let event = WechatEvent {
             id: notify_id,

@@ -285,6 +285,16 @@ impl WechatPay {
         }
         let total = fen(amount.total, "amount.total")?;
         let provider_state = r.refund_status.ok_or(missing("refund_status"))?;
+        // Partner mode names the service provider (us) and the sub-merchant instead.
+        let merchant_account = match (r.sp_mchid, r.sub_mchid) {
+            (Some(sp), Some(sub)) if sp == self.account.mchid => sub,
+            (Some(sp), Some(_)) => {
+                return Err(NotificationError::Malformed(format!(
+                    "sp_mchid {sp} is not ours"
+                )))
+            }
+            _ => r.mchid.ok_or(missing("mchid"))?,
+        };
         Ok(VerifiedNotification {
             channel: Channel::Wechat,
             notification_id: id,
@@ -295,7 +305,7 @@ impl WechatPay {
             amount: total,
             currency: "CNY".into(),
             app_id: self.account.appid.clone(),
-            merchant_account: r.mchid.ok_or(missing("mchid"))?,
+            merchant_account,
             replay_guard: Some(guard),
             kind: NotificationKind::Refund(RefundNotice {
                 out_refund_no: r.out_refund_no.ok_or(missing("out_refund_no"))?,

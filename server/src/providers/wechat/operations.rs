@@ -149,7 +149,10 @@ impl PaymentProvider for WechatPay {
             "/v3/refund/domestic/refunds/{}/apply-abnormal-refund",
             url_safe(provider_refund_no)?
         );
-        let body = json!({ "out_refund_no": out_refund_no, "type": "MERCHANT_BANK_CARD" });
+        let mut body = json!({ "out_refund_no": out_refund_no, "type": "MERCHANT_BANK_CARD" });
+        if let Some(sub) = &self.sub_mchid {
+            body["sub_mchid"] = json!(sub);
+        }
         let bytes = self
             .request(http::Method::POST, &path, Some(body.to_string()))
             .await?;

@@ -175,6 +175,11 @@ pub struct Notification {
 #[derive(Debug, serde::Deserialize)]
 pub struct RefundResource {
     pub mchid: Option<String>,
+    /// Partner mode: the service provider and the sub-merchant.
+    #[serde(default)]
+    pub sp_mchid: Option<String>,
+    #[serde(default)]
+    pub sub_mchid: Option<String>,
     pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub transaction_id: Option<String>,
     pub out_refund_no: Option<String>,

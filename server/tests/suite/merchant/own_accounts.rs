@@ -676,6 +676,32 @@ async fn a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partn
         assert_eq!(settled, RefundStatus::Succeeded, "{channel}");
         if channel == Channel::Wechat {
             wechat_order = Some(());
+            // WeChat also notifies the refund (naming sp_mchid and sub_mchid): accepted, like
+            // the payment's notification; nothing about this order was refused.
+            use server::payments::inbox::{self, Outcome};
+            let mut decided = Vec::new();
+            for _ in 0..200 {
+                decided = inbox::for_order(&rig.app.db, &order.id)
+                    .await
+                    .expect("inbox")
+                    .into_iter()
+                    .filter_map(|n| n.outcome)
+                    .collect();
+                if decided.len() >= 2 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            assert!(
+                decided.len() >= 2,
+                "the payment's and the refund's: {decided:?}"
+            );
+            assert!(
+                decided
+                    .iter()
+                    .all(|o| matches!(o, Outcome::Accepted | Outcome::Duplicate)),
+                "{decided:?}"
+            );
         }
     }
     assert!(wechat_order.is_some());
