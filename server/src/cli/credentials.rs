@@ -176,10 +176,27 @@ pub(super) async fn run(config: Config, command: CredentialsCommand) -> Result<(
             let skip_check = args.skip_check;
             let keyring = keyring()?;
             let creds = credentials_of(*args)?;
-            // The operator's own accounts act for a sub-merchant.
+            // The operator's own accounts act for a sub-merchant: the settings', or where the
+            // server's built-in sandbox serves a provider, the sandbox's default account.
+            let server = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.listen));
+            let (sandbox_alipay, sandbox_wechat) = crate::sandbox::provider_settings(
+                &config.data_dir.join("sandbox").join("keys"),
+                &format!("{}/sandbox", server.trim_end_matches('/')),
+            );
+            let keys_made = config.data_dir.join("sandbox").join("keys").exists();
+            let serves = |c| keys_made && config.sandbox_serves(c);
             let operator = crate::providers::config::Providers::from_settings(
-                config.alipay.as_ref(),
-                config.wechat.as_ref(),
+                config
+                    .alipay
+                    .as_ref()
+                    .or(serves(crate::providers::Channel::Alipay).then_some(&sandbox_alipay)),
+                config
+                    .wechat
+                    .as_ref()
+                    .or(serves(crate::providers::Channel::Wechat).then_some(&sandbox_wechat)),
             )?;
             let book = credentials::Book::new(db.clone(), operator, Some(keyring.clone()))
                 .with_gateways(config.merchant_gateways(posture));
@@ -199,8 +216,13 @@ pub(super) async fn run(config: Config, command: CredentialsCommand) -> Result<(
                 .await
                 .map_err(failed)?;
             let channel = creds.ids.channel();
+            let kind = if creds.ids.is_partner() {
+                "account as the operator's sub-merchant"
+            } else {
+                "own account"
+            };
             println!(
-                "saved {merchant}'s own {channel} account ({}); its new orders are paid into it",
+                "saved {merchant}'s {channel} {kind} ({}); its new orders are paid into it",
                 if skip_check {
                     "not checked"
                 } else {

@@ -58,6 +58,17 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
     },
+    /// Register another merchant at the sandbox (its own ids and keys, in
+    /// `<data dir>/sandbox/keys/accounts/<name>/`) and print the commands that give a
+    /// ScanPay merchant that account.
+    SandboxAccount {
+        /// Letters, digits, `-` and `_`.
+        #[arg(long)]
+        name: String,
+        /// The URL the sandbox is reached at (default: this server's, `<public url>/sandbox`).
+        #[arg(long)]
+        sandbox_url: Option<String>,
+    },
     /// Provider notifications.
     Notify {
         #[command(subcommand)]
@@ -149,6 +160,9 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Sandbox { listen, public_url } => sandbox(config, listen, public_url).await,
+            Command::SandboxAccount { name, sandbox_url } => {
+                sandbox_account(config, name, sandbox_url).await
+            }
             Command::Risk {
                 limit,
                 unknown_orders,
@@ -232,6 +246,59 @@ async fn migrate(config: Config) -> Result<(), StartupError> {
         db.engine().display_name()
     );
     db.close().await;
+    Ok(())
+}
+
+async fn sandbox_account(
+    config: Config,
+    name: String,
+    sandbox_url: Option<String>,
+) -> Result<(), StartupError> {
+    use crate::sandbox::{settings_of, Sandbox, SandboxSettings};
+    let base = sandbox_url.unwrap_or_else(|| {
+        let server = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen));
+        format!("{}/sandbox", server.trim_end_matches('/'))
+    });
+    let sandbox = Sandbox::open(SandboxSettings {
+        dir: config.data_dir.join("sandbox"),
+        base_url: base.clone(),
+        time_scale: config.sandbox_time_scale,
+        faults: config.sandbox_faults.clone(),
+    })
+    .await?;
+    let account = sandbox.add_account(&name)?;
+    let (a, w) = settings_of(&account, base.trim_end_matches('/'));
+    println!(
+        "Sandbox account {name}: Alipay app {} / WeChat Pay merchant {}",
+        a.app_id, w.mchid
+    );
+    println!("Give a merchant this account with:");
+    println!(
+        "scanpay merchant credentials set --merchant MERCHANT_ID --provider alipay --gateway {} \\\n  --app-id {} --seller-id {} --private-key-file {} --public-key-file {}",
+        a.gateway,
+        a.app_id,
+        a.seller_id,
+        a.private_key_file.display(),
+        a.public_key_file.display()
+    );
+    println!(
+        "scanpay merchant credentials set --merchant MERCHANT_ID --provider wechat --api-base {} \\\n  --appid {} --mchid {} --cert-serial {} --public-key-id {} \\\n  --private-key-file {} --public-key-file {} --apiv3-key-file {}",
+        w.api_base,
+        w.appid,
+        w.mchid,
+        w.cert_serial,
+        w.public_key_id,
+        w.private_key_file.display(),
+        w.public_key_file.display(),
+        w.apiv3_key_file.display()
+    );
+    println!(
+        "Or as a sub-merchant of the default sandbox account: --provider wechat --sub-mchid {}",
+        w.mchid
+    );
     Ok(())
 }
 
