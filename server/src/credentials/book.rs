@@ -34,13 +34,6 @@ impl Account {
         }
     }
 
-    pub fn from_stored(account: Option<String>) -> Account {
-        match account {
-            None => Account::Operator,
-            Some(m) => Account::Merchant(MerchantId::new(m)),
-        }
-    }
-
     /// The path segment of its notification URL, after `/notify/<channel>`.
     pub fn notify_suffix(&self) -> String {
         match self {

@@ -13,8 +13,10 @@
 //! settings): a one-shop install changes nothing.
 
 pub mod book;
+mod posture;
 
 pub use book::{check, Account, Book};
+pub use posture::Gateways;
 
 use crate::infra::clock::now_ms;
 use crate::infra::db::Db;
@@ -409,59 +411,6 @@ pub async fn reseal(db: &Db, keyring: &Keyring) -> Result<usize, CredentialsErro
     Ok(done)
 }
 
-/// Which gateways a merchant's own account may point at, by posture: the sandbox and real
-/// money never serve side by side. A gateway on a loopback address is a sandbox (no provider
-/// is reached there); a sub-merchant goes through the operator's account, which the posture
-/// already judged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Gateways {
-    /// The demo posture: only sandboxes.
-    SandboxOnly,
-    /// The live posture: only real providers.
-    RealOnly,
-    /// `SCANPAY_UNSAFE_SANDBOX_BESIDE_LIVE`, or a tool that serves nothing.
-    #[default]
-    Any,
-}
-
-impl Gateways {
-    /// Why `ids` may not be used here, if it may not.
-    pub fn refuses(self, ids: &AccountIds) -> Option<String> {
-        let url = match ids {
-            AccountIds::Alipay { gateway, .. } => gateway,
-            AccountIds::Wechat { api_base, .. } => api_base,
-            AccountIds::WechatPartner { .. } | AccountIds::AlipayPartner { .. } => return None,
-        };
-        let sandbox = is_loopback(url);
-        match (self, sandbox) {
-            (Gateways::SandboxOnly, false) => Some(format!(
-                "this server runs in the demo posture (the sandbox and the demo shop), where real \
-                 credentials ({url}) are refused; configure its own live credentials first"
-            )),
-            (Gateways::RealOnly, true) => Some(format!(
-                "this server takes real money, where a sandbox gateway ({url}) is refused"
-            )),
-            _ => None,
-        }
-    }
-}
-
-/// Whether a URL's host is a loopback address (`localhost`, 127.0.0.0/8, `[::1]`).
-fn is_loopback(url: &str) -> bool {
-    let Ok(uri) = url.parse::<http::Uri>() else {
-        return false;
-    };
-    match uri.host() {
-        Some("localhost") => true,
-        Some(h) => h
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
-}
-
 /// Every stored account's ids, to judge them all at start-up.
 pub async fn all(db: &Db) -> Result<Vec<(MerchantId, AccountIds)>, CredentialsError> {
     let rows = sqlx::query("SELECT merchant_id, ids FROM provider_accounts ORDER BY merchant_id")
@@ -484,40 +433,4 @@ pub async fn any(db: &Db) -> Result<bool, sqlx::Error> {
         .fetch_one(db.pool())
         .await?;
     Ok(n > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{AccountIds, Gateways};
-
-    #[test]
-    fn the_posture_decides_which_gateways_own_accounts_may_use() {
-        let alipay = |gateway: &str| AccountIds::Alipay {
-            gateway: gateway.into(),
-            app_id: "2021000000000001".into(),
-            seller_id: "2088000000000001".into(),
-        };
-        let real = alipay("https://openapi.alipay.com/gateway.do");
-        let sandbox = alipay("http://127.0.0.1:3100/sandbox/alipay/gateway.do");
-        let local = alipay("http://localhost:3000/sandbox/alipay/gateway.do");
-        let v6 = alipay("http://[::1]:3000/sandbox/alipay/gateway.do");
-        let sub = AccountIds::WechatPartner {
-            sub_mchid: "1900000109".into(),
-        };
-        let demo = Gateways::SandboxOnly;
-        assert!(demo
-            .refuses(&real)
-            .is_some_and(|why| why.contains("demo posture")));
-        for ok in [&sandbox, &local, &v6, &sub] {
-            assert_eq!(demo.refuses(ok), None, "{ok:?}");
-        }
-        let live = Gateways::RealOnly;
-        assert_eq!(live.refuses(&real), None);
-        assert_eq!(live.refuses(&sub), None);
-        for refused in [&sandbox, &local, &v6] {
-            assert!(live.refuses(refused).is_some(), "{refused:?}");
-        }
-        assert_eq!(Gateways::Any.refuses(&real), None);
-        assert_eq!(Gateways::Any.refuses(&sandbox), None);
-    }
 }

@@ -128,11 +128,6 @@ macro_rules! admit {
 }
 
 fn storage_failed(sb: &Req, e: sqlx::Error) -> Response {
-    if let sqlx::Error::Protocol(why) = &e {
-        if why == super::wechat_auth::UNKNOWN_SUB_MCHID {
-            return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", why);
-        }
-    }
     tracing::error!(error = %e, "sandbox wechat: storage failed");
     sb.wechat_error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -272,6 +267,9 @@ async fn query(
         return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "缺少 mchid 参数");
     }
     let sub = params.get("sub_mchid").filter(|_| partner);
+    if let Some(refusal) = sb.unknown_sub(sub.map(String::as_str)) {
+        return refusal;
+    }
     match sb.own_trade(&out_trade_no, sub.map(String::as_str)).await {
         Err(e) => storage_failed(&sb, e),
         Ok(None) => sb.wechat_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在"),
@@ -302,6 +300,9 @@ async fn close(
     let sub = field("sub_mchid").filter(|_| partner);
     if field(owner_key) != Some(sb.account.wechat_mchid.as_str()) || (partner && sub.is_none()) {
         return sb.wechat_error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "mchid 不正确");
+    }
+    if let Some(refusal) = sb.unknown_sub(sub) {
+        return refusal;
     }
     let trade = match sb.own_trade(&out_trade_no, sub).await {
         Err(e) => return storage_failed(&sb, e),
@@ -347,6 +348,9 @@ async fn refund(
         return bad("amount.refund / amount.total 不合法");
     };
     let sub = req.get("sub_mchid").and_then(Value::as_str);
+    if let Some(refusal) = sb.unknown_sub(sub) {
+        return refusal;
+    }
     let trade = match sb.own_trade(out_trade_no, sub).await {
         Err(e) => return storage_failed(&sb, e),
         Ok(None) => {

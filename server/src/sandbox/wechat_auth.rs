@@ -10,9 +10,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
 
-/// Why [`Req::own_trade`] refused a partner call: its `sub_mchid` is no merchant here.
-pub(super) const UNKNOWN_SUB_MCHID: &str = "sub_mchid 无效，或未与服务商建立关系";
-
 /// One authenticated request: the sandbox and the merchant account that signed it, which
 /// signs the answer and owns the trades it may see.
 pub(super) struct Req {
@@ -39,6 +36,18 @@ impl Req {
         )
     }
 
+    /// The refusal of a partner call whose `sub_mchid` is no merchant here (every registered
+    /// account may be a sub-merchant of every other; nobody else).
+    pub(super) fn unknown_sub(&self, sub: Option<&str>) -> Option<Response> {
+        sub.filter(|s| self.sb.by_mchid(s).is_none()).map(|_| {
+            self.wechat_error(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                "sub_mchid 无效，或未与服务商建立关系",
+            )
+        })
+    }
+
     /// This account's trade `out_trade_no` (or, with `sub`, the one it made as service
     /// provider for that sub-merchant): another merchant's does not exist for it.
     pub(super) async fn own_trade(
@@ -47,10 +56,6 @@ impl Req {
         sub: Option<&str>,
     ) -> Result<Option<Trade>, sqlx::Error> {
         let mine = &self.account.wechat_mchid;
-        // Every registered account may be a sub-merchant of every other; others are not.
-        if sub.is_some_and(|s| self.sb.by_mchid(s).is_none()) {
-            return Err(sqlx::Error::Protocol(UNKNOWN_SUB_MCHID.into()));
-        }
         Ok(self
             .sb
             .trade_by_out_no("wechat", out_trade_no)
