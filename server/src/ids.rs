@@ -1,8 +1,43 @@
 //! The ids that cross the domain, as types: an order's id and a provider attempt's trade
-//! number (a merchant's id is [`crate::merchants::MerchantId`]). Text becomes one of these only
+//! number (a merchant's id is `MerchantId`, in `merchants.rs`). Text becomes one of these only
 //! at the edges (input, a database row, a provider's wire), so a function that wants an order
 //! cannot be handed a trade number, a merchant or a refund by mistake. Nothing here imports
 //! the domain: orders, payments and providers all use it.
+
+/// What every id that is text inside has: `as_str`, `into_string`, `Display`, and comparison
+/// with text (for tests and the edges). `$t` is a tuple struct around a `String`.
+macro_rules! text_id {
+    ($t:ident) => {
+        impl $t {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+}
+pub(crate) use text_id;
 
 /// An order id: 6–32 characters of `[0-9A-Za-z_]`, so it is valid as Alipay's and WeChat
 /// Pay's `out_trade_no` without a mapping table.
@@ -52,33 +87,9 @@ impl OrderId {
         );
         OrderId(stamp + &Alphanumeric.sample_string(&mut rand::thread_rng(), 12))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
-impl std::fmt::Display for OrderId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl PartialEq<str> for OrderId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for OrderId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+text_id!(OrderId);
 
 /// Our number for one payment attempt at a provider (`out_trade_no`): the order id and the
 /// attempt's sequence number (`payments::attempts::trade_no`). Made from text only at the
@@ -104,37 +115,13 @@ impl OutTradeNo {
     pub fn new(no: impl Into<String>) -> OutTradeNo {
         OutTradeNo(no.into())
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
+
+text_id!(OutTradeNo);
 
 impl From<&str> for OutTradeNo {
     fn from(no: &str) -> OutTradeNo {
         OutTradeNo::new(no)
-    }
-}
-
-impl std::fmt::Display for OutTradeNo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl PartialEq<str> for OutTradeNo {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for OutTradeNo {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
     }
 }
 

@@ -38,21 +38,9 @@ impl MerchantId {
     pub fn demo() -> MerchantId {
         MerchantId::new(DEMO_MERCHANT_ID)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
-impl std::fmt::Display for MerchantId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::ids::text_id!(MerchantId);
 
 impl From<&str> for MerchantId {
     fn from(id: &str) -> MerchantId {
@@ -63,18 +51,6 @@ impl From<&str> for MerchantId {
 impl From<String> for MerchantId {
     fn from(id: String) -> MerchantId {
         MerchantId(id)
-    }
-}
-
-impl PartialEq<str> for MerchantId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for MerchantId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
     }
 }
 

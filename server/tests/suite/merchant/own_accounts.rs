@@ -152,6 +152,37 @@ async fn order_of(app: &TestApp, merchant: &MerchantId, fen: i64) -> server::ord
         .expect("order")
 }
 
+/// Refunds `fen` of an order and waits (up to 5 s) for it to settle; its status then.
+async fn refund_settles(
+    app: &TestApp,
+    merchant: &MerchantId,
+    order: &server::orders::OrderId,
+    fen: i64,
+) -> RefundStatus {
+    let refund = refunds::request(
+        &app.payments,
+        merchant,
+        order,
+        Amount::from_fen(fen).expect("amount"),
+        None,
+    )
+    .await
+    .expect("refund");
+    let mut settled = refund.status;
+    for _ in 0..200 {
+        if settled == RefundStatus::Succeeded {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        settled = refunds::get(&app.payments, &refund.id)
+            .await
+            .expect("read")
+            .expect("refund")
+            .status;
+    }
+    settled
+}
+
 /// Whether the sandbox's overview (`/sandbox/`) lists trade `out_trade_no` under account `id`.
 async fn sandbox_shows(app: &TestApp, channel: Channel, id: &str, out_trade_no: &str) -> bool {
     let page = app
@@ -222,27 +253,7 @@ async fn each_merchant_is_prepaid_paid_queried_and_refunded_through_its_own_acco
                 );
             }
             // Refunded through the account that took the money.
-            let refund = refunds::request(
-                &rig.app.payments,
-                merchant,
-                &order.id,
-                Amount::from_fen(200).expect("amount"),
-                None,
-            )
-            .await
-            .expect("refund");
-            let mut settled = refund.status;
-            for _ in 0..200 {
-                if settled == RefundStatus::Succeeded {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-                settled = refunds::get(&rig.app.payments, &refund.id)
-                    .await
-                    .expect("read")
-                    .expect("refund")
-                    .status;
-            }
+            let settled = refund_settles(&rig.app, merchant, &order.id, 200).await;
             assert_eq!(settled, RefundStatus::Succeeded, "{channel} {merchant}");
         }
     }
@@ -652,27 +663,7 @@ async fn a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partn
                 .state,
             TradeState::Paid
         );
-        let refund = refunds::request(
-            &rig.app.payments,
-            &mc,
-            &order.id,
-            Amount::from_fen(500).expect("amount"),
-            None,
-        )
-        .await
-        .expect("refund");
-        let mut settled = refund.status;
-        for _ in 0..200 {
-            if settled == RefundStatus::Succeeded {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            settled = refunds::get(&rig.app.payments, &refund.id)
-                .await
-                .expect("read")
-                .expect("refund")
-                .status;
-        }
+        let settled = refund_settles(&rig.app, &mc, &order.id, 500).await;
         assert_eq!(settled, RefundStatus::Succeeded, "{channel}");
         if channel == Channel::Wechat {
             wechat_order = Some(());
