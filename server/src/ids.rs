@@ -4,10 +4,28 @@
 //! cannot be handed a trade number, a merchant or a refund by mistake. Nothing here imports
 //! the domain: orders, payments and providers all use it.
 
-/// What every id that is text inside has: `as_str`, `into_string`, `Display`, and comparison
-/// with text (for tests and the edges). `$t` is a tuple struct around a `String`.
+/// An id that is text inside: the struct (binds and reads as text, serialises as a string)
+/// with `as_str`, `into_string`, `Display`, and comparison with text (for tests and the
+/// edges). Its other constructors are its own.
 macro_rules! text_id {
-    ($t:ident) => {
+    ($(#[$doc:meta])* $vis:vis struct $t:ident;) => {
+        $(#[$doc])*
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
+            sqlx::Type,
+        )]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        $vis struct $t(String);
+
         impl $t {
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -39,26 +57,14 @@ macro_rules! text_id {
 }
 pub(crate) use text_id;
 
-/// An order id: 6–32 characters of `[0-9A-Za-z_]`, so it is valid as Alipay's and WeChat
-/// Pay's `out_trade_no` without a mapping table.
-///
-/// Made from text only at the edges: [`OrderId::parse`] for input, a database row (it binds
-/// and reads as text), the UI seam's `String`.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    sqlx::Type,
-)]
-#[serde(transparent)]
-#[sqlx(transparent)]
-pub struct OrderId(String);
+text_id! {
+    /// An order id: 6–32 characters of `[0-9A-Za-z_]`, so it is valid as Alipay's and WeChat
+    /// Pay's `out_trade_no` without a mapping table.
+    ///
+    /// Made from text only at the edges: [`OrderId::parse`] for input, a database row (it binds
+    /// and reads as text), the UI seam's `String`.
+    pub struct OrderId;
+}
 
 /// What [`OrderId::parse`] takes, for the API's document.
 pub const ORDER_ID_PATTERN: &str = "^[A-Za-z0-9_]{6,32}$";
@@ -89,35 +95,19 @@ impl OrderId {
     }
 }
 
-text_id!(OrderId);
-
-/// Our number for one payment attempt at a provider (`out_trade_no`): the order id and the
-/// attempt's sequence number (`payments::attempts::trade_no`). Made from text only at the
-/// edges: a database row (it binds and reads as text) and a provider's answer or
-/// notification, whose adapter wraps what the wire carried.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    sqlx::Type,
-)]
-#[serde(transparent)]
-#[sqlx(transparent)]
-pub struct OutTradeNo(String);
+text_id! {
+    /// Our number for one payment attempt at a provider (`out_trade_no`): the order id and the
+    /// attempt's sequence number (`payments::attempts::trade_no`). Made from text only at the
+    /// edges: a database row (it binds and reads as text) and a provider's answer or
+    /// notification, whose adapter wraps what the wire carried.
+    pub struct OutTradeNo;
+}
 
 impl OutTradeNo {
     pub fn new(no: impl Into<String>) -> OutTradeNo {
         OutTradeNo(no.into())
     }
 }
-
-text_id!(OutTradeNo);
 
 impl From<&str> for OutTradeNo {
     fn from(no: &str) -> OutTradeNo {

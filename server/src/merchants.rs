@@ -10,24 +10,12 @@ use sqlx::Row;
 pub const DEMO_MERCHANT_ID: &str = "mer_demo";
 const DEMO_MERCHANT_NAME: &str = "ScanPay Demo Shop";
 
-/// A merchant's id, inside the server: made from text only at the edges (a database row, a
-/// session, an API key, the command line), so a function that wants a merchant cannot be
-/// handed an order id or a trade number by mistake.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    sqlx::Type,
-)]
-#[serde(transparent)]
-#[sqlx(transparent)]
-pub struct MerchantId(String);
+crate::ids::text_id! {
+    /// A merchant's id, inside the server: made from text only at the edges (a database row, a
+    /// session, an API key, the command line), so a function that wants a merchant cannot be
+    /// handed an order id or a trade number by mistake.
+    pub struct MerchantId;
+}
 
 impl MerchantId {
     pub fn new(id: impl Into<String>) -> MerchantId {
@@ -39,8 +27,6 @@ impl MerchantId {
         MerchantId::new(DEMO_MERCHANT_ID)
     }
 }
-
-crate::ids::text_id!(MerchantId);
 
 impl From<&str> for MerchantId {
     fn from(id: &str) -> MerchantId {
