@@ -28,8 +28,6 @@ pub async fn get_server_info() -> Result<ServerInfo, AppError> {
     })
 }
 
-use crate::channel::Channel;
-
 /// The checkout of an order, starting (or reusing) a payment in `wallet` when one is chosen.
 /// `Ok(None)`: no such order. Served at `POST /api/checkout`.
 #[server(endpoint = "checkout")]
@@ -116,16 +114,17 @@ pub async fn demo_enabled() -> Result<bool, AppError> {
     Ok(crate::services::use_services()?.demo_enabled())
 }
 
-/// The aggregate code `/q/:token`. A wallet's own browser (Alipay `AlipayClient`, WeChat
-/// `MicroMessenger`), or `pay` naming a wallet, is redirected to that wallet's payment;
-/// anyone else gets the page that explains and offers both. /// Served at `POST /api/aggregate`.
+/// The aggregate code `/q/:token`, and every way back to it (a wallet's OAuth, a cashier's
+/// return). Where it goes depends on the browser: a wallet's own (Alipay `AlipayClient`,
+/// WeChat `MicroMessenger`) signs in silently and pays in the page; a plain phone browser
+/// chooses a wallet and goes to its mobile cashier; a desktop gets the checkout's QR code.
+/// `search` is the page's query string as the browser sent it. Served at `POST /api/aggregate`.
 #[server(endpoint = "aggregate")]
-pub async fn open_aggregate(
-    token: String,
-    pay: Option<String>,
-) -> Result<AggregateAnswer, AppError> {
+pub async fn open_aggregate(token: String, search: String) -> Result<AggregateAnswer, AppError> {
     let services = crate::services::use_services()?;
-    let user_agent = leptos::prelude::use_context::<http::request::Parts>()
+    let parts = leptos::prelude::use_context::<http::request::Parts>();
+    let user_agent = parts
+        .as_ref()
         .and_then(|p| {
             p.headers
                 .get(http::header::USER_AGENT)
@@ -133,18 +132,77 @@ pub async fn open_aggregate(
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    let wallet = pay
-        .as_deref()
-        .and_then(Channel::parse)
-        .or_else(|| wallet_of_user_agent(&user_agent));
+    let client_ip = parts
+        .as_ref()
+        .and_then(|p| p.extensions.get::<crate::model::checkout::ClientAddr>())
+        .map(|a| a.0.clone());
+    let query = parse_query(&search);
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let request = AggregateRequest {
+        token,
+        pay: get("pay")
+            .as_deref()
+            .and_then(crate::channel::Channel::parse),
+        user_agent,
+        code: get("code").or_else(|| get("auth_code")),
+        state: get("state"),
+        back: get("back")
+            .as_deref()
+            .and_then(crate::channel::Channel::parse),
+        client_ip,
+        query,
+    };
     let answer = services
-        .aggregate(token, wallet)
+        .aggregate(request)
         .await
         .map_err(crate::services::to_server_error)?;
     if let AggregateAnswer::Redirect(url) = &answer {
         redirect_page_or_call(url);
     }
     Ok(answer)
+}
+
+/// `a=1&b=x%20y` as pairs, `+` as a space, each percent-decoded once (invalid escapes kept).
+#[cfg(feature = "ssr")]
+pub fn parse_query(search: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = |b: u8| (b as char).to_digit(16);
+                    match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                        (Some(h), Some(l)) => {
+                            out.push((h * 16 + l) as u8);
+                            i += 2;
+                        }
+                        _ => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
 }
 
 /// Sends the browser to `url`: a real `302` while rendering a page (a wallet's in-app browser
@@ -161,16 +219,5 @@ fn redirect_page_or_call(url: &str) {
             }
         }
         _ => leptos_axum::redirect(url),
-    }
-}
-
-/// The wallet whose in-app browser sent a request, by its user agent.
-pub fn wallet_of_user_agent(user_agent: &str) -> Option<Channel> {
-    if user_agent.contains("AlipayClient") {
-        Some(Channel::Alipay)
-    } else if user_agent.contains("MicroMessenger") {
-        Some(Channel::Wechat)
-    } else {
-        None
     }
 }

@@ -3,8 +3,7 @@
 //! The server implements [`AppServices`] and provides an `Arc<dyn AppServices>` in the Leptos
 //! context for every request, so this crate needs no database, crypto or HTTP-client code.
 
-use crate::channel::Channel;
-use crate::model::checkout::{AggregateAnswer, CheckoutView, Choice, LivePing};
+use crate::model::checkout::{AggregateAnswer, AggregateRequest, CheckoutView, Choice, LivePing};
 use crate::model::error::AppError;
 use crate::model::merchant::{BoardData, BoardFilter, Change, OrderDetail, SignedIn};
 use crate::money::Amount;
@@ -54,11 +53,10 @@ pub trait AppServices: Send + Sync + 'static {
         subject: String,
         expires_in_secs: Option<i64>,
     ) -> BoxFuture<'_, Result<String, ServiceError>>;
-    /// Where the aggregate code `token` sends a phone that wants `wallet` (or has not chosen).
+    /// Where the aggregate code sends the phone that made `request`.
     fn aggregate(
         &self,
-        token: String,
-        wallet: Option<Channel>,
+        request: AggregateRequest,
     ) -> BoxFuture<'_, Result<AggregateAnswer, ServiceError>>;
     /// Who holds the session of this cookie token (`None`: no live session).
     fn session(&self, token: String) -> BoxFuture<'_, Result<Option<SignedIn>, ServiceError>>;

@@ -54,6 +54,13 @@ async function handle(cmd) {
       if (cmd.notifyUrl) params.notifyUrl = cmd.notifyUrl;
       return { params: alipayUtil.sign(cmd.method, params, config) };
     }
+    // The JSAPI page's paySign, checked as WeChat does: SHA256withRSA over
+    // `appId\ntimeStamp\nnonceStr\npackage\n` with the merchant's public key.
+    case 'wechat.verifyPaySign': {
+      const p = cmd.params;
+      const message = Formatter.joinedByLineFeed(p.appId, p.timeStamp, p.nonceStr, p.package);
+      return { valid: Rsa.verify(message, p.paySign, cmd.publicKey), message };
+    }
     case 'wechat.verifyRequest': {
       const message = Formatter.request(cmd.method, cmd.uri, cmd.timestamp, cmd.nonce, cmd.body);
       return { valid: Rsa.verify(message, cmd.signature, cmd.publicKey) };

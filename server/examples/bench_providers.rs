@@ -58,6 +58,10 @@ async fn round_trips(
                 subject: "bench".into(),
                 expires_at: server::infra::clock::now_ms() + 900_000,
                 notify_url: notify.clone(),
+                method: server::providers::PayMethod::Native,
+                payer: None,
+                client_ip: None,
+                return_url: None,
             };
             async move {
                 let t = Instant::now();

@@ -6,7 +6,7 @@ use crate::merchants;
 use crate::merchants::MerchantId;
 use crate::orders::{self, NewOrder, Order, OrderError, OrderId, OrderStatus};
 use crate::payments::{AttemptStatus, PaymentError, Payments, StartPayment};
-use app::api::{AggregateAnswer, AggregateView, CheckoutView, Choice, CodeProblem, PayCode};
+use app::api::{CheckoutView, Choice, CodeProblem, PayCode};
 use app::channel::Channel;
 use app::services::ServiceError;
 use std::sync::Arc;
@@ -19,6 +19,9 @@ pub struct Checkout {
     pub start: Arc<dyn StartPayment>,
     /// `http(s)://host[:port]` without a trailing slash: aggregate-code links are built on it.
     pub public_url: String,
+    /// Demo posture: the sandbox's stand-in for the wallets' JS bridges, put on the in-app
+    /// payment page (the real bridges exist only inside the wallets). `None` when live.
+    pub bridge_script: Option<String>,
 }
 
 fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
@@ -26,7 +29,7 @@ fn internal(e: impl std::fmt::Display + 'static) -> ServiceError {
 }
 
 impl Checkout {
-    fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         self.payments.db()
     }
 
@@ -192,55 +195,6 @@ impl Checkout {
         .await
         .map_err(internal)?;
         Ok(new.id.as_str().to_string())
-    }
-
-    /// Where the aggregate code sends a phone: to the wallet's payment when it is one (or
-    /// chose one) and the order can be paid; to the page otherwise.
-    pub async fn aggregate(
-        &self,
-        token: &str,
-        wallet: Option<Channel>,
-    ) -> Result<AggregateAnswer, ServiceError> {
-        let valid =
-            (16..=64).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !valid {
-            return Ok(AggregateAnswer::NotFound);
-        }
-        let Some(order) = orders::by_aggregate_token(self.db(), token)
-            .await
-            .map_err(internal)?
-        else {
-            return Ok(AggregateAnswer::NotFound);
-        };
-        let payable = order.is_payable(crate::infra::clock::now_ms());
-        if let (Some(channel), true) = (wallet, payable) {
-            match self.start.start_payment(&order.id, channel).await {
-                Ok(attempt) => {
-                    if let Some(url) = attempt.code_url {
-                        return Ok(AggregateAnswer::Redirect(url));
-                    }
-                }
-                Err(PaymentError::Db(e)) => return Err(internal(e)),
-                Err(e) => {
-                    tracing::warn!(order = %&order.id, %channel, error = %e, "aggregate code: no payment started")
-                }
-            }
-        }
-        let merchant_name = merchants::get(self.db(), &order.merchant_id)
-            .await
-            .map_err(internal)?
-            .map(|m| m.name)
-            .unwrap_or_default();
-        Ok(AggregateAnswer::Page(AggregateView {
-            token: token.to_string(),
-            order_id: order.id.as_str().to_string(),
-            merchant_name,
-            subject: order.subject,
-            amount: order.amount,
-            status: order.status,
-            payable,
-            channels: self.channels_for(&order.merchant_id).await?,
-        }))
     }
 }
 

@@ -24,6 +24,7 @@ pub mod orders;
 pub mod outbound;
 pub mod outbox;
 pub mod payments;
+pub mod phone;
 pub mod providers;
 pub mod risk;
 pub mod sandbox;
@@ -128,6 +129,16 @@ impl Application {
             .collect();
         let wired = wire_in_process(&config, &public_url, local_addr).await?;
         let sandbox = wired.sandbox;
+        // The wallets' JS bridges exist only inside the wallets: in the demo posture the
+        // sandbox's stand-in is put on the in-app payment page so it can be paid.
+        let bridge_script = match posture {
+            config::Posture::Demo => wired
+                .alipay
+                .as_ref()
+                .and_then(|s| s.gateway.strip_suffix("/alipay/gateway.do"))
+                .map(|base| format!("{base}/bridge.js")),
+            config::Posture::Live => None,
+        };
         let providers = providers::config::Providers::from_settings(
             wired.alipay.as_ref(),
             wired.wechat.as_ref(),
@@ -208,6 +219,7 @@ impl Application {
             start: start.clone(),
             payments: payments.clone(),
             public_url: public_url.trim_end_matches('/').to_string(),
+            bridge_script,
         };
         let webhooks = webhooks::Webhooks::new(
             db.clone(),

@@ -130,6 +130,7 @@ pub fn verify(req: &VerifyRequest) -> Result<Verdict, String> {
                         mchid: String::new(),
                         cert_serial: String::new(),
                         wechat_key_id: req.key_id.clone().unwrap_or_else(|| serial.clone()),
+                        app_secret: None,
                     },
                     Arc::new(NoSigner),
                     verifier.clone(),

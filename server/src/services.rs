@@ -5,8 +5,7 @@ use crate::checkout::{self, Checkout};
 use crate::ids::OrderId;
 use crate::infra::db::Db;
 use crate::merchants::MerchantId;
-use app::api::{AggregateAnswer, CheckoutView, Choice, LivePing};
-use app::channel::Channel;
+use app::api::{AggregateAnswer, AggregateRequest, CheckoutView, Choice, LivePing};
 use app::merchant::{BoardData, BoardFilter, BoardUser, Change, OrderDetail, SignedIn};
 use app::money::Amount;
 use app::services::{AppServices, ServiceError};
@@ -128,10 +127,9 @@ impl AppServices for Services {
 
     fn aggregate(
         &self,
-        token: String,
-        wallet: Option<Channel>,
+        request: AggregateRequest,
     ) -> BoxFuture<'_, Result<AggregateAnswer, ServiceError>> {
-        async move { self.checkout.aggregate(&token, wallet).await }.boxed()
+        async move { self.checkout.aggregate(request).await }.boxed()
     }
 
     fn session(&self, token: String) -> BoxFuture<'_, Result<Option<SignedIn>, ServiceError>> {

@@ -117,9 +117,102 @@ pub struct AggregateView {
 /// Where the aggregate code sends a phone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AggregateAnswer {
-    /// To the wallet's payment (a redirect).
+    /// Elsewhere first (a redirect): the wallet's OAuth, Alipay's WAP cashier, WeChat's H5
+    /// cashier, or the checkout page with its QR code on a desktop.
     Redirect(String),
     /// The page that explains and offers both wallets.
     Page(AggregateView),
+    /// Paying inside a wallet's browser, or back from a wallet's cashier.
+    InApp(InAppView),
+    /// Something went wrong before any payment: what, in words the customer can act on.
+    Problem(PayProblem),
     NotFound,
 }
+
+/// A phone paying an order inside a wallet's browser (or back from a cashier).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InAppView {
+    pub token: String,
+    pub order_id: String,
+    pub merchant_name: String,
+    pub subject: String,
+    pub amount: Amount,
+    pub status: OrderStatus,
+    /// What the page hands to the wallet's JS bridge; `None` on a return page or when the
+    /// order cannot be paid any more.
+    pub call: Option<WalletCall>,
+    /// Back from a cashier (Alipay WAP `return_url`, WeChat H5 `redirect_url`): the visit
+    /// itself proves nothing; the page shows what the order says.
+    pub returned: bool,
+    /// Demo posture only: the sandbox's stand-in for the wallet's JS bridge, loaded by the
+    /// page (inside the real wallets the bridge is the wallet's own).
+    pub bridge_script: Option<String>,
+}
+
+/// The in-page payment call of a wallet. The wallet's answer to it is only a hint: the page
+/// turns paid from the order, as every page does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WalletCall {
+    /// `WeixinJSBridge.invoke('getBrandWCPayRequest', …)`: the signed parameters.
+    Wechat(WechatPayParams),
+    /// `AlipayJSBridge.call('tradePay', {tradeNO})`.
+    Alipay { trade_no: String },
+}
+
+/// The parameters of `getBrandWCPayRequest`, all strings, signed by the merchant
+/// (`appId\ntimeStamp\nnonceStr\npackage\n`, SHA256withRSA).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WechatPayParams {
+    pub app_id: String,
+    pub time_stamp: String,
+    pub nonce_str: String,
+    pub package: String,
+    pub sign_type: String,
+    pub pay_sign: String,
+}
+
+/// Why a phone could not be shown a payment. Nothing was paid; each says what to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PayProblemKind {
+    /// The wallet's sign-in link was already used (a reload) or is too old: scan again.
+    SignInUsed,
+    /// The sign-in link was not ours or was changed (a tampered or foreign `state`).
+    SignInInvalid,
+    /// The wallet did not accept who is paying (an `openid` of another app, a buyer the
+    /// wallet does not know).
+    PayerRefused,
+    /// The wallet cannot take this payment now.
+    Unavailable,
+    /// The order cannot be paid any more.
+    NotPayable,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayProblem {
+    pub kind: PayProblemKind,
+    /// The aggregate code to start again from.
+    pub token: String,
+}
+
+/// Everything a request to the aggregate code carries that decides where it goes.
+#[derive(Clone, Debug, Default)]
+pub struct AggregateRequest {
+    pub token: String,
+    /// The wallet the customer chose (`?pay=`).
+    pub pay: Option<Channel>,
+    pub user_agent: String,
+    /// Back from a wallet's OAuth: WeChat `code`, Alipay `auth_code`, and our `state`.
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// Back from a cashier (`?back=alipay|wechat`), with every query parameter as sent.
+    pub back: Option<Channel>,
+    pub query: Vec<(String, String)>,
+    /// The payer's address as the trusted-proxy rule reads it (WeChat H5 needs it).
+    pub client_ip: Option<String>,
+}
+
+/// The client's address as the server's trusted-proxy rule read it, put into each request's
+/// extensions by the server (the app cannot read the connection itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub String);

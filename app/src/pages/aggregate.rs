@@ -1,34 +1,38 @@
-//! `/q/:token`: the aggregate code, one QR any wallet can scan. A wallet's own browser never
-//! sees this page: the server redirects it to that wallet's payment (see
-//! `api::open_aggregate`). Any other phone browser lands here, learns how to pay, and can
-//! choose a wallet (a full page load, so the server can redirect to the wallet's link).
+//! `/q/:token`: the aggregate code, one QR any wallet can scan. A wallet's own browser signs
+//! in silently and comes back here to pay in the page (`inapp.rs`); any other phone browser
+//! lands here, learns how to pay, and chooses a wallet, whose mobile cashier it is sent to (a
+//! full page load, so the server can redirect); a desktop browser is sent to the checkout's
+//! QR code when it chooses (see `api::open_aggregate`).
 
+use super::inapp::{InAppPay, ProblemPage};
 use super::NotFoundMessage;
 use crate::api::{open_aggregate, AggregateAnswer, AggregateView};
 use crate::i18n::{use_lang, Lang, T};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::{use_location, use_params_map};
 
 #[component]
 pub fn AggregatePage() -> impl IntoView {
     let params = use_params_map();
-    let query = use_query_map();
+    let location = use_location();
     let lang = use_lang();
     let answer = Resource::new(
         move || {
             (
                 params.read().get("token").unwrap_or_default(),
-                query.read().get("pay"),
+                location.search.get(),
             )
         },
-        |(token, pay)| open_aggregate(token, pay),
+        |(token, search)| open_aggregate(token, search),
     );
     view! {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
                 match answer.await {
                     Ok(AggregateAnswer::Page(view)) => view! { <Explain view/> }.into_any(),
+                    Ok(AggregateAnswer::InApp(view)) => view! { <InAppPay view/> }.into_any(),
+                    Ok(AggregateAnswer::Problem(problem)) => view! { <ProblemPage problem/> }.into_any(),
                     Ok(AggregateAnswer::Redirect(url)) => view! {
                         <section class="card">
                             <p><T en="Opening your wallet…" zh="正在打开钱包…"/></p>

@@ -359,7 +359,7 @@ fn Countdown(expires_at: i64, server_now: i64) -> impl IntoView {
 }
 
 #[component]
-fn PaidState(view: CheckoutView) -> impl IntoView {
+pub(super) fn PaidState(view: CheckoutView) -> impl IntoView {
     let lang = use_lang();
     let paid_at = view.paid_at.map(clock::beijing).unwrap_or_default();
     let wallet = view.paid_channel;

@@ -10,14 +10,15 @@ pub fn HomePage() -> impl IntoView {
     view! {
         <Title text=""/>
         <section class="hero">
-            <h1>"Take Alipay and WeChat Pay by QR code"</h1>
+            <h1><T en="Take Alipay and WeChat Pay by QR code" zh="用二维码收取支付宝和微信支付"/></h1>
             <p class="lead">
-                "ScanPay is a self-hosted scan-to-pay platform. Your customer opens a checkout \
-                 page, scans the code with Alipay or WeChat, and the page turns paid by itself. \
-                 You watch orders arrive and turn paid on a live board."
+                <T
+                    en="ScanPay is a self-hosted scan-to-pay platform. Your customer opens a checkout page, scans the code with Alipay or WeChat, and the page turns paid by itself. You watch orders arrive and turn paid on a live board."
+                    zh="ScanPay 是可自行部署的扫码支付平台。顾客打开收银页，用支付宝或微信扫码，页面会自动显示支付成功；您在实时看板上看到订单到来并变为已支付。"
+                />
             </p>
             <p class="actions">
-                <a class="button" href="/board">"Open the order board"</a>
+                <a class="button" href="/board"><T en="Open the order board" zh="打开订单看板"/></a>
             </p>
         </section>
         <NewPayment/>
@@ -81,8 +82,8 @@ fn ServerStatus() -> impl IntoView {
     let pending = check.pending();
     view! {
         <section class="card server-status" aria-labelledby="server-status-title">
-            <h2 id="server-status-title">"Server"</h2>
-            <p>"Ask the running server which version and database it uses."</p>
+            <h2 id="server-status-title"><T en="Server" zh="服务器"/></h2>
+            <p><T en="Ask the running server which version and database it uses." zh="查询正在运行的服务器的版本和所用数据库。"/></p>
             <button
                 type="button"
                 data-testid="check-server"
@@ -91,14 +92,14 @@ fn ServerStatus() -> impl IntoView {
                     check.dispatch(GetServerInfo {});
                 }
             >
-                "Check server"
+                <T en="Check server" zh="检查服务器"/>
             </button>
             <output data-testid="server-info" aria-live="polite">
                 {move || match result.get() {
-                    None => view! { <span class="muted">"Not checked yet."</span> }.into_any(),
+                    None => view! { <span class="muted"><T en="Not checked yet." zh="尚未检查。"/></span> }.into_any(),
                     Some(Ok(info)) => view! { <ServerInfoView info/> }.into_any(),
                     Some(Err(_)) => {
-                        view! { <span class="error">"The server could not be reached. Try again."</span> }
+                        view! { <span class="error"><T en="The server could not be reached. Try again." zh="无法连接服务器，请重试。"/></span> }
                             .into_any()
                     }
                 }}
@@ -109,16 +110,17 @@ fn ServerStatus() -> impl IntoView {
 
 #[component]
 fn ServerInfoView(info: ServerInfo) -> impl IntoView {
-    let database = if info.database_ok {
-        "reachable"
-    } else {
-        "NOT reachable"
+    let lang = crate::i18n::use_lang();
+    let ok = info.database_ok;
+    let database = move || match ok {
+        true => lang.get().pick("reachable", "可连接"),
+        false => lang.get().pick("NOT reachable", "无法连接"),
     };
     view! {
         <dl class="facts">
-            <dt>"Version"</dt>
+            <dt><T en="Version" zh="版本"/></dt>
             <dd data-testid="server-version">{info.version}</dd>
-            <dt>"Database"</dt>
+            <dt><T en="Database" zh="数据库"/></dt>
             <dd data-testid="server-database">{info.database_engine} " (" {database} ")"</dd>
         </dl>
     }

@@ -7,6 +7,7 @@ mod checkout;
 mod cluster;
 mod developers;
 mod home;
+mod inapp;
 mod login;
 mod not_found;
 mod order;

@@ -3,8 +3,7 @@
 
 use super::{internal, lock, select, Cluster, NodeState, NodeView};
 use crate::ids::OrderId;
-use crate::payments::{Attempt, PaymentError, StartPayment};
-use crate::providers::Channel;
+use crate::payments::{Attempt, PayWay, PaymentError, StartPayment};
 use async_trait::async_trait;
 use select::Load;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +14,14 @@ impl Cluster {
     pub async fn run_local(
         &self,
         order_id: &OrderId,
-        channel: Channel,
+        way: &PayWay,
     ) -> Result<Attempt, PaymentError> {
         // Counted until this returns or is dropped (a client that hangs up mid-flow).
         let _in_flight = Counted::enter(&self.inner.in_flight);
         self.inner.flows_total.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         crate::infra::failpoints::pause("flow.start", order_id.as_str()).await;
-        let result = self.inner.payments.start_payment(order_id, channel).await;
+        let result = self.inner.payments.start_with(order_id, way).await;
         let now = Instant::now();
         {
             let mut l = lock(&self.inner.local);
@@ -88,24 +87,28 @@ impl Cluster {
     /// anyone on the node network could answer in a peer's place, and a code URL of their
     /// own would send customers' money to them. So a started attempt is read back from the
     /// database (the peer wrote it there before answering) and only what is stored there is
-    /// shown: its code, for this order and wallet. An answer the database does not bear out
+    /// shown: its code, for this order, wallet and method. An answer the database does not bear out
     /// is treated like no answer (the flow runs elsewhere).
     async fn believed(
         &self,
         answer: Result<Attempt, PaymentError>,
         order_id: &OrderId,
-        channel: Channel,
+        way: &PayWay,
     ) -> Forwarded {
         let claimed = match answer {
             Ok(a) => a,
-            other => return Forwarded::Done(other),
+            other => return Forwarded::Done(Box::new(other)),
         };
         match self.inner.payments.attempt(&claimed.out_trade_no).await {
-            Ok(Some(stored)) if stored.order_id == *order_id && stored.channel == channel => {
+            Ok(Some(stored))
+                if stored.order_id == *order_id
+                    && stored.channel == way.channel
+                    && stored.method == way.method =>
+            {
                 if stored.code_url != claimed.code_url {
                     tracing::warn!(order = %order_id, "a forwarded flow's answer named another code than the database; the stored one is shown");
                 }
-                Forwarded::Done(Ok(stored))
+                Forwarded::Done(Box::new(Ok(stored)))
             }
             Ok(_) => {
                 tracing::warn!(order = %order_id, out_trade_no = %claimed.out_trade_no, "a forwarded flow's answer names no attempt of this order: refused");
@@ -115,13 +118,17 @@ impl Cluster {
         }
     }
 
-    async fn forward(&self, peer: &NodeView, order_id: &OrderId, channel: Channel) -> Forwarded {
+    async fn forward(&self, peer: &NodeView, order_id: &OrderId, way: &PayWay) -> Forwarded {
         let Some(secret) = &self.inner.settings.secret else {
             return Forwarded::Unreachable("no cluster secret".into());
         };
         let outstanding = Outstanding::enter(self, &peer.id);
         let started = Instant::now();
-        let body = serde_json::json!({ "order_id": order_id, "channel": channel }).to_string();
+        let body = serde_json::to_string(&internal::StartRequest {
+            order_id: order_id.as_str().to_string(),
+            way: way.clone(),
+        })
+        .unwrap_or_default();
         let headers = internal::sign(
             secret.expose(),
             &self.inner.settings.node_id,
@@ -150,7 +157,7 @@ impl Cluster {
                 Forwarded::Unreachable(format!("answered {}", r.status()))
             }
             Ok(r) => match r.json::<internal::StartAnswer>().await {
-                Ok(answer) => self.believed(answer.into_result(), order_id, channel).await,
+                Ok(answer) => self.believed(answer.into_result(), order_id, way).await,
                 Err(e) => Forwarded::Unreachable(format!("unreadable answer: {e}")),
             },
         };
@@ -215,7 +222,7 @@ impl Drop for Outstanding<'_> {
 
 enum Forwarded {
     /// The node ran the flow (which may have failed for the order's own reasons).
-    Done(Result<Attempt, PaymentError>),
+    Done(Box<Result<Attempt, PaymentError>>),
     /// The node could not be asked: connect error, timeout, 5xx, draining.
     Unreachable(String),
 }
@@ -237,16 +244,12 @@ pub struct ClusterStart {
 
 #[async_trait]
 impl StartPayment for ClusterStart {
-    async fn start_payment(
-        &self,
-        order_id: &OrderId,
-        channel: Channel,
-    ) -> Result<Attempt, PaymentError> {
+    async fn start_with(&self, order_id: &OrderId, way: &PayWay) -> Result<Attempt, PaymentError> {
         let cluster = &self.cluster;
         let candidates = cluster.candidates();
         if candidates.len() == 1 {
             ::metrics::counter!("cluster_flows_total", "via" => "local").increment(1);
-            return cluster.run_local(order_id, channel).await;
+            return cluster.run_local(order_id, way).await;
         }
         let loads: Vec<Load> = candidates.iter().map(|(_, l)| *l).collect();
         let picks = {
@@ -259,12 +262,12 @@ impl StartPayment for ClusterStart {
             match &candidates[index].0 {
                 None => {
                     ::metrics::counter!("cluster_flows_total", "via" => "local").increment(1);
-                    return cluster.run_local(order_id, channel).await;
+                    return cluster.run_local(order_id, way).await;
                 }
-                Some(peer) => match cluster.forward(peer, order_id, channel).await {
+                Some(peer) => match cluster.forward(peer, order_id, way).await {
                     Forwarded::Done(result) => {
                         ::metrics::counter!("cluster_flows_total", "via" => via).increment(1);
-                        return result;
+                        return *result;
                     }
                     Forwarded::Unreachable(why) => {
                         tracing::warn!(node = %peer.id, %why, "forwarding failed; node suspected");
@@ -275,7 +278,7 @@ impl StartPayment for ClusterStart {
             }
         }
         ::metrics::counter!("cluster_flows_total", "via" => "fallback_local").increment(1);
-        cluster.run_local(order_id, channel).await
+        cluster.run_local(order_id, way).await
     }
 }
 

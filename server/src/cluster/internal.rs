@@ -167,7 +167,10 @@ pub async fn forget_old_nonces(db: &crate::infra::db::Db) -> Result<usize, sqlx:
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StartRequest {
     pub order_id: String,
-    pub channel: Channel,
+    /// The wallet (`channel`) and how it pays, flattened: a request of a node that knew
+    /// only `channel` is a native payment.
+    #[serde(flatten)]
+    pub way: crate::payments::PayWay,
 }
 
 /// What a node answers to a forwarded flow it ran. Faults of the node itself (database,
@@ -176,7 +179,7 @@ pub struct StartRequest {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum StartAnswer {
     Started {
-        attempt: Attempt,
+        attempt: Box<Attempt>,
     },
     NotFound {
         order_id: String,
@@ -199,7 +202,9 @@ impl StartAnswer {
     /// The answer to a flow's result; `None` for a fault of this node.
     pub fn of(result: Result<Attempt, PaymentError>) -> Option<StartAnswer> {
         Some(match result {
-            Ok(attempt) => StartAnswer::Started { attempt },
+            Ok(attempt) => StartAnswer::Started {
+                attempt: Box::new(attempt),
+            },
             Err(PaymentError::NotFound(order_id)) => StartAnswer::NotFound { order_id },
             Err(PaymentError::NotPayable(status)) => StartAnswer::NotPayable { status },
             Err(PaymentError::ChannelDisabled(channel)) => StartAnswer::ChannelDisabled { channel },
@@ -217,7 +222,7 @@ impl StartAnswer {
 
     pub fn into_result(self) -> Result<Attempt, PaymentError> {
         match self {
-            StartAnswer::Started { attempt } => Ok(attempt),
+            StartAnswer::Started { attempt } => Ok(*attempt),
             StartAnswer::NotFound { order_id } => Err(PaymentError::NotFound(order_id)),
             StartAnswer::NotPayable { status } => Err(PaymentError::NotPayable(status)),
             StartAnswer::ChannelDisabled { channel } => Err(PaymentError::ChannelDisabled(channel)),

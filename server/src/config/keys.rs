@@ -250,6 +250,15 @@ pub(super) const KEYS: &[Key] = &[
         about: "A file holding your 32-character APIv3 key",
     },
     Key {
+        file: "wechat_app_secret_file",
+        env: "SCANPAY_WECHAT_APP_SECRET_FILE",
+        secret: false,
+        group: Group::Provider,
+        kind: "path",
+        default: "none",
+        about: "A file holding the AppSecret of the official account (`wechat_appid`): inside WeChat, customers sign in silently (`snsapi_base`) and pay in the page (JSAPI); without it WeChat's browser is told to scan the code on a screen",
+    },
+    Key {
         file: "sandbox",
         env: "SCANPAY_SANDBOX",
         secret: false,

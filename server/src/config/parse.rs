@@ -143,6 +143,11 @@ impl Config {
                 public_key_file: PathBuf::from(&v[4]),
                 public_key_id: v[5].clone(),
                 apiv3_key_file: PathBuf::from(&v[6]),
+                app_secret_file: layers
+                    .get("wechat_app_secret_file")
+                    .map(|(v, _)| v.trim())
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from),
             });
 
         let sandbox = layers.parse(

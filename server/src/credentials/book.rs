@@ -276,6 +276,10 @@ pub fn build(
                 mchid: mchid.clone(),
                 cert_serial: cert_serial.clone(),
                 wechat_key_id: public_key_id.clone(),
+                app_secret: keys
+                    .app_secret
+                    .clone()
+                    .map(crate::infra::secret::Secret::new),
             },
             &keys.private_key,
             &keys.public_key,

@@ -90,6 +90,10 @@ pub struct AccountKeys {
     /// Alipay third-party mode: the merchant's `app_auth_token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_auth_token: Option<String>,
+    /// WeChat: the official account's AppSecret, for the silent sign-in (`snsapi_base`) that
+    /// JSAPI payment needs inside WeChat; absent: WeChat's browser scans the code on a screen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_secret: Option<String>,
 }
 
 impl std::fmt::Debug for AccountKeys {
@@ -151,6 +155,7 @@ pub fn from_fields(
                     public_key: key("public_key")?,
                     apiv3_key: Some(key("apiv3_key")?),
                     app_auth_token: None,
+                    app_secret: get("app_secret"),
                 },
             ),
         },
@@ -176,6 +181,7 @@ pub fn from_fields(
                     public_key: key("public_key")?,
                     apiv3_key: None,
                     app_auth_token: None,
+                    app_secret: None,
                 },
             ),
         },

@@ -62,8 +62,8 @@ async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     }
     let parsed = serde_json::from_slice::<StartRequest>(&body)
         .ok()
-        .and_then(|r| Some((crate::ids::OrderId::parse(&r.order_id)?, r.channel)));
-    let Some((order_id, channel)) = parsed else {
+        .and_then(|r| Some((crate::ids::OrderId::parse(&r.order_id)?, r.way)));
+    let Some((order_id, way)) = parsed else {
         return failed(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -71,7 +71,7 @@ async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         );
     };
     tracing::debug!(from = %node, order = %order_id, "running a forwarded flow");
-    match StartAnswer::of(cluster.run_local(&order_id, channel).await) {
+    match StartAnswer::of(cluster.run_local(&order_id, &way).await) {
         Some(answer) => Json(answer).into_response(),
         None => failed(
             StatusCode::INTERNAL_SERVER_ERROR,

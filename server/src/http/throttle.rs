@@ -37,10 +37,7 @@ fn class_of(method: &Method, path: &str) -> Option<(&'static str, Rate)> {
     }
 }
 
-pub async fn throttle(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some((class, rate)) = class_of(request.method(), request.uri().path()) else {
-        return next.run(request).await;
-    };
+pub async fn throttle(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let Some(peer) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -52,6 +49,13 @@ pub async fn throttle(State(state): State<AppState>, request: Request, next: Nex
         .settings
         .trusted_proxies
         .client(peer, request.headers());
+    // The pages read the client's address from here (WeChat H5 needs the payer's).
+    request
+        .extensions_mut()
+        .insert(app::model::checkout::ClientAddr(client.to_string()));
+    let Some((class, rate)) = class_of(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
     if client.is_loopback() && state.sandbox.is_some() {
         return next.run(request).await;
     }

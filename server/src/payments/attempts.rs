@@ -4,7 +4,7 @@ use super::*;
 use crate::credentials::Account;
 use crate::merchants::MerchantId;
 use crate::orders::OrderId;
-use crate::providers::{Channel, OutTradeNo};
+use crate::providers::{Channel, OutTradeNo, PayMethod, Payer};
 use sqlx::Row;
 use std::time::Duration;
 
@@ -31,11 +31,20 @@ pub struct Attempt {
     /// The merchant whose own provider account it was made through; `None`: the operator's.
     #[serde(default)]
     pub account: Option<MerchantId>,
+    /// How it is paid; attempts made before methods were recorded are native.
+    #[serde(default)]
+    pub method: PayMethod,
+    /// Who pays a jsapi attempt, as the wallet named them.
+    #[serde(default)]
+    pub payer: Option<Payer>,
 }
 
 /// How long a provider's code can be paid: two hours at both providers (Alipay precreate's
 /// `qr_code`, WeChat Native's `code_url`), whatever the order's own time.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+/// How long a WeChat H5 cashier link works (5 minutes at WeChat): after this a fresh
+/// attempt is made rather than handing out a dead link.
+pub const H5_LINK_LIFETIME: Duration = Duration::from_secs(4 * 60);
 /// A code with less than this left is not handed out again: a fresh attempt is opened (and
 /// an open checkout renews its code this long before it dies).
 pub const CODE_RENEW_BEFORE: Duration = Duration::from_secs(10 * 60);
@@ -115,7 +124,7 @@ pub fn trade_no(order_id: &OrderId, seq: i64) -> OutTradeNo {
 
 const ATTEMPT_COLUMNS: &str =
     "out_trade_no, order_id, seq, channel, status, code_url, provider_trade_no, error, created_at, closed_at, \
-     payable_until, account";
+     payable_until, account, method, payer";
 
 fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
     let corrupt = |what: &str| {
@@ -136,6 +145,12 @@ fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
         closed_at: r.try_get("closed_at")?,
         payable_until: r.try_get("payable_until")?,
         account: r.try_get("account")?,
+        method: PayMethod::parse(&r.try_get::<String, _>("method")?)
+            .ok_or_else(|| corrupt("method"))?,
+        payer: match r.try_get::<Option<String>, _>("payer")? {
+            Some(p) => Some(Payer::parse(&p).ok_or_else(|| corrupt("payer"))?),
+            None => None,
+        },
     })
 }
 

@@ -100,11 +100,54 @@ impl From<orders::OrderError> for PaymentError {
 /// another node (same contract, same database).
 #[async_trait]
 pub trait StartPayment: Send + Sync {
+    /// Starts (or reuses) a payment of the order in `way`.
+    async fn start_with(&self, order_id: &OrderId, way: &PayWay) -> Result<Attempt, PaymentError>;
+
+    /// A code on a screen: the wallet's native QR code.
     async fn start_payment(
         &self,
         order_id: &OrderId,
         channel: Channel,
-    ) -> Result<Attempt, PaymentError>;
+    ) -> Result<Attempt, PaymentError> {
+        self.start_with(order_id, &PayWay::native(channel)).await
+    }
+}
+
+/// How a customer pays: the wallet, the wallet's method, and what that method needs (who
+/// pays for jsapi, the payer's address for H5, the return page for H5 and WAP).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PayWay {
+    pub channel: Channel,
+    #[serde(default)]
+    pub method: crate::providers::PayMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<crate::providers::Payer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
+}
+
+impl PayWay {
+    pub fn native(channel: Channel) -> PayWay {
+        PayWay {
+            channel,
+            method: crate::providers::PayMethod::Native,
+            payer: None,
+            client_ip: None,
+            return_url: None,
+        }
+    }
+
+    /// Whether an open attempt can be handed out again for this way: same wallet, method and
+    /// payer (a JSAPI prepay is bound to its payer), and an H5 link only while it lives.
+    pub fn reuses(&self, attempt: &Attempt, now: i64) -> bool {
+        attempt.channel == self.channel
+            && attempt.method == self.method
+            && attempt.payer == self.payer
+            && (self.method != crate::providers::PayMethod::H5
+                || now < attempt.created_at + attempts::H5_LINK_LIFETIME.as_millis() as i64)
+    }
 }
 
 /// The payment flows of this node: prepay, switch, close, record.

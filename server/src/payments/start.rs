@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::orders::{self, Order, OrderStatus};
-use crate::providers::{Channel, PrepayRequest};
+use crate::providers::{PayMethod, PrepayRequest};
 use async_trait::async_trait;
 use sqlx::Row;
 use std::time::Duration;
@@ -77,6 +77,20 @@ impl Payments {
         Ok(taken.rows_affected() == 1)
     }
 
+    /// Has the active-query worker ask about an attempt in its next round (a customer is
+    /// back from a cashier).
+    pub async fn ask_soon(&self, out_trade_no: &OutTradeNo) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE payment_attempts SET next_query_at = $1 \
+             WHERE out_trade_no = $2 AND status IN ('open', 'closed')",
+        )
+        .bind(crate::infra::clock::now_ms())
+        .bind(out_trade_no)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Sets when the active-query worker next asks about an attempt: the first wait, doubled
     /// for each question already asked, at most `query::MAX_WAIT`.
     pub async fn schedule_query(
@@ -116,8 +130,9 @@ impl Payments {
     pub(super) async fn open_attempt(
         &self,
         order: &Order,
-        channel: Channel,
+        way: &PayWay,
     ) -> Result<Option<Attempt>, PaymentError> {
+        let channel = way.channel;
         // The merchant's own account when it has one, else the operator's.
         let (account, provider) = self
             .book
@@ -141,8 +156,8 @@ impl Payments {
             .div_euclid(1000)
             * 1000;
         let inserted = sqlx::query(
-            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at, node_id, payable_until, account) \
-             VALUES ($1, $2, $3, $4, 'opening', $5, $6, $7, $8)",
+            "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at, node_id, payable_until, account, method, payer) \
+             VALUES ($1, $2, $3, $4, 'opening', $5, $6, $7, $8, $9, $10)",
         )
         .bind(&out_trade_no)
         .bind(order.id.as_str())
@@ -152,6 +167,8 @@ impl Payments {
         .bind(&*self.node_id)
         .bind(payable_until)
         .bind(account.stored())
+        .bind(way.method.as_str())
+        .bind(way.payer.as_ref().map(|p| p.stored()))
         .execute(self.db.pool())
         .await;
         match inserted {
@@ -166,6 +183,10 @@ impl Payments {
             subject: order.subject.clone(),
             expires_at: payable_until,
             notify_url: self.notify_url(channel, &account),
+            method: way.method,
+            payer: way.payer.clone(),
+            client_ip: way.client_ip.clone(),
+            return_url: way.return_url.clone(),
         };
         let started = std::time::Instant::now();
         let result = provider.create_prepay(&request).await;
@@ -187,7 +208,7 @@ impl Payments {
                     &mut tx,
                     &order.id,
                     "attempt.opened",
-                    &serde_json::json!({ "channel": channel, "out_trade_no": out_trade_no }),
+                    &serde_json::json!({ "channel": channel, "method": way.method, "out_trade_no": out_trade_no }),
                 )
                 .await?;
                 let moved = orders::transition_in(
@@ -252,11 +273,14 @@ impl Payments {
 
 #[async_trait]
 impl StartPayment for Payments {
-    async fn start_payment(
-        &self,
-        order_id: &OrderId,
-        channel: Channel,
-    ) -> Result<Attempt, PaymentError> {
+    async fn start_with(&self, order_id: &OrderId, way: &PayWay) -> Result<Attempt, PaymentError> {
+        let channel = way.channel;
+        if !way.method.offered_by(channel)
+            || (way.method == PayMethod::Jsapi
+                && way.payer.as_ref().map(|p| p.channel()) != Some(channel))
+        {
+            return Err(PaymentError::ChannelDisabled(channel));
+        }
         let deadline = tokio::time::Instant::now() + OPENING_WAIT;
         loop {
             let order = self.payable_order(order_id).await?;
@@ -271,12 +295,15 @@ impl StartPayment for Payments {
             match self.live_attempt(order_id).await? {
                 Some(a)
                     if a.status == AttemptStatus::Open
-                        && a.channel == channel
+                        && way.reuses(&a, crate::infra::clock::now_ms())
                         && a.code_is_fresh(crate::infra::clock::now_ms()) =>
                 {
                     return Ok(a)
                 }
-                Some(a) if a.status == AttemptStatus::Open && a.channel == channel => {
+                Some(a)
+                    if a.status == AttemptStatus::Open
+                        && way.reuses(&a, crate::infra::clock::now_ms()) =>
+                {
                     // Its code is about to die (two hours at the provider): a fresh one.
                     self.may_open_another(order_id).await?;
                     if self.close_or_record(&a, "code about to die").await? {
@@ -284,9 +311,15 @@ impl StartPayment for Payments {
                     }
                 }
                 Some(a) if a.status == AttemptStatus::Open => {
-                    // Checked before closing: a refused switch leaves the open code usable.
+                    // Another wallet, method or payer. Checked before closing: a refused
+                    // switch leaves the open code usable.
                     self.may_open_another(order_id).await?;
-                    if self.close_or_record(&a, "switched wallet").await? {
+                    let why = if a.channel == channel {
+                        "switched payment method"
+                    } else {
+                        "switched wallet"
+                    };
+                    if self.close_or_record(&a, why).await? {
                         return Err(PaymentError::NotPayable(OrderStatus::Paid));
                     }
                 }
@@ -303,7 +336,7 @@ impl StartPayment for Payments {
                 }
                 None => {
                     self.may_open_another(order_id).await?;
-                    if let Some(a) = self.open_attempt(&order, channel).await? {
+                    if let Some(a) = self.open_attempt(&order, way).await? {
                         return Ok(a);
                     }
                 }

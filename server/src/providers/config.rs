@@ -35,6 +35,8 @@ pub struct WechatSettings {
     pub public_key_file: PathBuf,
     pub public_key_id: String,
     pub apiv3_key_file: PathBuf,
+    /// The official account's AppSecret (OAuth for JSAPI); `None`: no in-WeChat payment.
+    pub app_secret_file: Option<PathBuf>,
 }
 
 /// How long a provider call may take: connect, and in all.
@@ -220,6 +222,13 @@ fn wechat(
         mchid: s.mchid.clone(),
         cert_serial: s.cert_serial.clone(),
         wechat_key_id: s.public_key_id.clone(),
+        app_secret: s
+            .app_secret_file
+            .as_ref()
+            .map(|f| {
+                read("SCANPAY_WECHAT_APP_SECRET_FILE", f).map(|t| Secret::new(t.trim().to_string()))
+            })
+            .transpose()?,
     };
     wechat_with_keys(
         account,

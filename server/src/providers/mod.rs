@@ -14,6 +14,7 @@ pub mod alipay;
 pub mod config;
 pub mod crypto;
 pub mod keys;
+mod payer;
 pub mod wechat;
 
 use app::money::Amount;
@@ -31,6 +32,9 @@ pub enum SubMerchant {
     Alipay(alipay::Isv),
 }
 
+pub use app::channel::PayMethod;
+pub use payer::Payer;
+
 /// What we ask a provider for when a customer chooses to pay.
 #[derive(Clone, Debug)]
 pub struct PrepayRequest {
@@ -44,9 +48,31 @@ pub struct PrepayRequest {
     pub expires_at: i64,
     /// Where the provider sends the asynchronous notification.
     pub notify_url: String,
+    /// Which of the provider's products to use.
+    pub method: PayMethod,
+    /// Jsapi: who pays (required there).
+    pub payer: Option<Payer>,
+    /// H5: the payer's own address (WeChat's `payer_client_ip`).
+    pub client_ip: Option<String>,
+    /// H5 and WAP: where the cashier sends the customer back (never proof of payment), and
+    /// WAP's `quit_url`.
+    pub return_url: Option<String>,
 }
 
-/// A created prepay: the URL to encode in the QR code.
+impl PrepayRequest {
+    /// The refusal of a request whose method this provider does not have, or that lacks
+    /// what its method needs.
+    pub(crate) fn unsupported(&self, channel: Channel) -> ProviderError {
+        ProviderError::Malformed(format!(
+            "{} has no {} payment with these parameters",
+            channel, self.method
+        ))
+    }
+}
+
+/// A created prepay: what the method hands the customer (the QR's URL for native, the
+/// `prepay_id=…` package for WeChat JSAPI, the trade number for Alipay's in-app payment,
+/// the cashier's URL for H5 and WAP).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prepay {
     pub code_url: String,
@@ -351,8 +377,33 @@ pub trait PaymentProvider: Send + Sync {
         None
     }
 
-    /// Creates a prepay order and returns the code URL for the QR code.
+    /// Creates a prepay order of `request.method` and returns what that method hands the
+    /// customer (see [`Prepay`]).
     async fn create_prepay(&self, request: &PrepayRequest) -> Result<Prepay, ProviderError>;
+
+    /// Where a wallet's own browser signs in silently (WeChat `snsapi_base`, Alipay
+    /// `auth_base`) and comes back to `redirect_uri` with a one-time code and our `state`.
+    /// `None`: this account cannot (WeChat without the official account's AppSecret).
+    fn authorize_url(&self, _redirect_uri: &str, _state: &str) -> Option<String> {
+        None
+    }
+
+    /// Who is paying, from the one-time code of [`PaymentProvider::authorize_url`] (server
+    /// to server; the code is used once whatever the answer).
+    async fn payer_of_code(&self, _code: &str) -> Result<Payer, ProviderError> {
+        Err(ProviderError::Unsupported("a wallet sign-in"))
+    }
+
+    /// The in-page call that pays a jsapi attempt whose prepay gave `code`, signed now.
+    fn wallet_call(&self, _code: &str) -> Result<app::model::checkout::WalletCall, ProviderError> {
+        Err(ProviderError::Unsupported("an in-page payment"))
+    }
+
+    /// Verifies a cashier's return to us (Alipay WAP's `return_url` query) and returns the
+    /// trade it names. Never proof of payment: only which order to look at.
+    fn verify_return(&self, _query: &[(String, String)]) -> Result<OutTradeNo, NotificationError> {
+        Err(NotificationError::BadSignature)
+    }
 
     /// Asks the provider about a trade by our order id.
     async fn query(&self, out_trade_no: &OutTradeNo) -> Result<TradeStatus, ProviderError>;

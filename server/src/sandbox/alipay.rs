@@ -138,8 +138,30 @@ async fn gateway(
             }
         },
     };
+    // The WAP page call answers with the cashier (HTML), not JSON: here, its page.
+    if method == "alipay.trade.wap.pay" {
+        return match answer.get(WAP_TRADE).and_then(Value::as_str) {
+            Some(id) => axum::response::Redirect::to(&sb.wallet_url(id)).into_response(),
+            None => (
+                http::StatusCode::BAD_REQUEST,
+                [(http::header::CONTENT_TYPE, "text/html;charset=utf-8")],
+                format!(
+                    "<!doctype html><meta charset=utf-8><h1 data-testid=gateway-error>{}</h1>",
+                    answer
+                        .get("sub_msg")
+                        .and_then(Value::as_str)
+                        .unwrap_or("错误")
+                        .replace('<', "&lt;")
+                ),
+            )
+                .into_response(),
+        };
+    }
     sb.alipay_signed(&account, &key, answer)
 }
+
+/// The private mark of a WAP call's answer: the trade whose cashier the browser is sent to.
+const WAP_TRADE: &str = "__wap_trade";
 
 /// The checks every call gets, in the gateway's order; returns the parsed `biz_content`.
 fn check_request(
@@ -173,6 +195,10 @@ fn check_request(
             "isv.invalid-signature",
             "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配",
         ));
+    }
+    // The sign-in exchange takes its parameters at the top level.
+    if p["method"] == "alipay.system.oauth.token" {
+        return Ok(Map::new());
     }
     let biz = p.get("biz_content").ok_or_else(|| missing("biz_content"))?;
     match serde_json::from_str::<Value>(biz) {
@@ -230,8 +256,14 @@ async fn dispatch(
             via: None,
         },
     };
-    if method == "alipay.trade.precreate" {
-        return precreate(sb, &acting, params, biz).await;
+    match method {
+        "alipay.trade.precreate" => return precreate(sb, &acting, params, biz, "NATIVE").await,
+        "alipay.trade.create" => return precreate(sb, &acting, params, biz, "CREATE").await,
+        "alipay.trade.wap.pay" => return precreate(sb, &acting, params, biz, "WAP").await,
+        "alipay.system.oauth.token" => {
+            return super::inapp::alipay_oauth_token(sb, &account.alipay_app_id, params).await
+        }
+        _ => {}
     }
     if !matches!(
         method,
@@ -254,12 +286,14 @@ async fn dispatch(
         }
         (None, None) => return Ok(missing("out_trade_no")),
     };
-    // Before a wallet has opened the code, the trade does not exist at Alipay yet, as with the
-    // real face-to-face flow.
-    // Another app's trade does not exist for this one.
-    let Some(t) =
-        trade.filter(|t| t.state != "created" && t.account == acting.app_id && t.via == acting.via)
-    else {
+    // Before a wallet has opened a precreated code, the trade does not exist at Alipay yet,
+    // as with the real face-to-face flow (alipay.trade.create makes it at once, with its
+    // buyer). Another app's trade does not exist for this one.
+    let Some(t) = trade.filter(|t| {
+        (t.state != "created" || t.trade_type == "CREATE")
+            && t.account == acting.app_id
+            && t.via == acting.via
+    }) else {
         return Ok(business("ACQ.TRADE_NOT_EXIST", "交易不存在"));
     };
     match method {
@@ -270,11 +304,15 @@ async fn dispatch(
     }
 }
 
+/// The orders: precreate (`NATIVE`, a QR code), create (`CREATE`, for `tradePay`, with a
+/// buyer this app met through a sign-in, in the field of its kind) and the WAP page call
+/// (`WAP`: the answer carries the trade's id for the gateway's redirect to the cashier).
 async fn precreate(
     sb: &Sandbox,
     acting: &Acting,
     params: &BTreeMap<String, String>,
     biz: &Map<String, Value>,
+    trade_type: &str,
 ) -> Result<Answer, sqlx::Error> {
     let Some(out_trade_no) = text(biz, "out_trade_no") else {
         return Ok(missing("out_trade_no"));
@@ -302,7 +340,36 @@ async fn precreate(
     }
     let notify_url = params.get("notify_url").cloned().unwrap_or_default();
     let expires_at = text(biz, "time_expire").and_then(parse_china_time);
-    let d = digest(&[out_trade_no, total, subject, &notify_url]);
+    let buyer = match (text(biz, "buyer_id"), text(biz, "buyer_open_id")) {
+        (Some(id), _) => Some((id, "user_id")),
+        (None, Some(id)) => Some((id, "open_id")),
+        (None, None) => None,
+    };
+    if trade_type == "CREATE" {
+        let known = match buyer {
+            Some((id, kind)) => {
+                sb.knows_payer(
+                    "alipay",
+                    acting.via.as_deref().unwrap_or(&acting.app_id),
+                    id,
+                    kind,
+                )
+                .await?
+            }
+            None => false,
+        };
+        if !known {
+            return Ok(business("ACQ.BUYER_NOT_EXIST", "买家不存在"));
+        }
+    }
+    let d = digest(&[
+        out_trade_no,
+        total,
+        subject,
+        &notify_url,
+        trade_type,
+        buyer.map(|b| b.0).unwrap_or_default(),
+    ]);
     match sb
         .create_trade(
             "alipay",
@@ -319,9 +386,20 @@ async fn precreate(
     {
         Ok(t) if t.state == "paid" => Ok(business("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")),
         Ok(t) if t.state == "closed" => Ok(business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")),
-        Ok(t) => Ok(success(
-            json!({ "out_trade_no": t.out_trade_no, "qr_code": sb.wallet_url(&t.id) }),
-        )),
+        Ok(t) => {
+            sb.set_trade_kind(
+                &t.id,
+                trade_type,
+                buyer.map(|b| b.0),
+                params.get("return_url").map(String::as_str),
+            )
+            .await?;
+            Ok(success(match trade_type {
+                "CREATE" => json!({ "out_trade_no": t.out_trade_no, "trade_no": t.trade_no }),
+                "WAP" => json!({ "out_trade_no": t.out_trade_no, WAP_TRADE: t.id }),
+                _ => json!({ "out_trade_no": t.out_trade_no, "qr_code": sb.wallet_url(&t.id) }),
+            }))
+        }
         Err(_) => Ok(business(
             "ACQ.CONTEXT_INCONSISTENT",
             "交易信息被篡改：同一 out_trade_no 的订单内容不一致",

@@ -31,6 +31,8 @@ pub struct SandboxKeys {
     pub wechat_gateway: RsaSigner,
     pub wechat_merchant: RsaVerifier,
     pub wechat_apiv3_key: [u8; 32],
+    /// The official account's AppSecret (OAuth `sns/oauth2/access_token`).
+    pub wechat_app_secret: crate::infra::secret::Secret<String>,
 }
 
 pub fn pair(dir: &Path, name: &str) -> PairFiles {
@@ -42,6 +44,24 @@ pub fn pair(dir: &Path, name: &str) -> PairFiles {
 
 pub fn apiv3_key_file(dir: &Path) -> PathBuf {
     dir.join("wechat-apiv3.key")
+}
+
+pub fn app_secret_file(dir: &Path) -> PathBuf {
+    dir.join("wechat-appsecret.key")
+}
+
+/// Writes 32 random letters and digits to `path` unless it exists.
+fn ensure_random(path: &Path) -> Result<(), SandboxKeyError> {
+    if path.exists() {
+        return Ok(());
+    }
+    use rand::distributions::{Alphanumeric, DistString};
+    write_private(
+        path,
+        Alphanumeric
+            .sample_string(&mut rand::thread_rng(), 32)
+            .as_bytes(),
+    )
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> SandboxKeyError {
@@ -97,15 +117,9 @@ impl SandboxKeys {
             ensure_pair(&pair(dir, name))?;
         }
         let apiv3 = apiv3_key_file(dir);
-        if !apiv3.exists() {
-            use rand::distributions::{Alphanumeric, DistString};
-            write_private(
-                &apiv3,
-                Alphanumeric
-                    .sample_string(&mut rand::thread_rng(), 32)
-                    .as_bytes(),
-            )?;
-        }
+        ensure_random(&apiv3)?;
+        let app_secret = app_secret_file(dir);
+        ensure_random(&app_secret)?;
         let signer = |name: &str| {
             let p = pair(dir, name).private;
             private_key_from_text(&read(&p)?).map_err(|source| SandboxKeyError::Key {
@@ -133,6 +147,9 @@ impl SandboxKeys {
             wechat_gateway: signer("wechat-gateway")?,
             wechat_merchant: verifier("wechat-merchant")?,
             wechat_apiv3_key,
+            wechat_app_secret: crate::infra::secret::Secret::new(
+                read(&app_secret)?.trim_end().to_string(),
+            ),
         })
     }
 }

@@ -16,6 +16,7 @@
 mod alipay;
 pub mod deliver;
 pub mod faults;
+mod inapp;
 pub mod keys;
 mod store;
 mod wallet;
@@ -147,6 +148,7 @@ impl Sandbox {
             .merge(alipay::routes())
             .merge(wechat::routes())
             .merge(wallet::routes())
+            .merge(inapp::routes())
             .with_state(self.clone())
     }
 
@@ -368,6 +370,7 @@ fn account_settings(
         public_key_file: keys::pair(keys_dir, "wechat-gateway").public,
         public_key_id: key_id.to_string(),
         apiv3_key_file: keys::apiv3_key_file(keys_dir),
+        app_secret_file: Some(keys::app_secret_file(keys_dir)),
     };
     (alipay, wechat)
 }

@@ -22,6 +22,13 @@ pub(crate) struct Trade {
     pub paid_at: Option<i64>,
     /// The service provider that made it for `account` (partner mode); `None`: its own.
     pub via: Option<String>,
+    /// The product that made it: WeChat `NATIVE`, `JSAPI`, `MWEB`; Alipay `NATIVE`
+    /// (precreate), `CREATE`, `WAP`.
+    pub trade_type: String,
+    /// The buyer it was made for (JSAPI, alipay.trade.create).
+    pub payer: Option<String>,
+    /// Where the cashier sends the buyer back (H5 `redirect_url`, WAP `return_url`).
+    pub return_url: Option<String>,
 }
 
 impl Sandbox {

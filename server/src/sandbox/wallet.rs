@@ -99,6 +99,12 @@ async fn page(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
+    // H5: the merchant added its return page to the cashier's link.
+    if let (Some(back), "MWEB") = (q.get("redirect_url"), trade.trade_type.as_str()) {
+        if back.starts_with("http://") || back.starts_with("https://") {
+            let _ = sb.set_trade_kind(&trade.id, "MWEB", None, Some(back)).await;
+        }
+    }
     // Opening the code is scanning it.
     if trade.state == "created" && !expired(&trade) {
         let _ = sb.transition(&trade.id, &["created"], "scanned").await;
@@ -229,6 +235,16 @@ async fn act(
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             }
         }
+    }
+    // A phone browser's cashier sends the buyer back to the merchant, paid or not: WeChat H5
+    // to its redirect_url, Alipay WAP to its return_url with the signed return.
+    let back = match trade.trade_type.as_str() {
+        "MWEB" => trade.return_url.clone(),
+        "WAP" => super::inapp::alipay_return_url(&sb, &trade),
+        _ => None,
+    };
+    if let Some(back) = back {
+        return Redirect::to(&back).into_response();
     }
     // Back to the page, in the language it was shown in.
     let lang = match get("lang") {

@@ -19,6 +19,10 @@ pub(super) fn routes() -> Router<Arc<Sandbox>> {
     Router::new()
         .route("/wechat/v3/pay/transactions/native", post(native))
         .route("/wechat/v3/pay/partner/transactions/native", post(native))
+        .route("/wechat/v3/pay/transactions/jsapi", post(native))
+        .route("/wechat/v3/pay/partner/transactions/jsapi", post(native))
+        .route("/wechat/v3/pay/transactions/h5", post(native))
+        .route("/wechat/v3/pay/partner/transactions/h5", post(native))
         .route(
             "/wechat/v3/pay/partner/transactions/out-trade-no/{out_trade_no}",
             get(query),
@@ -75,7 +79,7 @@ pub(super) fn transaction_json(sb: &Sandbox, t: &Trade, state: &str) -> Value {
     };
     let mut v = json!({
         "out_trade_no": t.out_trade_no,
-        "trade_type": "NATIVE",
+        "trade_type": t.trade_type,
         "trade_state": state,
         "trade_state_desc": match state { "SUCCESS" => "支付成功", "CLOSED" => "已关闭", _ => "未支付" },
         "amount": { "total": t.amount, "currency": "CNY" },
@@ -87,7 +91,8 @@ pub(super) fn transaction_json(sb: &Sandbox, t: &Trade, state: &str) -> Value {
         v["transaction_id"] = json!(t.trade_no);
         v["bank_type"] = json!("OTHERS");
         v["success_time"] = json!(rfc3339(t.paid_at.unwrap_or(t.created_at)));
-        v["payer"] = json!({ "openid": "oSandbox0000000000000000001" });
+        v["payer"] =
+            json!({ "openid": t.payer.as_deref().unwrap_or("oSandbox0000000000000000001") });
         v["amount"] = json!({ "total": t.amount, "payer_total": t.amount, "currency": "CNY", "payer_currency": "CNY" });
     }
     v
@@ -213,7 +218,52 @@ async fn native(
             return bad("time_expire 须至少在 1 分钟之后");
         }
     }
-    let d = digest(&[out_trade_no, &total.to_string(), description, notify_url]);
+    // JSAPI: a payer this app met through a sign-in; H5: the payer's address and the
+    // scene. The product is part of what the order was made with.
+    let trade_type = match uri.path().rsplit('/').next() {
+        Some("jsapi") => "JSAPI",
+        Some("h5") => "MWEB",
+        _ => "NATIVE",
+    };
+    let openid = req
+        .pointer(if partner {
+            "/payer/sp_openid"
+        } else {
+            "/payer/openid"
+        })
+        .and_then(Value::as_str)
+        .filter(|o| !o.is_empty());
+    match trade_type {
+        "JSAPI" => match openid {
+            None => return bad("JSAPI 下单 payer.openid 必填"),
+            Some(o) => match sb.knows_payer("wechat", appid, o, "openid").await {
+                Ok(true) => {}
+                Ok(false) => return bad("appid和openid不匹配"),
+                Err(e) => return storage_failed(&sb, e),
+            },
+        },
+        "MWEB" => {
+            let ip = req
+                .pointer("/scene_info/payer_client_ip")
+                .and_then(Value::as_str)
+                .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+            let h5_type = req
+                .pointer("/scene_info/h5_info/type")
+                .and_then(Value::as_str);
+            if ip.is_none() || h5_type.is_none() {
+                return bad("H5 下单 scene_info.payer_client_ip 与 scene_info.h5_info.type 必填");
+            }
+        }
+        _ => {}
+    }
+    let d = digest(&[
+        out_trade_no,
+        &total.to_string(),
+        description,
+        notify_url,
+        trade_type,
+        openid.unwrap_or_default(),
+    ]);
     let expires_ms = expires_at.map(|e| e.unix_timestamp() * 1000);
     match sb
         .create_trade(
@@ -236,10 +286,17 @@ async fn native(
         Ok(Ok(t)) if t.state == "closed" => {
             sb.wechat_error(StatusCode::BAD_REQUEST, "ORDER_CLOSED", "订单已关闭")
         }
-        Ok(Ok(t)) => sb.wechat_signed(
-            StatusCode::OK,
-            json!({ "code_url": sb.wallet_url(&t.id) }).to_string(),
-        ),
+        Ok(Ok(t)) => {
+            if let Err(e) = sb.set_trade_kind(&t.id, trade_type, openid, None).await {
+                return storage_failed(&sb, e);
+            }
+            let answer = match trade_type {
+                "JSAPI" => json!({ "prepay_id": format!("wx{}", t.id) }),
+                "MWEB" => json!({ "h5_url": format!("{}?h5=1", sb.wallet_url(&t.id)) }),
+                _ => json!({ "code_url": sb.wallet_url(&t.id) }),
+            };
+            sb.wechat_signed(StatusCode::OK, answer.to_string())
+        }
         Ok(Err(_)) => sb.wechat_error(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",

@@ -286,6 +286,7 @@ fn wechat_client(api_base: String) -> WechatPay {
             mchid: "1230000109".into(),
             cert_serial: "MERCHANTSERIAL".into(),
             wechat_key_id: "PUB_KEY_ID_0112345678".into(),
+            app_secret: None,
         },
         Arc::new(merchant_signer()),
         Arc::new(gateway_verifier()),
@@ -303,6 +304,10 @@ fn order() -> PrepayRequest {
         subject: "测试 Test order".into(),
         expires_at: server::infra::clock::now_ms() + 900_000,
         notify_url: "https://pay.example.com/notify/alipay".into(),
+        method: server::providers::PayMethod::Native,
+        payer: None,
+        client_ip: None,
+        return_url: None,
     }
 }
 

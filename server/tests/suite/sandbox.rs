@@ -151,6 +151,10 @@ fn order(id: &str, fen: i64, notify_url: String) -> PrepayRequest {
         subject: "沙箱测试 Sandbox test".into(),
         expires_at: server::infra::clock::now_ms() + 900_000,
         notify_url,
+        method: server::providers::PayMethod::Native,
+        payer: None,
+        client_ip: None,
+        return_url: None,
     }
 }
 

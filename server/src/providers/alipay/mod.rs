@@ -3,13 +3,15 @@
 //! `biz_content` in the form body, as the official SDKs send them; every response is verified
 //! over its raw `*_response` text before a field of it is believed.
 
+mod inapp;
+mod transport;
 pub mod wire;
 
 use super::crypto::{Signer, Verifier};
 use super::{
     state_of, transport_error, Channel, NotificationError, NotificationKind, NotifyReply,
-    OutTradeNo, PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundRequest, RefundState,
-    RefundStatus, SubMerchant, TradeState, TradeStatus, VerifiedNotification,
+    OutTradeNo, PayMethod, PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundRequest,
+    RefundState, RefundStatus, SubMerchant, TradeState, TradeStatus, VerifiedNotification,
 };
 use async_trait::async_trait;
 use serde_json::json;
@@ -96,6 +98,19 @@ impl Alipay {
         notify_url: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<BTreeMap<String, String>, ProviderError> {
+        self.signed_with(method, &[("biz_content", biz_content)], notify_url, now)
+    }
+
+    /// The signed parameters of a call whose business parameters are `extra` (most calls:
+    /// `biz_content`; `alipay.system.oauth.token`: top-level `grant_type` and `code`; a page
+    /// call also `return_url`).
+    pub fn signed_with(
+        &self,
+        method: &str,
+        extra: &[(&str, &str)],
+        notify_url: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<BTreeMap<String, String>, ProviderError> {
         let mut params: BTreeMap<String, String> = [
             ("app_id", self.account.app_id.as_str()),
             ("method", method),
@@ -103,9 +118,9 @@ impl Alipay {
             ("charset", "utf-8"),
             ("sign_type", "RSA2"),
             ("version", "1.0"),
-            ("biz_content", biz_content),
         ]
         .into_iter()
+        .chain(extra.iter().copied())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         params.insert("timestamp".into(), china_time(now));
@@ -133,71 +148,7 @@ impl Alipay {
             notify_url,
             OffsetDateTime::now_utc(),
         )?;
-        let query = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter().filter(|(k, _)| k.as_str() != "biz_content"))
-            .finish();
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("biz_content", &params["biz_content"])
-            .finish();
-        let sep = if self.account.gateway.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        let response = self
-            .http
-            .post(format!("{}{sep}{query}", self.account.gateway))
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded;charset=utf-8",
-            )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport_error(e, self.timeout))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(e, self.timeout))?;
-        if !(200..300).contains(&status) {
-            return Err(ProviderError::Status { status });
-        }
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| ProviderError::Malformed("not UTF-8".into()))?;
-        self.verify_response(method, text)
-    }
-
-    /// Verifies a synchronous response: the signature over the raw `*_response` (or
-    /// `error_response`) substring, then the business code. Returns the object text.
-    pub fn verify_response(&self, method: &str, text: &str) -> Result<String, ProviderError> {
-        let doc: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| ProviderError::Malformed(format!("not JSON: {e}")))?;
-        let key = format!("{}_response", method.replace('.', "_"));
-        let key = if doc.get(&key).is_some() {
-            key
-        } else {
-            "error_response".to_string()
-        };
-        let raw = wire::raw_object(text, &key)
-            .ok_or_else(|| ProviderError::Malformed(format!("no {key} object")))?;
-        let sign = doc
-            .get("sign")
-            .and_then(|s| s.as_str())
-            .ok_or(ProviderError::Unsigned)?;
-        if !self.verifier.verify_base64(raw.as_bytes(), sign) {
-            return Err(ProviderError::BadSignature);
-        }
-        let common: wire::Common = serde_json::from_str(raw)
-            .map_err(|e| ProviderError::Malformed(format!("{key}: {e}")))?;
-        if common.code != "10000" {
-            return Err(ProviderError::Business {
-                code: common.code,
-                message: common.sub_msg.unwrap_or(common.msg),
-                sub_code: common.sub_code,
-            });
-        }
-        Ok(raw.to_string())
+        self.post(method, &params).await
     }
 }
 
@@ -256,9 +207,22 @@ impl PaymentProvider for Alipay {
         if let Some(seller) = &self.account.seller_id {
             biz["seller_id"] = json!(seller);
         }
-        let raw = self
-            .call("alipay.trade.precreate", biz, Some(&req.notify_url))
-            .await?;
+        let method = self.method_part(req, &mut biz)?;
+        match req.method {
+            PayMethod::Wap => {
+                return Ok(Prepay {
+                    code_url: self.wap_url(req, &biz)?,
+                })
+            }
+            PayMethod::Jsapi => {
+                let raw = self.call(method, biz, Some(&req.notify_url)).await?;
+                return Ok(Prepay {
+                    code_url: self.created_trade(req, &raw)?,
+                });
+            }
+            PayMethod::Native | PayMethod::H5 => {}
+        }
+        let raw = self.call(method, biz, Some(&req.notify_url)).await?;
         let r: wire::PrecreateResponse = parse(&raw)?;
         if r.out_trade_no
             .as_ref()
@@ -271,6 +235,22 @@ impl PaymentProvider for Alipay {
         Ok(Prepay {
             code_url: r.qr_code,
         })
+    }
+
+    fn authorize_url(&self, redirect_uri: &str, state: &str) -> Option<String> {
+        Some(self.oauth_authorize_url(redirect_uri, state))
+    }
+
+    async fn payer_of_code(&self, code: &str) -> Result<super::Payer, ProviderError> {
+        self.oauth_buyer(code).await
+    }
+
+    fn wallet_call(&self, code: &str) -> Result<app::model::checkout::WalletCall, ProviderError> {
+        Ok(self.trade_pay_call(code))
+    }
+
+    fn verify_return(&self, query: &[(String, String)]) -> Result<OutTradeNo, NotificationError> {
+        self.verified_return(query)
     }
 
     async fn query(&self, out_trade_no: &OutTradeNo) -> Result<TradeStatus, ProviderError> {

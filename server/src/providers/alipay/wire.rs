@@ -198,6 +198,20 @@ pub struct Common {
 }
 
 #[derive(Debug, serde::Deserialize)]
+pub struct CreateResponse {
+    pub out_trade_no: Option<crate::providers::OutTradeNo>,
+    pub trade_no: Option<String>,
+}
+
+/// `alipay_system_oauth_token_response`: `user_id` (2088…) for older apps, only `open_id`
+/// for apps in the OpenID scheme.
+#[derive(serde::Deserialize)]
+pub struct OauthTokenResponse {
+    pub user_id: Option<String>,
+    pub open_id: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
 pub struct PrecreateResponse {
     pub out_trade_no: Option<crate::providers::OutTradeNo>,
     pub qr_code: String,

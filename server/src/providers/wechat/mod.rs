@@ -6,13 +6,14 @@
 //! This file holds the account, the client and its signatures; `operations.rs` the
 //! provider's operations (prepay, query, close, refund, notifications); `wire.rs` the JSON.
 
+mod inapp;
 mod operations;
 pub mod wire;
 
 use super::crypto::{aes_gcm_decrypt, Signer, Verifier};
 use super::{
     transport_error, Channel, NotificationError, NotificationKind, NotifyReply, OutTradeNo,
-    PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundNotice, RefundRequest,
+    PayMethod, PaymentProvider, Prepay, PrepayRequest, ProviderError, RefundNotice, RefundRequest,
     RefundState, RefundStatus, ReplayGuard, TradeState, TradeStatus, VerifiedNotification,
 };
 use crate::infra::clock::Clock;
@@ -39,6 +40,9 @@ pub struct WechatAccount {
     pub cert_serial: String,
     /// The id of the WeChat Pay key we verify with: `PUB_KEY_ID_…` or a platform serial.
     pub wechat_key_id: String,
+    /// The official account's AppSecret, for OAuth (`snsapi_base`) before JSAPI; `None`:
+    /// no payment inside WeChat's browser.
+    pub app_secret: Option<Secret<String>>,
 }
 
 pub struct WechatPay {

@@ -51,14 +51,25 @@ impl PaymentProvider for WechatPay {
                 body["mchid"] = json!(self.account.mchid);
             }
         }
-        let path = format!("{}/native", self.trades());
+        let path = format!("{}/{}", self.trades(), self.method_part(req, &mut body)?);
         let bytes = self
             .request(http::Method::POST, &path, Some(body.to_string()))
             .await?;
-        let r: wire::NativeResponse = parse(&bytes)?;
         Ok(Prepay {
-            code_url: r.code_url,
+            code_url: inapp::handed_out(req, &bytes)?,
         })
+    }
+
+    fn authorize_url(&self, redirect_uri: &str, state: &str) -> Option<String> {
+        self.oauth_authorize_url(redirect_uri, state)
+    }
+
+    async fn payer_of_code(&self, code: &str) -> Result<crate::providers::Payer, ProviderError> {
+        self.oauth_openid(code).await
+    }
+
+    fn wallet_call(&self, code: &str) -> Result<app::model::checkout::WalletCall, ProviderError> {
+        self.jsapi_params(code)
     }
 
     async fn query(&self, out_trade_no: &OutTradeNo) -> Result<TradeStatus, ProviderError> {

@@ -120,9 +120,25 @@ pub fn refund_state(status: &str) -> RefundState {
     state_of::<RefundStatusWord>(status)
 }
 
+/// The answer of an order call: Native's `code_url`, JSAPI's `prepay_id` or H5's `h5_url`.
 #[derive(Debug, serde::Deserialize)]
-pub struct NativeResponse {
-    pub code_url: String,
+pub struct OrderResponse {
+    pub code_url: Option<String>,
+    pub prepay_id: Option<String>,
+    pub h5_url: Option<String>,
+}
+
+/// The answer of `sns/oauth2/access_token` (errors: HTTP 200 with `errcode`).
+#[derive(serde::Deserialize)]
+pub struct OauthToken {
+    pub openid: Option<String>,
+    pub errcode: Option<i64>,
+    pub errmsg: Option<String>,
+}
+
+/// What `paySign` signs: four lines, each ending in `\n`, the last too.
+pub fn pay_sign_message(app_id: &str, time_stamp: &str, nonce_str: &str, package: &str) -> String {
+    format!("{app_id}\n{time_stamp}\n{nonce_str}\n{package}\n")
 }
 
 #[derive(Debug, serde::Deserialize)]

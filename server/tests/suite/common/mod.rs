@@ -446,6 +446,7 @@ pub fn wechat_test_client(now: i64, key_id: &str) -> server::providers::wechat::
             mchid: "1230000109".into(),
             cert_serial: "MERCHANTSERIAL".into(),
             wechat_key_id: key_id.into(),
+            app_secret: None,
         },
         Arc::new(private_key_from_text(&vector("wechat/test-private-key-pkcs8.pem")).expect("key")),
         Arc::new(public_key_from_text(&vector("wechat/test-public-key.pem")).expect("key")),

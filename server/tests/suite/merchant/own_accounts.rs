@@ -87,6 +87,7 @@ fn credentials_of(account: &SandboxAccount, base: &str, channel: Channel) -> Cre
                 public_key: read(&alipay.public_key_file),
                 apiv3_key: None,
                 app_auth_token: None,
+                app_secret: None,
             }),
         },
         Channel::Wechat => Credentials {
@@ -102,6 +103,7 @@ fn credentials_of(account: &SandboxAccount, base: &str, channel: Channel) -> Cre
                 public_key: read(&wechat.public_key_file),
                 apiv3_key: Some(read(&wechat.apiv3_key_file)),
                 app_auth_token: None,
+                app_secret: wechat.app_secret_file.as_deref().map(read),
             }),
         },
     }

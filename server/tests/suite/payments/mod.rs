@@ -5,4 +5,5 @@
 mod callbacks;
 mod checkout;
 mod money_edges;
+mod phone;
 mod posture;
