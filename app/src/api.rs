@@ -168,6 +168,51 @@ pub async fn open_aggregate(token: String, search: String) -> Result<AggregateAn
     Ok(answer)
 }
 
+/// A shop's fixed code `/p/:code` (`None`: no such code). Served at `POST /api/shop_code`.
+#[server(endpoint = "shop_code")]
+pub async fn open_shop_code(code: String) -> Result<Option<ShopCodeView>, AppError> {
+    crate::services::use_services()?
+        .shop_code(code)
+        .await
+        .map_err(crate::services::to_server_error)
+}
+
+/// The fixed code's form (a plain form post, so it works before and without the WASM):
+/// makes the order and sends the phone to its aggregate code, which takes it on to the
+/// wallet; a mistake sends it back to the form saying what to correct. Served at
+/// `POST /api/shop_pay`.
+#[server(endpoint = "shop_pay")]
+pub async fn shop_pay(code: String, amount: String, note: String) -> Result<(), AppError> {
+    let services = crate::services::use_services()?;
+    let to = match services.shop_pay(code.clone(), amount.clone(), note).await {
+        Ok(path) => path,
+        Err(crate::services::ServiceError::Invalid(why)) => {
+            let query = [("error", why.as_str()), ("amount", amount.as_str())]
+                .iter()
+                .map(|(k, v)| format!("{k}={}", encode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("/p/{}?{query}", encode(&code))
+        }
+        Err(e) => return Err(crate::services::to_server_error(e)),
+    };
+    redirect_page_or_call(&to);
+    Ok(())
+}
+
+/// Percent-encodes everything but unreserved characters.
+#[cfg(feature = "ssr")]
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `a=1&b=x%20y` as pairs, `+` as a space, each percent-decoded once (invalid escapes kept).
 #[cfg(feature = "ssr")]
 pub fn parse_query(search: &str) -> Vec<(String, String)> {

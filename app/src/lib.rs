@@ -83,6 +83,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::HomePage/>
                     <Route path=path!("/checkout/:order_id") view=pages::CheckoutPage ssr=SsrMode::Async/>
                     <Route path=path!("/q/:token") view=pages::AggregatePage ssr=SsrMode::Async/>
+                    <Route path=path!("/p/:code") view=pages::ShopCodePage ssr=SsrMode::Async/>
                     <Route path=path!("/board") view=pages::BoardPage/>
                     <Route path=path!("/board/orders/:order_id") view=pages::OrderPage/>
                     <Route path=path!("/board/cluster") view=pages::ClusterPage/>

@@ -3,7 +3,9 @@
 //! The server implements [`AppServices`] and provides an `Arc<dyn AppServices>` in the Leptos
 //! context for every request, so this crate needs no database, crypto or HTTP-client code.
 
-use crate::model::checkout::{AggregateAnswer, AggregateRequest, CheckoutView, Choice, LivePing};
+use crate::model::checkout::{
+    AggregateAnswer, AggregateRequest, CheckoutView, Choice, LivePing, ShopCodeView,
+};
 use crate::model::error::AppError;
 use crate::model::merchant::{BoardData, BoardFilter, Change, OrderDetail, SignedIn};
 use crate::money::Amount;
@@ -58,6 +60,16 @@ pub trait AppServices: Send + Sync + 'static {
         &self,
         request: AggregateRequest,
     ) -> BoxFuture<'_, Result<AggregateAnswer, ServiceError>>;
+    /// A shop's fixed code (`None`: no such code).
+    fn shop_code(&self, code: String) -> BoxFuture<'_, Result<Option<ShopCodeView>, ServiceError>>;
+    /// A customer's payment through a fixed code: the path of the new order's aggregate code
+    /// (which takes the phone on to its wallet). `Invalid` names what to correct.
+    fn shop_pay(
+        &self,
+        code: String,
+        amount: String,
+        note: String,
+    ) -> BoxFuture<'_, Result<String, ServiceError>>;
     /// Who holds the session of this cookie token (`None`: no live session).
     fn session(&self, token: String) -> BoxFuture<'_, Result<Option<SignedIn>, ServiceError>>;
     /// One page of a merchant's board.

@@ -30,6 +30,7 @@ pub mod risk;
 pub mod sandbox;
 pub mod service_error;
 pub mod services;
+pub mod shop_codes;
 pub mod state;
 pub mod webhooks;
 pub mod workers;

@@ -5,7 +5,7 @@ use crate::checkout::{self, Checkout};
 use crate::ids::OrderId;
 use crate::infra::db::Db;
 use crate::merchants::MerchantId;
-use app::api::{AggregateAnswer, AggregateRequest, CheckoutView, Choice, LivePing};
+use app::api::{AggregateAnswer, AggregateRequest, CheckoutView, Choice, LivePing, ShopCodeView};
 use app::merchant::{BoardData, BoardFilter, BoardUser, Change, OrderDetail, SignedIn};
 use app::money::Amount;
 use app::services::{AppServices, ServiceError};
@@ -125,6 +125,19 @@ impl AppServices for Services {
         .boxed()
     }
 
+    fn shop_code(&self, code: String) -> BoxFuture<'_, Result<Option<ShopCodeView>, ServiceError>> {
+        async move { self.checkout.shop_code(&code).await }.boxed()
+    }
+
+    fn shop_pay(
+        &self,
+        code: String,
+        amount: String,
+        note: String,
+    ) -> BoxFuture<'_, Result<String, ServiceError>> {
+        async move { self.checkout.shop_pay(&code, &amount, &note).await }.boxed()
+    }
+
     fn aggregate(
         &self,
         request: AggregateRequest,
@@ -208,8 +221,15 @@ impl AppServices for Services {
         &self,
         merchant_id: String,
     ) -> BoxFuture<'_, Result<app::merchant::DevelopersView, ServiceError>> {
-        async move { crate::board::developers(self.db(), &MerchantId::from(merchant_id)).await }
-            .boxed()
+        async move {
+            crate::board::developers(
+                self.db(),
+                &MerchantId::from(merchant_id),
+                &self.checkout.public_url,
+            )
+            .await
+        }
+        .boxed()
     }
 
     fn setting(

@@ -216,3 +216,15 @@ pub struct AggregateRequest {
 /// extensions by the server (the app cannot read the connection itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub String);
+
+/// A shop's fixed code as the phone that scanned it sees it (`/p/<code>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShopCodeView {
+    pub code: String,
+    pub shop_name: String,
+    /// Where it hangs ("Counter 1").
+    pub name: String,
+    /// Disabled by the shop: it takes no payment.
+    pub active: bool,
+    pub channels: Vec<Channel>,
+}

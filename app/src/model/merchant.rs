@@ -260,6 +260,21 @@ pub struct DevelopersView {
     /// The merchant's own provider accounts (none: paid through the operator's).
     #[serde(default)]
     pub accounts: Vec<AccountRow>,
+    /// The shop's fixed codes (`/p/<code>`), those in use first.
+    #[serde(default)]
+    pub codes: Vec<ShopCodeRow>,
+}
+
+/// One of the shop's fixed codes as the board lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShopCodeRow {
+    pub code: String,
+    pub name: String,
+    /// The URL the printed QR code holds.
+    pub url: String,
+    pub active: bool,
+    /// Unix ms.
+    pub created_at: i64,
 }
 
 /// One of the merchant's own provider accounts as the board shows it: its ids, never its
@@ -311,6 +326,14 @@ pub enum Setting {
     /// Remove it: new orders go through the operator's account again.
     RemoveAccount {
         channel: Channel,
+    },
+    /// A new fixed code for the counter, named for where it hangs.
+    CreateCode {
+        name: String,
+    },
+    /// Stop a fixed code taking payments (printed copies then say so).
+    DisableCode {
+        code: String,
     },
 }
 

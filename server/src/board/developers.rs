@@ -7,13 +7,17 @@ use crate::infra::db::Db;
 use crate::merchants::MerchantId;
 use crate::payments::Payments;
 use crate::webhooks::{WebhookError, Webhooks};
-use app::merchant::{AccountRow, DevelopersView, KeyRow, Setting, SettingDone};
+use app::merchant::{AccountRow, DevelopersView, KeyRow, Setting, SettingDone, ShopCodeRow};
 use app::services::ServiceError;
 use sqlx::Row;
 
 /// The developers page of a merchant: its API keys (live first, then revoked) and its
 /// webhook endpoint.
-pub async fn developers(db: &Db, merchant_id: &MerchantId) -> Result<DevelopersView, ServiceError> {
+pub async fn developers(
+    db: &Db,
+    merchant_id: &MerchantId,
+    public_url: &str,
+) -> Result<DevelopersView, ServiceError> {
     let mut keys: Vec<KeyRow> = crate::api_keys::list(db, merchant_id)
         .await
         .map_err(internal)?
@@ -39,11 +43,24 @@ pub async fn developers(db: &Db, merchant_id: &MerchantId) -> Result<DevelopersV
             checked_at: a.checked_at,
         })
         .collect();
+    let codes = crate::shop_codes::list(db, merchant_id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|c| ShopCodeRow {
+            url: format!("{public_url}/p/{}", c.code),
+            code: c.code,
+            name: c.name,
+            active: c.disabled_at.is_none(),
+            created_at: c.created_at,
+        })
+        .collect();
     Ok(DevelopersView {
         keys,
         webhook_url,
         has_secret,
         accounts,
+        codes,
     })
 }
 
@@ -160,6 +177,37 @@ pub async fn setting(
             tracing::info!(merchant = %merchant_id, %channel, "provider account removed on the board");
             done(
                 format!("Removed: your new {channel} orders go through the operator's account."),
+                None,
+            )
+        }
+        Setting::CreateCode { name } => {
+            use crate::shop_codes::ShopCodeError;
+            let code = crate::shop_codes::create(db, merchant_id, &name)
+                .await
+                .map_err(|e| match e {
+                    e @ (ShopCodeError::Name | ShopCodeError::TooMany) => {
+                        invalid(format!("Not created: {e}."))
+                    }
+                    other => internal(other),
+                })?;
+            tracing::info!(merchant = %merchant_id, code = %code.code, "shop code created on the board");
+            done(
+                format!(
+                    "Created \u{201c}{}\u{201d}: print its card and put it at the counter.",
+                    code.name
+                ),
+                None,
+            )
+        }
+        Setting::DisableCode { code } => {
+            if !crate::shop_codes::disable(db, merchant_id, &code)
+                .await
+                .map_err(internal)?
+            {
+                return Err(invalid("No such code in use."));
+            }
+            done(
+                "Disabled: the code takes no more payments.".to_string(),
                 None,
             )
         }

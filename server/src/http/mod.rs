@@ -12,6 +12,7 @@ mod health;
 mod internal;
 mod metrics;
 mod notify;
+mod shop_card;
 mod throttle;
 
 use crate::state::AppState;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router(&state))
         .merge(export::router())
         .merge(internal::router())
+        .merge(shop_card::router())
         .nest("/api/v1", api_v1::router(state.clone()))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let shell = shell.clone();

@@ -62,6 +62,8 @@ pub struct Order {
     pub created_at: i64,
     /// The merchant's own key/value data (a JSON object), when given.
     pub metadata: Option<serde_json::Value>,
+    /// The shop's fixed code it was paid through (`/p/<code>`), if any.
+    pub shop_code: Option<String>,
 }
 
 impl Order {
@@ -113,6 +115,16 @@ pub async fn create(
     new: &NewOrder,
     metadata: Option<&serde_json::Value>,
 ) -> Result<Order, OrderError> {
+    create_tagged(db, new, metadata, None).await
+}
+
+/// [`create`], tagged with the shop's fixed code it is paid through.
+pub async fn create_tagged(
+    db: &Db,
+    new: &NewOrder,
+    metadata: Option<&serde_json::Value>,
+    shop_code: Option<&str>,
+) -> Result<Order, OrderError> {
     if new.amount.fen() < 1 {
         return Err(OrderError::ZeroAmount);
     }
@@ -135,8 +147,8 @@ pub async fn create(
     let mut tx = db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO orders (id, merchant_id, amount, currency, subject, status, late, refunded_amount, return_url, \
-         expires_at, created_at, updated_at, aggregate_token, metadata) \
-         VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8, $9, $10)",
+         expires_at, created_at, updated_at, aggregate_token, metadata, shop_code) \
+         VALUES ($1, $2, $3, 'CNY', $4, 'created', $5, 0, $6, $7, $8, $8, $9, $10, $11)",
     )
     .bind(&id)
     .bind(&new.merchant_id)
@@ -148,13 +160,17 @@ pub async fn create(
     .bind(now)
     .bind(&token)
     .bind(metadata.map(|m| m.to_string()))
+    .bind(shop_code)
     .execute(&mut *tx)
     .await?;
     insert_event(
         &mut tx,
         &id,
         "status.created",
-        &serde_json::json!({ "amount": new.amount.fen() }),
+        &match shop_code {
+            Some(code) => serde_json::json!({ "amount": new.amount.fen(), "shop_code": code }),
+            None => serde_json::json!({ "amount": new.amount.fen() }),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -180,7 +196,7 @@ pub(crate) fn random_token() -> String {
 
 const ORDER_COLUMNS: &str =
     "id, merchant_id, amount, subject, status, late, refunded_amount, provider_trade_no, \
-     paid_channel, return_url, aggregate_token, expires_at, paid_at, created_at, metadata";
+     paid_channel, return_url, aggregate_token, expires_at, paid_at, created_at, metadata, shop_code";
 
 pub async fn get(db: &Db, id: &OrderId) -> Result<Option<Order>, OrderError> {
     let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
@@ -230,5 +246,6 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order, OrderError> {
             None => None,
             Some(m) => Some(serde_json::from_str(&m).map_err(|_| corrupt("metadata"))?),
         },
+        shop_code: r.try_get("shop_code")?,
     })
 }

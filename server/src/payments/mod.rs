@@ -251,9 +251,14 @@ impl Payments {
         metadata: Option<&serde_json::Value>,
     ) -> Result<orders::Order, orders::OrderError> {
         let order = orders::create(&self.db, new, metadata).await?;
+        self.announce(&order);
+        Ok(order)
+    }
+
+    /// Tells the merchant's live board (and anyone watching the order) of a new order.
+    pub fn announce(&self, order: &orders::Order) {
         self.live
             .publish(&order.merchant_id, &order.id, order.status);
-        Ok(order)
     }
 }
 

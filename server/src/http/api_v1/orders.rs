@@ -6,7 +6,8 @@ use super::idempotency::{idempotent, key_of};
 use super::schema::{self, ErrorBody, ListParams, OrderList, OrderObject, OrderPath};
 use crate::api_keys::Caller;
 use crate::orders::{self, NewOrder, Order, OrderError, OrderStatus};
-use crate::payments::{CloseError, PaymentError};
+use crate::payments::{CloseError, PayWay, PaymentError};
+use crate::providers::{PayMethod, Payer};
 use crate::state::AppState;
 use app::channel::Channel;
 use app::money::Amount;
@@ -55,6 +56,46 @@ pub struct CreateOrderRequest {
     /// The merchant's own string values.
     #[schema(schema_with = schema::metadata)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// With `channel`: how the customer pays (default `native`).
+    #[schema(schema_with = schema::method_input)]
+    pub method: Option<PayMethod>,
+    /// `jsapi`: who pays (WeChat openid, Alipay user_id or open_id).
+    #[schema(schema_with = schema::payer_id_input)]
+    pub payer_id: Option<String>,
+    /// `h5`: the customer's IP address.
+    #[schema(schema_with = schema::payer_client_ip_input)]
+    pub payer_client_ip: Option<String>,
+}
+
+impl CreateOrderRequest {
+    /// The payment the request asks for, when it names a channel.
+    fn way(&self, public_url: &str, token: Option<&str>) -> Option<PayWay> {
+        let channel = self.channel?;
+        let method = self.method.unwrap_or_default();
+        let payer = self.payer_id.as_deref().and_then(|id| {
+            let kind = match channel {
+                Channel::Wechat => "wechat_openid",
+                Channel::Alipay
+                    if id.len() == 16
+                        && id.starts_with("2088")
+                        && id.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    "alipay_user_id"
+                }
+                Channel::Alipay => "alipay_open_id",
+            };
+            Payer::parse(&format!("{kind}:{id}"))
+        });
+        Some(PayWay {
+            channel,
+            method,
+            payer,
+            client_ip: self.payer_client_ip.clone(),
+            // The cashier sends the customer back to the order's aggregate code, which shows
+            // the order as it is (never taking the visit as a payment).
+            return_url: token.map(|t| format!("{public_url}/q/{t}?back={channel}")),
+        })
+    }
 }
 
 /// The subject's meaningful characters: anything but the ends' spaces and line breaks.
@@ -84,6 +125,9 @@ impl RequestBody for CreateOrderRequest {
                 orders::MAX_RETURN_URL
             ),
             "channel" => "channel must be \"alipay\" or \"wechat\"".into(),
+            "method" => "method must be \"native\", \"jsapi\", \"h5\" (WeChat) or \"wap\" (Alipay), with a channel that has it".into(),
+            "payer_id" => "payer_id is required for jsapi: 1 to 128 of [0-9A-Za-z_-] (a WeChat openid, an Alipay user_id or open_id)".into(),
+            "payer_client_ip" => "payer_client_ip is required for h5: the customer's IPv4 or IPv6 address".into(),
             "metadata" => format!(
                 "metadata must be an object of at most {} string values (keys 1 to {} characters, values up to {})",
                 schema::MAX_METADATA_KEYS,
@@ -114,6 +158,30 @@ impl RequestBody for CreateOrderRequest {
             .is_some_and(|u| !orders::valid_return_url(u))
         {
             return Err(Self::invalid("return_url"));
+        }
+        let method = self.method.unwrap_or_default();
+        if self.method.is_some() && !self.channel.is_some_and(|c| method.offered_by(c)) {
+            return Err(Self::invalid("method"));
+        }
+        let payer_ok = self.payer_id.as_deref().is_some_and(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+        });
+        if (method == PayMethod::Jsapi && !payer_ok)
+            || (self.payer_id.is_some() && method != PayMethod::Jsapi)
+        {
+            return Err(Self::invalid("payer_id"));
+        }
+        let ip_ok = self
+            .payer_client_ip
+            .as_deref()
+            .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+        if (method == PayMethod::H5 && !ip_ok)
+            || (self.payer_client_ip.is_some() && method != PayMethod::H5)
+        {
+            return Err(Self::invalid("payer_client_ip"));
         }
         if let Some(m) = &self.metadata {
             let ok = m.len() <= schema::MAX_METADATA_KEYS
@@ -186,19 +254,19 @@ async fn create(
         expires_in_secs: request
             .expires_in
             .unwrap_or(state.settings.default_expiry_secs),
-        return_url: request.return_url,
+        return_url: request.return_url.clone(),
     };
-    let metadata = request.metadata.map(serde_json::Value::Object);
+    let metadata = request.metadata.clone().map(serde_json::Value::Object);
     let order = match state.payments.create_order(&new, metadata.as_ref()).await {
         Ok(o) => o,
         Err(OrderError::Db(e)) => return Err(ApiError::internal(e)),
         Err(e) => return Err(ApiError::invalid("order", e.to_string())),
     };
     let base = &state.settings.public_url;
-    let Some(channel) = request.channel else {
+    let Some(way) = request.way(base, order.aggregate_token.as_deref()) else {
         return Ok(OrderObject::of(&order, base));
     };
-    match state.start.start_payment(&order.id, channel).await {
+    match state.start.start_with(&order.id, &way).await {
         Ok(attempt) => {
             // The order as the code left it (its status moved on).
             let now = orders::get(&state.db, &order.id)
@@ -207,6 +275,8 @@ async fn create(
                 .flatten()
                 .unwrap_or(order);
             let mut view = OrderObject::of(&now, base);
+            view.pay_params = pay_params(state, &attempt).await?;
+            view.method = Some(attempt.method);
             view.code_url = attempt.code_url;
             Ok(view)
         }
@@ -218,6 +288,33 @@ async fn create(
         .with("order_id", order.id.as_str())),
         Err(e) => Err(ApiError::internal(e)),
     }
+}
+
+/// A jsapi attempt's call for the wallet's bridge, signed now.
+async fn pay_params(
+    state: &AppState,
+    attempt: &crate::payments::Attempt,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let (PayMethod::Jsapi, Some(code)) = (attempt.method, &attempt.code_url) else {
+        return Ok(None);
+    };
+    let Some(client) = state
+        .payments
+        .client_of(attempt)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Ok(None);
+    };
+    let call = client.wallet_call(code).map_err(ApiError::internal)?;
+    Ok(Some(match call {
+        app::model::checkout::WalletCall::Wechat(p) => {
+            serde_json::to_value(p).map_err(ApiError::internal)?
+        }
+        app::model::checkout::WalletCall::Alipay { trade_no } => {
+            serde_json::json!({ "tradeNO": trade_no })
+        }
+    }))
 }
 
 /// The caller's order `id`; another merchant's is a 404 like a missing one.

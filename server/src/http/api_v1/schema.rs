@@ -115,6 +115,44 @@ pub fn channel_input() -> ObjectBuilder {
     ))
 }
 
+/// How the wallet is paid.
+pub fn method_input() -> ObjectBuilder {
+    string_enum(
+        app::channel::PayMethod::ALL.iter().map(|m| m.as_str()).collect(),
+        true,
+    )
+    .description(Some(
+        "With `channel`: how the customer pays. `native` (default): a QR code for a screen, \
+         `code_url` is its link. `jsapi`: inside the wallet's own browser, for the payer in \
+         `payer_id`; the answer's `pay_params` go to `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` \
+         or `AlipayJSBridge.call('tradePay', …)`. `h5` (WeChat) and `wap` (Alipay): a phone \
+         browser's cashier, `code_url` is its link (`h5` needs `payer_client_ip`).",
+    ))
+}
+
+/// The payer of a `jsapi` payment.
+pub fn payer_id_input() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(of_type(Type::String, true))
+        .min_length(Some(1))
+        .max_length(Some(128))
+        .pattern(Some("^[0-9A-Za-z_-]+$"))
+        .description(Some(
+            "For `jsapi`: the WeChat `openid` of the order's appid, or the Alipay buyer id \
+             (`2088` and 12 digits is a `user_id`, anything else an `open_id`).",
+        ))
+}
+
+/// The payer's address for an `h5` payment.
+pub fn payer_client_ip_input() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(of_type(Type::String, true))
+        .max_length(Some(45))
+        .description(Some(
+            "For `h5`: the customer's own IP address (IPv4 or IPv6), as WeChat requires.",
+        ))
+}
+
 pub fn metadata() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(of_type(Type::Object, true))
@@ -211,6 +249,18 @@ pub struct OrderObject {
     /// The wallet's payment URL, when the order was created with a `channel`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_url: Option<String>,
+    /// How that payment is made (`native`, `jsapi`, `h5`, `wap`), with `code_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(native|jsapi|h5|wap)$")]
+    pub method: Option<app::channel::PayMethod>,
+    /// `jsapi`: what the page hands the wallet's JS bridge (WeChat: `appId`, `timeStamp`,
+    /// `nonceStr`, `package`, `signType`, `paySign`; Alipay: `tradeNO`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, additional_properties = true)]
+    pub pay_params: Option<serde_json::Value>,
+    /// The shop's fixed code (`/p/<code>`) it was paid through, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shop_code: Option<String>,
 }
 
 impl OrderObject {
@@ -235,6 +285,9 @@ impl OrderObject {
             created_at: secs(o.created_at),
             metadata: o.metadata.clone().unwrap_or_else(|| serde_json::json!({})),
             code_url: None,
+            method: None,
+            pay_params: None,
+            shop_code: o.shop_code.clone(),
         }
     }
 }

@@ -19,6 +19,7 @@ on_both_engines!(
     each_key_is_rate_limited,
     limits_kept_in_the_database_are_atomic,
     the_openapi_document_describes_the_real_answers,
+    the_api_asks_for_a_pay_method,
 );
 
 async fn app_with(db: &TestDb, rate: u32) -> TestApp {
@@ -794,6 +795,112 @@ async fn the_openapi_document_describes_the_real_answers(db: TestDb) {
     );
     for v in verdicts.as_array().expect("verdicts") {
         assert_eq!(v["ok"], false, "{v}");
+    }
+    app.stop().await.expect("stop");
+}
+
+/// `method` on `POST /orders` (with `channel`): the cashier of a phone browser (`h5`, `wap`)
+/// or the in-app payment of a payer (`jsapi`, with the bridge's `pay_params`); each answer
+/// as the OpenAPI document describes it, and each missing requirement named.
+async fn the_api_asks_for_a_pay_method(db: TestDb) {
+    let app = app(&db).await;
+    let api = Api {
+        key: key_for(&app, DEMO_MERCHANT_ID).await,
+        app: &app,
+    };
+    let order = |extra: Value| {
+        let mut body = tea(600);
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let (status, h5) = api
+        .post(
+            "/orders",
+            order(json!({ "channel": "wechat", "method": "h5", "payer_client_ip": "203.0.113.9" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{h5}");
+    assert_eq!(h5["method"], "h5");
+    let link = h5["code_url"].as_str().expect("code_url");
+    assert!(
+        link.contains("h5=1") && link.contains("redirect_url="),
+        "{link}"
+    );
+    let (status, wap) = api
+        .post(
+            "/orders",
+            order(json!({ "channel": "alipay", "method": "wap" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{wap}");
+    assert!(
+        wap["code_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("alipay.trade.wap.pay")),
+        "{wap}"
+    );
+    // Who pays must be known to the wallet: a made-up openid is refused by WeChat.
+    let (status, refused) = api
+        .post(
+            "/orders",
+            order(json!({ "channel": "wechat", "method": "jsapi", "payer_id": "oNobodyKnowsMe" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{refused}");
+    for (extra, field) in [
+        (
+            json!({ "channel": "wechat", "method": "jsapi" }),
+            "payer_id",
+        ),
+        (
+            json!({ "channel": "wechat", "method": "h5" }),
+            "payer_client_ip",
+        ),
+        (
+            json!({ "channel": "wechat", "method": "h5", "payer_client_ip": "not an ip" }),
+            "payer_client_ip",
+        ),
+        (json!({ "channel": "wechat", "method": "wap" }), "method"),
+        (
+            json!({ "channel": "alipay", "method": "h5", "payer_client_ip": "203.0.113.9" }),
+            "method",
+        ),
+        (json!({ "method": "native" }), "method"),
+        (
+            json!({ "channel": "alipay", "payer_id": "2088000000000001" }),
+            "payer_id",
+        ),
+    ] {
+        let before = count_orders(&app, DEMO_MERCHANT_ID).await;
+        let (status, body) = api.post("/orders", order(extra.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra} → {body}");
+        assert_eq!(body["error"]["field"], field, "{extra} → {body}");
+        assert_eq!(
+            count_orders(&app, DEMO_MERCHANT_ID).await,
+            before,
+            "nothing stored"
+        );
+    }
+    let document: Value = app
+        .get("/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        document["components"]["schemas"]["CreateOrderRequest"]["properties"]["method"].is_object()
+    );
+    let samples = json!([
+        { "method": "POST", "path": "/orders", "status": 201, "body": h5 },
+        { "method": "POST", "path": "/orders", "status": 201, "body": wap },
+    ]);
+    let verdicts = crate::common::node(
+        json!({ "op": "openapi.validate", "document": document, "samples": samples }),
+    );
+    for v in verdicts.as_array().expect("verdicts") {
+        assert_eq!(v["ok"], true, "{v}");
     }
     app.stop().await.expect("stop");
 }

@@ -7,3 +7,4 @@ mod checkout;
 mod money_edges;
 mod phone;
 mod posture;
+mod shop_codes;
