@@ -83,6 +83,14 @@ fn fields_of(channel: Channel, sub_merchant: bool) -> &'static [Field] {
             "微信支付公钥（PEM）",
         ),
         secret("apiv3_key", "APIv3 key", "APIv3 密钥"),
+        Field {
+            optional: true,
+            ..secret(
+                "app_secret",
+                "Official account AppSecret (optional: payment inside WeChat)",
+                "公众号 AppSecret（可选：用于微信内支付）",
+            )
+        },
         optional("api_base", "API base (optional)", "接口地址（可选）"),
     ];
     const WECHAT_SUB: &[Field] = &[field("sub_mchid", "Sub-merchant number", "特约商户号")];
@@ -108,6 +116,7 @@ const NAMES: &[&str] = &[
     "cert_serial",
     "public_key_id",
     "apiv3_key",
+    "app_secret",
     "api_base",
     "sub_mchid",
 ];

@@ -98,6 +98,10 @@ pub(super) struct SetArgs {
     /// WeChat Pay: the APIv3 key (32 characters).
     #[arg(long)]
     apiv3_key_file: Option<PathBuf>,
+    /// WeChat Pay: the AppSecret of the official account `--appid` (optional): with it,
+    /// customers inside WeChat sign in silently and pay in the page (JSAPI).
+    #[arg(long)]
+    app_secret_file: Option<PathBuf>,
     /// Save without the signed check (a provider that cannot be reached from here yet).
     #[arg(long)]
     skip_check: bool,
@@ -130,6 +134,7 @@ fn credentials_of(args: SetArgs) -> Result<Credentials, StartupError> {
         ("private_key", "--private-key-file", args.private_key_file),
         ("public_key", "--public-key-file", args.public_key_file),
         ("apiv3_key", "--apiv3-key-file", args.apiv3_key_file),
+        ("app_secret", "--app-secret-file", args.app_secret_file),
         (
             "app_auth_token",
             "--app-auth-token-file",
