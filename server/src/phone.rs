@@ -80,12 +80,15 @@ impl Checkout {
                 let Some((_, client)) = self.client_for(&order, channel).await? else {
                     return self.page(order, token, payable).await;
                 };
+                if client.authorize_url("", "").is_none() {
+                    return problem(PayProblemKind::NotInThisApp);
+                }
                 let state = self.new_state(token, channel).await?;
                 match client.authorize_url(&format!("{}/q/{token}", self.public_url), &state) {
                     Some(url) => Ok(AggregateAnswer::Redirect(url)),
                     // No sign-in for this account (WeChat without the AppSecret): the page
                     // says to scan the code from a screen.
-                    None => self.page(order, token, payable).await,
+                    None => problem(PayProblemKind::NotInThisApp),
                 }
             }
             Browser::Mobile => match req.pay.filter(|c| payable && channels.contains(c)) {

@@ -186,6 +186,9 @@ pub enum PayProblemKind {
     Unavailable,
     /// The order cannot be paid any more.
     NotPayable,
+    /// This wallet's browser cannot pay here (WeChat without the official account's
+    /// AppSecret): scan the code shown on a screen, or open the link in another browser.
+    NotInThisApp,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

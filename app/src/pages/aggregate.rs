@@ -94,7 +94,7 @@ fn Explain(view: AggregateView) -> impl IntoView {
         .collect_view();
     let body = if view.payable {
         view! {
-            <p><T en="Scan this code with Alipay or WeChat to pay in the app, or choose your wallet here:" zh="请用支付宝或微信扫码在应用内付款，或在此选择钱包："/></p>
+            <p><T en="Choose your wallet to pay:" zh="请选择付款钱包："/></p>
             <div class="wallet-buttons">{buttons}</div>
         }
         .into_any()

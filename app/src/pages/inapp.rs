@@ -169,6 +169,10 @@ pub fn ProblemPage(problem: PayProblem) -> impl IntoView {
             ("This wallet is not available right now", "此钱包暂不可用"),
             ("Nothing was charged. Try again in a moment, or pay with the other wallet.", "未发生扣款。请稍后重试，或使用另一个钱包付款。"),
         ),
+        PayProblemKind::NotInThisApp => (
+            ("This app cannot pay here", "无法在此应用内付款"),
+            ("Scan the shop's code on its screen with the app's scanner, or open this link in your phone's browser. Nothing was charged.", "请用应用的“扫一扫”扫描商户屏幕上的付款码，或在手机浏览器中打开此链接。未发生扣款。"),
+        ),
         PayProblemKind::NotPayable => (
             ("This payment can no longer be paid", "此付款已无法支付"),
             ("Nothing was charged. Ask the shop for a new code.", "未发生扣款。请向商户索取新的付款码。"),
@@ -180,7 +184,8 @@ pub fn ProblemPage(problem: PayProblem) -> impl IntoView {
             Lang::Zh => zh,
         }
     };
-    let again = (!problem.token.is_empty() && problem.kind != PayProblemKind::NotPayable)
+    let again = (!problem.token.is_empty()
+        && !matches!(problem.kind, PayProblemKind::NotPayable | PayProblemKind::NotInThisApp))
         .then(|| view! {
             <p><a class="button primary" rel="external" href=format!("/q/{}", problem.token) data-testid="start-again"><T en="Start again" zh="重新开始"/></a></p>
         });

@@ -285,7 +285,7 @@ async fn sandbox_account(
         a.public_key_file.display()
     );
     println!(
-        "scanpay merchant credentials set --merchant MERCHANT_ID --provider wechat --api-base {} \\\n  --appid {} --mchid {} --cert-serial {} --public-key-id {} \\\n  --private-key-file {} --public-key-file {} --apiv3-key-file {}",
+        "scanpay merchant credentials set --merchant MERCHANT_ID --provider wechat --api-base {} \\\n  --appid {} --mchid {} --cert-serial {} --public-key-id {} \\\n  --private-key-file {} --public-key-file {} --apiv3-key-file {}{}",
         w.api_base,
         w.appid,
         w.mchid,
@@ -293,7 +293,11 @@ async fn sandbox_account(
         w.public_key_id,
         w.private_key_file.display(),
         w.public_key_file.display(),
-        w.apiv3_key_file.display()
+        w.apiv3_key_file.display(),
+        w.app_secret_file
+            .as_ref()
+            .map(|f| format!(" \\\n  --app-secret-file {}", f.display()))
+            .unwrap_or_default()
     );
     println!(
         "Or as a sub-merchant of the default sandbox account: --provider wechat --sub-mchid {}",
@@ -361,6 +365,9 @@ async fn sandbox(
         "SCANPAY_WECHAT_APIV3_KEY_FILE={}",
         w.apiv3_key_file.display()
     );
+    if let Some(secret) = &w.app_secret_file {
+        println!("SCANPAY_WECHAT_APP_SECRET_FILE={}", secret.display());
+    }
     let delivery = sandbox.spawn_delivery();
     let app = axum::Router::new().nest_service("/sandbox", sandbox.router());
     let served = axum::serve(listener, app)

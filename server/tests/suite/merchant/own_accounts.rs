@@ -26,6 +26,7 @@ on_both_engines!(
     the_command_saves_only_proven_keys_and_never_prints_them,
     a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partner_access,
     the_workers_ask_and_close_through_the_attempts_account,
+    inside_wechat_a_merchant_is_paid_through_its_own_official_account,
 );
 
 /// The application with its in-process sandbox, and two more sandbox merchants.
@@ -819,5 +820,110 @@ async fn the_workers_ask_and_close_through_the_attempts_account(db: TestDb) {
         own.query(&attempt.out_trade_no).await.expect("query").state,
         TradeState::Closed
     );
+    rig.app.stop().await.expect("stop");
+}
+
+/// Inside WeChat the payer signs in to the merchant's own official account (its AppSecret is
+/// sealed with its keys) and pays its own mchid; a merchant whose account has no AppSecret
+/// gets a page that says to scan the code on a screen instead, and nothing is made.
+async fn inside_wechat_a_merchant_is_paid_through_its_own_official_account(db: TestDb) {
+    const WECHAT_UA: &str =
+        "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36 MicroMessenger/8.0.50";
+    let rig = rig(&db, None).await;
+    let keys = keyring(&rig);
+    let with_secret = merchant(&rig.app, "Tea House").await;
+    give_accounts(&rig, &keys, &with_secret, &rig.a).await;
+    let without = merchant(&rig.app, "Noodle Bar").await;
+    let mut creds = credentials_of(&rig.b, &rig.base, Channel::Wechat);
+    let mut plain = creds.keys.expose().clone();
+    assert!(plain.app_secret.is_some(), "the sandbox account has one");
+    plain.app_secret = None;
+    creds.keys = Secret::new(plain);
+    credentials::save(&rig.app.db, &keys, &without, &creds, Some(1))
+        .await
+        .expect("save");
+    let app = &rig.app;
+    let get = |url: String| {
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .header("user-agent", WECHAT_UA)
+                .send()
+                .await
+                .expect("response")
+        }
+    };
+    let location = |r: &reqwest::Response| {
+        r.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string()
+    };
+
+    let order = order_of(app, &with_secret, 880).await;
+    let token = order.aggregate_token.clone().expect("token");
+    let authorize = location(&get(app.url(&format!("/q/{token}"))).await);
+    assert!(
+        authorize.contains(&format!("appid={}", rig.a.wechat_appid)),
+        "the merchant's own official account: {authorize}"
+    );
+    let back = location(&get(authorize.split('#').next().unwrap_or_default().to_string()).await);
+    let search = back.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let answer: serde_json::Value = app
+        .client
+        .post(app.url("/api/aggregate"))
+        .header("user-agent", WECHAT_UA)
+        .form(&[("token", token.as_str()), ("search", search)])
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let params = answer["InApp"]["call"]["Wechat"].clone();
+    assert_eq!(params["appId"], rig.a.wechat_appid.as_str(), "{answer}");
+    let ok: serde_json::Value = app
+        .client
+        .post(app.url("/sandbox/wechat/bridge/pay"))
+        .body(params.to_string())
+        .send()
+        .await
+        .expect("bridge")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
+    wait_for(app, order.id.as_str(), OrderStatus::Paid).await;
+    let attempt = app
+        .payments
+        .attempts(&order.id)
+        .await
+        .expect("read")
+        .pop()
+        .expect("attempt");
+    assert_eq!(attempt.account, Some(with_secret.clone()));
+    assert!(
+        sandbox_shows(
+            app,
+            Channel::Wechat,
+            &rig.a.wechat_mchid,
+            attempt.out_trade_no.as_str()
+        )
+        .await
+    );
+
+    let order = order_of(app, &without, 880).await;
+    let token = order.aggregate_token.clone().expect("token");
+    let page = get(app.url(&format!("/q/{token}"))).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("data-kind=\"NotInThisApp\""), "{html}");
+    assert!(app
+        .payments
+        .live_attempt(&order.id)
+        .await
+        .expect("read")
+        .is_none());
     rig.app.stop().await.expect("stop");
 }
