@@ -7,9 +7,11 @@ import { createMerchant, signInByLink } from './merchant';
 
 const PHONE = { width: 390, height: 844 };
 const WECHAT = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36 MicroMessenger/8.0.50';
+const ALIPAY = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 AlipayClient/10.6.0';
 const PLAIN = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Version/18.0 Mobile/15E148 Safari/604.1';
 
 test('a merchant prints a fixed code; phones scan it, type the amount and pay; a disabled code takes nothing', async ({ page, browser }, testInfo) => {
+  test.setTimeout(60_000);
   const made = createMerchant('Bao Bakery', `bao+${Date.now()}@bakery.example`);
   await signInByLink(page, made, 'a long enough password');
   await page.getByTestId('developers-link').click();
@@ -45,6 +47,15 @@ test('a merchant prints a fixed code; phones scan it, type the amount and pay; a
   await phone.screenshot({ path: testInfo.outputPath('shop-code-wechat-paid.png'), fullPage: true });
   await wechat.close();
 
+  // Inside Alipay: the same code, the amount, a silent sign-in, tradePay in the page.
+  const alipay = await browser.newContext({ viewport: PHONE, userAgent: ALIPAY });
+  const inAlipay = await alipay.newPage();
+  await inAlipay.goto(`/p/${code}`);
+  await inAlipay.getByTestId('shop-amount').fill('7.00');
+  await inAlipay.getByTestId('shop-pay').click();
+  await expect(inAlipay.getByTestId('paid')).toBeVisible({ timeout: 15_000 });
+  await alipay.close();
+
   // A plain phone browser: the amount, then the wallet's mobile cashier.
   const plain = await browser.newContext({ viewport: PHONE, userAgent: PLAIN });
   const other = await plain.newPage();
@@ -59,8 +70,13 @@ test('a merchant prints a fixed code; phones scan it, type the amount and pay; a
 
   // The board shows both orders; then the code is disabled and takes nothing more.
   await page.getByRole('link', { name: /Order board|订单看板/ }).first().click();
-  await expect(page.locator('[data-testid=order-row]', { hasText: 'Counter 1 · two buns' })).toBeVisible();
-  await page.getByTestId('developers-link').click();
+  const paidHere = page.locator('[data-testid=order-row]', { hasText: 'Counter 1 · two buns' });
+  await expect(paidHere).toBeVisible();
+  await expect(page.locator('[data-testid=order-row]', { hasText: 'Counter 1' })).toHaveCount(3);
+  await paidHere.getByRole('link').first().click();
+  await expect(page.getByTestId('order-shop-code')).toContainText(`Counter 1 ${code}`);
+  await expect(page.getByTestId('attempt-method')).toHaveText('jsapi');
+  await page.goto('/board/developers');
   await page.locator('[data-testid=code-row]', { hasText: 'Counter 1' }).getByTestId('disable-code').click();
   await expect(page.locator('[data-testid=code-row]', { hasText: 'Counter 1' })).toHaveAttribute('data-active', 'false');
   const late = await browser.newContext({ viewport: PHONE, userAgent: PLAIN });

@@ -165,6 +165,9 @@ pub struct AttemptRow {
     /// A second payment (the order was already paid through another code): what of it can
     /// still be refunded, `None` for every other attempt.
     pub extra_refundable: Option<Amount>,
+    /// How it is paid (native QR, in-app, a phone browser's cashier).
+    #[serde(default)]
+    pub method: crate::channel::PayMethod,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +208,9 @@ pub struct OrderDetail {
     pub refunds: Vec<RefundRow>,
     pub webhooks: Vec<WebhookRow>,
     pub timeline: Vec<TimelineEntry>,
+    /// The shop's fixed code it was paid through: its name and code.
+    #[serde(default)]
+    pub shop_code: Option<(String, String)>,
 }
 
 /// A change the board makes.

@@ -177,7 +177,7 @@ fn Detail(
             view! {
                 <tr>
                     <td><code>{a.out_trade_no.clone()}</code></td>
-                    <td>{move || lang.get().wallet(c)}</td>
+                    <td>{move || lang.get().wallet(c)} " · " <span data-testid="attempt-method">{a.method.as_str()}</span></td>
                     <td>{a.status.as_str()} " " {extra}</td>
                     <td>{clock::beijing(a.created_at)}</td>
                     <td>{a.error.clone().unwrap_or_default()}</td>
@@ -225,6 +225,10 @@ fn Detail(
                     <dd>{d.paid_at.map(clock::beijing).unwrap_or_else(|| "—".into())}</dd>
                     <dt><T en="Provider trade no." zh="渠道交易号"/></dt>
                     <dd>{d.provider_trade_no.clone().unwrap_or_else(|| "—".into())}</dd>
+                    {d.shop_code.clone().map(|(name, code)| view! {
+                        <dt><T en="Shop code" zh="收款码"/></dt>
+                        <dd data-testid="order-shop-code">{name} " " <code>{code}</code></dd>
+                    })}
                 </dl>
             </header>
             <section class="card link">

@@ -84,6 +84,7 @@ pub async fn detail(
             created_at: a.created_at,
             closed_at: a.closed_at,
             error: a.error,
+            method: a.method,
         })
         .collect();
     let refunds = refunds::for_order(payments, merchant_id, order_id)
@@ -193,7 +194,19 @@ pub async fn detail(
         .map_err(internal)?
         .pop()
         .ok_or_else(|| internal("the order vanished"))?;
+    let shop_code = match &order.shop_code {
+        Some(code) => Some((
+            crate::shop_codes::get(db, code)
+                .await
+                .map_err(internal)?
+                .map(|c| c.name)
+                .unwrap_or_default(),
+            code.clone(),
+        )),
+        None => None,
+    };
     Ok(Some(OrderDetail {
+        shop_code,
         row,
         expires_at: order.expires_at,
         paid_at: order.paid_at,
