@@ -37,6 +37,10 @@ pub struct Attempt {
     /// Who pays a jsapi attempt, as the wallet named them.
     #[serde(default)]
     pub payer: Option<Payer>,
+    /// When the code it hands out now was issued (`None`: when it was made); a WeChat code
+    /// renewed by the same-parameters re-call has a later one.
+    #[serde(default)]
+    pub code_at: Option<i64>,
 }
 
 /// How long a provider's code can be paid: two hours at both providers (Alipay precreate's
@@ -53,8 +57,15 @@ impl Attempt {
     /// When its code stops working at the provider (attempts made before this was recorded:
     /// [`CODE_LIFETIME`] after they were made).
     pub fn code_dies_at(&self) -> i64 {
-        self.payable_until
-            .unwrap_or(self.created_at + CODE_LIFETIME.as_millis() as i64)
+        let issued = self.code_at.unwrap_or(self.created_at) + CODE_LIFETIME.as_millis() as i64;
+        self.payable_until.map_or(issued, |until| until.min(issued))
+    }
+
+    /// Whether its code is renewed by repeating the order call with the same parameters
+    /// (WeChat Native and JSAPI: the same trade, a fresh code; providers.md part two §2.9),
+    /// rather than by a new attempt with its own trade number (Alipay: §1.10).
+    pub fn renews_in_place(&self) -> bool {
+        renews_in_place(self.channel, self.method)
     }
 
     /// The provider account it was made through (and is queried, closed and refunded
@@ -70,6 +81,11 @@ impl Attempt {
     pub fn code_is_fresh(&self, now: i64) -> bool {
         now + (CODE_RENEW_BEFORE.as_millis() as i64) < self.code_dies_at()
     }
+}
+
+/// [`Attempt::renews_in_place`] for a wallet and method.
+pub fn renews_in_place(channel: Channel, method: PayMethod) -> bool {
+    channel == Channel::Wechat && matches!(method, PayMethod::Native | PayMethod::Jsapi)
 }
 
 impl Payments {
@@ -124,7 +140,7 @@ pub fn trade_no(order_id: &OrderId, seq: i64) -> OutTradeNo {
 
 const ATTEMPT_COLUMNS: &str =
     "out_trade_no, order_id, seq, channel, status, code_url, provider_trade_no, error, created_at, closed_at, \
-     payable_until, account, method, payer";
+     payable_until, account, method, payer, code_at";
 
 fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
     let corrupt = |what: &str| {
@@ -151,6 +167,7 @@ fn attempt_from_row(r: &sqlx::any::AnyRow) -> Result<Attempt, sqlx::Error> {
             Some(p) => Some(Payer::parse(&p).ok_or_else(|| corrupt("payer"))?),
             None => None,
         },
+        code_at: r.try_get("code_at")?,
     })
 }
 

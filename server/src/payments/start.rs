@@ -149,11 +149,13 @@ impl Payments {
         let out_trade_no = trade_no(&order.id, seq);
         let now = crate::infra::clock::now_ms();
         // The code dies with the order or after its two hours, whichever is first; the
-        // provider is told so (time_expire), so an old code cannot be paid by itself.
-        let payable_until = order
-            .expires_at
-            .min(now + CODE_LIFETIME.as_millis() as i64)
-            .div_euclid(1000)
+        // provider is told so (time_expire), so an old code cannot be paid by itself. A
+        // WeChat trade is payable until the order's end: its code is renewed in place.
+        let payable_until = match attempts::renews_in_place(channel, way.method) {
+            true => order.expires_at,
+            false => order.expires_at.min(now + CODE_LIFETIME.as_millis() as i64),
+        }
+        .div_euclid(1000)
             * 1000;
         let inserted = sqlx::query(
             "INSERT INTO payment_attempts (out_trade_no, order_id, seq, channel, status, created_at, node_id, payable_until, account, method, payer) \
@@ -250,6 +252,66 @@ impl Payments {
 }
 
 impl Payments {
+    /// Renews a WeChat attempt's code by repeating its order call with the same parameters
+    /// (same trade number, amount, description, `time_expire`, notify URL and payer): a fresh
+    /// `code_url` / `prepay_id` for the same trade, so no second trade can be paid.
+    /// `Ok(None)`: the trade ends within the renewal window, or the attempt is no longer open.
+    async fn renew_in_place(
+        &self,
+        order: &Order,
+        attempt: &Attempt,
+    ) -> Result<Option<Attempt>, PaymentError> {
+        let now = crate::infra::clock::now_ms();
+        let Some(until) = attempt.payable_until else {
+            return Ok(None);
+        };
+        if until <= now + CODE_RENEW_BEFORE.as_millis() as i64 {
+            return Ok(None);
+        }
+        let Some(provider) = self.client_of(attempt).await? else {
+            return Ok(None);
+        };
+        let request = PrepayRequest {
+            out_trade_no: attempt.out_trade_no.clone(),
+            amount: order.amount,
+            subject: order.subject.clone(),
+            expires_at: until,
+            notify_url: self.notify_url(attempt.channel, &attempt.account()),
+            method: attempt.method,
+            payer: attempt.payer.clone(),
+            client_ip: None,
+            return_url: None,
+        };
+        let prepay =
+            provider
+                .create_prepay(&request)
+                .await
+                .map_err(|source| PaymentError::Provider {
+                    channel: attempt.channel,
+                    source,
+                })?;
+        let renewed = sqlx::query(
+            "UPDATE payment_attempts SET code_url = $1, code_at = $2 \
+             WHERE out_trade_no = $3 AND status = 'open'",
+        )
+        .bind(&prepay.code_url)
+        .bind(now)
+        .bind(&attempt.out_trade_no)
+        .execute(self.db.pool())
+        .await?;
+        if renewed.rows_affected() != 1 {
+            return Ok(None);
+        }
+        orders::add_event(
+            &self.db,
+            &order.id,
+            "attempt.renewed",
+            &serde_json::json!({ "out_trade_no": attempt.out_trade_no, "channel": attempt.channel }),
+        )
+        .await?;
+        Ok(self.attempt(&attempt.out_trade_no).await?)
+    }
+
     /// Each new attempt is a prepay call: switching wallets back and forth must not make a
     /// provider call per click without end. `Busy` once the order has had
     /// [`MAX_ATTEMPTS_PER_ORDER`].
@@ -299,6 +361,28 @@ impl StartPayment for Payments {
                         && a.code_is_fresh(crate::infra::clock::now_ms()) =>
                 {
                     return Ok(a)
+                }
+                Some(a)
+                    if a.status == AttemptStatus::Open
+                        && way.reuses(&a, crate::infra::clock::now_ms())
+                        && a.renews_in_place() =>
+                {
+                    // WeChat: the same order call again gives a fresh code for this trade.
+                    match self.renew_in_place(&order, &a).await {
+                        Ok(Some(renewed)) => return Ok(renewed),
+                        // Ended meanwhile, or the provider would not renew it: close it
+                        // (or record its payment) and open another.
+                        Ok(None) | Err(PaymentError::Provider { .. }) => {
+                            self.may_open_another(order_id).await?;
+                            if self
+                                .close_or_record(&a, "code could not be renewed")
+                                .await?
+                            {
+                                return Err(PaymentError::NotPayable(OrderStatus::Paid));
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Some(a)
                     if a.status == AttemptStatus::Open
