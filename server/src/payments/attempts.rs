@@ -46,8 +46,9 @@ pub struct Attempt {
 /// How long a provider's code can be paid: two hours at both providers (Alipay precreate's
 /// `qr_code`, WeChat Native's `code_url`), whatever the order's own time.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(2 * 3600);
-/// How long a WeChat H5 cashier link works (5 minutes at WeChat): after this a fresh
-/// attempt is made rather than handing out a dead link.
+/// How long a cashier link is handed out again: WeChat's H5 link works 5 minutes, and an
+/// Alipay WAP link is signed with the time it was made; after this a fresh attempt is made
+/// rather than handing out a dead or stale link.
 pub const H5_LINK_LIFETIME: Duration = Duration::from_secs(4 * 60);
 /// A code with less than this left is not handed out again: a fresh attempt is opened (and
 /// an open checkout renews its code this long before it dies).

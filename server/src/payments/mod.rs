@@ -140,12 +140,15 @@ impl PayWay {
     }
 
     /// Whether an open attempt can be handed out again for this way: same wallet, method and
-    /// payer (a JSAPI prepay is bound to its payer), and an H5 link only while it lives.
+    /// payer (a JSAPI prepay is bound to its payer), and a cashier link (H5, WAP) only while
+    /// it is young: WeChat's H5 link dies after 5 minutes, and a WAP link carries the signed
+    /// timestamp of when it was made.
     pub fn reuses(&self, attempt: &Attempt, now: i64) -> bool {
+        use crate::providers::PayMethod;
         attempt.channel == self.channel
             && attempt.method == self.method
             && attempt.payer == self.payer
-            && (self.method != crate::providers::PayMethod::H5
+            && (!matches!(self.method, PayMethod::H5 | PayMethod::Wap)
                 || now < attempt.created_at + attempts::H5_LINK_LIFETIME.as_millis() as i64)
     }
 }

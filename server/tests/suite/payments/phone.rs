@@ -451,6 +451,24 @@ async fn a_plain_phone_pays_through_the_alipay_wap_cashier(db: TestDb) {
     assert_eq!(checked["valid"], true, "{checked}");
     let attempt = live(&app, &order).await;
     assert_eq!(attempt.method, PayMethod::Wap);
+    // Chosen again at once: the same link. Five minutes on, its signed timestamp is stale: a
+    // fresh attempt with a fresh link (the old one closed, never both payable).
+    let again = location(&open(&app, &format!("/q/{token}?pay=alipay"), PHONE_UA, None).await);
+    assert_eq!(again, wap);
+    sqlx::query(
+        "UPDATE payment_attempts SET created_at = created_at - 300000 WHERE out_trade_no = $1",
+    )
+    .bind(&attempt.out_trade_no)
+    .execute(app.db.pool())
+    .await
+    .expect("age");
+    let wap = location(&open(&app, &format!("/q/{token}?pay=alipay"), PHONE_UA, None).await);
+    let attempt = live(&app, &order).await;
+    assert!(
+        wap.contains(&format!("{}_2", order.id)),
+        "a new trade number: {wap}"
+    );
+    assert_eq!(attempt.code_url.as_deref(), Some(wap.as_str()));
 
     // The gateway shows its cashier; paying sends the phone back with the signed return.
     let cashier = location(&open(&app, &wap, PHONE_UA, None).await);
