@@ -187,12 +187,12 @@ pub async fn shop_pay(code: String, amount: String, note: String) -> Result<(), 
     let to = match services.shop_pay(code.clone(), amount.clone(), note).await {
         Ok(path) => path,
         Err(crate::services::ServiceError::Invalid(why)) => {
-            let query = [("error", why.as_str()), ("amount", amount.as_str())]
-                .iter()
-                .map(|(k, v)| format!("{k}={}", encode(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-            format!("/p/{}?{query}", encode(&code))
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("error", &why)
+                .append_pair("amount", &amount)
+                .finish();
+            let code: String = form_urlencoded::byte_serialize(code.as_bytes()).collect();
+            format!("/p/{code}?{query}")
         }
         Err(e) => return Err(crate::services::to_server_error(e)),
     };
@@ -200,53 +200,11 @@ pub async fn shop_pay(code: String, amount: String, note: String) -> Result<(), 
     Ok(())
 }
 
-/// Percent-encodes everything but unreserved characters.
-#[cfg(feature = "ssr")]
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// `a=1&b=x%20y` as pairs, `+` as a space, each percent-decoded once (invalid escapes kept).
+/// A query string (`a=1&b=x%20y`, with or without its `?`) as pairs, each decoded once.
 #[cfg(feature = "ssr")]
 pub fn parse_query(search: &str) -> Vec<(String, String)> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = |b: u8| (b as char).to_digit(16);
-                    match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                        (Some(h), Some(l)) => {
-                            out.push((h * 16 + l) as u8);
-                            i += 2;
-                        }
-                        _ => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    search
-        .trim_start_matches('?')
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
+    form_urlencoded::parse(search.trim_start_matches('?').as_bytes())
+        .into_owned()
         .collect()
 }
 

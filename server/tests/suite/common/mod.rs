@@ -2,6 +2,8 @@
 //! database created on the local server and dropped afterwards) and a whole ScanPay
 //! application on port 0.
 
+pub mod phone;
+
 use server::config::{Config, DatabaseUrl, Engine, LogFormat};
 use server::infra::secret::Secret;
 use server::Application;

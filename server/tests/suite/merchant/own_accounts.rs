@@ -2,6 +2,7 @@
 //! queried and refunded through it, notifications are verified with its keys and may speak
 //! only of its own attempts, and its keys are sealed at rest under the master key.
 
+use crate::common::phone::{bridge, location, open, sign_in_and_answer, WECHAT_UA};
 use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
 use server::credentials::{self, AccountIds, AccountKeys, Credentials};
@@ -827,8 +828,6 @@ async fn the_workers_ask_and_close_through_the_attempts_account(db: TestDb) {
 /// sealed with its keys) and pays its own mchid; a merchant whose account has no AppSecret
 /// gets a page that says to scan the code on a screen instead, and nothing is made.
 async fn inside_wechat_a_merchant_is_paid_through_its_own_official_account(db: TestDb) {
-    const WECHAT_UA: &str =
-        "Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36 MicroMessenger/8.0.50";
     let rig = rig(&db, None).await;
     let keys = keyring(&rig);
     let with_secret = merchant(&rig.app, "Tea House").await;
@@ -843,56 +842,17 @@ async fn inside_wechat_a_merchant_is_paid_through_its_own_official_account(db: T
         .await
         .expect("save");
     let app = &rig.app;
-    let get = |url: String| {
-        let client = app.client.clone();
-        async move {
-            client
-                .get(url)
-                .header("user-agent", WECHAT_UA)
-                .send()
-                .await
-                .expect("response")
-        }
-    };
-    let location = |r: &reqwest::Response| {
-        r.headers()["location"]
-            .to_str()
-            .expect("location")
-            .to_string()
-    };
-
     let order = order_of(app, &with_secret, 880).await;
     let token = order.aggregate_token.clone().expect("token");
-    let authorize = location(&get(app.url(&format!("/q/{token}"))).await);
+    let authorize = location(&open(app, &format!("/q/{token}"), WECHAT_UA, None).await);
     assert!(
         authorize.contains(&format!("appid={}", rig.a.wechat_appid)),
         "the merchant's own official account: {authorize}"
     );
-    let back = location(&get(authorize.split('#').next().unwrap_or_default().to_string()).await);
-    let search = back.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    let answer: serde_json::Value = app
-        .client
-        .post(app.url("/api/aggregate"))
-        .header("user-agent", WECHAT_UA)
-        .form(&[("token", token.as_str()), ("search", search)])
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let answer = sign_in_and_answer(app, &token, WECHAT_UA).await;
     let params = answer["InApp"]["call"]["Wechat"].clone();
     assert_eq!(params["appId"], rig.a.wechat_appid.as_str(), "{answer}");
-    let ok: serde_json::Value = app
-        .client
-        .post(app.url("/sandbox/wechat/bridge/pay"))
-        .body(params.to_string())
-        .send()
-        .await
-        .expect("bridge")
-        .json()
-        .await
-        .expect("JSON");
+    let ok = bridge(app, "/sandbox/wechat/bridge/pay", &params).await;
     assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
     wait_for(app, order.id.as_str(), OrderStatus::Paid).await;
     let attempt = app
@@ -915,7 +875,7 @@ async fn inside_wechat_a_merchant_is_paid_through_its_own_official_account(db: T
 
     let order = order_of(app, &without, 880).await;
     let token = order.aggregate_token.clone().expect("token");
-    let page = get(app.url(&format!("/q/{token}"))).await;
+    let page = open(app, &format!("/q/{token}"), WECHAT_UA, None).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     assert!(html.contains("data-kind=\"NotInThisApp\""), "{html}");

@@ -5,6 +5,9 @@
 //! code; every failure before a payment is a clear page and never a payment; and every
 //! method's attempt is queried, closed, refunded and expired like a native one.
 
+use crate::common::phone::{
+    answer, bridge, location, open, search_of, sign_in, ALIPAY_UA, DESKTOP_UA, PHONE_UA, WECHAT_UA,
+};
 use crate::common::{new_order, node, sandbox_config, status_of, wait_for, TestApp, TestDb};
 use serde_json::Value;
 use server::orders::OrderStatus;
@@ -23,70 +26,8 @@ on_both_engines!(
     every_method_is_queried_refunded_and_expired_like_native,
 );
 
-const WECHAT_UA: &str =
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36 MicroMessenger/8.0.50";
-const ALIPAY_UA: &str =
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile AlipayClient/10.6.0";
-const PHONE_UA: &str =
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Version/18.0 Mobile/15E148 Safari/604.1";
-const DESKTOP_UA: &str =
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
-
 async fn app(db: &TestDb) -> TestApp {
     TestApp::spawn_with(sandbox_config(db)).await
-}
-
-/// A GET as a phone would send it (redirects not followed), with the sandbox's cookies.
-async fn open(app: &TestApp, url: &str, ua: &str, cookie: Option<&str>) -> reqwest::Response {
-    let url = match url.starts_with('/') {
-        true => app.url(url),
-        false => url.to_string(),
-    };
-    let mut req = app.client.get(url).header("user-agent", ua);
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    req.send().await.expect("response")
-}
-
-fn location(r: &reqwest::Response) -> String {
-    assert!(
-        r.status().is_redirection(),
-        "a redirect, got {}",
-        r.status()
-    );
-    r.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string()
-}
-
-/// The aggregate code, then the wallet's silent sign-in: the URL the wallet sends the
-/// browser back to (`/q/<token>?code=…&state=…`).
-async fn sign_in(app: &TestApp, token: &str, ua: &str, cookie: Option<&str>) -> String {
-    let authorize = location(&open(app, &format!("/q/{token}"), ua, None).await);
-    let (url, _fragment) = authorize.split_once('#').unwrap_or((&authorize, ""));
-    location(&open(app, url, ua, cookie).await)
-}
-
-/// The aggregate answer for `search` as the page's server function gives it (JSON).
-async fn answer(app: &TestApp, token: &str, search: &str, ua: &str) -> Value {
-    let r = app
-        .client
-        .post(app.url("/api/aggregate"))
-        .header("user-agent", ua)
-        .form(&[("token", token), ("search", search)])
-        .send()
-        .await
-        .expect("aggregate");
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
-    r.json().await.expect("JSON")
-}
-
-fn search_of(url: &str) -> String {
-    url.split_once('?')
-        .map(|(_, q)| q.to_string())
-        .unwrap_or_default()
 }
 
 async fn live(app: &TestApp, order: &server::orders::Order) -> Attempt {
@@ -104,19 +45,6 @@ fn merchant_public_key(db: &TestDb, name: &str) -> String {
         .join("sandbox/keys")
         .join(format!("{name}-public.pem"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-async fn bridge(app: &TestApp, path: &str, body: &Value) -> Value {
-    app.client
-        .post(app.url(path))
-        .header("content-type", "text/plain")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("bridge")
-        .json()
-        .await
-        .expect("JSON")
 }
 
 async fn a_wechat_phone_signs_in_and_pays_in_the_page(db: TestDb) {

@@ -2,6 +2,7 @@
 //! the amount on the phone page; that makes an ordinary order of the shop tagged with the
 //! code, which pays through the same ways as the aggregate code. Disabled codes take nothing.
 
+use crate::common::phone::{bridge, sign_in_and_answer, WECHAT_UA};
 use crate::common::{sandbox_config, wait_for, TestApp, TestDb};
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::OrderStatus;
@@ -11,9 +12,6 @@ on_both_engines!(
     a_fixed_code_takes_a_typed_amount_and_pays_through_the_wallet,
     a_fixed_code_refuses_bad_amounts_and_stops_when_disabled,
 );
-
-const WECHAT_UA: &str =
-    "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Mobile Safari/537.36 MicroMessenger/8.0.50";
 
 async fn app(db: &TestDb) -> TestApp {
     TestApp::spawn_with(sandbox_config(db)).await
@@ -79,51 +77,10 @@ async fn a_fixed_code_takes_a_typed_amount_and_pays_through_the_wallet(db: TestD
     assert_eq!(order.merchant_id.as_str(), DEMO_MERCHANT_ID);
 
     // The wallet's own browser then signs in and pays in the page, as from any order's code.
-    let authorize = app
-        .client
-        .get(app.url(&to))
-        .header("user-agent", WECHAT_UA)
-        .send()
-        .await
-        .expect("aggregate");
-    let authorize = authorize.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
-    let back = app
-        .client
-        .get(authorize.split('#').next().unwrap_or_default())
-        .send()
-        .await
-        .expect("sign-in");
-    let back = back.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
-    let search = back.split_once('?').map(|(_, q)| q).unwrap_or_default();
     let token = to.trim_start_matches("/q/");
-    let answer: serde_json::Value = app
-        .client
-        .post(app.url("/api/aggregate"))
-        .header("user-agent", WECHAT_UA)
-        .form(&[("token", token), ("search", search)])
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let answer = sign_in_and_answer(&app, token, WECHAT_UA).await;
     let params = answer["InApp"]["call"]["Wechat"].clone();
-    let ok: serde_json::Value = app
-        .client
-        .post(app.url("/sandbox/wechat/bridge/pay"))
-        .body(params.to_string())
-        .send()
-        .await
-        .expect("bridge")
-        .json()
-        .await
-        .expect("JSON");
+    let ok = bridge(&app, "/sandbox/wechat/bridge/pay", &params).await;
     assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
     wait_for(&app, &ids[0], OrderStatus::Paid).await;
 
