@@ -115,14 +115,11 @@ impl Checkout {
         if !order.is_payable(crate::infra::clock::now_ms()) {
             code = None;
         }
-        let merchant_name = merchants::get(self.db(), &order.merchant_id)
-            .await
-            .map_err(internal)?
-            .map(|m| m.name)
-            .unwrap_or_default();
+        let (merchant_name, logo_url) = self.shop_of(&order.merchant_id).await?;
         Ok(Some(CheckoutView {
             order_id: order.id.as_str().to_string(),
             merchant_name,
+            logo_url,
             subject: order.subject,
             amount: order.amount,
             status: order.status,
@@ -136,6 +133,18 @@ impl Checkout {
             code,
             problem,
         }))
+    }
+
+    /// A shop as its customers' pages show it: its name and logo.
+    pub(crate) async fn shop_of(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<(String, Option<String>), ServiceError> {
+        Ok(merchants::get(self.db(), merchant)
+            .await
+            .map_err(internal)?
+            .map(|m| (m.name, m.logo_url))
+            .unwrap_or_default())
     }
 
     /// The wallets a merchant's orders can be paid with: its own accounts, else the

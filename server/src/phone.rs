@@ -14,7 +14,6 @@
 //! Every failure before a payment is a [`PayProblem`] page in the customer's language.
 
 use crate::checkout::Checkout;
-use crate::merchants;
 use crate::orders::{self, Order};
 use crate::payments::{Attempt, PayWay, PaymentError};
 use crate::providers::{Channel, PayMethod, PaymentProvider, ProviderError};
@@ -348,10 +347,12 @@ impl Checkout {
             .await
             .map_err(internal)?
             .ok_or_else(|| internal("the order is gone"))?;
+        let (merchant_name, logo_url) = self.shop_of(&order.merchant_id).await?;
         Ok(AggregateAnswer::InApp(InAppView {
             token: token.to_string(),
             order_id: order.id.as_str().to_string(),
-            merchant_name: self.merchant_name(&order).await?,
+            merchant_name,
+            logo_url,
             subject: order.subject,
             amount: order.amount,
             status: order.status,
@@ -361,24 +362,18 @@ impl Checkout {
         }))
     }
 
-    async fn merchant_name(&self, order: &Order) -> Result<String, ServiceError> {
-        Ok(merchants::get(self.db(), &order.merchant_id)
-            .await
-            .map_err(internal)?
-            .map(|m| m.name)
-            .unwrap_or_default())
-    }
-
     async fn page(
         &self,
         order: Order,
         token: &str,
         payable: bool,
     ) -> Result<AggregateAnswer, ServiceError> {
+        let (merchant_name, logo_url) = self.shop_of(&order.merchant_id).await?;
         Ok(AggregateAnswer::Page(AggregateView {
             token: token.to_string(),
             order_id: order.id.as_str().to_string(),
-            merchant_name: self.merchant_name(&order).await?,
+            merchant_name,
+            logo_url,
             channels: self.channels_of(&order).await?,
             subject: order.subject,
             amount: order.amount,

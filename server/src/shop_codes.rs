@@ -186,11 +186,7 @@ impl crate::checkout::Checkout {
         else {
             return Ok(None);
         };
-        let shop_name = crate::merchants::get(self.db(), &shop.merchant_id)
-            .await
-            .map_err(crate::service_error::fault)?
-            .map(|m| m.name)
-            .unwrap_or_default();
+        let (shop_name, logo_url) = self.shop_of(&shop.merchant_id).await?;
         let channels = self
             .payments
             .book()
@@ -201,6 +197,7 @@ impl crate::checkout::Checkout {
             active: shop.disabled_at.is_none() && !channels.is_empty(),
             code: shop.code,
             shop_name,
+            logo_url,
             name: shop.name,
             channels,
         }))

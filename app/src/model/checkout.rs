@@ -71,6 +71,9 @@ pub enum CodeProblem {
 pub struct CheckoutView {
     pub order_id: String,
     pub merchant_name: String,
+    /// The shop's logo (an https image URL), when it gave one.
+    #[serde(default)]
+    pub logo_url: Option<String>,
     pub subject: String,
     pub amount: Amount,
     pub status: OrderStatus,
@@ -107,6 +110,9 @@ pub struct AggregateView {
     pub token: String,
     pub order_id: String,
     pub merchant_name: String,
+    /// The shop's logo (an https image URL), when it gave one.
+    #[serde(default)]
+    pub logo_url: Option<String>,
     pub subject: String,
     pub amount: Amount,
     pub status: OrderStatus,
@@ -135,6 +141,9 @@ pub struct InAppView {
     pub token: String,
     pub order_id: String,
     pub merchant_name: String,
+    /// The shop's logo (an https image URL), when it gave one.
+    #[serde(default)]
+    pub logo_url: Option<String>,
     pub subject: String,
     pub amount: Amount,
     pub status: OrderStatus,
@@ -225,6 +234,8 @@ pub struct ClientAddr(pub String);
 pub struct ShopCodeView {
     pub code: String,
     pub shop_name: String,
+    #[serde(default)]
+    pub logo_url: Option<String>,
     /// Where it hangs ("Counter 1").
     pub name: String,
     /// Disabled by the shop: it takes no payment.

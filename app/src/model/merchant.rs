@@ -269,6 +269,9 @@ pub struct DevelopersView {
     /// The shop's fixed codes (`/p/<code>`), those in use first.
     #[serde(default)]
     pub codes: Vec<ShopCodeRow>,
+    /// The shop's logo on its customers' pages.
+    #[serde(default)]
+    pub logo_url: Option<String>,
 }
 
 /// One of the shop's fixed codes as the board lists it.
@@ -340,6 +343,10 @@ pub enum Setting {
     /// Stop a fixed code taking payments (printed copies then say so).
     DisableCode {
         code: String,
+    },
+    /// The shop's logo on its customers' pages (an https image URL; empty removes it).
+    SetLogo {
+        url: String,
     },
 }
 

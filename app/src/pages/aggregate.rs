@@ -108,6 +108,7 @@ fn Explain(view: AggregateView) -> impl IntoView {
         // A plain string (see the checkout's title).
         <Title text=headline()/>
         <section class="card aggregate" data-testid="aggregate" data-status=view.status.as_str()>
+            {view.logo_url.clone().map(|src| view! { <img class="shop-logo" src=src alt="" data-testid="shop-logo-img"/> })}
             <h1>{headline}</h1>
             <p class="subject">{view.subject.clone()}</p>
             {body}

@@ -130,6 +130,7 @@ fn Checkout(
         <Title text=title/>
         <article class="card checkout" data-testid="checkout" data-status=view.status.as_str()>
             <header class="checkout-head">
+                {view.logo_url.clone().map(|src| view! { <img class="shop-logo" src=src alt="" data-testid="shop-logo-img"/> })}
                 <p class="merchant" data-testid="merchant">{merchant}</p>
                 <p class="amount" data-testid="amount">{amount}</p>
                 <p class="subject" data-testid="subject">{view.subject.clone()}</p>

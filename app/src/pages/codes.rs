@@ -1,5 +1,6 @@
-//! The developers page's "Shop codes" card: the shop's fixed codes (`/p/<code>`, the 收款码
-//! at the counter) with a printable card each, a form for a new one, and disabling.
+//! The developers page's cards of what customers see: the shop's logo on their pages, and
+//! its fixed codes (`/p/<code>`, the 收款码 at the counter) with a printable card each, a
+//! form for a new one, and disabling.
 
 use crate::clock::beijing;
 use crate::i18n::{use_lang, T};
@@ -87,6 +88,43 @@ where
                 </label>
                 <button type="submit" class="primary" data-testid="create-code" disabled=move || act.pending().get()>
                     <T en="New code" zh="新建收款码"/>
+                </button>
+            </form>
+        </section>
+    }
+}
+
+/// The shop's logo on its customers' pages (checkout, codes, receipt).
+#[component]
+pub fn ShopLogo<F>(
+    logo_url: Option<String>,
+    send: F,
+    act: ServerAction<ChangeSetting>,
+) -> impl IntoView
+where
+    F: Fn(Setting) + Clone + Send + Sync + 'static,
+{
+    let url = RwSignal::new(logo_url.clone().unwrap_or_default());
+    let preview = logo_url
+        .map(|src| view! { <img class="shop-logo" src=src alt="" data-testid="logo-preview"/> });
+    view! {
+        <section class="card" data-testid="shop-logo">
+            <h2><T en="Your customers' pages" zh="顾客页面"/></h2>
+            <p class="muted">
+                <T en="Your checkout, codes and receipts show your shop's name, and this logo beside it when you give one (an https:// image URL)."
+                   zh="收银页、收款码页面和付款凭证会显示您的店名；如填写（https:// 图片地址），店名旁还会显示此标志。"/>
+            </p>
+            {preview}
+            <form class="inline" on:submit=move |ev| {
+                ev.prevent_default();
+                send(Setting::SetLogo { url: url.get_untracked() });
+            }>
+                <label>
+                    <span><T en="Logo URL" zh="标志图片地址"/></span>
+                    <input type="url" maxlength="512" size="48" placeholder="https://shop.example/logo.png" data-testid="logo-url" bind:value=url/>
+                </label>
+                <button type="submit" class="primary" data-testid="save-logo" disabled=move || act.pending().get()>
+                    <T en="Save" zh="保存"/>
                 </button>
             </form>
         </section>

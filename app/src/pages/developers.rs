@@ -4,7 +4,7 @@
 
 use super::accounts::ProviderAccounts;
 use super::board::{server_message, SignedOut};
-use super::codes::ShopCodes;
+use super::codes::{ShopCodes, ShopLogo};
 use super::order::copy;
 use crate::clock::beijing;
 use crate::i18n::{use_lang, T};
@@ -181,6 +181,7 @@ fn Settings(v: DevelopersView, csrf: String, act: ServerAction<ChangeSetting>) -
             {rotate}
         </section>
         <ProviderAccounts accounts=v.accounts.clone() send=send.clone() act/>
+        <ShopLogo logo_url=v.logo_url.clone() send=send.clone() act/>
         <ShopCodes codes=v.codes.clone() send=send.clone() act/>
         </div>
     }

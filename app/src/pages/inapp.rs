@@ -136,6 +136,7 @@ pub fn InAppPay(view: InAppView) -> impl IntoView {
         {view.bridge_script.clone().map(|src| view! { <script src=src></script> })}
         <article class="card checkout inapp" data-testid="inapp" data-status=move || status().as_str()>
             <header class="checkout-head">
+                {view.logo_url.clone().map(|src| view! { <img class="shop-logo" src=src alt="" data-testid="shop-logo-img"/> })}
                 <p class="merchant" data-testid="merchant">{merchant.clone()}</p>
                 <p class="amount" data-testid="amount">{amount.clone()}</p>
                 <p class="subject" data-testid="subject">{view.subject.clone()}</p>

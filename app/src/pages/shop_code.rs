@@ -114,6 +114,7 @@ fn AmountForm(view: ShopCodeView) -> impl IntoView {
         <Title text=title/>
         <article class="card checkout shop-code" data-testid="shop-code">
             <header class="checkout-head">
+                {view.logo_url.clone().map(|src| view! { <img class="shop-logo" src=src alt="" data-testid="shop-logo-img"/> })}
                 <p class="merchant amount-title" data-testid="merchant">{view.shop_name.clone()}</p>
                 <p class="subject muted" data-testid="code-name">{view.name.clone()}</p>
             </header>

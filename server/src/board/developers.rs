@@ -55,12 +55,17 @@ pub async fn developers(
             created_at: c.created_at,
         })
         .collect();
+    let logo_url = crate::merchants::get(db, merchant_id)
+        .await
+        .map_err(internal)?
+        .and_then(|m| m.logo_url);
     Ok(DevelopersView {
         keys,
         webhook_url,
         has_secret,
         accounts,
         codes,
+        logo_url,
     })
 }
 
@@ -196,6 +201,26 @@ pub async fn setting(
                     "Created \u{201c}{}\u{201d}: print its card and put it at the counter.",
                     code.name
                 ),
+                None,
+            )
+        }
+        Setting::SetLogo { url } => {
+            let url = url.trim();
+            if !url.is_empty() && !crate::merchants::valid_logo_url(url) {
+                return Err(invalid(format!(
+                    "Logo: an https:// image URL of at most {} characters, without spaces or quotes.",
+                    crate::merchants::MAX_LOGO_URL
+                )));
+            }
+            crate::merchants::set_logo(db, merchant_id, Some(url).filter(|u| !u.is_empty()))
+                .await
+                .map_err(internal)?;
+            done(
+                match url.is_empty() {
+                    true => "Logo removed: your customers' pages show your shop's name.".into(),
+                    false => "Saved: your customers' pages show this logo beside your shop's name."
+                        .into(),
+                },
                 None,
             )
         }

@@ -11,6 +11,7 @@ use server::shop_codes;
 on_both_engines!(
     a_fixed_code_takes_a_typed_amount_and_pays_through_the_wallet,
     a_fixed_code_refuses_bad_amounts_and_stops_when_disabled,
+    the_shops_logo_is_on_its_customers_pages,
 );
 
 async fn app(db: &TestDb) -> TestApp {
@@ -169,5 +170,64 @@ async fn a_fixed_code_refuses_bad_amounts_and_stops_when_disabled(db: TestDb) {
     assert!(card.contains("card-disabled"));
     let unknown = app.get("/p/AAAAAAAAAAAAAAAA").await;
     assert_eq!(unknown.status(), 404);
+    app.stop().await.expect("stop");
+}
+
+/// A logo set on the board shows beside the shop's name on its customers' pages; a URL that
+/// is not a plain https image link is refused and changes nothing.
+async fn the_shops_logo_is_on_its_customers_pages(db: TestDb) {
+    use app::merchant::Setting;
+    let app = app(&db).await;
+    let merchant = DEMO_MERCHANT_ID.into();
+    let set = |url: &str| {
+        server::board::setting(
+            &app.payments,
+            &app.webhooks,
+            &merchant,
+            Setting::SetLogo { url: url.into() },
+        )
+    };
+    for bad in [
+        "http://shop.example/logo.png",
+        "https://shop.example/\"x.png",
+        "javascript:x",
+    ] {
+        assert!(set(bad).await.is_err(), "{bad}");
+    }
+    let before = server::merchants::get(&app.db, &merchant)
+        .await
+        .expect("read")
+        .expect("shop");
+    assert_eq!(before.logo_url, None, "refusals changed nothing");
+    set("https://shop.example/logo.png").await.expect("saved");
+    let logo = "src=\"https://shop.example/logo.png\"";
+    let order = crate::common::new_order(&app, 100).await;
+    let token = order.aggregate_token.clone().expect("token");
+    let code = shop_codes::create(&app.db, &merchant, "Counter")
+        .await
+        .expect("code");
+    for (path, ua) in [
+        (
+            format!("/checkout/{}", order.id),
+            "Mozilla/5.0 (X11; Linux x86_64)",
+        ),
+        (format!("/q/{token}"), crate::common::phone::PHONE_UA),
+        (format!("/p/{}", code.code), crate::common::phone::PHONE_UA),
+    ] {
+        let html = crate::common::phone::open(&app, &path, ua, None)
+            .await
+            .text()
+            .await
+            .expect("html");
+        assert!(html.contains(logo), "{path}: {html}");
+    }
+    set("").await.expect("removed");
+    let html = app
+        .get(&format!("/checkout/{}", order.id))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(!html.contains("shop-logo-img"), "removed");
     app.stop().await.expect("stop");
 }
