@@ -79,7 +79,7 @@ impl Checkout {
                 let Some((_, client)) = self.client_for(&order, channel).await? else {
                     return self.page(order, token, payable).await;
                 };
-                if client.authorize_url("", "").is_none() {
+                if !client.signs_in() {
                     return problem(PayProblemKind::NotInThisApp);
                 }
                 let state = self.new_state(token, channel).await?;

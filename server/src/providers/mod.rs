@@ -388,6 +388,11 @@ pub trait PaymentProvider: Send + Sync {
         None
     }
 
+    /// Whether [`PaymentProvider::authorize_url`] gives a sign-in for this account.
+    fn signs_in(&self) -> bool {
+        self.authorize_url("", "").is_some()
+    }
+
     /// Who is paying, from the one-time code of [`PaymentProvider::authorize_url`] (server
     /// to server; the code is used once whatever the answer).
     async fn payer_of_code(&self, _code: &str) -> Result<Payer, ProviderError> {

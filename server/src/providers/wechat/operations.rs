@@ -64,6 +64,10 @@ impl PaymentProvider for WechatPay {
         self.oauth_authorize_url(redirect_uri, state)
     }
 
+    fn signs_in(&self) -> bool {
+        self.account.app_secret.is_some()
+    }
+
     async fn payer_of_code(&self, code: &str) -> Result<crate::providers::Payer, ProviderError> {
         self.oauth_openid(code).await
     }

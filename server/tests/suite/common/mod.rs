@@ -219,6 +219,38 @@ pub async fn pay_in_wallet(app: &TestApp, code_url: &str, faults: &str) {
     );
 }
 
+/// Refunds `fen` of an order and waits (up to 5 s) for it to settle; its status then.
+pub async fn refund_settles(
+    app: &TestApp,
+    merchant: &server::merchants::MerchantId,
+    order: &server::orders::OrderId,
+    fen: i64,
+) -> server::payments::refunds::RefundStatus {
+    use server::payments::refunds::{self, RefundStatus};
+    let refund = refunds::request(
+        &app.payments,
+        merchant,
+        order,
+        app::money::Amount::from_fen(fen).expect("amount"),
+        None,
+    )
+    .await
+    .expect("refund");
+    let mut settled = refund.status;
+    for _ in 0..200 {
+        if settled == RefundStatus::Succeeded {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        settled = refunds::get(&app.payments, &refund.id)
+            .await
+            .expect("read")
+            .expect("refund")
+            .status;
+    }
+    settled
+}
+
 /// An order id a test holds as text (from JSON, a page, a constant), as the domain takes it.
 pub fn oid(id: &str) -> server::orders::OrderId {
     server::orders::OrderId::parse(id).unwrap_or_else(|| panic!("{id:?} is not an order id"))

@@ -3,14 +3,14 @@
 //! only of its own attempts, and its keys are sealed at rest under the master key.
 
 use crate::common::phone::{bridge, location, open, sign_in_and_answer, WECHAT_UA};
-use crate::common::{pay_in_wallet, sandbox_config, wait_for, TestApp, TestDb};
+use crate::common::{pay_in_wallet, refund_settles, sandbox_config, wait_for, TestApp, TestDb};
 use app::money::Amount;
 use server::credentials::{self, AccountIds, AccountKeys, Credentials};
 use server::infra::sealed::Keyring;
 use server::infra::secret::Secret;
 use server::merchants::MerchantId;
 use server::orders::{NewOrder, OrderStatus};
-use server::payments::refunds::{self, RefundStatus};
+use server::payments::refunds::RefundStatus;
 use server::payments::StartPayment;
 use server::providers::config::{AlipaySettings, WechatSettings};
 use server::providers::{alipay::wire as alipay_wire, Channel, TradeState};
@@ -154,37 +154,6 @@ async fn order_of(app: &TestApp, merchant: &MerchantId, fen: i64) -> server::ord
         )
         .await
         .expect("order")
-}
-
-/// Refunds `fen` of an order and waits (up to 5 s) for it to settle; its status then.
-async fn refund_settles(
-    app: &TestApp,
-    merchant: &MerchantId,
-    order: &server::orders::OrderId,
-    fen: i64,
-) -> RefundStatus {
-    let refund = refunds::request(
-        &app.payments,
-        merchant,
-        order,
-        Amount::from_fen(fen).expect("amount"),
-        None,
-    )
-    .await
-    .expect("refund");
-    let mut settled = refund.status;
-    for _ in 0..200 {
-        if settled == RefundStatus::Succeeded {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        settled = refunds::get(&app.payments, &refund.id)
-            .await
-            .expect("read")
-            .expect("refund")
-            .status;
-    }
-    settled
 }
 
 /// Whether the sandbox's overview (`/sandbox/`) lists trade `out_trade_no` under account `id`.

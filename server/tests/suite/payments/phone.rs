@@ -8,7 +8,9 @@
 use crate::common::phone::{
     answer, bridge, location, open, search_of, sign_in, ALIPAY_UA, DESKTOP_UA, PHONE_UA, WECHAT_UA,
 };
-use crate::common::{new_order, node, sandbox_config, status_of, wait_for, TestApp, TestDb};
+use crate::common::{
+    new_order, node, refund_settles, sandbox_config, status_of, wait_for, TestApp, TestDb,
+};
 use serde_json::Value;
 use server::orders::OrderStatus;
 use server::payments::{expiry, refunds, Attempt, AttemptStatus};
@@ -294,36 +296,18 @@ async fn sign_in_failures_give_a_clear_page_and_never_a_payment(db: TestDb) {
         kind(&answer(&app, &token, &reused, WECHAT_UA).await),
         "SignInUsed"
     );
-    // An expired code.
-    let expired = sign_in(&app, &token, WECHAT_UA, Some("sandbox_oauth=code_expired")).await;
-    assert_eq!(
-        kind(&answer(&app, &token, &search_of(&expired), WECHAT_UA).await),
-        "SignInUsed"
-    );
-    // An openid of another app: WeChat refuses the order.
-    let foreign = sign_in(
-        &app,
-        &token,
-        WECHAT_UA,
-        Some("sandbox_oauth=invalid_openid"),
-    )
-    .await;
-    assert_eq!(
-        kind(&answer(&app, &token, &search_of(&foreign), WECHAT_UA).await),
-        "PayerRefused"
-    );
-    // A buyer Alipay does not know (ACQ.BUYER_NOT_EXIST).
-    let unknown = sign_in(
-        &app,
-        &token,
-        ALIPAY_UA,
-        Some("sandbox_oauth=buyer_not_found"),
-    )
-    .await;
-    assert_eq!(
-        kind(&answer(&app, &token, &search_of(&unknown), ALIPAY_UA).await),
-        "PayerRefused"
-    );
+    // An expired code; an openid of another app (WeChat refuses the order); a buyer Alipay
+    // does not know (ACQ.BUYER_NOT_EXIST).
+    for (ua, fault, want) in [
+        (WECHAT_UA, "code_expired", "SignInUsed"),
+        (WECHAT_UA, "invalid_openid", "PayerRefused"),
+        (ALIPAY_UA, "buyer_not_found", "PayerRefused"),
+    ] {
+        let cookie = format!("sandbox_oauth={fault}");
+        let back = sign_in(&app, &token, ua, Some(&cookie)).await;
+        let got = answer(&app, &token, &search_of(&back), ua).await;
+        assert_eq!(kind(&got), want, "{fault}: {got}");
+    }
     // The page itself, in Chinese for a Chinese phone.
     let page = app
         .client
@@ -570,27 +554,7 @@ async fn every_method_is_queried_refunded_and_expired_like_native(db: TestDb) {
             TradeState::Paid,
             "{method} {channel}"
         );
-        let refund = refunds::request(
-            &app.payments,
-            &order.merchant_id,
-            &order.id,
-            app::money::Amount::from_fen(300).expect("amount"),
-            None,
-        )
-        .await
-        .expect("refund");
-        let mut settled = refund.status;
-        for _ in 0..200 {
-            if settled == refunds::RefundStatus::Succeeded {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            settled = refunds::get(&app.payments, &refund.id)
-                .await
-                .expect("read")
-                .expect("refund")
-                .status;
-        }
+        let settled = refund_settles(&app, &order.merchant_id, &order.id, 300).await;
         assert_eq!(
             settled,
             refunds::RefundStatus::Succeeded,
