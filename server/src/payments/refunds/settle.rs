@@ -297,7 +297,8 @@ async fn settle(
 
 /// Applies a verified refund notification about `order_id`'s trade `out_trade_no`.
 /// `Ok(Ok(true))`: it settled the refund; `Ok(Ok(false))`: nothing to change (a copy, a
-/// state the refund already has or moved past, or "still processing"); `Ok(Err(why))`: it
+/// state the refund already has or moved past, "still processing", or an ABNORMAL about a
+/// pending refund, which only makes it due for the query); `Ok(Err(why))`: it
 /// names no refund of ours, or not as we made it (refused, recorded as a risk event).
 pub async fn apply_notice(
     payments: &Payments,
@@ -323,6 +324,20 @@ pub async fn apply_notice(
     }
     let before = refund.status;
     if !matches!(before, RefundStatus::Pending | RefundStatus::Abnormal) {
+        return Ok(Ok(false));
+    }
+    if notice.state == RefundState::Abnormal && before == RefundStatus::Pending {
+        // WeChat retries a notification for hours, so an ABNORMAL one can arrive after the
+        // merchant sent the refund to the bank card and it became pending again. Only the
+        // refund query says what is true now: the refund is made due at once instead.
+        sqlx::query(
+            "UPDATE refunds SET next_try_at = CASE WHEN next_try_at > $1 THEN $1 ELSE next_try_at END \
+             WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(crate::infra::clock::now_ms())
+        .bind(&refund.id)
+        .execute(payments.db().pool())
+        .await?;
         return Ok(Ok(false));
     }
     apply_state(
