@@ -205,6 +205,26 @@ test.describe('the scanning phone', () => {
     });
   }
 
+  test('a buyer who closes the wallet\'s pay sheet is told so and can pay again', async ({ browser, request, baseURL }, testInfo) => {
+    for (const wallet of ['wechat', 'alipay'] as const) {
+      const url = await aggregateUrl(request);
+      const phone = await browser.newContext({ viewport: PHONE, userAgent: UA[wallet], locale: 'zh-CN' });
+      // The sandbox's bridge answers as the wallet does when the buyer cancels.
+      await phone.addCookies([{ name: 'sandbox_wallet', value: 'cancel', url: baseURL! }]);
+      const page = await phone.newPage();
+      await page.goto(url);
+      await expect(page.getByTestId('inapp-hint')).toHaveAttribute('data-hint', 'cancelled', { timeout: 15_000 });
+      await expect(page.getByTestId('inapp-hint')).toContainText('已取消付款');
+      await expect(page.getByTestId('paid')).toHaveCount(0);
+      await page.screenshot({ path: testInfo.outputPath(`phone-${wallet}-cancelled.png`), fullPage: true });
+      // The same call, tapped again once the buyer means it: paid, from the order itself.
+      await phone.clearCookies({ name: 'sandbox_wallet' });
+      await page.getByTestId('inapp-pay').click();
+      await expect(page.getByTestId('paid')).toBeVisible({ timeout: 15_000 });
+      await phone.close();
+    }
+  });
+
   test('a changed or spent sign-in gives a clear page in the phone\'s language', async ({ browser, request }, testInfo) => {
     const url = await aggregateUrl(request);
     const phone = await browser.newContext({ viewport: PHONE, userAgent: UA.wechat, locale: 'zh-CN' });

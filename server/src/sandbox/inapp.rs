@@ -6,10 +6,7 @@
 //!   one-time code; `GET /wechat/sns/oauth2/access_token` and Alipay's
 //!   `alipay.system.oauth.token` exchange it for the buyer's id (Alipay: an `open_id`, as
 //!   for apps made since 2023; `user_id` with the `user_id_app` fault).
-//! - `GET /bridge.js`: a stand-in for `WeixinJSBridge` / `AlipayJSBridge` (defined only in
-//!   those wallets' user agents, and only where nothing defines them), which pays through
-//!   `POST /wechat/bridge/pay` (the `paySign` verified with the merchant's key) and
-//!   `POST /alipay/bridge/trade-pay`.
+//! - The JS bridges' stand-in is in `bridge.rs`.
 //!
 //! Faults come from the browser's `sandbox_oauth` cookie: `code_expired` (the code is dead
 //! on arrival), `invalid_openid` (the openid of another app), `buyer_not_found` (a buyer the
@@ -17,11 +14,11 @@
 //! page refuses).
 
 use super::{digest, now_ms, token, Sandbox, SandboxAccount};
-use crate::providers::crypto::{Signer, Verifier};
+use crate::providers::crypto::Signer;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -38,9 +35,7 @@ pub(super) fn routes() -> Router<Arc<Sandbox>> {
             "/alipay/oauth2/publicAppAuthorize.htm",
             get(alipay_authorize),
         )
-        .route("/bridge.js", get(bridge_js))
-        .route("/wechat/bridge/pay", post(wechat_bridge_pay))
-        .route("/alipay/bridge/trade-pay", post(alipay_bridge_pay))
+        .merge(super::bridge::routes())
 }
 
 /// Why a sign-in code cannot be exchanged.
@@ -51,7 +46,7 @@ pub(super) enum CodeRefused {
     Expired,
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -402,105 +397,6 @@ pub(super) async fn alipay_oauth_token(
     m.insert("re_expires_in".into(), json!(2592000));
     m.insert("auth_start".into(), json!(super::wechat::rfc3339(now_ms())));
     Ok(m)
-}
-
-/// The stand-in for the wallets' JS bridges, for pages of the demo posture and the sandbox.
-async fn bridge_js() -> Response {
-    (
-        [
-            (http::header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (http::header::CACHE_CONTROL, "no-store"),
-        ],
-        BRIDGE_JS,
-    )
-        .into_response()
-}
-
-const BRIDGE_JS: &str = include_str!("bridge.js");
-
-fn bridge_answer(v: Value) -> Response {
-    (
-        [(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-        axum::Json(v),
-    )
-        .into_response()
-}
-
-/// `getBrandWCPayRequest`: the trade behind `package`, paid when `paySign` verifies with the
-/// key of the merchant that ordered it over `appId\ntimeStamp\nnonceStr\npackage\n`, and
-/// `appId` is the ordering app.
-async fn wechat_bridge_pay(State(sb): State<Arc<Sandbox>>, body: axum::body::Bytes) -> Response {
-    let fail = |why: &str| {
-        bridge_answer(json!({ "err_msg": "get_brand_wcpay_request:fail", "err_desc": why }))
-    };
-    let Ok(p) = serde_json::from_slice::<HashMap<String, String>>(&body) else {
-        return fail("参数错误");
-    };
-    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
-    if get("signType") != "RSA" {
-        return fail("signType 须为 RSA");
-    }
-    let Some(trade_id) = get("package")
-        .strip_prefix("prepay_id=wx")
-        .filter(|id| !id.is_empty())
-    else {
-        return fail("package 参数错误");
-    };
-    let trade = match sb.trade(trade_id).await {
-        Ok(Some(t)) if t.channel == "wechat" && t.trade_type == "JSAPI" => t,
-        Ok(_) => return fail("prepay_id 无效"),
-        Err(_) => return fail("系统错误"),
-    };
-    let signer = sb.signer_of(&trade);
-    let message = crate::providers::wechat::wire::pay_sign_message(
-        get("appId"),
-        get("timeStamp"),
-        get("nonceStr"),
-        get("package"),
-    );
-    if get("appId") != signer.wechat_appid
-        || !get("timeStamp").bytes().all(|b| b.is_ascii_digit())
-        || !signer
-            .keys
-            .wechat_merchant
-            .verify_base64(message.as_bytes(), get("paySign"))
-    {
-        return fail("支付验证签名失败");
-    }
-    match sb.pay_by_id(&trade.id, &Default::default()).await {
-        Ok(true) => bridge_answer(json!({ "err_msg": "get_brand_wcpay_request:ok" })),
-        Ok(false) => fail("订单已支付或已关闭"),
-        Err(_) => fail("系统错误"),
-    }
-}
-
-/// `tradePay`: the trade named by `tradeNO` (case-sensitive), made by `alipay.trade.create`.
-async fn alipay_bridge_pay(State(sb): State<Arc<Sandbox>>, body: axum::body::Bytes) -> Response {
-    let result = |code: &str| bridge_answer(json!({ "resultCode": code }));
-    let Ok(p) = serde_json::from_slice::<HashMap<String, String>>(&body) else {
-        return result("4000");
-    };
-    let Some(trade_no) = p.get("tradeNO") else {
-        return result("4000");
-    };
-    let trade: Option<super::Trade> = match sqlx::query_as(
-        "SELECT * FROM sandbox_trades WHERE channel = 'alipay' AND trade_no = ?1 AND trade_type = 'CREATE'",
-    )
-    .bind(trade_no)
-    .fetch_optional(&sb.pool)
-    .await
-    {
-        Ok(t) => t,
-        Err(_) => return result("6002"),
-    };
-    let Some(trade) = trade else {
-        return result("4000");
-    };
-    match sb.pay_by_id(&trade.id, &Default::default()).await {
-        Ok(true) => result("9000"),
-        Ok(false) => result("4000"),
-        Err(_) => result("6004"),
-    }
 }
 
 /// The signed return of Alipay's WAP cashier to the merchant's `return_url`, as observed:

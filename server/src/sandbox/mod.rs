@@ -14,6 +14,7 @@
 //! - `store.rs`: its trades and refunds (creating, moving, refunding, settling).
 
 mod alipay;
+mod bridge;
 pub mod deliver;
 pub mod faults;
 mod inapp;

@@ -69,9 +69,16 @@ pub fn search_of(url: &str) -> String {
 
 /// Posts to one of the sandbox's bridge stand-ins, as `bridge.js` does.
 pub async fn bridge(app: &TestApp, path: &str, body: &Value) -> Value {
+    bridge_with(app, path, body, "").await
+}
+
+/// [`bridge`] with the browser's sandbox cookies (`sandbox_wallet=cancel`: the buyer closes
+/// the pay sheet).
+pub async fn bridge_with(app: &TestApp, path: &str, body: &Value, cookie: &str) -> Value {
     app.client
         .post(app.url(path))
         .header("content-type", "text/plain")
+        .header("cookie", cookie)
         .body(body.to_string())
         .send()
         .await

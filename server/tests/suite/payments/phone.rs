@@ -6,7 +6,8 @@
 //! method's attempt is queried, closed, refunded and expired like a native one.
 
 use crate::common::phone::{
-    answer, bridge, location, open, search_of, sign_in, ALIPAY_UA, DESKTOP_UA, PHONE_UA, WECHAT_UA,
+    answer, bridge, bridge_with, location, open, search_of, sign_in, ALIPAY_UA, DESKTOP_UA,
+    PHONE_UA, WECHAT_UA,
 };
 use crate::common::{
     new_order, node, refund_settles, sandbox_config, status_of, wait_for, TestApp, TestDb,
@@ -141,6 +142,16 @@ async fn a_wechat_phone_signs_in_and_pays_in_the_page(db: TestDb) {
     )
     .await;
     assert_eq!(bad["err_msg"], "get_brand_wcpay_request:fail", "{bad}");
+    // The buyer closes the pay sheet: WeChat's cancel, nothing paid, the same call pays later.
+    let cancelled = bridge_with(
+        &app,
+        "/sandbox/wechat/bridge/pay",
+        params,
+        "sandbox_wallet=cancel",
+    )
+    .await;
+    assert_eq!(cancelled["err_msg"], "get_brand_wcpay_request:cancel");
+    assert_eq!(at_provider(&app, &attempt).await, TradeState::Pending);
     let ok = bridge(&app, "/sandbox/wechat/bridge/pay", params).await;
     assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
     wait_for(&app, order.id.as_str(), OrderStatus::Paid).await;
@@ -208,6 +219,15 @@ async fn an_alipay_phone_signs_in_and_pays_by_trade_pay(db: TestDb) {
     )
     .await;
     assert_eq!(wrong["resultCode"], "4000", "tradeNO is case-sensitive");
+    let cancelled = bridge_with(
+        &app,
+        "/sandbox/alipay/bridge/trade-pay",
+        &serde_json::json!({ "tradeNO": trade_no }),
+        "sandbox_wallet=cancel",
+    )
+    .await;
+    assert_eq!(cancelled["resultCode"], "6001", "the buyer's cancel");
+    assert_eq!(at_provider(&app, &attempt).await, TradeState::Pending);
     let paid = bridge(
         &app,
         "/sandbox/alipay/bridge/trade-pay",
@@ -630,4 +650,19 @@ async fn pay_any(app: &TestApp, attempt: &Attempt) {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// What the provider says of `attempt`'s trade now.
+async fn at_provider(app: &TestApp, attempt: &Attempt) -> TradeState {
+    let client = app
+        .payments
+        .client_of(attempt)
+        .await
+        .expect("client")
+        .expect("account");
+    client
+        .query(&attempt.out_trade_no)
+        .await
+        .expect("query")
+        .state
 }
