@@ -227,20 +227,7 @@ where
                 <T en="Your customers' money goes straight to your own Alipay and WeChat Pay accounts. Without one here, a wallet's payments go to the operator's account. An account is checked with a signed call to the provider before it is saved, and its keys are sealed and never shown again."
                    zh="顾客的钱直接进入您自己的支付宝、微信支付账户。未设置时，该钱包的付款进入平台运营方的账户。保存前会用签名请求向支付机构验证账户；密钥加密保存，之后不再显示。"/>
             </p>
-            <div class="table-wrap" tabindex="0" role="region" aria-label=move || lang.get().pick("Payment accounts", "收款账户")>
-                <table class="orders">
-                    <thead>
-                        <tr>
-                            <th><T en="Wallet" zh="钱包"/></th>
-                            <th><T en="Kind" zh="类型"/></th>
-                            <th><T en="Account" zh="账户"/></th>
-                            <th><T en="Checked" zh="验证时间"/></th>
-                            <th></th>
-                        </tr>
-                    </thead>
-                    <tbody>{rows}</tbody>
-                </table>
-            </div>
+            <super::CardTable label=("Payment accounts", "收款账户") heads=ACCOUNT_HEADS>{rows}</super::CardTable>
             <form on:submit=submit data-testid="account-form">
                 <label>
                     <span><T en="Wallet" zh="钱包"/></span>
@@ -264,3 +251,12 @@ where
         </section>
     }
 }
+
+/// The payment accounts' columns.
+const ACCOUNT_HEADS: &[(&str, &str)] = &[
+    ("Wallet", "钱包"),
+    ("Kind", "类型"),
+    ("Account", "账户"),
+    ("Checked", "验证时间"),
+    ("", ""),
+];

@@ -3,7 +3,7 @@
 //! form for a new one, and disabling.
 
 use crate::clock::beijing;
-use crate::i18n::{use_lang, T};
+use crate::i18n::T;
 use crate::merchant::{ChangeSetting, Setting, ShopCodeRow};
 use leptos::prelude::*;
 
@@ -16,7 +16,6 @@ pub fn ShopCodes<F>(
 where
     F: Fn(Setting) + Clone + Send + Sync + 'static,
 {
-    let lang = use_lang();
     let name = RwSignal::new(String::new());
     let rows = codes
         .into_iter()
@@ -63,20 +62,7 @@ where
                 <T en="A fixed QR code for your counter: any wallet or phone camera scans it, the customer types the amount and pays. It never expires; each payment is an order on your board, marked with the code."
                    zh="放在收银台的固定二维码：任意钱包或手机相机扫码，顾客输入金额后付款。收款码长期有效；每笔付款都是看板上的一笔订单，并标明来自哪个收款码。"/>
             </p>
-            <div class="table-wrap" tabindex="0" role="region" aria-label=move || lang.get().pick("Shop codes", "收款码")>
-                <table class="orders">
-                    <thead>
-                        <tr>
-                            <th><T en="Name" zh="名称"/></th>
-                            <th><T en="Link" zh="链接"/></th>
-                            <th><T en="Created" zh="创建时间"/></th>
-                            <th><T en="State" zh="状态"/></th>
-                            <th></th>
-                        </tr>
-                    </thead>
-                    <tbody>{rows}</tbody>
-                </table>
-            </div>
+            <super::CardTable label=("Shop codes", "收款码") heads=CODE_HEADS>{rows}</super::CardTable>
             <form class="inline" on:submit=move |ev| {
                 ev.prevent_default();
                 create(Setting::CreateCode { name: name.get_untracked() });
@@ -130,3 +116,12 @@ where
         </section>
     }
 }
+
+/// The shop codes' columns.
+const CODE_HEADS: &[(&str, &str)] = &[
+    ("Name", "名称"),
+    ("Link", "链接"),
+    ("Created", "创建时间"),
+    ("State", "状态"),
+    ("", ""),
+];

@@ -83,7 +83,6 @@ pub fn DevelopersPage() -> impl IntoView {
 
 #[component]
 fn Settings(v: DevelopersView, csrf: String, act: ServerAction<ChangeSetting>) -> impl IntoView {
-    let lang = use_lang();
     let send = {
         let csrf = csrf.clone();
         move |change: Setting| {
@@ -125,20 +124,7 @@ fn Settings(v: DevelopersView, csrf: String, act: ServerAction<ChangeSetting>) -
                 <a href="/api/v1/openapi.json" rel="external">"openapi.json"</a>
                 <T en="). A key is shown once, when it is created." zh="）。密钥仅在创建时显示一次。"/>
             </p>
-            <div class="table-wrap" tabindex="0" role="region" aria-label=move || lang.get().pick("API keys", "API 密钥")>
-                <table class="orders">
-                    <thead>
-                        <tr>
-                            <th><T en="Name" zh="名称"/></th>
-                            <th><T en="Key" zh="密钥"/></th>
-                            <th><T en="Created" zh="创建时间"/></th>
-                            <th><T en="State" zh="状态"/></th>
-                            <th></th>
-                        </tr>
-                    </thead>
-                    <tbody>{rows}</tbody>
-                </table>
-            </div>
+            <super::CardTable label=("API keys", "API 密钥") heads=KEY_HEADS>{rows}</super::CardTable>
             <form class="inline" on:submit=move |ev| {
                 ev.prevent_default();
                 create(Setting::CreateKey { name: name.get_untracked() });
@@ -218,3 +204,12 @@ where
         </tr>
     }
 }
+
+/// The API keys' columns.
+const KEY_HEADS: &[(&str, &str)] = &[
+    ("Name", "名称"),
+    ("Key", "密钥"),
+    ("Created", "创建时间"),
+    ("State", "状态"),
+    ("", ""),
+];

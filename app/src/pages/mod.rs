@@ -24,3 +24,29 @@ pub use login::LoginPage;
 pub use not_found::{NotFound, NotFoundMessage};
 pub use order::OrderPage;
 pub use shop_code::ShopCodePage;
+
+use crate::i18n::{use_lang, T};
+use leptos::prelude::*;
+
+/// A board card's table: a labelled, scrollable region with one row of headings (English,
+/// Chinese; an empty pair for a column of actions) over the rows given.
+#[component]
+fn CardTable(
+    label: (&'static str, &'static str),
+    heads: &'static [(&'static str, &'static str)],
+    children: Children,
+) -> impl IntoView {
+    let lang = use_lang();
+    let heads = heads
+        .iter()
+        .map(|&(en, zh)| view! { <th><T en=en zh=zh/></th> })
+        .collect_view();
+    view! {
+        <div class="table-wrap" tabindex="0" role="region" aria-label=move || lang.get().pick(label.0, label.1)>
+            <table class="orders">
+                <thead><tr>{heads}</tr></thead>
+                <tbody>{children()}</tbody>
+            </table>
+        </div>
+    }
+}
