@@ -93,7 +93,22 @@ fn fields_of(channel: Channel, sub_merchant: bool) -> &'static [Field] {
         },
         optional("api_base", "API base (optional)", "接口地址（可选）"),
     ];
-    const WECHAT_SUB: &[Field] = &[field("sub_mchid", "Sub-merchant number", "特约商户号")];
+    const WECHAT_SUB: &[Field] = &[
+        field("sub_mchid", "Sub-merchant number", "特约商户号"),
+        optional(
+            "sub_appid",
+            "Your official account's AppID (optional: customers inside WeChat pay as its users)",
+            "您的公众号 AppID（可选：微信内的顾客以该公众号用户身份付款）",
+        ),
+        Field {
+            optional: true,
+            ..secret(
+                "app_secret",
+                "That official account's AppSecret (with its AppID)",
+                "该公众号的 AppSecret（与 AppID 一起填写）",
+            )
+        },
+    ];
     match (channel, sub_merchant) {
         (Channel::Alipay, false) => ALIPAY,
         (Channel::Alipay, true) => ALIPAY_SUB,
@@ -119,6 +134,7 @@ const NAMES: &[&str] = &[
     "app_secret",
     "api_base",
     "sub_mchid",
+    "sub_appid",
 ];
 
 #[component]

@@ -94,7 +94,14 @@ fn ids_of(ids: &AccountIds) -> Vec<(String, String)> {
             ("public_key_id", public_key_id),
             ("api_base", api_base),
         ],
-        AccountIds::WechatPartner { sub_mchid } => vec![("sub_mchid", sub_mchid)],
+        AccountIds::WechatPartner {
+            sub_mchid,
+            sub_appid,
+        } => {
+            let mut shown = vec![("sub_mchid", sub_mchid)];
+            shown.extend(sub_appid.iter().map(|a| ("sub_appid", a)));
+            shown
+        }
         AccountIds::AlipayPartner {
             auth_app_id,
             seller_id,

@@ -88,6 +88,11 @@ pub(super) struct SetArgs {
     /// service-provider account (the global settings sign); no keys of its own.
     #[arg(long)]
     sub_mchid: Option<String>,
+    /// WeChat Pay service-provider mode: the sub-merchant's own official account (with
+    /// `--app-secret-file` holding its AppSecret): customers inside WeChat sign in to it and
+    /// pay as its users (`sub_openid`). Without it they sign in to the operator's.
+    #[arg(long)]
+    sub_appid: Option<String>,
     /// Alipay third-party mode: the file holding the `app_auth_token` the merchant's
     /// authorisation of the operator's app gave (with `--auth-app-id` and `--seller-id`).
     #[arg(long)]
@@ -98,8 +103,9 @@ pub(super) struct SetArgs {
     /// WeChat Pay: the APIv3 key (32 characters).
     #[arg(long)]
     apiv3_key_file: Option<PathBuf>,
-    /// WeChat Pay: the AppSecret of the official account `--appid` (optional): with it,
-    /// customers inside WeChat sign in silently and pay in the page (JSAPI).
+    /// WeChat Pay: the AppSecret of the official account `--appid` (or, for a sub-merchant,
+    /// `--sub-appid`) (optional): with it, customers inside WeChat sign in silently and pay
+    /// in the page (JSAPI).
     #[arg(long)]
     app_secret_file: Option<PathBuf>,
     /// Save without the signed check (a provider that cannot be reached from here yet).
@@ -129,6 +135,7 @@ fn credentials_of(args: SetArgs) -> Result<Credentials, StartupError> {
     put("cert_serial", args.cert_serial);
     put("public_key_id", args.public_key_id);
     put("sub_mchid", args.sub_mchid);
+    put("sub_appid", args.sub_appid);
     put("auth_app_id", args.auth_app_id);
     for (name, flag, path) in [
         ("private_key", "--private-key-file", args.private_key_file),

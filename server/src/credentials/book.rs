@@ -219,8 +219,18 @@ impl Book {
 /// What a sub-merchant's credentials make the operator's account act for.
 fn sub_merchant(creds: &Credentials) -> Option<SubMerchant> {
     match &creds.ids {
-        AccountIds::WechatPartner { sub_mchid } => Some(SubMerchant::Wechat {
+        AccountIds::WechatPartner {
+            sub_mchid,
+            sub_appid,
+        } => Some(SubMerchant::Wechat {
             sub_mchid: sub_mchid.clone(),
+            sub_app: sub_appid.as_ref().and_then(|appid| {
+                let secret = creds.keys.expose().app_secret.clone()?;
+                Some(crate::providers::SubApp {
+                    appid: appid.clone(),
+                    secret: Secret::new(secret),
+                })
+            }),
         }),
         AccountIds::AlipayPartner {
             auth_app_id,

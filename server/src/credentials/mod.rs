@@ -44,8 +44,14 @@ pub enum AccountIds {
         public_key_id: String,
     },
     /// Service-provider mode: a sub-merchant of the operator's WeChat Pay service-provider
-    /// account (the global settings); calls are signed with the operator's keys.
-    WechatPartner { sub_mchid: String },
+    /// account (the global settings); calls are signed with the operator's keys. With its
+    /// own official account (`sub_appid`, its AppSecret sealed with the keys), payers sign in
+    /// to that account instead of the operator's.
+    WechatPartner {
+        sub_mchid: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sub_appid: Option<String>,
+    },
     /// Third-party application mode: the merchant authorised the operator's Alipay app (the
     /// global settings); its `app_auth_token` is sealed with the keys.
     AlipayPartner {
@@ -115,7 +121,8 @@ pub const WECHAT_API_BASE: &str = "https://api.mch.weixin.qq.com";
 
 /// Credentials from named fields, the global settings' names without their prefix
 /// (`app_id`, `seller_id`, `gateway`, `private_key`, `public_key`; `appid`, `mchid`,
-/// `cert_serial`, `public_key_id`, `api_base`, `apiv3_key`; a sub-merchant: `sub_mchid`, or
+/// `cert_serial`, `public_key_id`, `api_base`, `apiv3_key`, `app_secret`; a sub-merchant:
+/// `sub_mchid` (with its own official account: `sub_appid` and `app_secret`), or
 /// `app_auth_token` with `auth_app_id` and `seller_id`). The command line reads them from its
 /// flags (the keys from files), the board from its form. The error names the missing field.
 pub fn from_fields(
@@ -135,10 +142,25 @@ pub fn from_fields(
     };
     let (ids, keys) = match channel {
         Channel::Wechat => match get("sub_mchid") {
-            Some(sub_mchid) => (
-                AccountIds::WechatPartner { sub_mchid },
-                AccountKeys::default(),
-            ),
+            Some(sub_mchid) => {
+                let (sub_appid, app_secret) = (get("sub_appid"), get("app_secret"));
+                if sub_appid.is_some() != app_secret.is_some() {
+                    return Err(format!(
+                        "{channel} sub_appid and app_secret go together: the sub-merchant's own \
+                         official account and its AppSecret"
+                    ));
+                }
+                (
+                    AccountIds::WechatPartner {
+                        sub_mchid,
+                        sub_appid,
+                    },
+                    AccountKeys {
+                        app_secret,
+                        ..AccountKeys::default()
+                    },
+                )
+            }
             None => (
                 AccountIds::Wechat {
                     api_base: get("api_base")

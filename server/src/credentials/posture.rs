@@ -102,6 +102,7 @@ mod tests {
         let v6 = alipay("http://[::1]:3000/sandbox/alipay/gateway.do");
         let sub = AccountIds::WechatPartner {
             sub_mchid: "1900000109".into(),
+            sub_appid: None,
         };
         let demo = Gateways::SandboxOnly;
         assert!(demo

@@ -28,8 +28,20 @@ pub use app::channel::Channel;
 /// provider, the calls are signed with the operator's keys.
 #[derive(Clone)]
 pub enum SubMerchant {
-    Wechat { sub_mchid: String },
+    Wechat {
+        sub_mchid: String,
+        /// The sub-merchant's own official account, when it gave one: payers sign in to it
+        /// and are its `sub_openid`s (providers.md §2.12).
+        sub_app: Option<SubApp>,
+    },
     Alipay(alipay::Isv),
+}
+
+/// A WeChat sub-merchant's own official account: its `sub_appid` and AppSecret.
+#[derive(Clone, Debug)]
+pub struct SubApp {
+    pub appid: String,
+    pub secret: crate::infra::secret::Secret<String>,
 }
 
 pub use app::channel::PayMethod;

@@ -214,6 +214,57 @@ impl Sandbox {
         Ok(())
     }
 
+    /// What a WeChat order of `trade_type` needs beyond a Native one: JSAPI a payer that
+    /// signed in to the app named for it (partner mode: `sub_openid` of `sub_appid`, or
+    /// `sp_openid` of the service provider's appid; else `openid` of `appid`), H5 the
+    /// payer's address and scene. `Ok(Ok(openid))`, or `Ok(Err(why))` for PARAM_ERROR.
+    pub(super) async fn wechat_method_checks<'a>(
+        &self,
+        req: &'a Value,
+        trade_type: &str,
+        partner: bool,
+        appid: &str,
+        sub_appid: Option<&str>,
+    ) -> Result<Result<Option<&'a str>, &'static str>, sqlx::Error> {
+        let payer = |k: &str| {
+            req.pointer(&format!("/payer/{k}"))
+                .and_then(Value::as_str)
+                .filter(|o| !o.is_empty())
+        };
+        let (openid, payer_app) = match (partner, payer("sub_openid"), sub_appid) {
+            (true, Some(_), None) => return Ok(Err("传入 sub_openid 时 sub_appid 必填")),
+            (true, Some(o), Some(sub)) => (Some(o), sub),
+            (true, None, _) => (payer("sp_openid"), appid),
+            (false, _, _) => (payer("openid"), appid),
+        };
+        match trade_type {
+            "JSAPI" => match openid {
+                None => return Ok(Err("JSAPI 下单 payer.openid 必填")),
+                Some(o) => {
+                    if !self.knows_payer("wechat", payer_app, o, "openid").await? {
+                        return Ok(Err("appid和openid不匹配"));
+                    }
+                }
+            },
+            "MWEB" => {
+                let ip = req
+                    .pointer("/scene_info/payer_client_ip")
+                    .and_then(Value::as_str)
+                    .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+                let h5_type = req
+                    .pointer("/scene_info/h5_info/type")
+                    .and_then(Value::as_str);
+                if ip.is_none() || h5_type.is_none() {
+                    return Ok(Err(
+                        "H5 下单 scene_info.payer_client_ip 与 scene_info.h5_info.type 必填",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(Ok(openid))
+    }
+
     fn by_wechat_appid(&self, appid: &str) -> Option<Arc<SandboxAccount>> {
         self.find(|a| a.wechat_appid == appid)
     }

@@ -175,9 +175,23 @@ async fn native(
             "appid 和 mchid 不匹配",
         );
     }
+    // Partner mode: the sub-merchant's own official account, when the order names one.
+    let mut sub_appid = None;
     let (owner, via) = match partner {
         true => match s("sub_mchid").and_then(|m| sb.by_mchid(m)) {
-            Some(sub) => (sub.wechat_mchid.clone(), Some(mchid.to_string())),
+            Some(sub) => {
+                if let Some(named) = s("sub_appid") {
+                    if named != sub.wechat_appid {
+                        return sb.wechat_error(
+                            StatusCode::BAD_REQUEST,
+                            "INVALID_REQUEST",
+                            "sub_appid 与 sub_mchid 不匹配",
+                        );
+                    }
+                    sub_appid = Some(named);
+                }
+                (sub.wechat_mchid.clone(), Some(mchid.to_string()))
+            }
             None => {
                 return sb.wechat_error(
                     StatusCode::BAD_REQUEST,
@@ -225,37 +239,14 @@ async fn native(
         Some("h5") => "MWEB",
         _ => "NATIVE",
     };
-    let openid = req
-        .pointer(if partner {
-            "/payer/sp_openid"
-        } else {
-            "/payer/openid"
-        })
-        .and_then(Value::as_str)
-        .filter(|o| !o.is_empty());
-    match trade_type {
-        "JSAPI" => match openid {
-            None => return bad("JSAPI 下单 payer.openid 必填"),
-            Some(o) => match sb.knows_payer("wechat", appid, o, "openid").await {
-                Ok(true) => {}
-                Ok(false) => return bad("appid和openid不匹配"),
-                Err(e) => return storage_failed(&sb, e),
-            },
-        },
-        "MWEB" => {
-            let ip = req
-                .pointer("/scene_info/payer_client_ip")
-                .and_then(Value::as_str)
-                .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
-            let h5_type = req
-                .pointer("/scene_info/h5_info/type")
-                .and_then(Value::as_str);
-            if ip.is_none() || h5_type.is_none() {
-                return bad("H5 下单 scene_info.payer_client_ip 与 scene_info.h5_info.type 必填");
-            }
-        }
-        _ => {}
-    }
+    let openid = match sb
+        .wechat_method_checks(&req, trade_type, partner, appid, sub_appid)
+        .await
+    {
+        Err(e) => return storage_failed(&sb, e),
+        Ok(Err(why)) => return bad(why),
+        Ok(Ok(openid)) => openid,
+    };
     let d = digest(&[
         out_trade_no,
         &total.to_string(),

@@ -22,10 +22,12 @@ impl WechatPay {
     /// `snsapi_base`: silent, it names only the openid. `#wechat_redirect` is required;
     /// `connect_redirect=1` keeps WeChat from opening it twice (which burns the code).
     pub(super) fn oauth_authorize_url(&self, redirect_uri: &str, state: &str) -> Option<String> {
-        self.account.app_secret.as_ref()?;
+        let (appid, Some(_)) = self.pay_app() else {
+            return None;
+        };
         let (open, _) = self.oauth_bases();
         let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("appid", &self.account.appid)
+            .append_pair("appid", appid)
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("response_type", "code")
             .append_pair("scope", "snsapi_base")
@@ -41,16 +43,14 @@ impl WechatPay {
     /// with `errcode` (`40163` code used, `40029` invalid code); the AppSecret is in the URL,
     /// so no error message ever carries the URL.
     pub(super) async fn oauth_openid(&self, code: &str) -> Result<Payer, ProviderError> {
-        let secret = self
-            .account
-            .app_secret
-            .as_ref()
-            .ok_or(ProviderError::Unsupported(
+        let (appid, Some(secret)) = self.pay_app() else {
+            return Err(ProviderError::Unsupported(
                 "a WeChat sign-in without the AppSecret",
-            ))?;
+            ));
+        };
         let (_, sns) = self.oauth_bases();
         let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("appid", &self.account.appid)
+            .append_pair("appid", appid)
             .append_pair("secret", secret.expose())
             .append_pair("code", code)
             .append_pair("grant_type", "authorization_code")
@@ -85,7 +85,8 @@ impl WechatPay {
 
     /// The parameters of `getBrandWCPayRequest` for a `prepay_id=…` package, signed now:
     /// `paySign` = SHA256withRSA over `appId\ntimeStamp\nnonceStr\npackage\n` with the
-    /// merchant key. `appId` is the ordering (and OAuth) appid.
+    /// merchant key. `appId` is the appid the payer signed in to (partner mode: the
+    /// sub-merchant's own official account, when it gave one).
     pub fn jsapi_params(&self, package: &str) -> Result<WalletCall, ProviderError> {
         if !package.starts_with("prepay_id=") {
             return Err(ProviderError::Malformed(
@@ -94,7 +95,7 @@ impl WechatPay {
         }
         let time_stamp = self.clock.now_unix().to_string();
         let nonce_str = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
-        let app_id = self.account.appid.clone();
+        let app_id = self.pay_app().0.to_string();
         let message = wire::pay_sign_message(&app_id, &time_stamp, &nonce_str, package);
         let pay_sign = self.signer.sign_base64(message.as_bytes())?;
         Ok(WalletCall::Wechat(WechatPayParams {
@@ -117,10 +118,13 @@ impl WechatPay {
         match (req.method, &req.payer, &req.client_ip) {
             (PayMethod::Native, _, _) => Ok("native"),
             (PayMethod::Jsapi, Some(Payer::WechatOpenId(openid)), _) => {
-                // In partner mode the openid is of our (the service provider's) appid.
-                body["payer"] = match self.sub_mchid {
-                    Some(_) => json!({ "sp_openid": openid }),
-                    None => json!({ "openid": openid }),
+                // In partner mode the openid is of the sub-merchant's own official account
+                // (`sub_openid`, beside `sub_appid`) or else of ours (`sp_openid`); a plain
+                // `openid` is refused there.
+                body["payer"] = match (&self.sub_mchid, &self.sub_app) {
+                    (Some(_), Some(_)) => json!({ "sub_openid": openid }),
+                    (Some(_), None) => json!({ "sp_openid": openid }),
+                    (None, _) => json!({ "openid": openid }),
                 };
                 Ok("jsapi")
             }

@@ -62,6 +62,10 @@ pub struct WechatPay {
     /// Service-provider (partner) mode: the sub-merchant this client acts for, with our
     /// `mchid` as `sp_mchid` and our `appid` as `sp_appid` (providers.md part two §2.12).
     sub_mchid: Option<String>,
+    /// Partner mode with the sub-merchant's own official account: payers sign in to it, the
+    /// order names it as `sub_appid` and the payer as `sub_openid`, and the page's `appId`
+    /// is it.
+    sub_app: Option<crate::providers::SubApp>,
 }
 
 /// Why a signed message did not check out (shared by responses and notifications).
@@ -94,6 +98,7 @@ impl WechatPay {
         WechatPay {
             base_path,
             sub_mchid: None,
+            sub_app: None,
             account,
             signer,
             verifier,
@@ -106,7 +111,11 @@ impl WechatPay {
 
     /// This service provider acting for sub-merchant `sub_mchid`: the partner APIs, signed
     /// with our keys; the money lands in the sub-merchant's account.
-    pub fn for_sub_merchant(&self, sub_mchid: &str) -> WechatPay {
+    pub fn for_sub_merchant(
+        &self,
+        sub_mchid: &str,
+        sub_app: Option<crate::providers::SubApp>,
+    ) -> WechatPay {
         WechatPay {
             account: self.account.clone(),
             signer: self.signer.clone(),
@@ -117,6 +126,16 @@ impl WechatPay {
             clock: self.clock.clone(),
             base_path: self.base_path.clone(),
             sub_mchid: Some(sub_mchid.to_string()),
+            sub_app,
+        }
+    }
+
+    /// The official account payers sign in to and the page pays under, with its AppSecret:
+    /// the sub-merchant's own when it gave one, else ours (`None`: no AppSecret).
+    fn pay_app(&self) -> (&str, Option<&Secret<String>>) {
+        match &self.sub_app {
+            Some(sub) => (&sub.appid, Some(&sub.secret)),
+            None => (&self.account.appid, self.account.app_secret.as_ref()),
         }
     }
 

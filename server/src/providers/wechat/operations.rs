@@ -25,8 +25,8 @@ impl PaymentProvider for WechatPay {
         sub: &crate::providers::SubMerchant,
     ) -> Option<Arc<dyn PaymentProvider>> {
         match sub {
-            crate::providers::SubMerchant::Wechat { sub_mchid } => {
-                Some(Arc::new(self.for_sub_merchant(sub_mchid)))
+            crate::providers::SubMerchant::Wechat { sub_mchid, sub_app } => {
+                Some(Arc::new(self.for_sub_merchant(sub_mchid, sub_app.clone())))
             }
             crate::providers::SubMerchant::Alipay(_) => None,
         }
@@ -45,6 +45,9 @@ impl PaymentProvider for WechatPay {
                 body["sp_appid"] = json!(self.account.appid);
                 body["sp_mchid"] = json!(self.account.mchid);
                 body["sub_mchid"] = json!(sub);
+                if let Some(app) = &self.sub_app {
+                    body["sub_appid"] = json!(app.appid);
+                }
             }
             None => {
                 body["appid"] = json!(self.account.appid);
@@ -65,7 +68,7 @@ impl PaymentProvider for WechatPay {
     }
 
     fn signs_in(&self) -> bool {
-        self.account.app_secret.is_some()
+        self.pay_app().1.is_some()
     }
 
     async fn payer_of_code(&self, code: &str) -> Result<crate::providers::Payer, ProviderError> {

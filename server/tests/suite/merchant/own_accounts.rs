@@ -28,6 +28,7 @@ on_both_engines!(
     a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partner_access,
     the_workers_ask_and_close_through_the_attempts_account,
     inside_wechat_a_merchant_is_paid_through_its_own_official_account,
+    inside_wechat_a_sub_merchant_is_paid_through_its_own_or_the_operators_official_account,
 );
 
 /// The application with its in-process sandbox, and two more sandbox merchants.
@@ -535,6 +536,7 @@ fn partner_of(account: &SandboxAccount, channel: Channel) -> Credentials {
         Channel::Wechat => Credentials {
             ids: AccountIds::WechatPartner {
                 sub_mchid: account.wechat_mchid.clone(),
+                sub_appid: None,
             },
             keys: Secret::new(AccountKeys::default()),
         },
@@ -578,6 +580,7 @@ async fn a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partn
     let stranger = Credentials {
         ids: AccountIds::WechatPartner {
             sub_mchid: "1999999999".into(),
+            sub_appid: None,
         },
         keys: Secret::new(AccountKeys::default()),
     };
@@ -854,5 +857,107 @@ async fn inside_wechat_a_merchant_is_paid_through_its_own_official_account(db: T
         .await
         .expect("read")
         .is_none());
+    rig.app.stop().await.expect("stop");
+}
+
+/// Service-provider mode inside WeChat (providers.md §2.12): a sub-merchant that gave its own
+/// official account (`sub_appid` and its AppSecret) has its payers sign in to that account
+/// and ordered as `sub_openid` beside `sub_appid`, the page paying under that appId; one that
+/// gave none has them sign in to the operator's (`sp_openid`). Either way the money is the
+/// sub-merchant's and the operator's key signs.
+async fn inside_wechat_a_sub_merchant_is_paid_through_its_own_or_the_operators_official_account(
+    db: TestDb,
+) {
+    let rig = rig(&db, None).await;
+    let keys = keyring(&rig);
+    let app = &rig.app;
+    let own_secret = credentials_of(&rig.b, &rig.base, Channel::Wechat)
+        .keys
+        .expose()
+        .app_secret
+        .clone()
+        .expect("the sandbox account has an AppSecret");
+    // The two go together: an AppID without its AppSecret (or the reverse) is refused.
+    for (appid, secret) in [
+        (Some(rig.b.wechat_appid.clone()), None),
+        (None, Some(own_secret.clone())),
+    ] {
+        let refused = credentials::from_fields(Channel::Wechat, |name| match name {
+            "sub_mchid" => Some(rig.b.wechat_mchid.clone()),
+            "sub_appid" => appid.clone(),
+            "app_secret" => secret.clone(),
+            _ => None,
+        });
+        assert!(refused.is_err(), "{appid:?} / {}", secret.is_some());
+    }
+    let creds = credentials::from_fields(Channel::Wechat, |name| match name {
+        "sub_mchid" => Some(rig.b.wechat_mchid.clone()),
+        "sub_appid" => Some(rig.b.wechat_appid.clone()),
+        "app_secret" => Some(own_secret.clone()),
+        _ => None,
+    })
+    .expect("a sub-merchant with its own official account");
+    let with_own = merchant(app, "Shop F").await;
+    app.payments
+        .book()
+        .check(&creds)
+        .await
+        .expect("partner check");
+    credentials::save(&app.db, &keys, &with_own, &creds, Some(1))
+        .await
+        .expect("save");
+    let without_own = merchant(app, "Shop G").await;
+    credentials::save(
+        &app.db,
+        &keys,
+        &without_own,
+        &partner_of(&rig.a, Channel::Wechat),
+        Some(1),
+    )
+    .await
+    .expect("save");
+
+    for (shop, account, pay_appid) in [
+        (&with_own, &rig.b, rig.b.wechat_appid.as_str()),
+        (&without_own, &rig.a, server::sandbox::WECHAT_APPID),
+    ] {
+        let order = order_of(app, shop, 1_288).await;
+        let token = order.aggregate_token.clone().expect("token");
+        let authorize = location(&open(app, &format!("/q/{token}"), WECHAT_UA, None).await);
+        assert!(
+            authorize.contains(&format!("appid={pay_appid}&")),
+            "signed in to {pay_appid}: {authorize}"
+        );
+        // The sandbox takes the order only with the payer in the field of the app that
+        // issued it (appid和openid不匹配 otherwise), and pays only a page of that appId.
+        let answer = sign_in_and_answer(app, &token, WECHAT_UA).await;
+        let params = answer["InApp"]["call"]["Wechat"].clone();
+        assert_eq!(params["appId"], pay_appid, "{answer}");
+        let ok = bridge(app, "/sandbox/wechat/bridge/pay", &params).await;
+        assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
+        wait_for(app, order.id.as_str(), OrderStatus::Paid).await;
+        let attempt = app
+            .payments
+            .attempts(&order.id)
+            .await
+            .expect("read")
+            .pop()
+            .expect("attempt");
+        assert_eq!(attempt.account.as_ref(), Some(shop));
+        assert!(
+            sandbox_shows(
+                app,
+                Channel::Wechat,
+                &format!(
+                    "{} via {}",
+                    account.wechat_mchid,
+                    server::sandbox::WECHAT_MCHID
+                ),
+                attempt.out_trade_no.as_str()
+            )
+            .await,
+            "the sub-merchant's money, made by the operator's account"
+        );
+    }
     rig.app.stop().await.expect("stop");
 }
