@@ -390,7 +390,7 @@ async fn precreate(
             sb.set_trade_kind(
                 &t.id,
                 trade_type,
-                buyer.map(|b| b.0),
+                buyer.map(|b| (b.0, None)),
                 params.get("return_url").map(String::as_str),
             )
             .await?;

@@ -91,14 +91,7 @@ async fn wechat_bridge_pay(
         get("package"),
     );
     // `appId` is the app the payer signed in to (partner mode: maybe the sub-merchant's).
-    let app_of_payer = match &trade.payer {
-        Some(openid) => {
-            sb.knows_payer("wechat", get("appId"), openid, "openid")
-                .await
-        }
-        None => Ok(false),
-    };
-    if !matches!(app_of_payer, Ok(true))
+    if trade.payer_app.as_deref() != Some(get("appId"))
         || !get("timeStamp").bytes().all(|b| b.is_ascii_digit())
         || !signer
             .keys

@@ -198,15 +198,17 @@ impl Sandbox {
         &self,
         id: &str,
         trade_type: &str,
-        payer: Option<&str>,
+        payer: Option<(&str, Option<&str>)>,
         return_url: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE sandbox_trades SET trade_type = ?1, payer = COALESCE(?2, payer), \
-             return_url = COALESCE(?3, return_url) WHERE id = ?4",
+             payer_app = COALESCE(?3, payer_app), return_url = COALESCE(?4, return_url) \
+             WHERE id = ?5",
         )
         .bind(trade_type)
-        .bind(payer)
+        .bind(payer.map(|p| p.0))
+        .bind(payer.and_then(|p| p.1))
         .bind(return_url)
         .bind(id)
         .execute(&self.pool)
@@ -217,7 +219,8 @@ impl Sandbox {
     /// What a WeChat order of `trade_type` needs beyond a Native one: JSAPI a payer that
     /// signed in to the app named for it (partner mode: `sub_openid` of `sub_appid`, or
     /// `sp_openid` of the service provider's appid; else `openid` of `appid`), H5 the
-    /// payer's address and scene. `Ok(Ok(openid))`, or `Ok(Err(why))` for PARAM_ERROR.
+    /// payer's address and scene. `Ok(Ok(Some((openid, its app))))`, or `Ok(Err(why))` for
+    /// PARAM_ERROR.
     pub(super) async fn wechat_method_checks<'a>(
         &self,
         req: &'a Value,
@@ -225,7 +228,7 @@ impl Sandbox {
         partner: bool,
         appid: &str,
         sub_appid: Option<&str>,
-    ) -> Result<Result<Option<&'a str>, &'static str>, sqlx::Error> {
+    ) -> Result<Result<Option<(&'a str, String)>, &'static str>, sqlx::Error> {
         let payer = |k: &str| {
             req.pointer(&format!("/payer/{k}"))
                 .and_then(Value::as_str)
@@ -262,7 +265,7 @@ impl Sandbox {
             }
             _ => {}
         }
-        Ok(Ok(openid))
+        Ok(Ok(openid.map(|o| (o, payer_app.to_string()))))
     }
 
     fn by_wechat_appid(&self, appid: &str) -> Option<Arc<SandboxAccount>> {

@@ -27,6 +27,8 @@ pub(crate) struct Trade {
     pub trade_type: String,
     /// The buyer it was made for (JSAPI, alipay.trade.create).
     pub payer: Option<String>,
+    /// The app that payer signed in to (WeChat JSAPI): the page pays under that appId.
+    pub payer_app: Option<String>,
     /// Where the cashier sends the buyer back (H5 `redirect_url`, WAP `return_url`).
     pub return_url: Option<String>,
 }

@@ -91,8 +91,17 @@ pub(super) fn transaction_json(sb: &Sandbox, t: &Trade, state: &str) -> Value {
         v["transaction_id"] = json!(t.trade_no);
         v["bank_type"] = json!("OTHERS");
         v["success_time"] = json!(rfc3339(t.paid_at.unwrap_or(t.created_at)));
-        v["payer"] =
-            json!({ "openid": t.payer.as_deref().unwrap_or("oSandbox0000000000000000001") });
+        // Partner mode names the payer by the app it signed in to (and that app, when it
+        // is the sub-merchant's own).
+        let openid = t.payer.as_deref().unwrap_or("oSandbox0000000000000000001");
+        v["payer"] = match (&t.via, &t.payer_app) {
+            (None, _) => json!({ "openid": openid }),
+            (Some(_), Some(app)) if *app != sb.signer_of(t).wechat_appid => {
+                v["sub_appid"] = json!(app);
+                json!({ "sub_openid": openid })
+            }
+            (Some(_), _) => json!({ "sp_openid": openid }),
+        };
         v["amount"] = json!({ "total": t.amount, "payer_total": t.amount, "currency": "CNY", "payer_currency": "CNY" });
     }
     v
@@ -253,7 +262,7 @@ async fn native(
         description,
         notify_url,
         trade_type,
-        openid.unwrap_or_default(),
+        openid.as_ref().map(|(o, _)| *o).unwrap_or_default(),
     ]);
     let expires_ms = expires_at.map(|e| e.unix_timestamp() * 1000);
     match sb
@@ -278,7 +287,8 @@ async fn native(
             sb.wechat_error(StatusCode::BAD_REQUEST, "ORDER_CLOSED", "订单已关闭")
         }
         Ok(Ok(t)) => {
-            if let Err(e) = sb.set_trade_kind(&t.id, trade_type, openid, None).await {
+            let payer = openid.as_ref().map(|(o, app)| (*o, Some(app.as_str())));
+            if let Err(e) = sb.set_trade_kind(&t.id, trade_type, payer, None).await {
                 return storage_failed(&sb, e);
             }
             let answer = match trade_type {
