@@ -77,6 +77,8 @@ test('a merchant prints a fixed code; phones scan it, type the amount and pay; a
   await expect(page.getByTestId('order-shop-code')).toContainText(`Counter 1 ${code}`);
   await expect(page.getByTestId('attempt-method')).toHaveText('jsapi');
   await page.goto('/board/developers');
+  // The button acts once the page is hydrated; a click before that is lost.
+  await page.locator('body[data-hydrated]').waitFor();
   await page.locator('[data-testid=code-row]', { hasText: 'Counter 1' }).getByTestId('disable-code').click();
   await expect(page.locator('[data-testid=code-row]', { hasText: 'Counter 1' })).toHaveAttribute('data-active', 'false');
   const late = await browser.newContext({ viewport: PHONE, userAgent: PLAIN });
