@@ -1262,5 +1262,31 @@ async fn the_developers_page_saves_a_checked_payment_account_and_never_shows_its
     assert_eq!(status, StatusCode::OK, "{body}");
     let listed: Value = serde_json::from_str(&page(a_session.clone()).await).expect("JSON");
     assert_eq!(listed["accounts"], json!([]));
+    // As a sub-merchant of the operator's service-provider account, with its own official
+    // account: the AppID without its AppSecret is refused and nothing saved; with it, saved
+    // and listed by the AppID, the AppSecret nowhere.
+    let app_secret = read(
+        w.app_secret_file
+            .as_deref()
+            .expect("the sandbox account's AppSecret"),
+    );
+    let partner = |secret: Option<&str>| {
+        let mut fields = vec![json!(["sub_mchid", w.mchid]), json!(["sub_appid", w.appid])];
+        fields.extend(secret.map(|s| json!(["app_secret", s])));
+        json!({ "SetAccount": { "channel": "wechat", "fields": fields } })
+    };
+    let (status, body) = set(partner(None)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("app_secret"), "{body}");
+    let listed: Value = serde_json::from_str(&page(a_session.clone()).await).expect("JSON");
+    assert_eq!(listed["accounts"], json!([]));
+    let (status, body) = set(partner(Some(&app_secret))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shown = page(a_session.clone()).await;
+    assert!(
+        shown.contains(&w.appid) && shown.contains(&w.mchid),
+        "{shown}"
+    );
+    assert!(!shown.contains(app_secret.trim()), "the AppSecret is shown");
     app.stop().await.expect("stop");
 }
