@@ -3,7 +3,9 @@
 //! only of its own attempts, and its keys are sealed at rest under the master key.
 
 use crate::common::phone::{bridge, location, open, sign_in_and_answer, WECHAT_UA};
-use crate::common::{pay_in_wallet, refund_settles, sandbox_config, wait_for, TestApp, TestDb};
+use crate::common::{
+    node, pay_in_wallet, refund_settles, sandbox_config, wait_for, TestApp, TestDb,
+};
 use app::money::Amount;
 use server::credentials::{self, AccountIds, AccountKeys, Credentials};
 use server::infra::sealed::Keyring;
@@ -933,6 +935,14 @@ async fn inside_wechat_a_sub_merchant_is_paid_through_its_own_or_the_operators_o
         let answer = sign_in_and_answer(app, &token, WECHAT_UA).await;
         let params = answer["InApp"]["call"]["Wechat"].clone();
         assert_eq!(params["appId"], pay_appid, "{answer}");
+        // Signed with the operator's merchant key whichever appId it names, as WeChat's SDK
+        // checks it.
+        let checked = node(serde_json::json!({
+            "op": "wechat.verifyPaySign",
+            "params": params,
+            "publicKey": read(&rig.dir.path().join("sandbox/keys/wechat-merchant-public.pem")),
+        }));
+        assert_eq!(checked["valid"], true, "{checked}");
         let ok = bridge(app, "/sandbox/wechat/bridge/pay", &params).await;
         assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
         wait_for(app, order.id.as_str(), OrderStatus::Paid).await;
