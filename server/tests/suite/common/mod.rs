@@ -269,6 +269,24 @@ pub async fn status_of(app: &TestApp, id: &str) -> server::orders::OrderStatus {
         .status
 }
 
+/// What the provider says of `attempt`'s trade now, asked through the attempt's own account.
+pub async fn state_at_provider(
+    app: &TestApp,
+    attempt: &server::payments::Attempt,
+) -> server::providers::TradeState {
+    let client = app
+        .payments
+        .client_of(attempt)
+        .await
+        .expect("client")
+        .expect("account");
+    client
+        .query(&attempt.out_trade_no)
+        .await
+        .expect("query")
+        .state
+}
+
 /// Waits for an order to reach a status (the notification arrives asynchronously).
 pub async fn wait_for(app: &TestApp, id: &str, want: server::orders::OrderStatus) {
     for _ in 0..200 {

@@ -4,7 +4,8 @@
 
 use crate::common::phone::{bridge, location, open, sign_in_and_answer, WECHAT_UA};
 use crate::common::{
-    node, pay_in_wallet, refund_settles, sandbox_config, wait_for, TestApp, TestDb,
+    node, pay_in_wallet, refund_settles, sandbox_config, state_at_provider, wait_for, TestApp,
+    TestDb,
 };
 use app::money::Amount;
 use server::credentials::{self, AccountIds, AccountKeys, Credentials};
@@ -211,15 +212,11 @@ async fn each_merchant_is_prepaid_paid_queried_and_refunded_through_its_own_acco
             pay_in_wallet(&rig.app, &code, "").await;
             wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
             // Queried through its account; the operator's account does not know the trade.
-            let own = rig
-                .app
-                .payments
-                .client_of(&attempt)
-                .await
-                .expect("client")
-                .expect("account");
-            let status = own.query(&attempt.out_trade_no).await.expect("query");
-            assert_eq!(status.state, TradeState::Paid, "{channel} {merchant}");
+            assert_eq!(
+                state_at_provider(&rig.app, &attempt).await,
+                TradeState::Paid,
+                "{channel} {merchant}"
+            );
             if account.is_some() {
                 let operator = rig.app.providers.get(channel).expect("operator").clone();
                 let theirs = operator.query(&attempt.out_trade_no).await;
@@ -626,19 +623,8 @@ async fn a_sub_merchant_is_paid_into_its_own_account_through_the_operators_partn
         );
         pay_in_wallet(&rig.app, attempt.code_url.as_deref().expect("code"), "").await;
         wait_for(&rig.app, order.id.as_str(), OrderStatus::Paid).await;
-        let client = rig
-            .app
-            .payments
-            .client_of(&attempt)
-            .await
-            .expect("client")
-            .expect("account");
         assert_eq!(
-            client
-                .query(&attempt.out_trade_no)
-                .await
-                .expect("query")
-                .state,
+            state_at_provider(&rig.app, &attempt).await,
             TradeState::Paid
         );
         let settled = refund_settles(&rig.app, &mc, &order.id, 500).await;
@@ -784,15 +770,8 @@ async fn the_workers_ask_and_close_through_the_attempts_account(db: TestDb) {
         .close_for_merchant(&ma, &order.id, "test")
         .await
         .expect("closed");
-    let own = rig
-        .app
-        .payments
-        .client_of(&attempt)
-        .await
-        .expect("client")
-        .expect("account");
     assert_eq!(
-        own.query(&attempt.out_trade_no).await.expect("query").state,
+        state_at_provider(&rig.app, &attempt).await,
         TradeState::Closed
     );
     rig.app.stop().await.expect("stop");
@@ -816,36 +795,14 @@ async fn inside_wechat_a_merchant_is_paid_through_its_own_official_account(db: T
         .await
         .expect("save");
     let app = &rig.app;
-    let order = order_of(app, &with_secret, 880).await;
-    let token = order.aggregate_token.clone().expect("token");
-    let authorize = location(&open(app, &format!("/q/{token}"), WECHAT_UA, None).await);
-    assert!(
-        authorize.contains(&format!("appid={}", rig.a.wechat_appid)),
-        "the merchant's own official account: {authorize}"
-    );
-    let answer = sign_in_and_answer(app, &token, WECHAT_UA).await;
-    let params = answer["InApp"]["call"]["Wechat"].clone();
-    assert_eq!(params["appId"], rig.a.wechat_appid.as_str(), "{answer}");
-    let ok = bridge(app, "/sandbox/wechat/bridge/pay", &params).await;
-    assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
-    wait_for(app, order.id.as_str(), OrderStatus::Paid).await;
-    let attempt = app
-        .payments
-        .attempts(&order.id)
-        .await
-        .expect("read")
-        .pop()
-        .expect("attempt");
-    assert_eq!(attempt.account, Some(with_secret.clone()));
-    assert!(
-        sandbox_shows(
-            app,
-            Channel::Wechat,
-            &rig.a.wechat_mchid,
-            attempt.out_trade_no.as_str()
-        )
-        .await
-    );
+    pays_inside_wechat(
+        &rig,
+        &with_secret,
+        &rig.a.wechat_appid,
+        None,
+        &rig.a.wechat_mchid,
+    )
+    .await;
 
     let order = order_of(app, &without, 880).await;
     let token = order.aggregate_token.clone().expect("token");
@@ -923,51 +880,73 @@ async fn inside_wechat_a_sub_merchant_is_paid_through_its_own_or_the_operators_o
         (&with_own, &rig.b, rig.b.wechat_appid.as_str()),
         (&without_own, &rig.a, server::sandbox::WECHAT_APPID),
     ] {
-        let order = order_of(app, shop, 1_288).await;
-        let token = order.aggregate_token.clone().expect("token");
-        let authorize = location(&open(app, &format!("/q/{token}"), WECHAT_UA, None).await);
-        assert!(
-            authorize.contains(&format!("appid={pay_appid}&")),
-            "signed in to {pay_appid}: {authorize}"
-        );
         // The sandbox takes the order only with the payer in the field of the app that
-        // issued it (appid和openid不匹配 otherwise), and pays only a page of that appId.
-        let answer = sign_in_and_answer(app, &token, WECHAT_UA).await;
-        let params = answer["InApp"]["call"]["Wechat"].clone();
-        assert_eq!(params["appId"], pay_appid, "{answer}");
-        // Signed with the operator's merchant key whichever appId it names, as WeChat's SDK
-        // checks it.
+        // issued it (appid和openid不匹配 otherwise), and pays only a page of that appId,
+        // signed with the operator's merchant key whichever appId it names.
+        let operator_key = read(
+            &rig.dir
+                .path()
+                .join("sandbox/keys/wechat-merchant-public.pem"),
+        );
+        let listed_as = format!(
+            "{} via {}",
+            account.wechat_mchid,
+            server::sandbox::WECHAT_MCHID
+        );
+        pays_inside_wechat(&rig, shop, pay_appid, Some(&operator_key), &listed_as).await;
+    }
+    rig.app.stop().await.expect("stop");
+}
+
+/// Pays a new order of `shop` from inside WeChat: the sign-in is at `pay_appid` and the page
+/// pays under it (its paySign checked by WeChat's SDK when `signer_key`, a public key PEM, is
+/// given); the attempt is the shop's and the sandbox lists the trade under `listed_as`.
+async fn pays_inside_wechat(
+    rig: &Rig,
+    shop: &MerchantId,
+    pay_appid: &str,
+    signer_key: Option<&str>,
+    listed_as: &str,
+) {
+    let app = &rig.app;
+    let order = order_of(app, shop, 1_288).await;
+    let token = order.aggregate_token.clone().expect("token");
+    let authorize = location(&open(app, &format!("/q/{token}"), WECHAT_UA, None).await);
+    assert!(
+        authorize.contains(&format!("appid={pay_appid}&")),
+        "signed in to {pay_appid}: {authorize}"
+    );
+    let answer = sign_in_and_answer(app, &token, WECHAT_UA).await;
+    let params = answer["InApp"]["call"]["Wechat"].clone();
+    assert_eq!(params["appId"], pay_appid, "{answer}");
+    if let Some(key) = signer_key {
         let checked = node(serde_json::json!({
             "op": "wechat.verifyPaySign",
             "params": params,
-            "publicKey": read(&rig.dir.path().join("sandbox/keys/wechat-merchant-public.pem")),
+            "publicKey": key,
         }));
         assert_eq!(checked["valid"], true, "{checked}");
-        let ok = bridge(app, "/sandbox/wechat/bridge/pay", &params).await;
-        assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
-        wait_for(app, order.id.as_str(), OrderStatus::Paid).await;
-        let attempt = app
-            .payments
-            .attempts(&order.id)
-            .await
-            .expect("read")
-            .pop()
-            .expect("attempt");
-        assert_eq!(attempt.account.as_ref(), Some(shop));
-        assert!(
-            sandbox_shows(
-                app,
-                Channel::Wechat,
-                &format!(
-                    "{} via {}",
-                    account.wechat_mchid,
-                    server::sandbox::WECHAT_MCHID
-                ),
-                attempt.out_trade_no.as_str()
-            )
-            .await,
-            "the sub-merchant's money, made by the operator's account"
-        );
     }
-    rig.app.stop().await.expect("stop");
+    let ok = bridge(app, "/sandbox/wechat/bridge/pay", &params).await;
+    assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
+    wait_for(app, order.id.as_str(), OrderStatus::Paid).await;
+    let attempt = app
+        .payments
+        .attempts(&order.id)
+        .await
+        .expect("read")
+        .pop()
+        .expect("attempt");
+    assert_eq!(attempt.account.as_ref(), Some(shop));
+    assert!(
+        sandbox_shows(
+            app,
+            Channel::Wechat,
+            listed_as,
+            attempt.out_trade_no.as_str()
+        )
+        .await,
+        "the sandbox lists {} under {listed_as}",
+        attempt.out_trade_no
+    );
 }

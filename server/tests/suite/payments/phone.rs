@@ -10,7 +10,8 @@ use crate::common::phone::{
     PHONE_UA, WECHAT_UA,
 };
 use crate::common::{
-    new_order, node, refund_settles, sandbox_config, status_of, wait_for, TestApp, TestDb,
+    new_order, node, refund_settles, sandbox_config, state_at_provider, status_of, wait_for,
+    TestApp, TestDb,
 };
 use serde_json::Value;
 use server::orders::OrderStatus;
@@ -151,7 +152,7 @@ async fn a_wechat_phone_signs_in_and_pays_in_the_page(db: TestDb) {
     )
     .await;
     assert_eq!(cancelled["err_msg"], "get_brand_wcpay_request:cancel");
-    assert_eq!(at_provider(&app, &attempt).await, TradeState::Pending);
+    assert_eq!(state_at_provider(&app, &attempt).await, TradeState::Pending);
     let ok = bridge(&app, "/sandbox/wechat/bridge/pay", params).await;
     assert_eq!(ok["err_msg"], "get_brand_wcpay_request:ok", "{ok}");
     wait_for(&app, order.id.as_str(), OrderStatus::Paid).await;
@@ -163,14 +164,7 @@ async fn a_wechat_phone_signs_in_and_pays_in_the_page(db: TestDb) {
         .expect("attempt");
     assert_eq!(paid.status, AttemptStatus::Paid);
     // The provider says how it was paid.
-    let client = app
-        .payments
-        .client_of(&paid)
-        .await
-        .expect("client")
-        .expect("account");
-    let status = client.query(&paid.out_trade_no).await.expect("query");
-    assert_eq!(status.state, TradeState::Paid);
+    assert_eq!(state_at_provider(&app, &paid).await, TradeState::Paid);
 
     // A reload of the way back after paying: the receipt; nothing more is made.
     let again = answer(&app, &token, &search_of(&back), WECHAT_UA).await;
@@ -227,7 +221,7 @@ async fn an_alipay_phone_signs_in_and_pays_by_trade_pay(db: TestDb) {
     )
     .await;
     assert_eq!(cancelled["resultCode"], "6001", "the buyer's cancel");
-    assert_eq!(at_provider(&app, &attempt).await, TradeState::Pending);
+    assert_eq!(state_at_provider(&app, &attempt).await, TradeState::Pending);
     let paid = bridge(
         &app,
         "/sandbox/alipay/bridge/trade-pay",
@@ -559,18 +553,8 @@ async fn every_method_is_queried_refunded_and_expired_like_native(db: TestDb) {
             assert_eq!(paid["resultCode"], "9000", "{paid}");
         }
         wait_for(&app, order.id.as_str(), OrderStatus::Paid).await;
-        let client = app
-            .payments
-            .client_of(&attempt)
-            .await
-            .expect("client")
-            .expect("account");
         assert_eq!(
-            client
-                .query(&attempt.out_trade_no)
-                .await
-                .expect("query")
-                .state,
+            state_at_provider(&app, &attempt).await,
             TradeState::Paid,
             "{method} {channel}"
         );
@@ -650,19 +634,4 @@ async fn pay_any(app: &TestApp, attempt: &Attempt) {
         }
         other => panic!("{other:?}"),
     }
-}
-
-/// What the provider says of `attempt`'s trade now.
-async fn at_provider(app: &TestApp, attempt: &Attempt) -> TradeState {
-    let client = app
-        .payments
-        .client_of(attempt)
-        .await
-        .expect("client")
-        .expect("account");
-    client
-        .query(&attempt.out_trade_no)
-        .await
-        .expect("query")
-        .state
 }
