@@ -129,17 +129,32 @@ fn Checkout(
     view! {
         <Title text=title/>
         <article class="card checkout" data-testid="checkout" data-status=view.status.as_str()>
-            <header class="checkout-head">
-                {view.logo_url.clone().map(|src| view! { <img class="shop-logo" src=src alt="" data-testid="shop-logo-img"/> })}
-                <p class="merchant" data-testid="merchant">{merchant}</p>
-                <p class="amount" data-testid="amount">{amount}</p>
-                <p class="subject" data-testid="subject">{view.subject.clone()}</p>
-                <p class="order-ref muted">
-                    <T en="Order" zh="订单号"/> " " <code>{view.order_id.clone()}</code>
-                </p>
-            </header>
+            <OrderHead logo_url=view.logo_url.clone() merchant amount subject=view.subject.clone() order_id=view.order_id.clone()/>
             {body}
         </article>
+    }
+}
+
+/// The head of a customer's payment page: the shop (its logo when it gave one), the amount,
+/// what it is for and the order's reference.
+#[component]
+pub(super) fn OrderHead(
+    logo_url: Option<String>,
+    merchant: String,
+    amount: String,
+    subject: String,
+    order_id: String,
+) -> impl IntoView {
+    view! {
+        <header class="checkout-head">
+            {logo_url.map(|src| view! { <img class="shop-logo" src=src alt="" data-testid="shop-logo-img"/> })}
+            <p class="merchant" data-testid="merchant">{merchant}</p>
+            <p class="amount" data-testid="amount">{amount}</p>
+            <p class="subject" data-testid="subject">{subject}</p>
+            <p class="order-ref muted">
+                <T en="Order" zh="订单号"/> " " <code>{order_id}</code>
+            </p>
+        </header>
     }
 }
 

@@ -135,15 +135,7 @@ pub fn InAppPay(view: InAppView) -> impl IntoView {
         <Title text=title/>
         {view.bridge_script.clone().map(|src| view! { <script src=src></script> })}
         <article class="card checkout inapp" data-testid="inapp" data-status=move || status().as_str()>
-            <header class="checkout-head">
-                {view.logo_url.clone().map(|src| view! { <img class="shop-logo" src=src alt="" data-testid="shop-logo-img"/> })}
-                <p class="merchant" data-testid="merchant">{merchant.clone()}</p>
-                <p class="amount" data-testid="amount">{amount.clone()}</p>
-                <p class="subject" data-testid="subject">{view.subject.clone()}</p>
-                <p class="order-ref muted">
-                    <T en="Order" zh="订单号"/> " " <code>{view.order_id.clone()}</code>
-                </p>
-            </header>
+            <super::checkout::OrderHead logo_url=view.logo_url.clone() merchant=merchant.clone() amount=amount.clone() subject=view.subject.clone() order_id=view.order_id.clone()/>
             {body}
         </article>
     }
