@@ -3,6 +3,7 @@
 //! on PostgreSQL.
 
 use crate::common::oid;
+use crate::common::phone::{location, open};
 use crate::common::{
     new_order, order_with_code, pay_in_wallet, sandbox_config, status_of, wait_for, TestApp, TestDb,
 };
@@ -341,18 +342,7 @@ async fn the_aggregate_code_sends_each_browser_its_way(db: TestDb) {
     let order = new_order(&app, 4200).await;
     let token = order.aggregate_token.clone().expect("token");
     assert!(token.len() >= 22);
-    let open = |ua: &'static str| {
-        let url = app.url(&format!("/q/{token}"));
-        let client = app.client.clone();
-        async move {
-            client
-                .get(url)
-                .header("user-agent", ua)
-                .send()
-                .await
-                .expect("aggregate")
-        }
-    };
+    let url = format!("/q/{token}");
     // A wallet's own browser signs in first (payments/phone.rs follows it to the payment);
     // nothing is made before the wallet says who pays. A provider's code is never the way.
     for (ua, path) in [
@@ -365,12 +355,7 @@ async fn the_aggregate_code_sends_each_browser_its_way(db: TestDb) {
             "/sandbox/wechat/connect/oauth2/authorize?",
         ),
     ] {
-        let r = open(ua).await;
-        assert_eq!(r.status(), 302);
-        let to = r.headers()["location"]
-            .to_str()
-            .expect("location")
-            .to_string();
+        let to = location(&open(&app, &url, ua, None).await);
         assert!(to.contains(path), "{to}");
         assert!(
             app.payments
@@ -382,7 +367,13 @@ async fn the_aggregate_code_sends_each_browser_its_way(db: TestDb) {
         );
     }
 
-    let browser = open("Mozilla/5.0 (iPhone; CPU iPhone OS 18_0) Mobile Safari/604.1").await;
+    let browser = open(
+        &app,
+        &url,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0) Mobile Safari/604.1",
+        None,
+    )
+    .await;
     assert_eq!(browser.status(), 200);
     let html = browser.text().await.expect("html");
     assert!(html.contains("¥42.00"), "amount on the page");

@@ -2,7 +2,7 @@
 //! the amount on the phone page; that makes an ordinary order of the shop tagged with the
 //! code, which pays through the same ways as the aggregate code. Disabled codes take nothing.
 
-use crate::common::phone::{bridge, sign_in_and_answer, WECHAT_UA};
+use crate::common::phone::{bridge, open, sign_in_and_answer, WECHAT_UA};
 use crate::common::{sandbox_config, wait_for, TestApp, TestDb};
 use server::merchants::DEMO_MERCHANT_ID;
 use server::orders::OrderStatus;
@@ -49,13 +49,7 @@ async fn a_fixed_code_takes_a_typed_amount_and_pays_through_the_wallet(db: TestD
     let code = shop_codes::create(&app.db, &DEMO_MERCHANT_ID.into(), "Counter 1")
         .await
         .expect("code");
-    let page = app
-        .client
-        .get(app.url(&format!("/p/{}", code.code)))
-        .header("user-agent", WECHAT_UA)
-        .send()
-        .await
-        .expect("page");
+    let page = open(&app, &format!("/p/{}", code.code), WECHAT_UA, None).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     assert!(
